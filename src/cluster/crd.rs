@@ -1,0 +1,37 @@
+//! The Piraeus Operator v1 `LinstorController` custom resource (`piraeus.linbit.com/v1`), with the
+//! fields the service reads; everything else is kept in `extra` so nothing is lost on a round trip.
+
+use std::collections::BTreeMap;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// `spec` of a `LinstorController` (REFERENCE.md §2).
+#[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "piraeus.linbit.com",
+    version = "v1",
+    kind = "LinstorController",
+    namespaced,
+    status = "serde_json::Value",
+    schema = "disabled"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct LinstorControllerSpec {
+    /// Helm `operator.controller.replicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Helm `operator.controller.dbConnectionURL`, e.g. `etcd://piraeus-op-etcd:2379` or `k8s`.
+    #[serde(default, rename = "dbConnectionURL", skip_serializing_if = "Option::is_none")]
+    pub db_connection_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_image: Option<String>,
+    /// Secret with `tls.crt`, `tls.key`, `ca.crt` for the https REST API client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linstor_https_client_secret: Option<String>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}

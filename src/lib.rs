@@ -1,0 +1,9 @@
+//! linstor-migrator: moves a LINSTOR controller's database from etcd to the Kubernetes backend.
+//!
+//! Layout: [`cluster`] (Kubernetes, simulated cluster), [`linstor`] (LINSTOR's config, export
+//! format and REST API), [`db`] (SQLite), [`engine`] (steps and runner), [`http`] (API, pages,
+//! SSE), [`cli`] (one-shot runs).
+
+pub mod cluster;
+pub mod linstor;
+pub mod model;

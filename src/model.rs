@@ -1,0 +1,401 @@
+//! The vocabulary shared by the engine, the database and the HTTP layer: run kinds, run and step
+//! states, the steps themselves, options and the actor who asked for something.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// What a run does. See DESIGN.md "Run kinds".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    /// Read-only checks and the plan.
+    Preflight,
+    /// Stop, export, copy out, start: a consistent backup on demand.
+    Backup,
+    /// The full migration to the `k8s` backend.
+    Migrate,
+}
+
+impl RunKind {
+    /// The steps a run of this kind goes through, in order.
+    pub fn steps(self) -> &'static [StepName] {
+        use StepName::*;
+        match self {
+            RunKind::Preflight => &[Preflight],
+            RunKind::Backup => &[
+                Preflight,
+                PreparePod,
+                StopController,
+                Export,
+                CopyBackup,
+                StartController,
+                Cleanup,
+            ],
+            RunKind::Migrate => &[
+                Preflight,
+                PreparePod,
+                Snapshot,
+                StopController,
+                Export,
+                CopyBackup,
+                Import,
+                VerifyData,
+                Switch,
+                StartController,
+                VerifyCluster,
+                Cleanup,
+            ],
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Preflight => "preflight",
+            RunKind::Backup => "backup",
+            RunKind::Migrate => "migrate",
+        }
+    }
+}
+
+/// The state of a run. `queued`, `running` and `waiting` are active; the rest are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Queued,
+    Running,
+    /// Stopped at the approval gate before downtime, until someone approves.
+    Waiting,
+    Succeeded,
+    Failed,
+    Cancelled,
+    RolledBack,
+}
+
+impl RunState {
+    pub const ACTIVE: [RunState; 3] = [RunState::Queued, RunState::Running, RunState::Waiting];
+
+    pub fn is_final(self) -> bool {
+        !Self::ACTIVE.contains(&self)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Queued => "queued",
+            RunState::Running => "running",
+            RunState::Waiting => "waiting",
+            RunState::Succeeded => "succeeded",
+            RunState::Failed => "failed",
+            RunState::Cancelled => "cancelled",
+            RunState::RolledBack => "rolled_back",
+        }
+    }
+}
+
+/// The state of one step of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+    RolledBack,
+}
+
+impl StepState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Pending => "pending",
+            StepState::Running => "running",
+            StepState::Succeeded => "succeeded",
+            StepState::Failed => "failed",
+            StepState::Skipped => "skipped",
+            StepState::RolledBack => "rolled_back",
+        }
+    }
+}
+
+/// The steps of DESIGN.md "The migrate steps"; backups and preflights use a subset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StepName {
+    Preflight,
+    PreparePod,
+    Snapshot,
+    StopController,
+    Export,
+    CopyBackup,
+    Import,
+    VerifyData,
+    Switch,
+    StartController,
+    VerifyCluster,
+    Cleanup,
+}
+
+impl StepName {
+    pub const ALL: [StepName; 12] = [
+        StepName::Preflight,
+        StepName::PreparePod,
+        StepName::Snapshot,
+        StepName::StopController,
+        StepName::Export,
+        StepName::CopyBackup,
+        StepName::Import,
+        StepName::VerifyData,
+        StepName::Switch,
+        StepName::StartController,
+        StepName::VerifyCluster,
+        StepName::Cleanup,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepName::Preflight => "preflight",
+            StepName::PreparePod => "prepare_pod",
+            StepName::Snapshot => "snapshot",
+            StepName::StopController => "stop_controller",
+            StepName::Export => "export",
+            StepName::CopyBackup => "copy_backup",
+            StepName::Import => "import",
+            StepName::VerifyData => "verify_data",
+            StepName::Switch => "switch",
+            StepName::StartController => "start_controller",
+            StepName::VerifyCluster => "verify_cluster",
+            StepName::Cleanup => "cleanup",
+        }
+    }
+
+    /// The title shown to people.
+    pub fn title(self) -> &'static str {
+        match self {
+            StepName::Preflight => "Preflight checks",
+            StepName::PreparePod => "Prepare migration pod",
+            StepName::Snapshot => "Snapshot cluster state",
+            StepName::StopController => "Stop controller",
+            StepName::Export => "Export database",
+            StepName::CopyBackup => "Copy backup",
+            StepName::Import => "Import into k8s",
+            StepName::VerifyData => "Verify data",
+            StepName::Switch => "Switch to k8s",
+            StepName::StartController => "Start controller",
+            StepName::VerifyCluster => "Verify cluster",
+            StepName::Cleanup => "Clean up",
+        }
+    }
+
+    /// True for the steps during which the controller is down (4–10 of a migration): a failure
+    /// there is rolled back automatically.
+    pub fn in_downtime(self) -> bool {
+        matches!(
+            self,
+            StepName::StopController
+                | StepName::Export
+                | StepName::CopyBackup
+                | StepName::Import
+                | StepName::VerifyData
+                | StepName::Switch
+                | StepName::StartController
+        )
+    }
+}
+
+impl fmt::Display for StepName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+macro_rules! impl_from_str {
+    ($ty:ty, $all:expr) => {
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $all.into_iter()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| format!("unknown {}: {s:?}", stringify!($ty)))
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+impl_from_str!(RunKind, [RunKind::Preflight, RunKind::Backup, RunKind::Migrate]);
+impl_from_str!(
+    RunState,
+    [
+        RunState::Queued,
+        RunState::Running,
+        RunState::Waiting,
+        RunState::Succeeded,
+        RunState::Failed,
+        RunState::Cancelled,
+        RunState::RolledBack
+    ]
+);
+impl_from_str!(
+    StepState,
+    [
+        StepState::Pending,
+        StepState::Running,
+        StepState::Succeeded,
+        StepState::Failed,
+        StepState::Skipped,
+        StepState::RolledBack
+    ]
+);
+
+impl FromStr for StepName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        StepName::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| format!("unknown step: {s:?}"))
+    }
+}
+
+/// `namespace/name` of a controller (a LinstorController CR or a plain Deployment).
+/// In schemas it is a string: use `#[schema(value_type = String)]` on fields of this type.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ControllerRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ControllerRef {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self { namespace: namespace.into(), name: name.into() }
+    }
+}
+
+impl FromStr for ControllerRef {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (ns, name) = s
+            .split_once('/')
+            .ok_or_else(|| format!("controller must be NAMESPACE/NAME, got {s:?}"))?;
+        let valid = |p: &str| {
+            !p.is_empty()
+                && p.len() <= 253
+                && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        };
+        if !valid(ns) || !valid(name) {
+            return Err(format!("controller must be NAMESPACE/NAME with Kubernetes names, got {s:?}"));
+        }
+        Ok(Self::new(ns, name))
+    }
+}
+
+impl TryFrom<String> for ControllerRef {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<ControllerRef> for String {
+    fn from(c: ControllerRef) -> String {
+        c.to_string()
+    }
+}
+
+impl fmt::Display for ControllerRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// Options of a run; every field has a safe default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunOptions {
+    /// Stop after the snapshot step in state `waiting` until someone approves the downtime.
+    pub approve_before_downtime: bool,
+    /// Roll back automatically when a step during downtime fails (default true).
+    pub auto_rollback: bool,
+    /// Allow a source other than etcd (SQL, H2) for a migration.
+    pub allow_non_etcd_source: bool,
+    /// Scale the etcd StatefulSet to 0 after a successful migration (its data is never deleted).
+    pub scale_down_etcd: bool,
+    /// Seconds to wait for the controller to stop or start.
+    pub controller_timeout_seconds: u64,
+    /// Seconds to wait for the migration pod to be Running.
+    pub pod_timeout_seconds: u64,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            approve_before_downtime: false,
+            auto_rollback: true,
+            allow_non_etcd_source: false,
+            scale_down_etcd: false,
+            controller_timeout_seconds: 300,
+            pod_timeout_seconds: 300,
+        }
+    }
+}
+
+/// Who asked for something: a token name, a Kubernetes user, or `cli`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Actor(pub String);
+
+impl Actor {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self(name.into())
+    }
+    pub fn system() -> Self {
+        Self("system".into())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controller_ref_parses_and_rejects() {
+        let c: ControllerRef = "piraeus-datastore/piraeus-op-cs".parse().unwrap();
+        assert_eq!(c.namespace, "piraeus-datastore");
+        assert_eq!(c.to_string(), "piraeus-datastore/piraeus-op-cs");
+        for bad in ["", "x", "/x", "x/", "A/b", "a/b/c", "a b/c"] {
+            assert!(bad.parse::<ControllerRef>().is_err(), "{bad:?} must be rejected");
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for s in StepName::ALL {
+            assert_eq!(s.as_str().parse::<StepName>().unwrap(), s);
+        }
+        assert_eq!("rolled_back".parse::<RunState>().unwrap(), RunState::RolledBack);
+        assert!(RunState::RolledBack.is_final() && !RunState::Waiting.is_final());
+    }
+
+    #[test]
+    fn downtime_is_steps_four_to_ten() {
+        let migrate = RunKind::Migrate.steps();
+        let down: Vec<usize> =
+            migrate.iter().enumerate().filter(|(_, s)| s.in_downtime()).map(|(i, _)| i + 1).collect();
+        assert_eq!(down, (4..=10).collect::<Vec<_>>());
+    }
+}
