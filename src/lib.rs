@@ -5,5 +5,8 @@
 //! SSE), [`cli`] (one-shot runs).
 
 pub mod cluster;
+pub mod db;
+pub mod engine;
 pub mod linstor;
+pub mod metrics;
 pub mod model;

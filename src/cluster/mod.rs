@@ -97,7 +97,7 @@ pub struct AccessDecision {
 }
 
 /// What the `k8s` database backend already holds in the cluster.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
 pub struct K8sBackendInventory {
     /// `(CRD name, object count)` of the `*.internal.linstor.linbit.com` CRDs.
     pub crds: Vec<(String, u64)>,

@@ -9,6 +9,8 @@
 # version and the Go version, so bumping a version builds into a fresh directory.  A binary that
 # already exists there is not rebuilt, so a second run is a cheap no-op.
 #
+# KWOK's default stages and CRD manifests are copied to <key>/share/kwok/{stages,crds}.
+#
 # Usage: tests/cluster/build.sh            (progress on stderr, the bin dir on stdout)
 #        BIN=$(tests/cluster/build.sh)
 #
@@ -148,11 +150,38 @@ go_install() {
   mv "$WORK/gobin/$name" "$BIN/$name"
 }
 
+# --- KWOK data files ---------------------------------------------------------------------------
+# The kwok controller binary has no built-in stages (kwokctl normally writes them into its config),
+# and with --enable-crds its Exec/ClusterExec/... CRDs must be installed by whoever starts it.  Copy
+# the default stages (the ones kwokctl uses) and the CRDs from the module source next to the bins.
+copy_kwok_data() {
+  local src share
+  src=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+  share="$CLUSTER_CACHE/$KEY/share/kwok"
+  rm -rf "$share.tmp"
+  mkdir -p "$share.tmp/stages" "$share.tmp/crds"
+  # Same set as kwokctl's defaults: node-initialize, node-heartbeat-with-lease, pod/fast.
+  cp "$src/kustomize/stage/node/fast/node-initialize.yaml" \
+    "$src/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml" \
+    "$src/kustomize/stage/pod/fast/pod-ready.yaml" \
+    "$src/kustomize/stage/pod/fast/pod-complete.yaml" \
+    "$src/kustomize/stage/pod/fast/pod-delete.yaml" \
+    "$share.tmp/stages/"
+  cp "$src"/kustomize/crd/bases/*.yaml "$share.tmp/crds/"
+  chmod -R u+w "$share.tmp"
+  rm -rf "$share"
+  mv "$share.tmp" "$share"
+}
+
 start=$SECONDS
 log "cache dir $BIN"
 if missing kube-apiserver kube-controller-manager kube-scheduler; then build_kubernetes; fi
 if missing etcd; then build_etcd; fi
 if missing kwok; then go_install kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"; fi
+if [[ ! -d "$CLUSTER_CACHE/$KEY/share/kwok" ]]; then
+  log "kwok: copying default stages and CRDs"
+  copy_kwok_data
+fi
 if missing helm; then go_install helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"; fi
 log "done in $((SECONDS - start))s"
 echo "$BIN"

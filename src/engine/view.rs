@@ -1,0 +1,177 @@
+//! The JSON shapes of runs for the API and the pages.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{EngineResult, RunContext};
+use crate::db::{AuditEntry, BackupRecord, Db, RunRecord, StepRecord};
+use crate::model::{RunKind, RunOptions, RunState, StepName, StepState};
+
+/// A step of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct StepView {
+    pub name: StepName,
+    pub title: String,
+    pub state: StepState,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<i64>,
+    pub message: Option<String>,
+    /// True for the steps during which the controller is down.
+    pub downtime: bool,
+}
+
+/// A backup of a run, with its download URL.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct BackupView {
+    pub id: String,
+    pub name: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub url: String,
+    pub purpose: String,
+    pub exported_from: String,
+    pub linstor_version: String,
+    pub tables: i64,
+    pub rows: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&BackupRecord> for BackupView {
+    fn from(b: &BackupRecord) -> Self {
+        Self {
+            id: b.id.clone(),
+            name: b.file_name.clone(),
+            size_bytes: b.size_bytes,
+            sha256: b.sha256.clone(),
+            url: format!("/api/v1/backups/{}", b.id),
+            purpose: b.purpose.clone(),
+            exported_from: b.exported_from.clone(),
+            linstor_version: b.linstor_version.clone(),
+            tables: b.tables,
+            rows: b.rows,
+            created_at: b.created_at,
+        }
+    }
+}
+
+/// The controller's downtime during a run.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct DowntimeView {
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Up to now while the controller is still down.
+    pub seconds: f64,
+}
+
+/// A run in full.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct RunView {
+    pub id: String,
+    pub kind: RunKind,
+    pub controller: String,
+    pub state: RunState,
+    pub options: RunOptions,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+    /// The step running now (or that failed last).
+    pub current_step: Option<StepName>,
+    pub rolling_back: bool,
+    pub cancel_requested: bool,
+    pub downtime: Option<DowntimeView>,
+    pub steps: Vec<StepView>,
+    pub backups: Vec<BackupView>,
+    pub audit: Vec<AuditEntry>,
+    pub report: RunContext,
+}
+
+/// A run in a list.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct RunSummary {
+    pub id: String,
+    pub kind: RunKind,
+    pub controller: String,
+    pub state: RunState,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+    pub downtime: Option<DowntimeView>,
+}
+
+fn downtime(run: &RunRecord) -> Option<DowntimeView> {
+    let started_at = run.downtime_started_at?;
+    let end = run.downtime_ended_at.unwrap_or_else(Utc::now);
+    Some(DowntimeView {
+        started_at,
+        ended_at: run.downtime_ended_at,
+        seconds: (end - started_at).num_milliseconds() as f64 / 1000.0,
+    })
+}
+
+fn step_view(s: StepRecord) -> StepView {
+    let duration_ms = match (s.started_at, s.finished_at) {
+        (Some(a), Some(b)) => Some((b - a).num_milliseconds()),
+        (Some(a), None) if s.state == StepState::Running => Some((Utc::now() - a).num_milliseconds()),
+        _ => None,
+    };
+    StepView {
+        title: s.name.title().to_string(),
+        downtime: s.name.in_downtime(),
+        name: s.name,
+        state: s.state,
+        started_at: s.started_at,
+        finished_at: s.finished_at,
+        duration_ms,
+        message: s.message,
+    }
+}
+
+pub(super) fn run_summary(run: RunRecord) -> RunSummary {
+    RunSummary {
+        downtime: downtime(&run),
+        id: run.id,
+        kind: run.kind,
+        controller: run.controller.to_string(),
+        state: run.state,
+        created_by: run.created_by,
+        created_at: run.created_at,
+        finished_at: run.finished_at,
+        error: run.error,
+    }
+}
+
+pub(super) async fn run_view(db: &Db, run: RunRecord) -> EngineResult<RunView> {
+    let steps: Vec<StepView> = db.steps(&run.id).await?.into_iter().map(step_view).collect();
+    let backups = db.backups_of_run(&run.id).await?.iter().map(BackupView::from).collect();
+    let audit = db.audit(&run.id).await?;
+    let current_step = steps
+        .iter()
+        .find(|s| s.state == StepState::Running)
+        .or_else(|| steps.iter().rev().find(|s| s.state == StepState::Failed))
+        .map(|s| s.name);
+    Ok(RunView {
+        downtime: downtime(&run),
+        report: RunContext::from_value(&run.context),
+        id: run.id,
+        kind: run.kind,
+        controller: run.controller.to_string(),
+        state: run.state,
+        options: run.options,
+        created_by: run.created_by,
+        created_at: run.created_at,
+        started_at: run.started_at,
+        finished_at: run.finished_at,
+        error: run.error,
+        current_step,
+        rolling_back: run.rolling_back,
+        cancel_requested: run.cancel_requested,
+        steps,
+        backups,
+        audit,
+    })
+}
