@@ -4,9 +4,14 @@
 //! format and REST API), [`db`] (SQLite), [`engine`] (steps and runner), [`http`] (API, pages,
 //! SSE), [`cli`] (one-shot runs).
 
+pub mod app;
+pub mod cli;
 pub mod cluster;
+pub mod config;
 pub mod db;
 pub mod engine;
 pub mod linstor;
 pub mod metrics;
 pub mod model;
+pub mod serve;
+pub mod http;

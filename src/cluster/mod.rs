@@ -173,13 +173,14 @@ pub trait Cluster: Send + Sync + 'static {
     /// Wait until the pod is Running with all containers ready; image pull errors, unschedulable
     /// and failed pods end the wait early with [`ClusterError::PodStart`].
     async fn wait_pod_running(&self, ns: &str, name: &str, timeout: Duration) -> ClusterResult<()>;
-    /// Wait until `key` of the ConfigMap satisfies `accept`.
+    /// Wait until `key` of the ConfigMap satisfies `accept`. (The explicit `for<'v>` matters:
+    /// async_trait would otherwise tie the `&str` to one caller lifetime, uncallable on a local.)
     async fn wait_config_map_key(
         &self,
         ns: &str,
         name: &str,
         key: &str,
-        accept: &(dyn Fn(Option<&str>) -> bool + Send + Sync),
+        accept: &(dyn for<'v> Fn(Option<&'v str>) -> bool + Send + Sync),
         timeout: Duration,
     ) -> ClusterResult<()>;
 

@@ -35,13 +35,10 @@ impl EventBus {
         }
     }
 
-    /// Number of live subscribers over all runs (metrics).
+    /// Number of live subscribers over all runs (metrics); drops channels nobody listens to.
     pub fn subscribers(&self) -> usize {
-        self.channels.lock().expect("event bus lock").values().map(|s| s.receiver_count()).sum()
-    }
-
-    /// Drops channels nobody listens to.
-    pub fn prune(&self) {
-        self.channels.lock().expect("event bus lock").retain(|_, s| s.receiver_count() > 0);
+        let mut map = self.channels.lock().expect("event bus lock");
+        map.retain(|_, s| s.receiver_count() > 0);
+        map.values().map(|s| s.receiver_count()).sum()
     }
 }

@@ -23,10 +23,6 @@ impl RunLog {
         Self { run_id: run_id.into(), db, bus, order: Arc::new(Mutex::new(())) }
     }
 
-    pub fn run_id(&self) -> &str {
-        &self.run_id
-    }
-
     /// Stores and publishes one event.
     pub async fn event(
         &self,

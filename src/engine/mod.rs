@@ -63,6 +63,9 @@ pub struct EngineSettings {
     pub lease_namespace: Option<String>,
     /// Longest a `linstor-database` run may take.
     pub tool_timeout: Duration,
+    /// Test hook: the run task stops (as if the process died) right after this step is
+    /// recorded as succeeded.
+    pub stop_after_step: Option<StepName>,
 }
 
 impl EngineSettings {
@@ -73,6 +76,7 @@ impl EngineSettings {
             instance_id: format!("linstor-migrator-{}", std::process::id()),
             lease_namespace: None,
             tool_timeout: Duration::from_secs(30 * 60),
+            stop_after_step: None,
         }
     }
 }
@@ -127,8 +131,9 @@ pub(crate) struct Inner {
     /// Cancels the running tasks for a shutdown: they stop at a safe point and stay resumable.
     pub(crate) shutdown: CancellationToken,
     tracker: TaskTracker,
-    /// User cancellation per active run.
-    cancels: Mutex<HashMap<String, CancellationToken>>,
+    /// User cancellation per run that has a task, with the task's generation.
+    cancels: Mutex<HashMap<String, (u64, CancellationToken)>>,
+    generation: std::sync::atomic::AtomicU64,
 }
 
 /// The engine; cheap to clone.
@@ -156,6 +161,7 @@ impl Engine {
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 cancels: Mutex::new(HashMap::new()),
+                generation: std::sync::atomic::AtomicU64::new(0),
             }),
         };
         for run in engine.inner.db.active_runs().await? {
@@ -186,12 +192,17 @@ impl Engine {
 
     fn spawn(&self, run_id: &str) {
         let token = CancellationToken::new();
-        self.inner.cancels.lock().expect("cancels lock").insert(run_id.to_string(), token.clone());
+        let generation = self.inner.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.cancels.lock().expect("cancels lock").insert(run_id.to_string(), (generation, token.clone()));
         let inner = self.inner.clone();
         let id = run_id.to_string();
         self.inner.tracker.spawn(async move {
             runner::drive(&inner, &id, token).await;
-            inner.cancels.lock().expect("cancels lock").remove(&id);
+            // a newer task for the same run (approve, resume) keeps its entry
+            let mut map = inner.cancels.lock().expect("cancels lock");
+            if map.get(&id).is_some_and(|(g, _)| *g == generation) {
+                map.remove(&id);
+            }
         });
     }
 
@@ -310,7 +321,7 @@ impl Engine {
         self.inner.db.add_audit(id, actor, "cancel", None).await?;
         let log = log::RunLog::new(id, self.inner.db.clone(), self.inner.bus.clone());
         log.line(None, "warn", &format!("cancel requested by {actor}")).await?;
-        let token = self.inner.cancels.lock().expect("cancels lock").get(id).cloned();
+        let token = self.inner.cancels.lock().expect("cancels lock").get(id).map(|(_, t)| t.clone());
         match token {
             Some(t) => t.cancel(),
             // queued-but-not-running or waiting: let a task do the cancelling
@@ -344,9 +355,6 @@ impl Engine {
             return Err(Self::conflict(&run, "resume"));
         }
         let failed = self.inner.db.steps(id).await?.into_iter().find(|s| s.state == StepState::Failed);
-        if run.downtime_started_at.is_some() && run.downtime_ended_at.is_some() && run.rolling_back {
-            return Err(Self::conflict(&run, "resume"));
-        }
         self.inner.db.set_run_state(id, RunState::Running, None).await.map_err(|e| match e {
             DbError::Conflict(_) => EngineError::Conflict {
                 message: format!("controller {} already has another active run", run.controller),
@@ -380,6 +388,9 @@ impl Engine {
             },
             other => other.into(),
         })?;
+        let mut ctx = RunContext::from_value(&run.context);
+        ctx.rollback_cause = Some(format!("manual rollback requested by {actor}"));
+        self.inner.db.set_context(id, &ctx.to_value()).await?;
         self.inner.db.set_rolling_back(id, true).await?;
         self.inner.db.add_audit(id, actor, "rollback", None).await?;
         let log = log::RunLog::new(id, self.inner.db.clone(), self.inner.bus.clone());

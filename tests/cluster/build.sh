@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds (once) and caches the binaries of the loopback test control plane:
 #   kube-apiserver, kube-controller-manager, kube-scheduler  (k8s.io/kubernetes)
-#   etcd                                                       (Debian etcd-server, or built from go.etcd.io/etcd)
-#   kwok                                                       (sigs.k8s.io/kwok, the KWOK controller)
+#   etcd                                                       (go.etcd.io/etcd/server/v3, or Debian's etcd-server)
+#   kwok                                                       (sigs.k8s.io/kwok controller, patched: kwok-*.patch)
 #   helm                                                       (helm.sh/helm/v3)
 #
 # Everything lands in $HOME/.cache/linstor-migrator/cluster/<key>/bin, where <key> contains every
@@ -15,7 +15,9 @@
 #        BIN=$(tests/cluster/build.sh)
 #
 # Overridable through the environment: K8S_VERSION, KWOK_VERSION, HELM_VERSION, ETCD_SOURCE
-# (debian|go), ETCD_VERSION (used when ETCD_SOURCE=go), CLUSTER_CACHE (the cache root).
+# (go|debian), ETCD_VERSION (used when ETCD_SOURCE=go), KWOK_PATCH (1|0), CLUSTER_CACHE (the cache
+# root).  Concurrent runs for the same key wait for each other (flock), so parallel test processes
+# can all call it.
 #
 # Only the Go module proxy is used for downloads (plus apt for Debian's etcd-server).
 set -euo pipefail
@@ -23,20 +25,35 @@ set -euo pipefail
 K8S_VERSION=${K8S_VERSION:-v1.34.4}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 HELM_VERSION=${HELM_VERSION:-v3.19.5}
-# etcd: "debian" (bookworm's etcd-server 3.4.23) or "go" (built from go.etcd.io/etcd/server/v3);
-# see README.md ("etcd") for the compatibility findings.
-ETCD_SOURCE=${ETCD_SOURCE:-debian}
-ETCD_VERSION=${ETCD_VERSION:-v3.6.5}
+# etcd: "go" (built from go.etcd.io/etcd/server/v3 at ETCD_VERSION) or "debian" (bookworm's
+# etcd-server 3.4.23, which lacks RequestWatchProgress: see README.md, "etcd", for why that hurts).
+ETCD_SOURCE=${ETCD_SOURCE:-go}
+ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 CLUSTER_CACHE=${CLUSTER_CACHE:-$HOME/.cache/linstor-migrator/cluster}
+# KWOK_PATCH=1 (default) applies kwok-v0.8.0.patch (exit codes and stdin EOF for exec; see README).
+KWOK_PATCH=${KWOK_PATCH:-1}
+# Bump when this script changes how something is built, so caches made by older versions are not reused.
+BUILD_REV=2
 
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 GO_VERSION=$(go env GOVERSION)
 etcd_key=$ETCD_SOURCE
 if [[ $ETCD_SOURCE == go ]]; then etcd_key=etcd-$ETCD_VERSION; fi
-KEY="k8s-${K8S_VERSION}_${etcd_key}_kwok-${KWOK_VERSION}_helm-${HELM_VERSION}_${GO_VERSION}"
+kwok_key=kwok-$KWOK_VERSION
+if [[ $KWOK_PATCH == 1 ]]; then kwok_key=$kwok_key-patched; fi
+KEY="r${BUILD_REV}_k8s-${K8S_VERSION}_${etcd_key}_${kwok_key}_helm-${HELM_VERSION}_${GO_VERSION}"
 BIN="$CLUSTER_CACHE/$KEY/bin"
 mkdir -p "$BIN"
+if [[ $KWOK_PATCH == 1 && ! -f "$HERE/kwok-$KWOK_VERSION.patch" ]]; then
+  log "no $HERE/kwok-$KWOK_VERSION.patch: write one or set KWOK_PATCH=0"
+  exit 1
+fi
+
+# One build per key at a time; a second caller waits and then finds everything cached.
+exec 9>"$CLUSTER_CACHE/$KEY/.lock"
+flock 9
 
 # Go settings shared by every build: resolve missing requirements from the proxy, strip paths and
 # symbols (smaller binaries, faster links), no VCS stamping (the wrapper modules are not repos).
@@ -51,7 +68,7 @@ trap 'rm -rf "$WORK"' EXIT
 missing() {
   local name
   for name in "$@"; do
-    [[ -x "$BIN/$name" ]] || return 0
+    [[ -f "$BIN/$name" && -x "$BIN/$name" ]] || return 0
   done
   return 1
 }
@@ -61,15 +78,15 @@ gomod_of() {
   go mod download -json "$1" | python3 -c 'import json, sys; print(json.load(sys.stdin)["GoMod"])'
 }
 
-# build_wrapped DIR PKG... : go build the packages of the wrapper module in DIR into $BIN.
+# build_wrapped DIR LDFLAGS PKG... : go build the packages of the wrapper module in DIR into $BIN.
 # Binaries are built into a scratch dir first and then moved, so an interrupted build never leaves
 # a half-written binary behind that a later run would take as cached.
 build_wrapped() {
-  local dir=$1
-  shift
+  local dir=$1 ldflags=$2
+  shift 2
   local out="$WORK/out"
   mkdir -p "$out"
-  (cd "$dir" && go build -trimpath -ldflags="$LDFLAGS" -o "$out/" "$@")
+  (cd "$dir" && go build -trimpath -ldflags="$ldflags" -o "$out/" "$@")
   mv "$out"/* "$BIN/"
 }
 
@@ -97,8 +114,17 @@ build_kubernetes() {
     echo ")"
   } >"$dir/go.mod"
   log "kubernetes: $(grep -c ' => ' "$dir/go.mod") staging modules pinned to $staging_version"
-  log "kubernetes: go build kube-apiserver kube-controller-manager kube-scheduler (slow: ~tens of minutes on 2 cores)"
-  build_wrapped "$dir" \
+  # Without these -X flags the binaries report version v0.0.0-master+$Format:%H$ (k/k's build
+  # scripts normally inject them).
+  local minor=${K8S_VERSION#v1.}
+  minor=${minor%%.*}
+  local ldflags="$LDFLAGS" pkg
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.gitCommit=0000000000000000000000000000000000000000"
+  done
+  log "kubernetes: go build kube-apiserver kube-controller-manager kube-scheduler (slow: ~7 min on 2 cores)"
+  build_wrapped "$dir" "$ldflags" \
     k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler
@@ -136,9 +162,10 @@ build_etcd() {
     echo ")"
   } >"$dir/go.mod"
   log "etcd: go build go.etcd.io/etcd/server/v3"
-  build_wrapped "$dir" go.etcd.io/etcd/server/v3
-  # The main package is the module root, so go build names the binary after its last element "v3".
-  mv "$BIN/v3" "$BIN/etcd"
+  # The main package is the module root; go build would name the binary "server", hence -o .../etcd.
+  mkdir -p "$WORK/etcd-out"
+  (cd "$dir" && go build -trimpath -ldflags="$LDFLAGS" -o "$WORK/etcd-out/etcd" go.etcd.io/etcd/server/v3)
+  mv "$WORK/etcd-out/etcd" "$BIN/etcd"
 }
 
 # --- plain `go install` modules (no replace directives) ---------------------------------------
@@ -173,11 +200,43 @@ copy_kwok_data() {
   mv "$share.tmp" "$share"
 }
 
+# --- kwok (patched) -------------------------------------------------------------------------------
+# kwok v0.8.0 has two exec bugs that matter for these tests (README.md, "KWOK exec"); the patch fixes
+# them.  The module source is copied out of the module cache, patched, and built through a wrapper
+# module that replaces sigs.k8s.io/kwok with the local copy (dependencies still come from the proxy).
+build_kwok_patched() {
+  local src dir
+  src=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+  dir="$WORK/kwok"
+  mkdir -p "$dir"
+  cp -r "$src" "$dir/kwok-src"
+  chmod -R u+w "$dir/kwok-src"
+  log "kwok: applying kwok-$KWOK_VERSION.patch"
+  patch -d "$dir/kwok-src" -p1 --quiet <"$HERE/kwok-$KWOK_VERSION.patch"
+  {
+    echo "module lm-cluster-build/kwok"
+    echo
+    echo "go $(awk '$1 == "go" { print $2; exit }' "$src/go.mod")"
+    echo
+    echo "require sigs.k8s.io/kwok $KWOK_VERSION"
+    echo
+    echo "replace sigs.k8s.io/kwok => ./kwok-src"
+  } >"$dir/go.mod"
+  log "kwok: go build sigs.k8s.io/kwok/cmd/kwok (patched)"
+  build_wrapped "$dir" "$LDFLAGS" sigs.k8s.io/kwok/cmd/kwok
+}
+
 start=$SECONDS
 log "cache dir $BIN"
 if missing kube-apiserver kube-controller-manager kube-scheduler; then build_kubernetes; fi
 if missing etcd; then build_etcd; fi
-if missing kwok; then go_install kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"; fi
+if missing kwok; then
+  if [[ $KWOK_PATCH == 1 ]]; then
+    build_kwok_patched
+  else
+    go_install kwok "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  fi
+fi
 if [[ ! -d "$CLUSTER_CACHE/$KEY/share/kwok" ]]; then
   log "kwok: copying default stages and CRDs"
   copy_kwok_data

@@ -18,6 +18,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 KUBECTL=${KUBECTL:-/usr/bin/kubectl}
 export KUBECTL
 
+# Everything is on 127.0.0.1: never go through an HTTP(S)_PROXY from the environment.
+curl() { command curl --noproxy '*' "$@"; }
 log() { printf '[smoke %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 fail() {
   log "FAIL: $*"
@@ -108,10 +110,11 @@ if [[ $rc -eq 3 ]]; then
 else
   fail "exec 'exit 3' gave exit code $rc, stderr: $(cat "$WORK/exit3.err")"
 fi
-# stdin: `kubectl exec -i` with input.
-out=$(echo piped | k exec -i "$POD" -c "$CONTAINER" -- head -n1)
-[[ $out == piped ]] || fail "exec -i: got '$out'"
-log "exec -i (stdin): ok"
+# stdin: `kubectl exec -i` with input; `cat` only ends when the end of stdin reaches it.
+out=$(printf 'line1\nline2\n' | timeout 20 "$KUBECTL" exec -i "$POD" -c "$CONTAINER" -- cat) ||
+  fail "exec -i -- cat did not finish (stdin EOF not passed on?)"
+[[ $out == $'line1\nline2' ]] || fail "exec -i: got '$out'"
+log "exec -i (stdin + EOF): ok"
 
 # --- 3. kubectl cp out of the "pod" --------------------------------------------------------------
 log "3. kubectl cp"
@@ -128,7 +131,8 @@ http() { curl -s -o /dev/null -w '%{http_code}' --cacert "$CLUSTER_CA_CERT" -H "
 who=$(curl -fsS --cacert "$CLUSTER_CA_CERT" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
   -X POST -d '{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}' \
   "$CLUSTER_API_SERVER/apis/authentication.k8s.io/v1/selfsubjectreviews")
-[[ $who == *'"username":"system:serviceaccount:default:smoke-sa"'* ]] || fail "whoami: $who"
+user=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["status"]["userInfo"]["username"])' <<<"$who")
+[[ $user == system:serviceaccount:default:smoke-sa ]] || fail "whoami: $who"
 code=$(http /api/v1/namespaces/default/pods)
 [[ $code == 403 ]] || fail "expected 403 listing pods without RBAC, got $code"
 log "token authenticates; forbidden request: 403"

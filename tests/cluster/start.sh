@@ -12,7 +12,8 @@
 #
 # Results in DIR:
 #   kubeconfig   admin (system:masters) client-cert kubeconfig
-#   env          shell exports: KUBECONFIG, CLUSTER_API_SERVER, CLUSTER_BIN, CLUSTER_DIR, *_PID, ...
+#   env          shell exports: KUBECONFIG, CLUSTER_API_SERVER, CLUSTER_BIN, CLUSTER_DIR,
+#                CLUSTER_CA_CERT, CLUSTER_ETCD_URL, CLUSTER_*_PID, ...
 #   pki/         CA, serving and client certificates, ServiceAccount signing key pair
 #
 # Environment: CLUSTER_BIN (bin dir; default: output of build.sh), KWOK_NODES (default 3),
@@ -37,6 +38,8 @@ TIMEOUT=${CLUSTER_START_TIMEOUT:-120}
 SERVICE_CIDR=10.96.0.0/16
 SERVICE_IP=10.96.0.1 # first IP of SERVICE_CIDR: the "kubernetes" Service, must be in the serving cert
 
+# Everything is on 127.0.0.1: never go through an HTTP(S)_PROXY from the environment.
+curl() { command curl --noproxy '*' "$@"; }
 log() { printf '[start %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 if [[ -z ${CLUSTER_BIN:-} ]]; then
@@ -44,12 +47,17 @@ if [[ -z ${CLUSTER_BIN:-} ]]; then
 fi
 SHARE="$(dirname "$CLUSTER_BIN")/share/kwok"
 for b in etcd kube-apiserver kube-controller-manager kube-scheduler kwok; do
-  [[ -x "$CLUSTER_BIN/$b" ]] || { log "missing $CLUSTER_BIN/$b (run build.sh)"; exit 1; }
+  [[ -f "$CLUSTER_BIN/$b" && -x "$CLUSTER_BIN/$b" ]] || { log "missing $CLUSTER_BIN/$b (run build.sh)"; exit 1; }
 done
 [[ -d $SHARE/stages && -d $SHARE/crds ]] || { log "missing $SHARE (run build.sh)"; exit 1; }
 
 if [[ -e $DIR/run ]] && compgen -G "$DIR/run/*.pid" >/dev/null; then
   log "$DIR/run has pid files: already started? run stop.sh $DIR first"
+  exit 1
+fi
+
+if [[ -d $DIR/etcd/member ]]; then
+  log "$DIR holds etcd data of an earlier run: use a new DIR (or stop.sh $DIR --purge first)"
   exit 1
 fi
 
@@ -166,12 +174,14 @@ cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-clien
 cert admin "/O=system:masters/CN=kubernetes-admin"
 cert controller-manager "/CN=system:kube-controller-manager"
 cert scheduler "/CN=system:kube-scheduler"
+cert front-proxy-client "/CN=front-proxy-client"
 cert kwok-serving "/CN=kwok-controller" "IP:127.0.0.1,DNS:localhost"
 openssl_quiet genrsa -out "$PKI/sa.key" 2048
 openssl_quiet rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"
 chmod 600 "$PKI"/*.key
 
-# kubeconfig FILE CERTNAME: a kubeconfig for $API_URL using client cert pki/CERTNAME.{crt,key}.
+# kubeconfig FILE CERTNAME: a self-contained kubeconfig (certificates embedded) for $API_URL using
+# the client cert pki/CERTNAME.{crt,key}.
 kubeconfig() {
   local file=$1 name=$2
   cat >"$file" <<EOF
@@ -181,12 +191,12 @@ clusters:
 - name: test
   cluster:
     server: $API_URL
-    certificate-authority: $PKI/ca.crt
+    certificate-authority-data: $(base64 -w0 <"$PKI/ca.crt")
 users:
 - name: $name
   user:
-    client-certificate: $PKI/$name.crt
-    client-key: $PKI/$name.key
+    client-certificate-data: $(base64 -w0 <"$PKI/$name.crt")
+    client-key-data: $(base64 -w0 <"$PKI/$name.key")
 contexts:
 - name: test
   context:
@@ -201,7 +211,9 @@ kubeconfig "$DIR/scheduler.kubeconfig" scheduler
 export KUBECONFIG="$DIR/kubeconfig"
 
 # --- etcd ----------------------------------------------------------------------------------------
-launch etcd "$CLUSTER_BIN/etcd" \
+# etcd reads every ETCD_* environment variable as a flag (ETCD_VERSION, ETCD_SOURCE, ... from the
+# caller would be misread or warned about), so it gets a clean environment.
+launch etcd env -i PATH="$PATH" HOME="$HOME" "$CLUSTER_BIN/etcd" \
   --name=node0 \
   --data-dir="$DIR/etcd" \
   --listen-client-urls="http://127.0.0.1:$ETCD_PORT" \
@@ -211,12 +223,15 @@ launch etcd "$CLUSTER_BIN/etcd" \
   --initial-cluster="node0=http://127.0.0.1:$ETCD_PEER_PORT" \
   --auto-compaction-retention=1 \
   --quota-backend-bytes=8589934592 \
-  --unsafe-no-fsync=true
+  --unsafe-no-fsync=true \
+  --logger=zap
 ready etcd curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
 
 # --- kube-apiserver ------------------------------------------------------------------------------
 # --endpoint-reconciler-type=none: the "kubernetes" Endpoints would have to carry 127.0.0.1, which
 # endpoint validation rejects (loopback), so the reconciler would only log errors.
+# --requestheader-*/--proxy-client-*: not needed to work, but without them the controller manager
+# and scheduler log "missing content for CA bundle ... requestheader-client-ca-file" errors.
 launch kube-apiserver "$CLUSTER_BIN/kube-apiserver" \
   --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
   --bind-address=127.0.0.1 \
@@ -236,6 +251,13 @@ launch kube-apiserver "$CLUSTER_BIN/kube-apiserver" \
   --kubelet-certificate-authority="$PKI/ca.crt" \
   --kubelet-preferred-address-types=InternalIP \
   --endpoint-reconciler-type=none \
+  --requestheader-client-ca-file="$PKI/ca.crt" \
+  --requestheader-allowed-names=front-proxy-client \
+  --requestheader-username-headers=X-Remote-User \
+  --requestheader-group-headers=X-Remote-Group \
+  --requestheader-extra-headers-prefix=X-Remote-Extra- \
+  --proxy-client-cert-file="$PKI/front-proxy-client.crt" \
+  --proxy-client-key-file="$PKI/front-proxy-client.key" \
   --allow-privileged=true \
   --profiling=false
 api_ready() {
@@ -335,13 +357,13 @@ export KUBECONFIG=$DIR/kubeconfig
 export CLUSTER_API_SERVER=$API_URL
 export CLUSTER_CA_CERT=$PKI/ca.crt
 export CLUSTER_KWOK_CRDS=$SHARE/crds
-export ETCD_PORT=$ETCD_PORT
-export KWOK_PORT=$KWOK_PORT
-export ETCD_PID=$(cat "$RUN/etcd.pid")
-export KUBE_APISERVER_PID=$(cat "$RUN/kube-apiserver.pid")
-export KUBE_CONTROLLER_MANAGER_PID=$(cat "$RUN/kube-controller-manager.pid")
-export KUBE_SCHEDULER_PID=$(cat "$RUN/kube-scheduler.pid")
-export KWOK_PID=$(cat "$RUN/kwok.pid")
+export CLUSTER_ETCD_URL=http://127.0.0.1:$ETCD_PORT
+export CLUSTER_KWOK_PORT=$KWOK_PORT
+export CLUSTER_ETCD_PID=$(cat "$RUN/etcd.pid")
+export CLUSTER_KUBE_APISERVER_PID=$(cat "$RUN/kube-apiserver.pid")
+export CLUSTER_KUBE_CONTROLLER_MANAGER_PID=$(cat "$RUN/kube-controller-manager.pid")
+export CLUSTER_KUBE_SCHEDULER_PID=$(cat "$RUN/kube-scheduler.pid")
+export CLUSTER_KWOK_PID=$(cat "$RUN/kwok.pid")
 EOF
 trap - ERR
 log "control plane up in $((SECONDS - start_all))s: $API_URL (source $DIR/env)"

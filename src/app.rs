@@ -1,0 +1,53 @@
+//! Builds the parts from the configuration: tracing, the cluster (real or simulated), the
+//! database and the engine. Shared by `serve` and the one-shot commands.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use crate::cluster::Cluster;
+use crate::cluster::kube::{KubeCluster, KubeOptions};
+use crate::cluster::sim::{SimCluster, SimTiming};
+use crate::config::{Common, LogFormat};
+use crate::db::Db;
+use crate::engine::{Engine, EngineSettings, PodPaths};
+use crate::metrics::Metrics;
+
+/// Sets up logging to stderr (`RUST_LOG` filters; default info).
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,kube=warn,hyper=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// The cluster the configuration asks for.
+pub async fn cluster(common: &Common) -> anyhow::Result<Arc<dyn Cluster>> {
+    if common.demo {
+        return Ok(Arc::new(SimCluster::new(SimTiming::demo())));
+    }
+    let options = KubeOptions { linstor_url_override: common.linstor_url.clone() };
+    let kube = KubeCluster::from_default_config(options)
+        .await
+        .context("cannot reach Kubernetes (no kubeconfig and not in a cluster); try --demo")?;
+    Ok(Arc::new(kube))
+}
+
+/// Opens the database and starts the engine (which resumes interrupted runs).
+pub async fn engine(common: &Common, cluster: Arc<dyn Cluster>, metrics: Arc<Metrics>) -> anyhow::Result<Engine> {
+    let db = Db::open(&common.data_dir).await?;
+    let mut settings = EngineSettings::new(common.data_dir.clone());
+    settings.pod_paths = PodPaths {
+        tool: common.tool_path.clone(),
+        target_config_dir: common.target_config_dir.clone(),
+        ..PodPaths::default()
+    };
+    settings.lease_namespace = common.lease_namespace.clone();
+    if let Ok(pod) = std::env::var("POD_NAME") {
+        settings.instance_id = pod;
+    }
+    Engine::start(db, cluster, settings, metrics).await
+}

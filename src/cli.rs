@@ -1,0 +1,234 @@
+//! One run from a terminal: `linstor-migrator migrate|backup|preflight`. Prints the plan, asks
+//! for confirmation, shows step progress and ends with the backup's path and SHA-256 and the
+//! verification summary. Exit status: 0 success, 1 failure or rollback, 2 usage error.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cluster::controller::ControllerKind;
+use crate::config::{Common, RunArgs};
+use crate::db::EventKind;
+use crate::engine::{CreateRun, EngineError, RunView};
+use crate::metrics::Metrics;
+use crate::model::{Actor, ControllerRef, RunKind, RunOptions, RunState};
+
+/// Why a one-shot command ended without success.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Wrong or missing input: exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// The run failed, was rolled back or could not start: exit 1.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Failed(_) => 1,
+        }
+    }
+}
+
+fn failed(e: impl std::fmt::Display) -> CliError {
+    CliError::Failed(e.to_string())
+}
+
+/// Runs one run of `kind` to its end.
+pub async fn run(common: &Common, kind: RunKind, args: &RunArgs) -> Result<(), CliError> {
+    let cluster = crate::app::cluster(common).await.map_err(|e| failed(format!("{e:#}")))?;
+    let engine = crate::app::engine(common, cluster, Arc::new(Metrics::default()))
+        .await
+        .map_err(|e| failed(format!("{e:#}")))?;
+    let controllers = engine.controllers().await.map_err(failed)?;
+    let chosen = match &args.controller {
+        Some(c) => controllers
+            .iter()
+            .find(|i| i.namespace == c.namespace && i.name == c.name)
+            .ok_or_else(|| CliError::Usage(format!("controller {c} does not exist; found: {}", list(&controllers))))?,
+        None if controllers.len() == 1 => &controllers[0],
+        None if controllers.is_empty() => return Err(failed("no LINSTOR controller found in the cluster")),
+        None => {
+            return Err(CliError::Usage(format!(
+                "{} controllers found; choose one with --controller: {}",
+                controllers.len(),
+                list(&controllers)
+            )));
+        }
+    };
+    let reference = ControllerRef::new(&chosen.namespace, &chosen.name);
+    println!("{} {reference}{}", kind.as_str(), if common.demo { " (simulated cluster)" } else { "" });
+    println!(
+        "  managed by {}, image {}, database {} ({}), replicas {}",
+        match chosen.kind {
+            ControllerKind::LinstorController => "LinstorController",
+            ControllerKind::Deployment => "Deployment",
+        },
+        chosen.image.as_deref().unwrap_or("?"),
+        chosen.backend,
+        chosen.connection_url.as_deref().unwrap_or("?"),
+        chosen.replicas
+    );
+    println!("  steps: {}", kind.steps().iter().map(|s| s.title()).collect::<Vec<_>>().join(" → "));
+    if kind != RunKind::Preflight {
+        println!("  the controller is stopped from \"Stop controller\" to \"Start controller\"");
+        println!("  data directory: {}", common.data_dir.display());
+        if !args.yes && !confirm("Proceed?")? {
+            return Err(CliError::Usage("not confirmed".into()));
+        }
+    }
+
+    let options = RunOptions {
+        approve_before_downtime: args.approve_before_downtime,
+        auto_rollback: !args.no_rollback,
+        allow_non_etcd_source: args.allow_non_etcd_source,
+        scale_down_etcd: args.scale_down_etcd,
+        ..RunOptions::default()
+    };
+    let actor = Actor::new(format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into())));
+    let req = CreateRun { kind, controller: reference, options };
+    let (run, _) = engine.create_run(req, &actor, None).await.map_err(|e| match e {
+        EngineError::Invalid(m) => CliError::Usage(m),
+        other => failed(other),
+    })?;
+    let result = follow(&engine, &run.id).await?;
+    let result = if result.state == RunState::Waiting {
+        if !confirm("Steps 1-3 are done. Begin the downtime now?")? {
+            engine.cancel(&run.id, &actor).await.map_err(failed)?;
+        } else {
+            engine.approve(&run.id, &actor).await.map_err(failed)?;
+        }
+        follow(&engine, &run.id).await?
+    } else {
+        result
+    };
+    engine.shutdown(Duration::from_secs(5)).await;
+    summary(common, &result);
+    match result.state {
+        RunState::Succeeded => Ok(()),
+        state => Err(failed(format!("run {} {state}: {}", result.id, result.error.unwrap_or_default()))),
+    }
+}
+
+fn list(controllers: &[crate::cluster::controller::ControllerInfo]) -> String {
+    if controllers.is_empty() {
+        return "none".into();
+    }
+    controllers.iter().map(|c| format!("{}/{}", c.namespace, c.name)).collect::<Vec<_>>().join(", ")
+}
+
+fn confirm(question: &str) -> Result<bool, CliError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::Usage("standard input is not a terminal: pass --yes to proceed".into()));
+    }
+    print!("{question} [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(failed)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+}
+
+/// Shows progress until the run settles (final or waiting).
+async fn follow(engine: &crate::engine::Engine, id: &str) -> Result<RunView, CliError> {
+    let view = engine.run(id).await.map_err(failed)?;
+    let bar = ProgressBar::new(view.steps.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner:.cyan} [{pos}/{len}] {elapsed_precise} {wide_msg}")
+            .expect("valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let mut rx = engine.subscribe(id);
+    let mut last = 0i64;
+    loop {
+        // history first (covers events published before subscribing), then live
+        for ev in engine.events(id, last, 1000, false).await.map_err(failed)? {
+            last = ev.seq;
+            show(&bar, &ev);
+        }
+        let v = engine.run(id).await.map_err(failed)?;
+        let done = v.steps.iter().filter(|s| s.state.as_str() == "succeeded" || s.state.as_str() == "skipped").count();
+        bar.set_position(done as u64);
+        if (v.state.is_final() || v.state == RunState::Waiting) && !engine.is_driving(id) {
+            for ev in engine.events(id, last, 10_000, false).await.map_err(failed)? {
+                show(&bar, &ev);
+            }
+            bar.finish_and_clear();
+            return Ok(v);
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await;
+    }
+}
+
+fn show(bar: &ProgressBar, ev: &crate::db::EventRecord) {
+    match ev.kind {
+        EventKind::Step if ev.level == "running" => bar.set_message(ev.message.clone()),
+        EventKind::Step => bar.println(format!("  {} {}", mark(&ev.level), ev.message)),
+        EventKind::Run => bar.println(format!("» {}", ev.message)),
+        EventKind::Log => {
+            bar.set_message(ev.message.chars().take(120).collect::<String>());
+            if ev.level == "warn" || ev.level == "error" {
+                bar.println(format!("    {}: {}", ev.level, ev.message));
+            }
+        }
+    }
+}
+
+fn mark(state: &str) -> &'static str {
+    match state {
+        "succeeded" => "✔",
+        "failed" => "✘",
+        "rolled_back" => "↺",
+        "skipped" => "·",
+        _ => "•",
+    }
+}
+
+fn summary(common: &Common, run: &RunView) {
+    println!();
+    println!("run {} {}", run.id, run.state);
+    if let Some(d) = &run.downtime {
+        println!("controller downtime: {:.1} s", d.seconds);
+    }
+    for b in &run.backups {
+        println!(
+            "{} backup: {} ({} bytes, {} tables, {} rows)",
+            b.purpose,
+            common.data_dir.join("backups").join(&run.id).join(&b.name).display(),
+            b.size_bytes,
+            b.tables,
+            b.rows
+        );
+        println!("  sha256 {}", b.sha256);
+    }
+    if let Some(v) = &run.report.data_verification {
+        println!(
+            "data verification: {} tables, {} rows compared, {}",
+            v.tables_compared,
+            v.rows_compared,
+            if v.is_equal() { "equal".to_string() } else { format!("{} tables differ", v.differences.len()) }
+        );
+    }
+    if let Some(v) = &run.report.cluster_verification {
+        println!(
+            "cluster verification: {} nodes, {} storage pools, {} resources, {} volumes, {}",
+            v.nodes,
+            v.storage_pools,
+            v.resources,
+            v.volumes,
+            if v.is_equal() { "unchanged".to_string() } else { format!("{} differences", v.differences.len()) }
+        );
+    }
+    if let Some(cmd) = &run.report.helm_command {
+        if run.kind == RunKind::Migrate && run.state == RunState::Succeeded {
+            println!("persist the change in Helm: {cmd}");
+        }
+    }
+    if let Some(e) = &run.error {
+        println!("error: {e}");
+    }
+}

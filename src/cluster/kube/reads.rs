@@ -1,0 +1,93 @@
+//! Reads: single objects (absent is `None`, not an error) and paged lists.
+
+use std::fmt::Debug;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{Api, ListParams};
+use kube::core::NamespaceResourceScope;
+use serde::de::DeserializeOwned;
+
+use super::errors::{is_not_found, map_kube_error};
+use crate::cluster::{ClusterResult, LinstorController};
+
+/// Page size of list calls: large lists (all Deployments of a big cluster) arrive in pieces
+/// instead of one response the API server has to build in memory.
+pub(super) const PAGE_SIZE: u32 = 500;
+
+/// The Secret type Helm 3 stores releases in (REFERENCE.md §2).
+const HELM_RELEASE_TYPE: &str = "helm.sh/release.v1";
+
+/// Gets a namespaced object of `kind`; `None` when it does not exist.
+pub(super) async fn get_opt<K>(
+    client: &kube::Client,
+    kind: &'static str,
+    ns: &str,
+    name: &str,
+) -> ClusterResult<Option<K>>
+where
+    K: kube::Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    api.get_opt(name)
+        .await
+        .map_err(|e| map_kube_error("get", kind, ns, name, e))
+}
+
+/// All objects of `api` matching `lp`, following `continue` tokens.
+pub(super) async fn list_all<K>(api: &Api<K>, lp: &ListParams) -> Result<Vec<K>, kube::Error>
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug,
+{
+    let mut lp = lp.clone().limit(PAGE_SIZE);
+    let mut items = Vec::new();
+    loop {
+        let page = api.list(&lp).await?;
+        items.extend(page.items);
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => lp = lp.continue_token(&token),
+            None => return Ok(items),
+        }
+    }
+}
+
+/// `LinstorController` CRs in all namespaces; without the CRD (404) there are none.
+pub(super) async fn list_linstor_controllers(client: &kube::Client) -> ClusterResult<Vec<LinstorController>> {
+    let api: Api<LinstorController> = Api::all(client.clone());
+    match list_all(&api, &ListParams::default()).await {
+        Ok(items) => Ok(items),
+        // No Piraeus Operator v1 installed: not an error, discovery falls back to Deployments.
+        Err(e) if is_not_found(&e) => Ok(Vec::new()),
+        Err(e) => Err(map_kube_error("list", "LinstorController", "", "", e)),
+    }
+}
+
+/// Deployments in all namespaces.
+pub(super) async fn list_deployments(client: &kube::Client) -> ClusterResult<Vec<Deployment>> {
+    let api: Api<Deployment> = Api::all(client.clone());
+    list_all(&api, &ListParams::default())
+        .await
+        .map_err(|e| map_kube_error("list", "Deployment", "", "", e))
+}
+
+/// Pods in `ns` matching a label selector.
+pub(super) async fn list_pods(
+    client: &kube::Client,
+    ns: &str,
+    label_selector: &str,
+) -> ClusterResult<Vec<Pod>> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let lp = ListParams::default().labels(label_selector);
+    list_all(&api, &lp)
+        .await
+        .map_err(|e| map_kube_error("list", "Pod", ns, "", e))
+}
+
+/// Helm release Secrets in `ns`, selected by type on the server.
+pub(super) async fn list_helm_release_secrets(client: &kube::Client, ns: &str) -> ClusterResult<Vec<Secret>> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let lp = ListParams::default().fields(&format!("type={HELM_RELEASE_TYPE}"));
+    list_all(&api, &lp)
+        .await
+        .map_err(|e| map_kube_error("list", "Secret", ns, "", e))
+}

@@ -1,0 +1,180 @@
+//! CSI volumes of the generated LINSTOR database: `pvc-<uuid>` resource definitions with two
+//! replicas and a diskless tie-breaker, their volumes, DRBD and storage layer data and properties.
+
+use serde_json::{Value, json};
+
+use super::dataset::{Builder, CREATED_MS, GIB, Spec};
+
+pub(crate) fn resources(b: &mut Builder, spec: &Spec<'_>, rg: &str, protected: &mut Vec<String>) {
+    let n = spec.nodes.len();
+    let mut layer_id = 0i64;
+    for r in 0..spec.resources {
+        let dsp = format!("pvc-{}", b.rng.uuid());
+        let rsc = dsp.to_ascii_uppercase();
+        let size = [1, 2, 5, 10, 20, 50][(b.rng.next() % 6) as usize] * GIB;
+        let (rd_uuid, vd_uuid) = (b.rng.uuid(), b.rng.uuid());
+        let port = 7000 + r as i64;
+        b.add(
+            "RESOURCE_DEFINITIONS",
+            &[
+                ("UUID", json!(rd_uuid)),
+                ("RESOURCE_NAME", json!(rsc)),
+                ("SNAPSHOT_NAME", json!("")),
+                ("RESOURCE_DSP_NAME", json!(dsp)),
+                ("SNAPSHOT_DSP_NAME", json!("")),
+                ("RESOURCE_FLAGS", json!(0)),
+                ("LAYER_STACK", json!("[\"DRBD\",\"STORAGE\"]")),
+                ("RESOURCE_GROUP_NAME", json!(rg)),
+            ],
+        );
+        let rd = format!("/RESOURCEDEFINITIONS/{rsc}");
+        let pvc_ns = ["default", "monitoring", "gitlab", "postgres"][r % 4];
+        b.prop(
+            &rd,
+            "Aux/csi-provisioning-completed-by",
+            "linstor-csi/v1.6.4-2c5e8f2",
+        );
+        b.prop(
+            &rd,
+            "Aux/csi-volume-annotations",
+            &format!("{{\"name\":\"{dsp}\",\"namespace\":\"{pvc_ns}\"}}"),
+        );
+        b.prop(&rd, "DrbdOptions/Resource/quorum", "majority");
+        b.prop(&rd, "DrbdOptions/Resource/on-no-quorum", "suspend-io");
+        b.prop(&rd, "DrbdPrimarySetOn", &spec.nodes[r % n].to_ascii_uppercase());
+        b.prop(&rd, "FileSystem/Type", "ext4");
+        b.add(
+            "VOLUME_DEFINITIONS",
+            &[
+                ("UUID", json!(vd_uuid)),
+                ("RESOURCE_NAME", json!(rsc)),
+                ("SNAPSHOT_NAME", json!("")),
+                ("VLM_NR", json!(0)),
+                ("VLM_SIZE", json!(size)),
+                ("VLM_FLAGS", json!(0)),
+            ],
+        );
+        let gi = format!("{:016X}", b.rng.next());
+        b.prop(&format!("/VOLUMEDEFINITIONS/{rsc}/0"), "DrbdCurrentGi", &gi);
+        let secret = b.rng.alnum(20);
+        b.add(
+            "LAYER_DRBD_RESOURCE_DEFINITIONS",
+            &[
+                ("RESOURCE_NAME", json!(rsc)),
+                ("RESOURCE_NAME_SUFFIX", json!("")),
+                ("SNAPSHOT_NAME", json!("")),
+                ("PEER_SLOTS", json!(7)),
+                ("AL_STRIPES", json!(1)),
+                ("AL_STRIPE_SIZE", json!(32)),
+                ("TCP_PORT", json!(port)),
+                ("TRANSPORT_TYPE", json!("IP")),
+                ("SECRET", json!(secret)),
+            ],
+        );
+        b.add(
+            "LAYER_DRBD_VOLUME_DEFINITIONS",
+            &[
+                ("RESOURCE_NAME", json!(rsc)),
+                ("RESOURCE_NAME_SUFFIX", json!("")),
+                ("SNAPSHOT_NAME", json!("")),
+                ("VLM_NR", json!(0)),
+                ("VLM_MINOR_NR", json!(1000 + r as i64)),
+            ],
+        );
+        protected.push(format!("/resourcedefinitions/{rsc}"));
+        // two replicas and, with three or more nodes, a diskless tie-breaker
+        let placement: Vec<(usize, bool)> = [(r % n, false), ((r + 1) % n, false)]
+            .into_iter()
+            .chain((n >= 3).then_some(((r + 2) % n, true)))
+            .collect();
+        for (node_id, (ni, diskless)) in placement.into_iter().enumerate() {
+            let node = spec.nodes[ni].to_ascii_uppercase();
+            let (r_uuid, v_uuid) = (b.rng.uuid(), b.rng.uuid());
+            b.add(
+                "RESOURCES",
+                &[
+                    ("UUID", json!(r_uuid)),
+                    ("NODE_NAME", json!(node)),
+                    ("RESOURCE_NAME", json!(rsc)),
+                    ("SNAPSHOT_NAME", json!("")),
+                    ("RESOURCE_FLAGS", json!(if diskless { 388 } else { 0 })),
+                    ("CREATE_TIMESTAMP", json!(CREATED_MS + r as i64 * 3_600_000)),
+                ],
+            );
+            let (pool, pool_dsp, kind) = if diskless {
+                ("DFLTDISKLESSSTORPOOL", "DfltDisklessStorPool", "DISKLESS")
+            } else {
+                ("LVM-THIN", "lvm-thin", "LVM_THIN")
+            };
+            b.prop(&format!("/RESOURCES/{node}/{rsc}"), "StorPoolName", pool_dsp);
+            let vlm = format!("/VOLUMES/{node}/{rsc}/0");
+            b.prop(
+                &vlm,
+                "Satellite/Device/Symlinks/0",
+                &format!("/dev/drbd/by-res/{dsp}/0"),
+            );
+            b.prop(
+                &vlm,
+                "Satellite/Device/Symlinks/1",
+                &format!("/dev/drbd/by-disk/linstor_vg/{dsp}_00000"),
+            );
+            b.add(
+                "VOLUMES",
+                &[
+                    ("UUID", json!(v_uuid)),
+                    ("NODE_NAME", json!(node)),
+                    ("RESOURCE_NAME", json!(rsc)),
+                    ("SNAPSHOT_NAME", json!("")),
+                    ("VLM_NR", json!(0)),
+                    ("VLM_FLAGS", json!(0)),
+                ],
+            );
+            let drbd_id = layer_id;
+            layer_id += 2;
+            for (id, kind_name, parent) in [
+                (drbd_id, "DRBD", Value::Null),
+                (drbd_id + 1, "STORAGE", json!(drbd_id)),
+            ] {
+                b.add(
+                    "LAYER_RESOURCE_IDS",
+                    &[
+                        ("LAYER_RESOURCE_ID", json!(id)),
+                        ("NODE_NAME", json!(node)),
+                        ("RESOURCE_NAME", json!(rsc)),
+                        ("SNAPSHOT_NAME", json!("")),
+                        ("LAYER_RESOURCE_KIND", json!(kind_name)),
+                        ("LAYER_RESOURCE_PARENT_ID", parent),
+                        ("LAYER_RESOURCE_SUFFIX", json!("")),
+                        ("LAYER_RESOURCE_SUSPENDED", json!(false)),
+                    ],
+                );
+            }
+            b.add(
+                "LAYER_DRBD_RESOURCES",
+                &[
+                    ("LAYER_RESOURCE_ID", json!(drbd_id)),
+                    ("PEER_SLOTS", json!(7)),
+                    ("AL_STRIPES", json!(1)),
+                    ("AL_STRIPE_SIZE", json!(32)),
+                    ("FLAGS", json!(if diskless { 4 } else { 0 })),
+                    ("NODE_ID", json!(node_id)),
+                    ("TCP_PORT_LIST", json!(format!("[{port}]"))),
+                ],
+            );
+            b.add(
+                "LAYER_DRBD_VOLUMES",
+                &[("LAYER_RESOURCE_ID", json!(drbd_id)), ("VLM_NR", json!(0))],
+            );
+            b.add(
+                "LAYER_STORAGE_VOLUMES",
+                &[
+                    ("LAYER_RESOURCE_ID", json!(drbd_id + 1)),
+                    ("VLM_NR", json!(0)),
+                    ("PROVIDER_KIND", json!(kind)),
+                    ("NODE_NAME", json!(node)),
+                    ("STOR_POOL_NAME", json!(pool)),
+                ],
+            );
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Injected faults: each fires once, at the first operation that belongs to its step, so that
+//! the engine's rollback (which repeats some of those operations) then succeeds.
+
+use crate::cluster::ClusterError;
+use crate::model::StepName;
+
+/// A failure to inject with [`super::SimCluster::inject`]. Which operations belong to which step:
+///
+/// - `Preflight`: reading LinstorControllers, Deployments, ConfigMaps (`Error`, `Hang`: never answers).
+/// - `PreparePod`: `apply_config_map` of a ConfigMap no controller mounts, `create_pod`,
+///   `wait_pod_running` (`Error`: the create fails; `PodNeverRunning`: Pending Unschedulable;
+///   `ImagePullError`: ErrImagePull; `Hang`: stays ContainerCreating until the wait times out).
+/// - `Snapshot`: REST listings (nodes, storage pools, resources) before the controller was ever
+///   stopped (`Error`: unreachable).
+/// - `StopController`: scaling to 0 (CR patch or Deployment), `wait_pods_gone` (`Error`;
+///   `Hang`: the pod stays Terminating until the wait times out).
+/// - `Export`: exec of `linstor-database export-db` on a non-`k8s` config (`Error`: the exec call
+///   fails; `ExitOne`: exception, exit 1; `UsageExitZero`: usage, exit 0, no file; `Hang`: runs
+///   until cancelled).
+/// - `CopyBackup`: `copy_from_pod` (`Error`: the stream breaks after part of the bytes).
+/// - `Import`: exec of `import-db` (`ExitOne`, `UsageExitZero`, `Hang`, `Error`, `PartialImport`:
+///   truncates, imports about half, then fails with exit 1 and leaves the rows).
+/// - `VerifyData`: exec of `export-db` on the `k8s` config (`ExitOne`, `Error`, `UsageExitZero`, `Hang`).
+/// - `Switch`: a CR patch of `dbConnectionURL`, a write of a controller's ConfigMap (`Error`;
+///   `Hang`: the operator does not re-render the ConfigMap until a wait for it times out).
+/// - `StartController`: scaling up, `wait_deployment_ready` (`Error`; `Hang`: never ready until
+///   the wait times out).
+/// - `VerifyCluster`: REST listings and error reports after the controller was stopped and
+///   started again (`Error`: unreachable).
+/// - `Cleanup`: `delete_pod`, `delete_config_map` (`Error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Error,
+    Hang,
+    ExitOne,
+    UsageExitZero,
+    PartialImport,
+    PodNeverRunning,
+    ImagePullError,
+}
+
+/// Faults waiting to fire, and what the REST mapping needs to know.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Faults {
+    pending: Vec<(StepName, Fault)>,
+    /// A controller was scaled to 0 at some point (REST calls after it are not the snapshot).
+    pub controller_stopped: bool,
+    /// ... and scaled up again afterwards (REST calls now belong to VerifyCluster).
+    pub controller_restarted: bool,
+}
+
+impl Faults {
+    pub fn inject(&mut self, at: StepName, fault: Fault) {
+        self.pending.push((at, fault));
+    }
+
+    pub fn pending(&self) -> Vec<(StepName, Fault)> {
+        self.pending.clone()
+    }
+
+    /// Removes and returns the first fault injected for `step` that this operation can show.
+    pub fn take(&mut self, step: StepName, possible: &[Fault]) -> Option<Fault> {
+        let idx = self
+            .pending
+            .iter()
+            .position(|(s, f)| *s == step && possible.contains(f))?;
+        Some(self.pending.remove(idx).1)
+    }
+
+    /// Notes a change of a controller's replicas, for the REST mapping.
+    pub fn note_scale(&mut self, replicas: i32) {
+        if replicas == 0 {
+            self.controller_stopped = true;
+        } else if self.controller_stopped {
+            self.controller_restarted = true;
+        }
+    }
+
+    /// The step REST listings belong to now, if any.
+    pub fn rest_step(&self) -> Option<StepName> {
+        if self.controller_restarted {
+            Some(StepName::VerifyCluster)
+        } else if !self.controller_stopped {
+            Some(StepName::Snapshot)
+        } else {
+            None
+        }
+    }
+}
+
+/// The error an API call fails with when an `Error` fault fires.
+pub(crate) fn api_error(step: StepName, what: &str) -> ClusterError {
+    ClusterError::Api(format!(
+        "{what}: Internal error occurred: etcdserver: request timed out (simulated fault in step {step})"
+    ))
+}
+
+/// Never returns: an API call that hangs (the caller's timeout or cancellation drops it).
+pub(crate) async fn hang<T>() -> T {
+    std::future::pending::<T>().await
+}

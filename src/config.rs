@@ -1,0 +1,120 @@
+//! Command line and environment configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::model::ControllerRef;
+
+/// Moves a LINSTOR controller's database from etcd to the Kubernetes backend.
+#[derive(Debug, Parser)]
+#[command(name = "linstor-migrator", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options of every command.
+#[derive(Debug, Args, Clone)]
+pub struct Common {
+    /// Directory for the SQLite database and the backups.
+    #[arg(long, global = true, env = "LINSTOR_MIGRATOR_DATA_DIR", default_value = "./linstor-migrator-data")]
+    pub data_dir: PathBuf,
+    /// Use a simulated cluster instead of Kubernetes (nothing real is touched).
+    #[arg(long, global = true, env = "LINSTOR_MIGRATOR_DEMO")]
+    pub demo: bool,
+    /// Base URL of the LINSTOR REST API instead of http://<service>.<namespace>.svc:3370
+    /// (needed outside the cluster).
+    #[arg(long, global = true, env = "LINSTOR_MIGRATOR_LINSTOR_URL")]
+    pub linstor_url: Option<String>,
+    /// Path of linstor-database inside the controller image.
+    #[arg(long, global = true, env = "LINSTOR_MIGRATOR_TOOL_PATH", default_value = "/usr/share/linstor-server/bin/linstor-database")]
+    pub tool_path: String,
+    /// Where the migration pod mounts the target linstor.toml.
+    #[arg(long, global = true, env = "LINSTOR_MIGRATOR_TARGET_CONFIG_DIR", default_value = "/etc/linstor-target")]
+    pub target_config_dir: String,
+    /// Namespace for the per-controller Lease that keeps replicas of this service apart.
+    #[arg(long, global = true, env = "LINSTOR_MIGRATOR_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Log format.
+    #[arg(long, global = true, env = "LINSTOR_MIGRATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the web UI and JSON API.
+    Serve(ServeArgs),
+    /// Migrate a controller's database to the k8s backend, once, from this terminal.
+    Migrate(RunArgs),
+    /// Take a consistent backup of a controller's database (stop, export, start).
+    Backup(RunArgs),
+    /// Check a controller and show the plan; changes nothing.
+    Preflight(RunArgs),
+}
+
+/// How API and page requests are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    /// A bearer token (LINSTOR_MIGRATOR_TOKEN; generated and printed once when unset).
+    Token,
+    /// Kubernetes bearer tokens, checked with TokenReview and SubjectAccessReview.
+    Kubernetes,
+    /// No authentication (explicit only).
+    None,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "LINSTOR_MIGRATOR_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[arg(long, env = "LINSTOR_MIGRATOR_AUTH", value_enum, default_value_t = AuthMode::Token)]
+    pub auth: AuthMode,
+    /// The API token for `--auth token`.
+    #[arg(long, env = "LINSTOR_MIGRATOR_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Resource checked with a SubjectAccessReview for `--auth kubernetes` (group/resource).
+    #[arg(long, env = "LINSTOR_MIGRATOR_AUTH_RESOURCE", default_value = "piraeus.linbit.com/linstorcontrollers")]
+    pub auth_resource: String,
+    /// Verb checked with a SubjectAccessReview for `--auth kubernetes`.
+    #[arg(long, env = "LINSTOR_MIGRATOR_AUTH_VERB", default_value = "patch")]
+    pub auth_verb: String,
+    /// Namespace of the SubjectAccessReview for `--auth kubernetes` (empty: cluster-wide).
+    #[arg(long, env = "LINSTOR_MIGRATOR_AUTH_NAMESPACE", default_value = "")]
+    pub auth_namespace: String,
+    /// Seconds a shutdown waits for runs to reach a safe point.
+    #[arg(long, env = "LINSTOR_MIGRATOR_SHUTDOWN_GRACE", default_value_t = 20)]
+    pub shutdown_grace_seconds: u64,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// The controller as NAMESPACE/NAME; may be left out when there is exactly one.
+    #[arg(long)]
+    pub controller: Option<ControllerRef>,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Stop before the downtime and ask again.
+    #[arg(long)]
+    pub approve_before_downtime: bool,
+    /// Do not roll back automatically when a step during the downtime fails.
+    #[arg(long)]
+    pub no_rollback: bool,
+    /// Allow a SQL or H2 source for a migration.
+    #[arg(long)]
+    pub allow_non_etcd_source: bool,
+    /// Scale the etcd StatefulSet to 0 after a successful migration (data kept).
+    #[arg(long)]
+    pub scale_down_etcd: bool,
+}

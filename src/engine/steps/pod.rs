@@ -1,0 +1,149 @@
+//! Step 2 (prepare the migration pod before the downtime) and step 12 (clean up).
+
+use std::time::Duration;
+
+use super::{StepCtx, StepError, StepResult};
+use crate::cluster::pod::{self, MigrationObjects, RUN_LABEL};
+use crate::cluster::{ClusterError, Stream};
+use crate::linstor::toml::{Backend, LinstorConfig, target_config};
+use crate::model::RunKind;
+
+/// Where the controller's own config is mounted (REFERENCE.md §2).
+pub(super) const SOURCE_CONFIG_DIR: &str = "/etc/linstor";
+
+pub(super) async fn prepare(c: &mut StepCtx<'_>) -> StepResult {
+    let info = c.controller()?.clone();
+    let ns = info.namespace.clone();
+    let names = MigrationObjects::for_run(&info.name, &c.run.id);
+    c.ctx.migration_pod = Some(names.pod.clone());
+    c.ctx.target_config_map = Some(names.target_config_map.clone());
+    c.save().await?;
+
+    let deployment = c
+        .cluster()
+        .get_deployment(&ns, &info.deployment)
+        .await?
+        .ok_or_else(|| StepError::Failed(format!("Deployment {ns}/{} is gone", info.deployment)))?;
+    let paths = c.inner.settings.pod_paths.clone();
+    let source_toml = c.ctx.original_config_toml.clone().ok_or_else(|| StepError::Failed("the controller's linstor.toml is unknown".into()))?;
+    let target = target_config(&source_toml).map_err(StepError::Failed)?;
+    c.cluster().apply_config_map(&pod::target_config_map(&ns, &names, &c.run.id, &target)).await?;
+    c.info(&format!("ConfigMap {ns}/{} holds the target linstor.toml (connection_url = \"k8s\")", names.target_config_map)).await?;
+
+    let spec = pod::migration_pod(&deployment, &names, &c.run.id, &paths).map_err(StepError::Failed)?;
+    match c.cluster().create_pod(&spec).await {
+        Ok(()) => c.info(&format!("created pod {ns}/{}", names.pod)).await?,
+        Err(ClusterError::AlreadyExists(_)) => {
+            let existing = c.cluster().get_pod(&ns, &names.pod).await?;
+            let ours = existing
+                .as_ref()
+                .and_then(|p| p.metadata.labels.as_ref())
+                .is_some_and(|l| l.get(RUN_LABEL) == Some(&c.run.id));
+            if !ours {
+                return Err(StepError::Failed(format!("a pod {ns}/{} exists that this run did not create", names.pod)));
+            }
+            c.info(&format!("pod {ns}/{} exists already (resumed run)", names.pod)).await?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let timeout = Duration::from_secs(c.run.options.pod_timeout_seconds);
+    c.cluster().wait_pod_running(&ns, &names.pod, timeout).await?;
+    c.info(&format!("pod {ns}/{} is running", names.pod)).await?;
+
+    // look inside: the tool is there and both configurations are mounted as expected
+    let tool_ok = exec_quiet(c, &["test", "-x", &paths.tool]).await?.0 == 0;
+    if !tool_ok {
+        return Err(StepError::Failed(format!("{} is not in the image {}", paths.tool, info.image.unwrap_or_default())));
+    }
+    let (code, source_seen) = exec_quiet(c, &["cat", &format!("{SOURCE_CONFIG_DIR}/linstor.toml")]).await?;
+    if code != 0 {
+        return Err(StepError::Failed(format!("{SOURCE_CONFIG_DIR}/linstor.toml is not mounted in the pod")));
+    }
+    let seen = LinstorConfig::parse(&source_seen).map_err(StepError::Failed)?;
+    if seen.connection_url != LinstorConfig::parse(&source_toml).map_err(StepError::Failed)?.connection_url {
+        return Err(StepError::Failed("the pod sees a different source linstor.toml than the controller's ConfigMap".into()));
+    }
+    let target_path = format!("{}/linstor.toml", paths.target_config_dir);
+    let (code, target_seen) = exec_quiet(c, &["cat", &target_path]).await?;
+    if code != 0 || LinstorConfig::parse(&target_seen).map(|t| t.backend()) != Ok(Backend::K8s) {
+        return Err(StepError::Failed(format!("{target_path} in the pod does not say connection_url = \"k8s\"")));
+    }
+    c.info(&format!("{} is present; {SOURCE_CONFIG_DIR} and {} are mounted", paths.tool, paths.target_config_dir))
+        .await?;
+    Ok(format!("pod {} ready", names.pod))
+}
+
+/// Runs a short command in the migration pod and returns its exit code and stdout.
+pub(super) async fn exec_quiet(c: &StepCtx<'_>, cmd: &[&str]) -> Result<(i32, String), StepError> {
+    let info = c.controller()?;
+    let pod = c.ctx.migration_pod.as_deref().ok_or_else(|| StepError::Failed("no migration pod".into()))?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<crate::cluster::ExecLine>(256);
+    let command: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+    let collect = tokio::spawn(async move {
+        let mut out = String::new();
+        while let Some(l) = rx.recv().await {
+            if l.stream == Stream::Stdout {
+                out.push_str(&l.line);
+                out.push('\n');
+            }
+        }
+        out
+    });
+    let outcome = c.cluster().exec(&info.namespace, pod, pod::CONTAINER, &command, tx, c.stop.clone()).await?;
+    let out = collect.await.map_err(|e| StepError::Internal(e.into()))?;
+    Ok((outcome.exit_code, out))
+}
+
+/// Deletes the migration pod and the target ConfigMap (both absent is fine).
+pub(in crate::engine) async fn remove_migration_objects(
+    cluster: &dyn crate::cluster::Cluster,
+    ns: &str,
+    pod_name: Option<&str>,
+    config_map: Option<&str>,
+) -> Result<(), ClusterError> {
+    if let Some(p) = pod_name {
+        cluster.delete_pod(ns, p, Duration::from_secs(120)).await?;
+    }
+    if let Some(cm) = config_map {
+        cluster.delete_config_map(ns, cm).await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn cleanup(c: &mut StepCtx<'_>) -> StepResult {
+    let info = c.controller()?.clone();
+    remove_migration_objects(
+        c.cluster(),
+        &info.namespace,
+        c.ctx.migration_pod.as_deref(),
+        c.ctx.target_config_map.as_deref(),
+    )
+    .await?;
+    c.info("deleted the migration pod and the target ConfigMap").await?;
+    if c.run.kind != RunKind::Migrate {
+        return Ok("cleaned up".into());
+    }
+    if let Some(cmd) = c.ctx.helm_command.clone() {
+        c.warn(&format!("persist the change in Helm, or the next helm upgrade reverts it: {cmd}")).await?;
+    }
+    if c.run.options.scale_down_etcd {
+        let host = c
+            .ctx
+            .original_connection_url
+            .as_deref()
+            .and_then(|u| u.strip_prefix("etcd://"))
+            .and_then(|h| h.split([',', ':', '/']).next())
+            .map(|h| h.split('.').next().unwrap_or(h).to_string());
+        match host {
+            Some(sts) => match c.cluster().scale_stateful_set(&info.namespace, &sts, 0).await {
+                Ok(()) => {
+                    c.info(&format!("scaled StatefulSet {}/{sts} to 0; its volumes and data are kept", info.namespace)).await?;
+                    c.ctx.etcd_scaled_down = Some(sts);
+                }
+                Err(e) => c.warn(&format!("could not scale etcd down: {e}")).await?,
+            },
+            None => c.warn("the etcd StatefulSet is unknown; left as it is").await?,
+        }
+    }
+    Ok("cleaned up; etcd data kept".into())
+}

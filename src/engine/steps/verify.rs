@@ -1,0 +1,67 @@
+//! Step 3 (snapshot through the REST API) and step 11 (compare after the start, list error
+//! reports since the run began).
+
+use super::{StepCtx, StepError, StepResult};
+use crate::linstor::rest::{compare_snapshots, take_snapshot};
+
+async fn snapshot_now(c: &StepCtx<'_>) -> Result<crate::linstor::rest::ClusterSnapshot, StepError> {
+    let info = c.controller()?;
+    let api = c
+        .cluster()
+        .linstor_api(&info.namespace, info.service.as_deref().unwrap_or(&info.name), info.https_client_secret.as_deref())
+        .await?;
+    take_snapshot(api.as_ref()).await.map_err(|e| StepError::Failed(e.to_string()))
+}
+
+pub(super) async fn snapshot(c: &mut StepCtx<'_>) -> StepResult {
+    let s = snapshot_now(c).await?;
+    let volumes: usize = s.resources.iter().map(|r| r.volumes.len()).sum();
+    let msg = format!(
+        "{} nodes, {} storage pools, {} resources, {} volumes",
+        s.nodes.len(),
+        s.storage_pools.len(),
+        s.resources.len(),
+        volumes
+    );
+    c.info(&format!("recorded {msg}")).await?;
+    c.ctx.snapshot_before = Some(s);
+    Ok(msg)
+}
+
+pub(super) async fn cluster(c: &mut StepCtx<'_>) -> StepResult {
+    let before = c.ctx.snapshot_before.clone().ok_or_else(|| StepError::Failed("no snapshot from before".into()))?;
+    let after = snapshot_now(c).await?;
+    let cmp = compare_snapshots(&before, &after);
+    for d in &cmp.differences {
+        c.log.line(Some(c.step), "error", d).await?;
+    }
+    let info = c.controller()?;
+    let api = c
+        .cluster()
+        .linstor_api(&info.namespace, info.service.as_deref().unwrap_or(&info.name), info.https_client_secret.as_deref())
+        .await?;
+    let since = c.ctx.started_at_ms.unwrap_or(before.taken_at_ms);
+    let reports = api.error_reports(since).await.map_err(|e| StepError::Failed(e.to_string()))?;
+    for r in &reports {
+        c.warn(&format!("error report {} on {}: {} {}", r.filename, r.node_name, r.exception, r.exception_message)).await?;
+    }
+    let summary = format!(
+        "{} nodes, {} storage pools, {} resources, {} volumes compared; {} error report(s)",
+        cmp.nodes,
+        cmp.storage_pools,
+        cmp.resources,
+        cmp.volumes,
+        reports.len()
+    );
+    let equal = cmp.is_equal();
+    c.ctx.cluster_verification = Some(cmp);
+    c.ctx.error_reports = reports;
+    if !equal {
+        return Err(StepError::Failed(format!(
+            "the cluster differs after the migration ({summary}); nothing is rolled back automatically now, \
+             a manual rollback is offered"
+        )));
+    }
+    c.info(&format!("the cluster looks the same as before: {summary}")).await?;
+    Ok(summary)
+}

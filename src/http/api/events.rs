@@ -1,0 +1,194 @@
+//! `GET /api/v1/runs/{id}/events`: the events of a run as Server-Sent Events.
+//!
+//! The stream subscribes to live events first, then sends the stored history after the
+//! `Last-Event-ID` (or `?after=`), then the live events with a higher sequence number: no gap and
+//! no duplicate. Each event carries its sequence number as `id:`. A subscriber that falls behind
+//! the bounded live channel (`Lagged`) catches up from the database instead of being buffered
+//! for, so a slow client never slows the engine. After the run reaches a final state an `end`
+//! event follows and the stream closes.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::Stream;
+use serde::Deserialize;
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio_util::sync::CancellationToken;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{Path, Query};
+use crate::db::{EventKind, EventRecord};
+use crate::engine::Engine;
+use crate::http::AppState;
+use crate::http::error::{ApiError, ApiResult, ErrorBody};
+use crate::model::RunState;
+
+/// Events read from the database at a time.
+const PAGE: i64 = 500;
+/// How often a live stream re-reads the database anyway (a safety net for missed wake-ups).
+const RECHECK: Duration = Duration::from_secs(5);
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(run_events))
+}
+
+/// Where to start when there is no `Last-Event-ID`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventParams {
+    /// Only events with a sequence number above this.
+    pub after: Option<i64>,
+}
+
+/// The run's events: history, then live. Event types `log`, `step`, `run` (data: the event as
+/// JSON) and a final `end` (data: `{"state": ...}`); `Last-Event-ID` resumes after that event.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{id}/events",
+    tag = "runs",
+    params(
+        ("id" = String, Path, description = "Run id"),
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event"),
+        EventParams,
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Bad Last-Event-ID", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = ErrorBody),
+        (status = 404, description = "No such run", body = ErrorBody),
+    )
+)]
+pub async fn run_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(p): Query<EventParams>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let last_event_id = match headers.get("last-event-id") {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| ApiError::BadRequest("Last-Event-ID must be an event sequence number".into()))?,
+        ),
+        None => None,
+    };
+    let after = last_event_id.or(p.after).unwrap_or(0);
+    state.engine.run(&id).await?;
+    // subscribe before reading the history: nothing published in between is lost
+    let live = state.engine.subscribe(&id);
+    let ended = ended_by(&state.engine, &id, after).await?;
+    let stream = event_stream(state.engine.clone(), id, after, ended, live, state.closing.clone());
+    let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(state.settings.sse_keep_alive).text("keep-alive"));
+    let mut res = sse.into_response();
+    res.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(res)
+}
+
+/// The final state, when the latest run transition up to `seq` is one.
+async fn ended_by(engine: &Engine, id: &str, seq: i64) -> ApiResult<Option<String>> {
+    let level: Option<String> = sqlx::query_scalar(
+        "SELECT level FROM events WHERE run_id = ? AND kind = 'run' AND seq <= ? ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(id)
+    .bind(seq)
+    .fetch_optional(engine.db().pool())
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(level.filter(|l| is_final(l)))
+}
+
+fn is_final(level: &str) -> bool {
+    level.parse::<RunState>().is_ok_and(RunState::is_final)
+}
+
+fn sse_event(e: &EventRecord) -> Event {
+    let data = serde_json::to_string(e).unwrap_or_else(|_| "{}".into());
+    Event::default().id(e.seq.to_string()).event(e.kind.as_str()).data(data)
+}
+
+fn end_event(last: i64, state: &str) -> Event {
+    Event::default().id(last.to_string()).event("end").data(serde_json::json!({ "state": state }).to_string())
+}
+
+enum Wake {
+    Closing,
+    Recheck,
+    Live(Result<EventRecord, RecvError>),
+}
+
+fn event_stream(
+    engine: Engine,
+    id: String,
+    after: i64,
+    ended: Option<String>,
+    mut live: broadcast::Receiver<EventRecord>,
+    closing: CancellationToken,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    async_stream::stream! {
+        let mut last = after;
+        let mut finished = ended.is_some();
+        let mut final_state = ended.unwrap_or_default();
+        let mut recheck = tokio::time::interval(RECHECK);
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        'outer: loop {
+            // history (or catching up) from the database
+            loop {
+                let page = match engine.events(&id, last, PAGE, false).await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        tracing::warn!(run = %id, "event stream stopped: {e}");
+                        break 'outer;
+                    }
+                };
+                for e in &page {
+                    last = e.seq;
+                    if e.kind == EventKind::Run {
+                        finished = is_final(&e.level);
+                        final_state.clone_from(&e.level);
+                    }
+                    yield Ok(sse_event(e));
+                }
+                if (page.len() as i64) < PAGE {
+                    break;
+                }
+            }
+            if finished {
+                yield Ok(end_event(last, &final_state));
+                break;
+            }
+            recheck.reset();
+            loop {
+                let wake = tokio::select! {
+                    _ = closing.cancelled() => Wake::Closing,
+                    _ = recheck.tick() => Wake::Recheck,
+                    r = live.recv() => Wake::Live(r),
+                };
+                match wake {
+                    Wake::Closing | Wake::Live(Err(RecvError::Closed)) => break 'outer,
+                    Wake::Recheck => continue 'outer,
+                    Wake::Live(Err(RecvError::Lagged(n))) => {
+                        tracing::debug!(run = %id, skipped = n, "slow event subscriber catches up from the database");
+                        continue 'outer;
+                    }
+                    Wake::Live(Ok(e)) if e.seq <= last => {}
+                    Wake::Live(Ok(e)) => {
+                        last = e.seq;
+                        yield Ok(sse_event(&e));
+                        if e.kind == EventKind::Run && is_final(&e.level) {
+                            yield Ok(end_event(last, &e.level));
+                            break 'outer;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! Health and metrics: `/livez` (the process answers), `/healthz` (the same), `/readyz` (the
+//! database and the cluster answer) and `/metrics` (Prometheus, gauges filled at scrape time).
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Serialize;
+
+use crate::http::AppState;
+use crate::http::error::{ApiError, ApiResult, Json};
+use crate::metrics::StateLabels;
+use crate::model::RunState;
+
+/// Longest a readiness check waits for the cluster.
+const CLUSTER_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/livez", get(livez)).route("/healthz", get(livez)).route("/readyz", get(readyz))
+}
+
+pub fn metrics_router() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+}
+
+async fn livez() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
+    state.engine.db().ping().await.map_err(|e| {
+        tracing::warn!("readiness: database: {e}");
+        ApiError::Unavailable("database is not available".into())
+    })?;
+    let cluster = tokio::time::timeout(CLUSTER_TIMEOUT, state.engine.cluster().list_linstor_controllers()).await;
+    match cluster {
+        Ok(Ok(_)) => Ok(Json(Health { status: "ok" })),
+        Ok(Err(e)) => {
+            tracing::warn!("readiness: cluster: {e}");
+            Err(ApiError::Unavailable("the Kubernetes API is not reachable".into()))
+        }
+        Err(_) => Err(ApiError::Unavailable("the Kubernetes API did not answer in time".into())),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
+    let engine = &state.engine;
+    let m = engine.metrics();
+    let counts = engine.db().run_counts().await.map_err(|e| ApiError::Internal(e.into()))?;
+    let all = [
+        RunState::Queued,
+        RunState::Running,
+        RunState::Waiting,
+        RunState::Succeeded,
+        RunState::Failed,
+        RunState::Cancelled,
+        RunState::RolledBack,
+    ];
+    for s in all {
+        let n = counts.iter().find(|(state, _)| *state == s).map_or(0, |(_, n)| *n);
+        m.runs.get_or_create(&StateLabels { state: s.as_str().into() }).set(n);
+    }
+    m.active_runs.set(counts.iter().filter(|(s, _)| !s.is_final()).map(|(_, n)| n).sum());
+    m.backup_bytes.set(engine.db().backup_bytes().await.map_err(|e| ApiError::Internal(e.into()))?);
+    m.sse_subscribers.set(engine.subscribers() as i64);
+    let mut res = m.encode().into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    Ok(res)
+}

@@ -1,0 +1,136 @@
+//! The HTTP face of the engine: the JSON API under `/api/v1` (with its OpenAPI document), the
+//! Server-Sent Events stream of a run, backup downloads, the server-rendered pages, health and
+//! metrics endpoints, and the authentication in front of all of them.
+//!
+//! [`router`] builds the whole application from an [`AppState`]; [`serve`] runs it on a listener
+//! until a shutdown signal, letting open requests finish.
+
+pub mod api;
+mod assets;
+pub mod auth;
+pub mod error;
+mod observe;
+mod pages;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use tokio_util::sync::CancellationToken;
+
+pub use auth::AuthMode;
+pub use error::ApiError;
+
+use crate::cluster::AccessQuestion;
+use crate::engine::Engine;
+
+/// Environment variable holding the bearer token(s) for `--auth token`.
+pub const TOKEN_ENV: &str = "LINSTOR_MIGRATOR_TOKEN";
+
+/// How the HTTP layer behaves; built from the command line.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// How callers prove who they are.
+    pub auth: AuthMode,
+    /// For `--auth token`: a bare token (actor `admin`) or `name:token` pairs separated by commas.
+    /// `None` generates a token at start-up and prints it once on stderr.
+    pub tokens: Option<String>,
+    /// For `--auth kubernetes`: what a SubjectAccessReview must allow for a caller.
+    pub access: AccessQuestion,
+    /// How long a browser session lasts.
+    pub session_ttl: Duration,
+    /// Mark the session cookie `Secure` (behind TLS).
+    pub secure_cookies: bool,
+    /// Largest request body accepted.
+    pub body_limit: usize,
+    /// Serve `/metrics` without authentication (Prometheus scrapes without credentials).
+    pub public_metrics: bool,
+    /// Interval of keep-alive comments on event streams.
+    pub sse_keep_alive: Duration,
+}
+
+impl HttpSettings {
+    /// Defaults for `auth`, with the tokens taken from [`TOKEN_ENV`].
+    pub fn new(auth: AuthMode) -> Self {
+        Self {
+            auth,
+            tokens: std::env::var(TOKEN_ENV).ok().filter(|t| !t.trim().is_empty()),
+            access: AccessQuestion::new("linstor-migrator.piraeus.io", "runs", "create", ""),
+            session_ttl: Duration::from_secs(12 * 3600),
+            secure_cookies: false,
+            body_limit: 64 * 1024,
+            public_metrics: true,
+            sse_keep_alive: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub auth: Arc<auth::Authenticator>,
+    pub settings: Arc<HttpSettings>,
+    /// Cancelled when the server stops accepting requests: event streams end.
+    pub closing: CancellationToken,
+}
+
+impl AppState {
+    /// Builds the state. With `--auth token` and no token configured, generates one and prints
+    /// it once on stderr (never into the logs).
+    pub fn new(engine: Engine, settings: HttpSettings) -> anyhow::Result<AppState> {
+        let auth = auth::Authenticator::new(&settings, engine.cluster().clone())?;
+        Ok(AppState { engine, auth: Arc::new(auth), settings: Arc::new(settings), closing: CancellationToken::new() })
+    }
+
+    /// True when the pages must say that nothing touches a real cluster.
+    pub fn demo(&self) -> bool {
+        self.engine.cluster().is_simulated()
+    }
+}
+
+/// The whole application: API, pages, assets, health and metrics.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = api::router().split_for_parts();
+    let api = api.route_layer(from_fn_with_state(state.clone(), auth::require_api));
+    let pages = pages::router().route_layer(from_fn_with_state(state.clone(), auth::require_page));
+    let metrics = match state.settings.public_metrics {
+        true => api::health::metrics_router(),
+        false => api::health::metrics_router().route_layer(from_fn_with_state(state.clone(), auth::require_api)),
+    };
+    Router::new()
+        .merge(api)
+        .merge(pages)
+        .merge(metrics)
+        .merge(api::public_router(&openapi))
+        .merge(pages::public_router())
+        .merge(assets::router())
+        .fallback(observe::not_found)
+        .layer(DefaultBodyLimit::max(state.settings.body_limit))
+        .layer(from_fn_with_state(state.clone(), observe::track))
+        .with_state(state)
+}
+
+/// Serves `state` on `listener` until `shutdown` completes, then lets open requests finish.
+/// Event streams end when the engine shuts down or their run ends; the caller stops the engine
+/// after this returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr().context("listener has no address")?;
+    tracing::info!(%addr, auth = ?state.settings.auth, demo = state.demo(), "serving HTTP");
+    let closing = state.closing.clone();
+    let signal = async move {
+        shutdown.await;
+        closing.cancel();
+    };
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(signal).await.context("HTTP server failed")
+}

@@ -1,0 +1,249 @@
+//! The dashboard (controllers, the start form, recent runs), the run history, the backups page
+//! and the start-form target.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::format::{bytes, clock, run_state_label, short_id, short_time, timestamp};
+use super::{CsrfForm, Layout, PageResult, render};
+use crate::cluster::controller::{ControllerInfo, ControllerKind};
+use crate::engine::{CreateRun, RunSummary};
+use crate::http::AppState;
+use crate::http::auth::{Caller, Flash};
+use crate::linstor::toml::Backend;
+use crate::model::{RunKind, RunOptions};
+
+/// A run in a table.
+pub struct RunRow {
+    pub id: String,
+    pub short_id: String,
+    pub kind: String,
+    pub controller: String,
+    pub state: String,
+    pub state_label: &'static str,
+    pub downtime: String,
+    pub started: String,
+    pub started_full: String,
+    pub by: String,
+}
+
+impl From<&RunSummary> for RunRow {
+    fn from(r: &RunSummary) -> Self {
+        Self {
+            id: r.id.clone(),
+            short_id: short_id(&r.id),
+            kind: r.kind.to_string(),
+            controller: r.controller.clone(),
+            state: r.state.to_string(),
+            state_label: run_state_label(r.state),
+            downtime: r.downtime.as_ref().map_or("—".into(), |d| clock(d.seconds)),
+            started: short_time(&r.created_at),
+            started_full: timestamp(&r.created_at),
+            by: r.created_by.clone(),
+        }
+    }
+}
+
+/// A controller in the dashboard table.
+pub struct ControllerRow {
+    pub reference: String,
+    pub managed_by: &'static str,
+    pub backend: String,
+    pub connection_url: String,
+    pub version: String,
+    pub replicas: String,
+    pub image: String,
+    pub problem: Option<String>,
+    pub migratable: bool,
+    pub active_run: Option<RunRow>,
+}
+
+fn controller_row(c: &ControllerInfo, runs: &[RunSummary]) -> ControllerRow {
+    let reference = c.reference().to_string();
+    ControllerRow {
+        managed_by: match c.kind {
+            ControllerKind::LinstorController => "LinstorController",
+            ControllerKind::Deployment => "Deployment",
+        },
+        backend: serde_json::to_value(c.backend).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+        connection_url: c.connection_url.clone().unwrap_or_default(),
+        version: c.linstor_version.clone().unwrap_or_else(|| "?".into()),
+        replicas: format!("{}/{}", c.ready_replicas, c.replicas),
+        image: c.image.clone().unwrap_or_default(),
+        problem: c.config_error.clone(),
+        migratable: c.backend != Backend::K8s,
+        active_run: runs.iter().find(|r| r.controller == reference && !r.state.is_final()).map(RunRow::from),
+        reference,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct Dashboard {
+    layout: Layout,
+    controllers: Vec<ControllerRow>,
+    discovery_error: Option<String>,
+    runs: Vec<RunRow>,
+    form: StartDefaults,
+}
+
+/// What the start form shows preselected.
+struct StartDefaults {
+    controller: String,
+    kind: String,
+    options: RunOptions,
+    idempotency_key: String,
+}
+
+#[derive(Deserialize)]
+pub struct DashboardQuery {
+    controller: Option<String>,
+    kind: Option<String>,
+}
+
+pub async fn dashboard(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<DashboardQuery>,
+) -> PageResult {
+    let runs = state.engine.runs(20).await?;
+    let (controllers, discovery_error) = match state.engine.controllers().await {
+        Ok(list) => (list.iter().map(|c| controller_row(c, &runs)).collect(), None),
+        Err(e) => (Vec::new(), Some(crate::http::error::ApiError::from(e).body().error)),
+    };
+    let page = Dashboard {
+        layout: Layout::new(&state, &caller, "LINSTOR controllers", "dashboard"),
+        form: StartDefaults {
+            controller: q.controller.unwrap_or_default(),
+            kind: q.kind.filter(|k| ["preflight", "backup", "migrate"].contains(&k.as_str())).unwrap_or("migrate".into()),
+            options: RunOptions::default(),
+            idempotency_key: uuid::Uuid::new_v4().to_string(),
+        },
+        controllers,
+        discovery_error,
+        runs: runs.iter().take(10).map(RunRow::from).collect(),
+    };
+    Ok(render(StatusCode::OK, &page))
+}
+
+#[derive(Template)]
+#[template(path = "runs.html")]
+struct Runs {
+    layout: Layout,
+    runs: Vec<RunRow>,
+}
+
+pub async fn runs(State(state): State<AppState>, caller: Caller) -> PageResult {
+    let runs = state.engine.runs(500).await?;
+    let page = Runs { layout: Layout::new(&state, &caller, "Runs", "runs"), runs: runs.iter().map(RunRow::from).collect() };
+    Ok(render(StatusCode::OK, &page))
+}
+
+/// A backup in the backups table.
+pub struct BackupRow {
+    pub file_name: String,
+    pub url: String,
+    pub run_id: String,
+    pub run_short: String,
+    pub controller: String,
+    pub purpose: String,
+    pub size: String,
+    pub sha256: String,
+    pub contents: String,
+    pub created: String,
+}
+
+#[derive(Template)]
+#[template(path = "backups.html")]
+struct Backups {
+    layout: Layout,
+    backups: Vec<BackupRow>,
+    total: String,
+}
+
+pub async fn backups(State(state): State<AppState>, caller: Caller) -> PageResult {
+    let list = state.engine.backups().await?;
+    let total = bytes(list.iter().map(|b| b.size_bytes).sum());
+    let backups = list
+        .iter()
+        .map(|b| BackupRow {
+            file_name: b.file_name.clone(),
+            url: format!("/api/v1/backups/{}", b.id),
+            run_short: short_id(&b.run_id),
+            run_id: b.run_id.clone(),
+            controller: b.controller.clone(),
+            purpose: b.purpose.clone(),
+            size: bytes(b.size_bytes),
+            sha256: b.sha256.clone(),
+            contents: format!("{} tables, {} rows, from {} (LINSTOR {})", b.tables, b.rows, b.exported_from, b.linstor_version),
+            created: timestamp(&b.created_at),
+        })
+        .collect();
+    let page = Backups { layout: Layout::new(&state, &caller, "Backups", "backups"), backups, total };
+    Ok(render(StatusCode::OK, &page))
+}
+
+/// The start form's fields (checkboxes are absent when unchecked).
+#[derive(Deserialize)]
+pub struct StartForm {
+    controller: String,
+    kind: String,
+    /// Present when the form carried the options (the quick buttons do not).
+    with_options: Option<String>,
+    approve_before_downtime: Option<String>,
+    auto_rollback: Option<String>,
+    allow_non_etcd_source: Option<String>,
+    scale_down_etcd: Option<String>,
+    controller_timeout_seconds: Option<String>,
+    pod_timeout_seconds: Option<String>,
+    idempotency_key: Option<String>,
+}
+
+impl StartForm {
+    fn to_request(&self) -> Result<CreateRun, String> {
+        let kind: RunKind = self.kind.parse()?;
+        let controller = self.controller.parse()?;
+        let mut options = RunOptions::default();
+        if self.with_options.is_some() {
+            options.approve_before_downtime = self.approve_before_downtime.is_some();
+            options.auto_rollback = self.auto_rollback.is_some();
+            options.allow_non_etcd_source = self.allow_non_etcd_source.is_some();
+            options.scale_down_etcd = self.scale_down_etcd.is_some();
+            let seconds = |v: &Option<String>, default: u64, name: &str| match v.as_deref().map(str::trim) {
+                None | Some("") => Ok(default),
+                Some(s) => s.parse::<u64>().map_err(|_| format!("{name} must be a whole number of seconds")),
+            };
+            options.controller_timeout_seconds =
+                seconds(&self.controller_timeout_seconds, options.controller_timeout_seconds, "controller timeout")?;
+            options.pod_timeout_seconds = seconds(&self.pod_timeout_seconds, options.pod_timeout_seconds, "pod timeout")?;
+        }
+        Ok(CreateRun { kind, controller, options })
+    }
+}
+
+/// Starts a run from the form and shows it; on failure back to the dashboard with the reason.
+pub async fn start_run(State(state): State<AppState>, caller: Caller, CsrfForm(form): CsrfForm<StartForm>) -> Response {
+    let flash = |f: Flash| {
+        if let Some(s) = &caller.session {
+            state.auth.sessions.set_flash(&s.id, f);
+        }
+    };
+    let req = match form.to_request() {
+        Ok(r) => r,
+        Err(e) => {
+            flash(Flash::error(e));
+            return Redirect::to("/").into_response();
+        }
+    };
+    let key = form.idempotency_key.filter(|k| !k.is_empty());
+    match state.engine.create_run(req, &caller.actor, key).await {
+        Ok((run, _)) => Redirect::to(&format!("/runs/{}", run.id)).into_response(),
+        Err(e) => {
+            flash(Flash::error(crate::http::error::ApiError::from(e).body().error));
+            Redirect::to("/").into_response()
+        }
+    }
+}

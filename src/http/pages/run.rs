@@ -1,0 +1,102 @@
+//! The run page (steps, live log, downtime clock, actions, backups, report, audit trail) and
+//! the targets of its action forms, each confirmed first.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::format::{run_state_label, short_id};
+use super::run_view::{ActionButton, LogGroup, ReportView, RunPageView, log_groups, report_view, run_page_view};
+use super::{CsrfForm, Layout, PageError, PageResult, render};
+use crate::http::AppState;
+use crate::http::api::runs::Action;
+use crate::http::auth::{Caller, Flash};
+use crate::http::error::ApiError;
+
+/// Log lines rendered into the page; the script streams the rest.
+const PAGE_LOG_LINES: i64 = 5000;
+
+#[derive(Template)]
+#[template(path = "run.html")]
+struct RunPage {
+    layout: Layout,
+    run: RunPageView,
+    log: Vec<LogGroup>,
+    /// The stream continues after this event.
+    after: i64,
+    log_truncated: bool,
+    report: ReportView,
+}
+
+pub async fn run_page(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> PageResult {
+    // the log before the run: events after `after` then only repeat what the page shows
+    let lines = state.engine.events(&id, 0, PAGE_LOG_LINES, true).await?;
+    let run = state.engine.run(&id).await?;
+    let after = lines.last().map_or(0, |l| l.seq);
+    let page = RunPage {
+        layout: Layout::new(&state, &caller, format!("Run {}", short_id(&run.id)), "runs"),
+        log_truncated: lines.len() as i64 >= PAGE_LOG_LINES,
+        log: log_groups(&lines, run.current_step),
+        after,
+        report: report_view(&run),
+        run: run_page_view(&run),
+    };
+    Ok(render(StatusCode::OK, &page))
+}
+
+#[derive(Template)]
+#[template(path = "confirm.html")]
+struct ConfirmPage {
+    layout: Layout,
+    run_id: String,
+    run_title: String,
+    button: ActionButton,
+}
+
+/// An action form's fields.
+#[derive(Deserialize)]
+pub struct ActionForm {
+    /// `yes` once the person confirmed (in the dialog, or on the confirmation page).
+    confirmed: Option<String>,
+}
+
+pub async fn run_action(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, action)): Path<(String, String)>,
+    CsrfForm(form): CsrfForm<ActionForm>,
+) -> PageResult<Response> {
+    let Some(act) = Action::parse(&action) else {
+        return Err(PageError(ApiError::NotFound(format!("action {action}"))));
+    };
+    if form.confirmed.as_deref() != Some("yes") {
+        let run = state.engine.run(&id).await?;
+        let view = run_page_view(&run);
+        let button = ActionButton::for_action(act, &run);
+        let page = ConfirmPage {
+            layout: Layout::new(&state, &caller, "Confirm", "runs"),
+            run_id: run.id.clone(),
+            run_title: view.title,
+            button,
+        };
+        return Ok(render(StatusCode::OK, &page));
+    }
+    let flash = match act.apply(&state, &id, &caller).await {
+        Ok(run) => Flash::ok(format!(
+            "{} requested by {}; the run is {}.",
+            ActionButton::for_action(act, &run).noun,
+            caller.actor,
+            run_state_label(run.state)
+        )),
+        Err(e @ (ApiError::Conflict { .. } | ApiError::Unprocessable(_) | ApiError::Cluster(_))) => {
+            Flash::error(e.body().error)
+        }
+        Err(e) => return Err(PageError(e)),
+    };
+    if let Some(s) = &caller.session {
+        state.auth.sessions.set_flash(&s.id, flash);
+    }
+    Ok(Redirect::to(&format!("/runs/{id}")).into_response())
+}

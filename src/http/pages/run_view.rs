@@ -1,0 +1,371 @@
+//! What the run page shows, computed from a [`RunView`]: steps with icons and durations, the
+//! downtime clock, the actions that fit the state, the log grouped by step, the report.
+
+use crate::db::EventRecord;
+use crate::engine::{CheckLevel, RunView};
+use crate::http::api::runs::Action;
+use crate::model::{RunKind, RunState, StepName};
+
+use super::format::{bytes, clock, duration_ms, iso, run_state_label, short_id, step_icon, timestamp};
+
+pub struct StepRow {
+    pub name: String,
+    pub title: String,
+    pub state: String,
+    pub icon: &'static str,
+    pub duration: String,
+    pub started_iso: String,
+    pub message: String,
+    pub downtime: bool,
+    pub current: bool,
+}
+
+pub struct DowntimeRow {
+    pub started_iso: String,
+    pub ended_iso: String,
+    pub clock: String,
+    pub active: bool,
+}
+
+/// A button that acts on the run, with what the confirmation says.
+pub struct ActionButton {
+    pub action: &'static str,
+    pub label: &'static str,
+    /// The label without the ellipsis, for headings.
+    pub heading: &'static str,
+    /// `danger` or `primary`.
+    pub style: &'static str,
+    pub noun: &'static str,
+    pub confirm: String,
+}
+
+impl ActionButton {
+    pub fn for_action(action: Action, run: &RunView) -> Self {
+        match action {
+            Action::Cancel => Self {
+                action: "cancel",
+                label: "Cancel and roll back…",
+                heading: "Cancel and roll back",
+                style: "danger",
+                noun: "Cancel",
+                confirm: format!(
+                    "Cancel this run? It stops at the next safe point; if the controller of {} is already stopped, \
+                     everything is rolled back to etcd.",
+                    run.controller
+                ),
+            },
+            Action::Approve => Self {
+                action: "approve",
+                label: "Approve downtime…",
+                heading: "Approve downtime",
+                style: "primary",
+                noun: "Approval",
+                confirm: format!(
+                    "Start the downtime now? The controller {} is stopped until the migration finishes or is rolled back. \
+                     Existing volumes keep working; provisioning pauses.",
+                    run.controller
+                ),
+            },
+            Action::Resume => Self {
+                action: "resume",
+                label: "Resume from the failed step…",
+                heading: "Resume from the failed step",
+                style: "primary",
+                noun: "Resume",
+                confirm: "Resume this run from its failed step? Steps check the cluster first and only do what is missing."
+                    .into(),
+            },
+            Action::Rollback => Self {
+                action: "rollback",
+                label: "Roll back…",
+                heading: "Roll back",
+                style: "danger",
+                noun: "Rollback",
+                confirm: format!(
+                    "Roll {} back to its original database? Whatever changed in LINSTOR since the switch \
+                     (new resources, snapshots, settings) is lost.",
+                    run.controller
+                ),
+            },
+        }
+    }
+}
+
+/// The actions the engine accepts in the run's state (the engine still decides).
+pub fn actions(run: &RunView) -> Vec<ActionButton> {
+    let mut out = Vec::new();
+    let active = !run.state.is_final();
+    if run.state == RunState::Waiting {
+        out.push(Action::Approve);
+    }
+    if run.state == RunState::Failed {
+        out.push(Action::Resume);
+    }
+    if active && !run.cancel_requested {
+        out.push(Action::Cancel);
+    }
+    let changed = run.downtime.is_some();
+    if !active && run.state != RunState::RolledBack && run.kind != RunKind::Preflight && changed {
+        out.push(Action::Rollback);
+    }
+    out.into_iter().map(|a| ActionButton::for_action(a, run)).collect()
+}
+
+pub struct BackupRow {
+    pub name: String,
+    pub url: String,
+    pub size: String,
+    pub sha256: String,
+    pub contents: String,
+    pub purpose: String,
+}
+
+pub struct AuditRow {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub detail: String,
+}
+
+pub struct RunPageView {
+    pub id: String,
+    pub short_id: String,
+    pub title: String,
+    pub state: String,
+    pub state_label: &'static str,
+    pub is_final: bool,
+    pub created_by: String,
+    pub created_at: String,
+    pub finished_at: String,
+    pub error: String,
+    pub rolling_back: bool,
+    pub cancel_requested: bool,
+    pub source: String,
+    pub image: String,
+    pub steps: Vec<StepRow>,
+    pub downtime: Option<DowntimeRow>,
+    pub actions: Vec<ActionButton>,
+    pub backups: Vec<BackupRow>,
+    pub audit: Vec<AuditRow>,
+}
+
+pub fn run_page_view(run: &RunView) -> RunPageView {
+    let title = match run.kind {
+        RunKind::Migrate => format!("Migrate {} to the k8s backend", run.controller),
+        RunKind::Backup => format!("Back up {}", run.controller),
+        RunKind::Preflight => format!("Preflight of {}", run.controller),
+    };
+    let steps = run
+        .steps
+        .iter()
+        .map(|s| StepRow {
+            name: s.name.to_string(),
+            title: s.title.clone(),
+            state: s.state.to_string(),
+            icon: step_icon(s.state),
+            duration: s.duration_ms.map(duration_ms).unwrap_or_default(),
+            started_iso: s.started_at.as_ref().map(iso).unwrap_or_default(),
+            message: s.message.clone().unwrap_or_default(),
+            downtime: s.downtime && run.kind != RunKind::Preflight,
+            current: run.current_step == Some(s.name),
+        })
+        .collect();
+    let controller = run.report.controller.as_ref();
+    RunPageView {
+        id: run.id.clone(),
+        short_id: short_id(&run.id),
+        title,
+        state: run.state.to_string(),
+        state_label: run_state_label(run.state),
+        is_final: run.state.is_final(),
+        created_by: run.created_by.clone(),
+        created_at: timestamp(&run.created_at),
+        finished_at: run.finished_at.as_ref().map(timestamp).unwrap_or_default(),
+        error: run.error.clone().unwrap_or_default(),
+        rolling_back: run.rolling_back,
+        cancel_requested: run.cancel_requested,
+        source: run
+            .report
+            .original_connection_url
+            .clone()
+            .or_else(|| controller.and_then(|c| c.connection_url.clone()))
+            .unwrap_or_default(),
+        image: controller.and_then(|c| c.image.clone()).unwrap_or_default(),
+        steps,
+        downtime: run.downtime.as_ref().map(|d| DowntimeRow {
+            started_iso: iso(&d.started_at),
+            ended_iso: d.ended_at.as_ref().map(iso).unwrap_or_default(),
+            clock: clock(d.seconds),
+            active: d.ended_at.is_none() && !run.state.is_final(),
+        }),
+        actions: actions(run),
+        backups: run
+            .backups
+            .iter()
+            .map(|b| BackupRow {
+                name: b.name.clone(),
+                url: b.url.clone(),
+                size: bytes(b.size_bytes),
+                sha256: b.sha256.clone(),
+                contents: format!("{} tables · {} rows · from {} (LINSTOR {})", b.tables, b.rows, b.exported_from, b.linstor_version),
+                purpose: b.purpose.clone(),
+            })
+            .collect(),
+        audit: run
+            .audit
+            .iter()
+            .map(|a| AuditRow {
+                at: timestamp(&a.at),
+                actor: a.actor.clone(),
+                action: a.action.clone(),
+                detail: a.detail.clone().unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+pub struct LogLine {
+    pub n: usize,
+    pub time: String,
+    pub iso: String,
+    pub level: String,
+    pub message: String,
+}
+
+/// Consecutive lines of one step.
+pub struct LogGroup {
+    pub step: String,
+    pub title: String,
+    pub open: bool,
+    pub lines: Vec<LogLine>,
+}
+
+pub fn log_groups(lines: &[EventRecord], current: Option<StepName>) -> Vec<LogGroup> {
+    let mut groups: Vec<(Option<StepName>, LogGroup)> = Vec::new();
+    for (i, e) in lines.iter().enumerate() {
+        if groups.last().is_none_or(|(step, _)| *step != e.step) {
+            let title = e.step.map_or("Run", |s| s.title()).to_string();
+            let step = e.step.map_or("run".to_string(), |s| s.to_string());
+            groups.push((e.step, LogGroup { step, title, open: false, lines: Vec::new() }));
+        }
+        let (_, group) = groups.last_mut().expect("a group was pushed");
+        group.lines.push(LogLine {
+            n: i + 1,
+            time: e.at.format("%H:%M:%S%.3f").to_string(),
+            iso: iso(&e.at),
+            level: e.level.clone(),
+            message: e.message.clone(),
+        });
+    }
+    let last = groups.len().saturating_sub(1);
+    groups
+        .into_iter()
+        .enumerate()
+        .map(|(i, (step, mut g))| {
+            g.open = i == last || (step.is_some() && step == current) || g.lines.iter().any(|l| l.level == "error");
+            g
+        })
+        .collect()
+}
+
+pub struct CheckRow {
+    pub level: &'static str,
+    pub icon: &'static str,
+    pub name: String,
+    pub message: String,
+}
+
+/// The run's findings, for the report sections.
+pub struct ReportView {
+    pub checks: Vec<CheckRow>,
+    pub plan: Vec<String>,
+    /// `(identical, summary, differences)`.
+    pub data: Option<(bool, String, Vec<String>)>,
+    pub cluster: Option<(bool, String, Vec<String>)>,
+    pub error_reports: Vec<String>,
+    pub helm_command: String,
+    pub helm_drift: String,
+    pub rollback_cause: String,
+    pub k8s_leftover: String,
+    pub etcd_scaled_down: String,
+    pub approved_by: String,
+}
+
+pub fn report_view(run: &RunView) -> ReportView {
+    let r = &run.report;
+    let helm_drift = r
+        .helm
+        .as_ref()
+        .filter(|h| h.get("says_etcd").and_then(|v| v.as_bool()) == Some(true))
+        .map(|h| {
+            let release = h.get("release").and_then(|v| v.as_str()).unwrap_or("the Helm release");
+            format!(
+                "Helm release {release} still sets the etcd database in its values: the next helm upgrade would start \
+                 the controller on etcd again, without the changes made since. Persist the change with the command below."
+            )
+        })
+        .unwrap_or_default();
+    ReportView {
+        checks: r
+            .checks
+            .iter()
+            .map(|c| {
+                let (level, icon) = match c.level {
+                    CheckLevel::Ok => ("ok", "✓"),
+                    CheckLevel::Warning => ("warning", "!"),
+                    CheckLevel::Error => ("error", "✗"),
+                };
+                CheckRow { level, icon, name: c.name.clone(), message: c.message.clone() }
+            })
+            .collect(),
+        plan: r.plan.clone(),
+        data: r.data_verification.as_ref().map(|d| {
+            let summary = format!("{} tables, {} rows compared with the backup", d.tables_compared, d.rows_compared);
+            let diffs = d
+                .differences
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{}: {} rows expected, {} found ({} missing, {} extra, {} changed){}",
+                        t.name,
+                        t.rows_expected,
+                        t.rows_found,
+                        t.missing,
+                        t.extra,
+                        t.changed,
+                        if t.examples.is_empty() { String::new() } else { format!(", e.g. {}", t.examples.join(", ")) }
+                    )
+                })
+                .collect();
+            (d.is_equal(), summary, diffs)
+        }),
+        cluster: r.cluster_verification.as_ref().map(|c| {
+            let summary = format!(
+                "{} nodes, {} storage pools, {} resources, {} volumes compared with the snapshot",
+                c.nodes, c.storage_pools, c.resources, c.volumes
+            );
+            (c.is_equal(), summary, c.differences.clone())
+        }),
+        error_reports: r
+            .error_reports
+            .iter()
+            .map(|e| format!("{} on {}: {} {}", e.filename, e.node_name, e.exception, e.exception_message))
+            .collect(),
+        helm_command: r.helm_command.clone().unwrap_or_default(),
+        helm_drift,
+        rollback_cause: r.rollback_cause.clone().unwrap_or_default(),
+        k8s_leftover: r
+            .k8s_backend_after_rollback
+            .as_ref()
+            .filter(|i| i.total_objects() > 0)
+            .map(|i| {
+                format!(
+                    "The k8s backend still holds {} objects from the interrupted import; the next import replaces them.",
+                    i.total_objects()
+                )
+            })
+            .unwrap_or_default(),
+        etcd_scaled_down: r.etcd_scaled_down.clone().unwrap_or_default(),
+        approved_by: r.approved_by.clone().unwrap_or_default(),
+    }
+}

@@ -1,0 +1,181 @@
+//! The `linstor-database` binary without an API server: argument trap, config fallbacks, etcd
+//! export, exit codes and injected faults, each in a fresh "pod" directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use linstor_migrator::linstor::export::ExportDocument;
+use linstor_standins::dataset::{self, Preset};
+
+/// A fresh pod: `root` for LINSTOR_STANDIN_ROOT, `work` as working directory.
+struct Pod {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    work: PathBuf,
+    etcd: PathBuf,
+}
+
+impl Pod {
+    fn new(toml: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let work = dir.path().join("work");
+        for d in [root.join("etc/linstor"), root.join("backup"), work.clone()] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        if let Some(t) = toml {
+            std::fs::write(root.join("etc/linstor/linstor.toml"), t).unwrap();
+        }
+        let etcd = dir.path().join("etcd.json");
+        dataset::write(&dataset::generate(Preset::Piraeus), &etcd).unwrap();
+        Pod { _dir: dir, root, work, etcd }
+    }
+
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_linstor-database"));
+        c.args(args)
+            .current_dir(&self.work)
+            .env("LINSTOR_STANDIN_ROOT", &self.root)
+            .env("LINSTOR_STANDIN_ETCD_DATA", &self.etcd)
+            .env_remove("LINSTOR_STANDIN_FAULT")
+            .env_remove("LINSTOR_STANDIN_FAULT_FILE")
+            .env_remove("KUBECONFIG");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.command(args, env).output().unwrap()
+    }
+
+    fn backup(&self) -> Result<ExportDocument, serde_json::Error> {
+        serde_json::from_slice(&std::fs::read(self.root.join("backup/b.json")).unwrap())
+    }
+}
+
+const ETCD: &str = "[db]\nconnection_url = \"etcd://piraeus-op-etcd:2379\"\n";
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn bad_arguments_print_usage_and_exit_zero() {
+    let pod = Pod::new(Some(ETCD));
+    for args in [&[][..], &["export"], &["export-db"], &["import-db", "-x", "f"], &["export-db", "a", "b"]] {
+        let out = pod.run(args, &[]);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(text(&out.stderr).contains("Usage: linstor-database"), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    assert!(!pod.root.join("backup/b.json").exists());
+}
+
+#[test]
+fn etcd_export_writes_the_dataset_and_logs_like_linstor() {
+    let pod = Pod::new(Some(ETCD));
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let out = pod.run(&["export-db", "-c", "/etc/linstor", "/backup/b.json"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("[main] INFO  LINSTOR/linstor-db - SYSTEM - Loading configuration file \"/etc/linstor/linstor.toml\""));
+    assert!(stdout.contains("etcd connection URL is \"etcd://piraeus-op-etcd:2379\""));
+    assert!(stdout.trim_end().ends_with("Export finished"));
+    let doc = pod.backup().unwrap();
+    let data = dataset::generate(Preset::Piraeus);
+    assert_eq!(doc.exported_from, "etcd");
+    assert!(doc.export_timestamp_ms >= before);
+    assert_eq!(doc.tables, data.tables);
+    assert!(pod.work.join("logs/linstor-db.log").exists());
+}
+
+#[test]
+fn a_missing_config_silently_exports_an_empty_h2_database() {
+    let pod = Pod::new(None);
+    let out = pod.run(&["export-db", "/backup/b.json"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("jdbc:h2:/var/lib/linstor/linstordb"));
+    let doc = pod.backup().unwrap();
+    assert_eq!(doc.exported_from, "sql/h2");
+    assert_eq!(doc.tables.len(), 43);
+    assert!(doc.tables.iter().all(|t| t.data.is_empty()));
+}
+
+#[test]
+fn config_errors_exit_two_and_exceptions_exit_one() {
+    let pod = Pod::new(Some("[db\nconnection_url = "));
+    assert_eq!(pod.run(&["export-db", "/backup/b.json"], &[]).status.code(), Some(2));
+    let pod = Pod::new(Some("[db]\nconnection_url = \"mongodb://x\"\n"));
+    assert_eq!(pod.run(&["export-db", "/backup/b.json"], &[]).status.code(), Some(2));
+
+    let pod = Pod::new(Some(ETCD));
+    let out = pod.run(&["export-db", "/nonexistent-dir/b.json"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).starts_with("Exception in thread \"main\""));
+    assert!(!text(&out.stdout).contains("Export finished"));
+    let reports: Vec<_> = std::fs::read_dir(pod.work.join("logs")).unwrap().flatten().collect();
+    assert!(reports.iter().any(|e| e.file_name().to_string_lossy().starts_with("ErrorReport-")));
+}
+
+#[test]
+fn imports_refuse_newer_exports_and_the_h2_fallback_swallows_the_rest() {
+    let pod = Pod::new(None);
+    let mut doc = dataset::generate(Preset::Piraeus);
+    doc.linstor_version = "1.34.0".into();
+    dataset::write(&doc, &pod.root.join("backup/b.json")).unwrap();
+    let out = pod.run(&["import-db", "/backup/b.json"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("newer"));
+
+    doc.linstor_version = "1.33.3".into();
+    dataset::write(&doc, &pod.root.join("backup/b.json")).unwrap();
+    let out = pod.run(&["import-db", "/backup/b.json"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("Import finished"));
+}
+
+#[test]
+fn fault_file_faults_fire_once() {
+    let pod = Pod::new(Some(ETCD));
+    let faults = pod.work.join("faults");
+    std::fs::write(&faults, "export:exit1\nexport:usage\nexport:corrupt\n").unwrap();
+    let env = [("LINSTOR_STANDIN_FAULT_FILE", faults.to_str().unwrap())];
+    let args = ["export-db", "/backup/b.json"];
+
+    let out = pod.run(&args, &env);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("injected fault exit1"));
+
+    let out = pod.run(&args, &env);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).starts_with("Usage: linstor-database"));
+    assert!(!pod.root.join("backup/b.json").exists());
+
+    let out = pod.run(&args, &env);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("Export finished"));
+    assert!(pod.backup().is_err(), "corrupt writes half a file");
+    assert!(!faults.exists());
+
+    let out = pod.run(&args, &env);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(pod.backup().is_ok());
+}
+
+#[test]
+fn hang_sleeps_until_killed() {
+    let pod = Pod::new(Some(ETCD));
+    let mut child = pod
+        .command(&["export-db", "/backup/b.json"], &[("LINSTOR_STANDIN_FAULT", "hang")])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!Path::new(&pod.root.join("backup/b.json")).exists());
+}
