@@ -42,7 +42,9 @@ pub async fn engine(common: &Common, cluster: Arc<dyn Cluster>, metrics: Arc<Met
     let mut settings = EngineSettings::new(common.data_dir.clone());
     settings.pod_paths = PodPaths {
         tool: common.tool_path.clone(),
+        source_config_dir: common.source_config_dir.clone(),
         target_config_dir: common.target_config_dir.clone(),
+        backup_dir: common.backup_dir.clone(),
         ..PodPaths::default()
     };
     settings.lease_namespace = common.lease_namespace.clone();

@@ -46,18 +46,33 @@ pub async fn run(common: &Common, kind: RunKind, args: &RunArgs) -> Result<(), C
         .await
         .map_err(|e| failed(format!("{e:#}")))?;
     let controllers = engine.controllers().await.map_err(failed)?;
+    // without --controller: the one controller this kind of run applies to (a migration skips
+    // controllers that already use the k8s backend)
+    let eligible: Vec<_> = controllers
+        .iter()
+        .filter(|c| kind != RunKind::Migrate || c.backend != crate::linstor::toml::Backend::K8s)
+        .cloned()
+        .collect();
     let chosen = match &args.controller {
         Some(c) => controllers
             .iter()
             .find(|i| i.namespace == c.namespace && i.name == c.name)
             .ok_or_else(|| CliError::Usage(format!("controller {c} does not exist; found: {}", list(&controllers))))?,
-        None if controllers.len() == 1 => &controllers[0],
-        None if controllers.is_empty() => return Err(failed("no LINSTOR controller found in the cluster")),
+        None if eligible.len() == 1 => &eligible[0],
+        // the simulated cluster has several; take its Piraeus one, as a first-time user expects
+        None if common.demo && !eligible.is_empty() => {
+            let pick = eligible.iter().find(|c| c.kind == ControllerKind::LinstorController).unwrap_or(&eligible[0]);
+            println!("choosing {}/{} (use --controller to pick another)", pick.namespace, pick.name);
+            pick
+        }
+        None if eligible.is_empty() => {
+            return Err(failed(format!("no LINSTOR controller to {kind} found; found: {}", list(&controllers))));
+        }
         None => {
             return Err(CliError::Usage(format!(
                 "{} controllers found; choose one with --controller: {}",
-                controllers.len(),
-                list(&controllers)
+                eligible.len(),
+                list(&eligible)
             )));
         }
     };
@@ -108,6 +123,7 @@ pub async fn run(common: &Common, kind: RunKind, args: &RunArgs) -> Result<(), C
         result
     };
     engine.shutdown(Duration::from_secs(5)).await;
+    engine.db().close().await;
     summary(common, &result);
     match result.state {
         RunState::Succeeded => Ok(()),
@@ -165,14 +181,21 @@ async fn follow(engine: &crate::engine::Engine, id: &str) -> Result<RunView, Cli
 }
 
 fn show(bar: &ProgressBar, ev: &crate::db::EventRecord) {
+    // without a terminal the bar is hidden: print the lines plainly
+    let print = |line: String| if bar.is_hidden() { println!("{line}") } else { bar.println(line) };
     match ev.kind {
-        EventKind::Step if ev.level == "running" => bar.set_message(ev.message.clone()),
-        EventKind::Step => bar.println(format!("  {} {}", mark(&ev.level), ev.message)),
-        EventKind::Run => bar.println(format!("» {}", ev.message)),
+        EventKind::Step if ev.level == "running" => {
+            bar.set_message(ev.message.clone());
+            if bar.is_hidden() {
+                println!("  • {}", ev.message);
+            }
+        }
+        EventKind::Step => print(format!("  {} {}", mark(&ev.level), ev.message)),
+        EventKind::Run => print(format!("» {}", ev.message)),
         EventKind::Log => {
             bar.set_message(ev.message.chars().take(120).collect::<String>());
             if ev.level == "warn" || ev.level == "error" {
-                bar.println(format!("    {}: {}", ev.level, ev.message));
+                print(format!("    {}: {}", ev.level, ev.message));
             }
         }
     }

@@ -33,6 +33,13 @@ pub struct Common {
     /// Path of linstor-database inside the controller image.
     #[arg(long, global = true, env = "LINSTOR_MIGRATOR_TOOL_PATH", default_value = "/usr/share/linstor-server/bin/linstor-database")]
     pub tool_path: String,
+    /// Where the migration pod mounts the controller's linstor.toml (the controller's own mount
+    /// is /etc/linstor).
+    #[arg(long, global = true, env = "LINSTOR_MIGRATOR_SOURCE_CONFIG_DIR", default_value = "/etc/linstor")]
+    pub source_config_dir: String,
+    /// Where the migration pod keeps exports (an emptyDir).
+    #[arg(long, global = true, env = "LINSTOR_MIGRATOR_BACKUP_DIR", default_value = "/backup")]
+    pub backup_dir: String,
     /// Where the migration pod mounts the target linstor.toml.
     #[arg(long, global = true, env = "LINSTOR_MIGRATOR_TARGET_CONFIG_DIR", default_value = "/etc/linstor-target")]
     pub target_config_dir: String,

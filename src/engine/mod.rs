@@ -33,6 +33,9 @@ use crate::model::{Actor, ControllerRef, RunKind, RunOptions, RunState, StepName
 pub struct PodPaths {
     /// The `linstor-database` binary.
     pub tool: String,
+    /// Where the migration pod mounts the controller's own config (the Deployment mounts it at
+    /// `/etc/linstor`; its mounts under that path move along).
+    pub source_config_dir: String,
     /// Where the target (`k8s`) `linstor.toml` is mounted.
     pub target_config_dir: String,
     /// The emptyDir for export files.
@@ -45,6 +48,7 @@ impl Default for PodPaths {
     fn default() -> Self {
         Self {
             tool: "/usr/share/linstor-server/bin/linstor-database".into(),
+            source_config_dir: "/etc/linstor".into(),
             target_config_dir: "/etc/linstor-target".into(),
             backup_dir: "/backup".into(),
             logs_dir: "/logs".into(),

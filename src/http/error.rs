@@ -2,8 +2,8 @@
 //! status; server-side failures are logged with the request id and shown only as
 //! "internal error" plus that id, never with their internals.
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::FromRequest;
+use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -86,12 +86,20 @@ impl ApiError {
         let request_id = status.is_server_error().then(current_request_id).flatten();
         let error = match self {
             ApiError::Internal(e) => {
-                tracing::error!(request_id = request_id.as_deref(), error = format!("{e:#}"), "internal error");
+                tracing::error!(
+                    request_id = request_id.as_deref(),
+                    error = format!("{e:#}"),
+                    "internal error"
+                );
                 "internal error".to_string()
             }
             other => {
                 if status.is_server_error() {
-                    tracing::warn!(request_id = request_id.as_deref(), status = status.as_u16(), "{other}");
+                    tracing::warn!(
+                        request_id = request_id.as_deref(),
+                        status = status.as_u16(),
+                        "{other}"
+                    );
                 }
                 other.to_string()
             }
@@ -100,7 +108,11 @@ impl ApiError {
             ApiError::Conflict { run_id, .. } => run_id.clone(),
             _ => None,
         };
-        ErrorBody { error, run_id, request_id }
+        ErrorBody {
+            error,
+            run_id,
+            request_id,
+        }
     }
 }
 
@@ -109,7 +121,8 @@ impl IntoResponse for ApiError {
         let mut res = (self.status(), axum::Json(self.body())).into_response();
         match self {
             ApiError::Unauthorized => {
-                res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                res.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             ApiError::RangeNotSatisfiable(size) => {
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
@@ -139,7 +152,10 @@ impl From<ClusterError> for ApiError {
         match e {
             // a free-form API failure may carry addresses and payloads: keep it in the log
             ClusterError::Api(detail) => {
-                tracing::warn!(request_id = current_request_id().as_deref(), "Kubernetes API error: {detail}");
+                tracing::warn!(
+                    request_id = current_request_id().as_deref(),
+                    "Kubernetes API error: {detail}"
+                );
                 ApiError::Cluster("the Kubernetes API request failed".into())
             }
             other => ApiError::Cluster(format!("the Kubernetes API refused the request: {other}")),
@@ -150,12 +166,16 @@ impl From<ClusterError> for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r {
-            JsonRejection::JsonSyntaxError(e) => ApiError::BadRequest(format!("malformed JSON: {}", e.body_text())),
+            JsonRejection::JsonSyntaxError(e) => {
+                ApiError::BadRequest(format!("malformed JSON: {}", e.body_text()))
+            }
             JsonRejection::JsonDataError(e) => ApiError::Unprocessable(e.body_text()),
             JsonRejection::MissingJsonContentType(_) => {
                 ApiError::UnsupportedMediaType("expected Content-Type: application/json".into())
             }
-            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge
+            }
             other => ApiError::BadRequest(other.body_text()),
         }
     }

@@ -85,7 +85,12 @@ impl AppState {
     /// it once on stderr (never into the logs).
     pub fn new(engine: Engine, settings: HttpSettings) -> anyhow::Result<AppState> {
         let auth = auth::Authenticator::new(&settings, engine.cluster().clone())?;
-        Ok(AppState { engine, auth: Arc::new(auth), settings: Arc::new(settings), closing: CancellationToken::new() })
+        Ok(AppState {
+            engine,
+            auth: Arc::new(auth),
+            settings: Arc::new(settings),
+            closing: CancellationToken::new(),
+        })
     }
 
     /// True when the pages must say that nothing touches a real cluster.
@@ -101,7 +106,9 @@ pub fn router(state: AppState) -> Router {
     let pages = pages::router().route_layer(from_fn_with_state(state.clone(), auth::require_page));
     let metrics = match state.settings.public_metrics {
         true => api::health::metrics_router(),
-        false => api::health::metrics_router().route_layer(from_fn_with_state(state.clone(), auth::require_api)),
+        false => {
+            api::health::metrics_router().route_layer(from_fn_with_state(state.clone(), auth::require_api))
+        }
     };
     Router::new()
         .merge(api)
@@ -132,5 +139,8 @@ pub async fn serve(
         closing.cancel();
     };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(signal).await.context("HTTP server failed")
+    axum::serve(listener, app)
+        .with_graceful_shutdown(signal)
+        .await
+        .context("HTTP server failed")
 }

@@ -34,14 +34,23 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string());
     let method = req.method().clone();
     let span = tracing::info_span!("http", %method, route = route.as_deref().unwrap_or("-"), request_id);
     let started = Instant::now();
-    let mut res = CURRENT_REQUEST_ID.scope(request_id.clone(), next.run(req).instrument(span.clone())).await;
+    let mut res = CURRENT_REQUEST_ID
+        .scope(request_id.clone(), next.run(req).instrument(span.clone()))
+        .await;
     let status = res.status();
     span.in_scope(|| {
-        tracing::debug!(status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request")
+        tracing::debug!(
+            status = status.as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "request"
+        )
     });
     state
         .engine

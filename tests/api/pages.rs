@@ -11,7 +11,13 @@ fn csrf_of(html: &str) -> String {
 }
 
 async fn login(app: &TestApp) -> String {
-    let res = app.client.post(app.url("/login")).form(&[("token", TOKEN), ("next", "/backups")]).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url("/login"))
+        .form(&[("token", TOKEN), ("next", "/backups")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"], "/backups");
     let cookie = res.headers()[SET_COOKIE].to_str().unwrap().to_string();
@@ -22,9 +28,20 @@ async fn login(app: &TestApp) -> String {
 }
 
 async fn page(app: &TestApp, cookie: &str, path: &str) -> String {
-    let res = app.client.get(app.url(path)).header(COOKIE, cookie).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url(path))
+        .header(COOKIE, cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200, "{path}");
-    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     res.text().await.unwrap()
 }
 
@@ -36,37 +53,96 @@ async fn login_session_and_csrf_protect_the_forms() {
     assert_eq!(res.headers()["location"], "/login?next=%2F");
     let login_page = app.client.get(app.url("/login?next=%2F")).send().await.unwrap();
     assert_eq!(login_page.status(), 200);
-    assert!(login_page.text().await.unwrap().contains(r#"<label for="token">"#));
+    assert!(
+        login_page
+            .text()
+            .await
+            .unwrap()
+            .contains(r#"<label for="token">"#)
+    );
 
-    let res = app.client.post(app.url("/login")).form(&[("token", "wrong")]).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url("/login"))
+        .form(&[("token", "wrong")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
     assert!(res.headers().get(SET_COOKIE).is_none());
     // never redirected off-site after login
-    let res = app.client.post(app.url("/login")).form(&[("token", TOKEN), ("next", "//evil.example/")]).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url("/login"))
+        .form(&[("token", TOKEN), ("next", "//evil.example/")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.headers()["location"], "/");
 
     let cookie = login(&app).await;
     let html = page(&app, &cookie, "/").await;
-    assert!(html.contains("LINSTOR controllers") && html.contains(CONTROLLER), "dashboard lists controllers");
+    assert!(
+        html.contains("LINSTOR controllers") && html.contains(CONTROLLER),
+        "dashboard lists controllers"
+    );
     assert!(html.contains("Demo mode"), "the simulated cluster is announced");
     assert!(html.contains("signed in as <strong>ops</strong>"));
     let csrf = csrf_of(&html);
 
     // a form POST without (or with a wrong) token is refused and starts nothing
-    for fields in [vec![("kind", "preflight"), ("controller", CONTROLLER)], vec![("kind", "preflight"), ("controller", CONTROLLER), ("csrf", "forged")]] {
-        let res = app.client.post(app.url("/runs")).header(COOKIE, &cookie).form(&fields).send().await.unwrap();
+    for fields in [
+        vec![("kind", "preflight"), ("controller", CONTROLLER)],
+        vec![
+            ("kind", "preflight"),
+            ("controller", CONTROLLER),
+            ("csrf", "forged"),
+        ],
+    ] {
+        let res = app
+            .client
+            .post(app.url("/runs"))
+            .header(COOKIE, &cookie)
+            .form(&fields)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 403);
     }
     assert!(app.get_json("/api/v1/runs").await.as_array().unwrap().is_empty());
     // the session cookie works for reading the API, not for changing it without the header
-    let res = app.client.get(app.url("/api/v1/runs")).header(COOKIE, &cookie).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url("/api/v1/runs"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
-    let res = app.client.post(app.url("/api/v1/runs")).header(COOKIE, &cookie).json(&json!({"kind": "preflight", "controller": CONTROLLER})).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url("/api/v1/runs"))
+        .header(COOKIE, &cookie)
+        .json(&json!({"kind": "preflight", "controller": CONTROLLER}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 403);
 
     // with the token: the run starts and the browser goes to its page
-    let fields = [("kind", "preflight"), ("controller", CONTROLLER), ("csrf", csrf.as_str())];
-    let res = app.client.post(app.url("/runs")).header(COOKIE, &cookie).form(&fields).send().await.unwrap();
+    let fields = [
+        ("kind", "preflight"),
+        ("controller", CONTROLLER),
+        ("csrf", csrf.as_str()),
+    ];
+    let res = app
+        .client
+        .post(app.url("/runs"))
+        .header(COOKIE, &cookie)
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 303);
     let location = res.headers()["location"].to_str().unwrap().to_string();
     let id = location.strip_prefix("/runs/").unwrap().to_string();
@@ -76,9 +152,22 @@ async fn login_session_and_csrf_protect_the_forms() {
     assert!(html.contains(r#"class="log""#));
 
     // sign out: the cookie is no longer accepted
-    let res = app.client.post(app.url("/logout")).header(COOKIE, &cookie).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url("/logout"))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 303);
-    let res = app.client.get(app.url("/")).header(COOKIE, &cookie).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url("/"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 303);
     app.stop().await;
 }
@@ -87,7 +176,9 @@ async fn login_session_and_csrf_protect_the_forms() {
 async fn run_page_actions_are_confirmed_and_audited() {
     let app = spawn_app().await;
     let cookie = login(&app).await;
-    let run = app.start("migrate", CONTROLLER, json!({"approve_before_downtime": true})).await;
+    let run = app
+        .start("migrate", CONTROLLER, json!({"approve_before_downtime": true}))
+        .await;
     let id = run["id"].as_str().unwrap();
     app.wait_state(id, "waiting").await;
     let html = page(&app, &cookie, &format!("/runs/{id}")).await;
@@ -97,37 +188,93 @@ async fn run_page_actions_are_confirmed_and_audited() {
 
     // without confirmation: a confirmation page, nothing happens
     let path = format!("/runs/{id}/approve");
-    let res = app.client.post(app.url(&path)).header(COOKIE, &cookie).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url(&path))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
-    assert!(res.text().await.unwrap().contains(r#"name="confirmed" value="yes""#));
-    assert_eq!(app.get_json(&format!("/api/v1/runs/{id}")).await["state"], "waiting");
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains(r#"name="confirmed" value="yes""#)
+    );
+    assert_eq!(
+        app.get_json(&format!("/api/v1/runs/{id}")).await["state"],
+        "waiting"
+    );
     // confirmed: done, and back to the run page
-    let res = app.client.post(app.url(&path)).header(COOKIE, &cookie).form(&[("csrf", csrf.as_str()), ("confirmed", "yes")]).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url(&path))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str()), ("confirmed", "yes")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"].to_str().unwrap(), format!("/runs/{id}"));
     let run = app.wait_state(id, "succeeded").await;
-    assert!(run["audit"].as_array().unwrap().iter().any(|a| a["action"] == "approve" && a["actor"] == "ops"));
+    assert!(
+        run["audit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "approve" && a["actor"] == "ops")
+    );
 
     let html = page(&app, &cookie, &format!("/runs/{id}")).await;
-    assert!(html.contains("Download backup") && html.contains("SHA-256"), "backup link with its digest");
+    assert!(
+        html.contains("Download backup") && html.contains("SHA-256"),
+        "backup link with its digest"
+    );
     assert!(html.contains("Data verification"));
     assert!(html.contains("Controller downtime"));
     assert!(html.contains("approve"), "the audit trail shows the approval");
     // a second approval is refused with a message, not an error page
-    let res = app.client.post(app.url(&path)).header(COOKIE, &cookie).form(&[("csrf", csrf.as_str()), ("confirmed", "yes")]).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url(&path))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str()), ("confirmed", "yes")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 303);
     let html = page(&app, &cookie, &format!("/runs/{id}")).await;
-    assert!(html.contains("flash-error") && html.contains("cannot approve"), "{}", &html[..2000.min(html.len())]);
+    assert!(
+        html.contains("flash-error") && html.contains("cannot approve"),
+        "{}",
+        &html[..2000.min(html.len())]
+    );
 
     for path in ["/runs", "/backups"] {
         let html = page(&app, &cookie, path).await;
-        assert!(html.contains(&id[id.len() - 8..]) || html.contains("backup"), "{path}");
+        assert!(
+            html.contains(&id[id.len() - 8..]) || html.contains("backup"),
+            "{path}"
+        );
     }
-    let res = app.client.get(app.url("/runs/unknown")).header(COOKIE, &cookie).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url("/runs/unknown"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
     let res = app.client.get(app.url("/static/app.css")).send().await.unwrap();
     assert_eq!(res.status(), 200);
-    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/css"));
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
     let _: Option<Value> = None;
     app.stop().await;
 }

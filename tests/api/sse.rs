@@ -31,14 +31,19 @@ async fn read_to_close(reader: &mut SseReader) -> Vec<SseEvent> {
 #[tokio::test]
 async fn events_resume_after_a_disconnect_without_loss_or_duplicates() {
     let app = spawn_app().await;
-    let run = app.start("migrate", CONTROLLER, json!({"approve_before_downtime": true})).await;
+    let run = app
+        .start("migrate", CONTROLLER, json!({"approve_before_downtime": true}))
+        .await;
     let id = run["id"].as_str().unwrap();
 
     // first connection: read until the run waits for approval, then hang up
     let mut first = connect(&app, id, None).await;
     let mut seen = Vec::new();
     loop {
-        let ev = first.next().await.expect("the stream stays open while the run is active");
+        let ev = first
+            .next()
+            .await
+            .expect("the stream stays open while the run is active");
         let waiting = ev.event == "run" && ev.json()["level"] == "waiting";
         seen.push(ev);
         if waiting {
@@ -49,18 +54,28 @@ async fn events_resume_after_a_disconnect_without_loss_or_duplicates() {
     let last = seen.last().unwrap().seq();
 
     // the run goes on while nobody listens
-    let res = app.post(&format!("/api/v1/runs/{id}/approve"), &json!({})).send().await.unwrap();
+    let res = app
+        .post(&format!("/api/v1/runs/{id}/approve"), &json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
 
     let mut second = connect(&app, id, Some(last)).await;
     let rest = read_to_close(&mut second).await;
     let (end, rest) = rest.split_last().expect("events after the resume");
     assert_eq!(end.event, "end");
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&end.data).unwrap()["state"], "succeeded");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&end.data).unwrap()["state"],
+        "succeeded"
+    );
 
     let all: Vec<&SseEvent> = seen.iter().chain(rest.iter()).collect();
     let seqs: Vec<i64> = all.iter().map(|e| e.seq()).collect();
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "ids strictly increase, no duplicates: {seqs:?}");
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "ids strictly increase, no duplicates: {seqs:?}"
+    );
     for ev in &all {
         assert!(["log", "step", "run"].contains(&ev.event.as_str()), "{ev:?}");
         let data = ev.json();
@@ -70,7 +85,12 @@ async fn events_resume_after_a_disconnect_without_loss_or_duplicates() {
     }
     // exactly the stored log lines, each once
     let logs = app.get_json(&format!("/api/v1/runs/{id}/logs?limit=5000")).await;
-    let stored: Vec<i64> = logs["lines"].as_array().unwrap().iter().map(|l| l["seq"].as_i64().unwrap()).collect();
+    let stored: Vec<i64> = logs["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["seq"].as_i64().unwrap())
+        .collect();
     let streamed: Vec<i64> = all.iter().filter(|e| e.event == "log").map(|e| e.seq()).collect();
     assert_eq!(streamed, stored);
     // every step's final state arrived
@@ -89,9 +109,17 @@ async fn events_resume_after_a_disconnect_without_loss_or_duplicates() {
     // resuming after the last event of a finished run: only the end
     let mut tail = connect(&app, id, Some(*seqs.last().unwrap())).await;
     let only_end = read_to_close(&mut tail).await;
-    assert_eq!(only_end.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(), ["end"]);
+    assert_eq!(
+        only_end.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(),
+        ["end"]
+    );
 
-    let res = app.get(&format!("/api/v1/runs/{id}/events")).header("Last-Event-ID", "x").send().await.unwrap();
+    let res = app
+        .get(&format!("/api/v1/runs/{id}/events"))
+        .header("Last-Event-ID", "x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 400);
     app.stop().await;
 }
@@ -99,15 +127,34 @@ async fn events_resume_after_a_disconnect_without_loss_or_duplicates() {
 #[tokio::test]
 async fn idle_subscribers_do_not_hold_up_the_run() {
     let app = spawn_app().await;
-    let run = app.start("migrate", PLAIN_CONTROLLER, json!({"approve_before_downtime": true})).await;
+    let run = app
+        .start(
+            "migrate",
+            PLAIN_CONTROLLER,
+            json!({"approve_before_downtime": true}),
+        )
+        .await;
     let id = run["id"].as_str().unwrap();
     app.wait_state(id, "waiting").await;
     // subscribers that never read a byte
     let mut idle = Vec::new();
     for _ in 0..25 {
-        idle.push(app.get(&format!("/api/v1/runs/{id}/events")).send().await.unwrap());
+        idle.push(
+            app.get(&format!("/api/v1/runs/{id}/events"))
+                .send()
+                .await
+                .unwrap(),
+        );
     }
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let subscribers: f64 = metrics
         .lines()
         .find(|l| l.starts_with("linstor_migrator_sse_subscribers "))
@@ -115,7 +162,10 @@ async fn idle_subscribers_do_not_hold_up_the_run() {
         .and_then(|v| v.parse().ok())
         .unwrap();
     assert!(subscribers >= 25.0, "{subscribers}");
-    app.post(&format!("/api/v1/runs/{id}/approve"), &json!({})).send().await.unwrap();
+    app.post(&format!("/api/v1/runs/{id}/approve"), &json!({}))
+        .send()
+        .await
+        .unwrap();
     app.wait_state(id, "succeeded").await;
     // and one of them still gets everything, in order, when it finally reads
     let mut reader = SseReader::new(idle.pop().unwrap());

@@ -57,7 +57,9 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_in(data_dir: &Path, engine_settings: EngineSettings, http: HttpSettings) -> TestApp {
     let db = Db::open(data_dir).await.expect("database");
     let cluster = Arc::new(SimCluster::new(SimTiming::instant()));
-    let engine = Engine::start(db, cluster, engine_settings, Arc::new(Metrics::default())).await.expect("engine");
+    let engine = Engine::start(db, cluster, engine_settings, Arc::new(Metrics::default()))
+        .await
+        .expect("engine");
     let state = AppState::new(engine.clone(), http).expect("state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
@@ -120,7 +122,10 @@ impl TestApp {
             if done(&run) {
                 return run;
             }
-            assert!(tokio::time::Instant::now() < deadline, "run {id} never reached {what}: {run:#}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "run {id} never reached {what}: {run:#}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -155,7 +160,11 @@ impl SseEvent {
         serde_json::from_str(&self.data).expect("event data is JSON")
     }
     pub fn seq(&self) -> i64 {
-        self.id.as_deref().expect("event has an id").parse().expect("numeric id")
+        self.id
+            .as_deref()
+            .expect("event has an id")
+            .parse()
+            .expect("numeric id")
     }
 }
 
@@ -168,7 +177,11 @@ pub struct SseReader {
 
 impl SseReader {
     pub fn new(res: reqwest::Response) -> Self {
-        Self { stream: res.bytes_stream().boxed(), buf: String::new(), comments: 0 }
+        Self {
+            stream: res.bytes_stream().boxed(),
+            buf: String::new(),
+            comments: 0,
+        }
     }
 
     /// The next event; `None` when the server closed the stream.
@@ -176,14 +189,20 @@ impl SseReader {
         loop {
             if let Some(end) = self.buf.find("\n\n") {
                 let block: String = self.buf.drain(..end + 2).collect();
-                let mut ev = SseEvent { id: None, event: "message".into(), data: String::new() };
+                let mut ev = SseEvent {
+                    id: None,
+                    event: "message".into(),
+                    data: String::new(),
+                };
                 let mut has_field = false;
                 for line in block.lines() {
                     if line.starts_with(':') {
                         self.comments += 1;
                         continue;
                     }
-                    let (field, value) = line.split_once(':').map_or((line, ""), |(f, v)| (f, v.strip_prefix(' ').unwrap_or(v)));
+                    let (field, value) = line
+                        .split_once(':')
+                        .map_or((line, ""), |(f, v)| (f, v.strip_prefix(' ').unwrap_or(v)));
                     has_field = true;
                     match field {
                         "id" => ev.id = Some(value.to_string()),
@@ -202,8 +221,11 @@ impl SseReader {
                 }
                 continue;
             }
-            let chunk = tokio::time::timeout(PATIENCE, self.stream.next()).await.expect("event stream stalled")?;
-            self.buf.push_str(&String::from_utf8_lossy(&chunk.expect("stream chunk")).replace("\r\n", "\n"));
+            let chunk = tokio::time::timeout(PATIENCE, self.stream.next())
+                .await
+                .expect("event stream stalled")?;
+            self.buf
+                .push_str(&String::from_utf8_lossy(&chunk.expect("stream chunk")).replace("\r\n", "\n"));
         }
     }
 }

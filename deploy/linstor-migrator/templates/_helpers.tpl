@@ -91,6 +91,13 @@ with src/engine/steps/preflight.rs (`own_rules`, what preflight checks) and src/
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch"]
+# Discovery reads each controller's linstor.toml from its ConfigMap (cluster/controller.rs) to show
+# its backend, and preflight refuses a migration when another controller already uses the k8s
+# backend; a forbidden read would fail the whole discovery. `get` only: names come from the
+# Deployments.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get"]
 # Preflight inventories the k8s backend: the internal.linstor.linbit.com CRDs and their objects
 # (cluster/kube/inventory.rs). Read-only: the import itself runs as the controller's ServiceAccount.
 - apiGroups: ["apiextensions.k8s.io"]
@@ -121,8 +128,9 @@ watchNamespaces is empty, else a Role in each listed namespace.
 - apiGroups: [""]
   resources: ["pods/exec"]
   verbs: ["get", "create"]
-# linstor.toml of the controller (read; written only for a Deployment no LinstorController owns),
-# and the target-config ConfigMap of the migration pod (created, then deleted).
+# linstor.toml of the controller (watched for the operator's re-render; written only for a
+# Deployment no LinstorController owns), and the target-config ConfigMap of the migration pod
+# (created, then deleted).
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]

@@ -7,7 +7,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 
 use super::errors::{is_not_found, map_kube_error};
-use super::reads::{PAGE_SIZE, list_all};
+use super::reads::{PAGE_SIZE, get_optional, list_all};
 use crate::cluster::{ClusterError, ClusterResult, K8sBackendInventory};
 
 /// The API group of LINSTOR's k8s backend.
@@ -95,7 +95,7 @@ fn list_error(crd: &BackendCrd, err: kube::Error) -> ClusterError {
 /// `spec.version` of the `LinstorVersion` object `version`, when it exists.
 async fn schema_version(client: &kube::Client, crd: &BackendCrd) -> ClusterResult<Option<i64>> {
     let api = api_for(client, crd);
-    match api.get_opt(VERSION_OBJECT).await {
+    match get_optional(&api, VERSION_OBJECT).await {
         Ok(object) => Ok(object.as_ref().and_then(version_of)),
         Err(e) if is_not_found(&e) => Ok(None),
         Err(e) => Err(map_kube_error("get", "LinstorVersion", "", VERSION_OBJECT, e)),

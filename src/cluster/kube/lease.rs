@@ -11,6 +11,7 @@ use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 
 use super::FIELD_MANAGER;
 use super::errors::{is_conflict, is_not_found, map_kube_error};
+use super::reads::get_optional;
 use crate::cluster::ClusterResult;
 
 /// Attempts at read-then-write before giving up on a contended Lease.
@@ -93,8 +94,7 @@ pub(super) async fn acquire(
     };
     for _ in 0..ATTEMPTS {
         let now = Timestamp::now();
-        let current = api
-            .get_opt(name)
+        let current = get_optional(&api, name)
             .await
             .map_err(|e| map_kube_error("get", "Lease", ns, name, e))?;
         let written = match current {
@@ -134,8 +134,7 @@ pub(super) async fn acquire(
 /// Deletes the Lease when `holder` has it; someone else's Lease is left alone.
 pub(super) async fn release(client: &kube::Client, ns: &str, name: &str, holder: &str) -> ClusterResult<()> {
     let api: Api<Lease> = Api::namespaced(client.clone(), ns);
-    let Some(lease) = api
-        .get_opt(name)
+    let Some(lease) = get_optional(&api, name)
         .await
         .map_err(|e| map_kube_error("get", "Lease", ns, name, e))?
     else {

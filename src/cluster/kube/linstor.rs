@@ -8,6 +8,7 @@ use kube::api::Api;
 
 use super::KubeOptions;
 use super::errors::map_kube_error;
+use super::reads::get_optional;
 use crate::cluster::{ClusterError, ClusterResult};
 use crate::linstor::rest::{HttpLinstorApi, LinstorApi, RestEndpoint};
 
@@ -59,8 +60,7 @@ pub(super) async fn linstor_api(
     };
     if let Some(name) = https_client_secret {
         let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-        let secret = api
-            .get_opt(name)
+        let secret = get_optional(&api, name)
             .await
             .map_err(|e| map_kube_error("get", "Secret", ns, name, e))?
             .ok_or_else(|| ClusterError::NotFound {

@@ -29,9 +29,22 @@ where
     K: kube::Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
     let api: Api<K> = Api::namespaced(client.clone(), ns);
-    api.get_opt(name)
+    get_optional(&api, name)
         .await
         .map_err(|e| map_kube_error("get", kind, ns, name, e))
+}
+
+/// `Api::get_opt`, but also `None` on the plain-text 404 of a resource whose CRD is absent,
+/// which kube's own check misses.
+pub(super) async fn get_optional<K>(api: &Api<K>, name: &str) -> Result<Option<K>, kube::Error>
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug,
+{
+    match api.get(name).await {
+        Ok(object) => Ok(Some(object)),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// All objects of `api` matching `lp`, following `continue` tokens.

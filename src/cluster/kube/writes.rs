@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::FIELD_MANAGER;
 use super::errors::{is_conflict, is_not_found, map_kube_error};
+use super::reads::get_optional;
 use super::waits::wait_pod_deleted;
 use crate::cluster::{ClusterError, ClusterResult, LinstorController};
 
@@ -104,8 +105,7 @@ pub(super) async fn apply_config_map(client: &kube::Client, cm: &ConfigMap) -> C
         Err(e) => return Err(map_kube_error("create", "ConfigMap", ns, &name, e)),
     }
     for _ in 0..CONFLICT_RETRIES {
-        let Some(mut existing) = api
-            .get_opt(&name)
+        let Some(mut existing) = get_optional(&api, &name)
             .await
             .map_err(|e| map_kube_error("get", "ConfigMap", ns, &name, e))?
         else {

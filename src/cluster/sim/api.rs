@@ -257,10 +257,10 @@ impl Cluster for SimCluster {
         service: &str,
         https_client_secret: Option<&str>,
     ) -> ClusterResult<Arc<dyn LinstorApi>> {
-        if let Some(secret) = https_client_secret {
-            if !self.lock().secrets.contains_key(&key(ns, secret)) {
-                return Err(not_found("Secret", ns, secret));
-            }
+        if let Some(secret) = https_client_secret
+            && !self.lock().secrets.contains_key(&key(ns, secret))
+        {
+            return Err(not_found("Secret", ns, secret));
         }
         Ok(Arc::new(SimLinstorApi {
             sim: self.clone(),

@@ -132,14 +132,11 @@ impl SimLinstorApi {
     /// Snapshot/VerifyCluster fault may fire on this call.
     fn backing(&self, step_call: bool) -> Result<Backing, RestError> {
         let mut st = self.sim.lock();
-        if step_call {
-            if let Some(step) = st.faults.rest_step() {
-                if st.faults.take(step, &[Fault::Error]).is_some() {
-                    return Err(
-                        self.unreachable("error sending request: operation timed out (simulated fault)")
-                    );
-                }
-            }
+        if step_call
+            && let Some(step) = st.faults.rest_step()
+            && st.faults.take(step, &[Fault::Error]).is_some()
+        {
+            return Err(self.unreachable("error sending request: operation timed out (simulated fault)"));
         }
         if !st.services.contains_key(&key(&self.namespace, &self.service)) {
             return Err(self

@@ -166,16 +166,17 @@ pub(crate) fn missing_references(st: &State, ns: &str, p: &SimPod) -> Result<(),
         return Ok(());
     };
     for v in spec.volumes.iter().flatten() {
-        if let Some(cm) = &v.config_map {
-            if !cm.optional.unwrap_or(false) && !st.config_maps.contains_key(&key(ns, &cm.name)) {
-                return Err((
-                    "ContainerCreating",
-                    format!(
-                        "MountVolume.SetUp failed for volume {:?} : configmap {:?} not found",
-                        v.name, cm.name
-                    ),
-                ));
-            }
+        if let Some(cm) = &v.config_map
+            && !cm.optional.unwrap_or(false)
+            && !st.config_maps.contains_key(&key(ns, &cm.name))
+        {
+            return Err((
+                "ContainerCreating",
+                format!(
+                    "MountVolume.SetUp failed for volume {:?} : configmap {:?} not found",
+                    v.name, cm.name
+                ),
+            ));
         }
         if let Some(sec) = &v.secret {
             let name = sec.secret_name.clone().unwrap_or_default();

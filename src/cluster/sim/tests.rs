@@ -554,3 +554,10 @@ async fn leases_access_reviews_and_tokens() {
     );
     assert_eq!(sim.review_token("nope").await.expect("review"), None);
 }
+#[test]
+fn tmp_count_rows() {
+    let d = sim().etcd_dataset();
+    let n: usize = d.tables.iter().map(|t| t.data.len()).sum();
+    let bytes = serde_json::to_vec(&d).unwrap().len();
+    panic!("rows {n} bytes {bytes}");
+}

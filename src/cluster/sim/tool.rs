@@ -57,7 +57,13 @@ fn parse(args: &[String]) -> Result<(Cmd, String, String), (String, String)> {
     let mut it = rest.iter();
     while let Some(a) = it.next() {
         if a == "-c" || a == "--config-directory" {
-            dir = it.next().cloned().ok_or_else(|| (format!("Missing required parameter for option '--config-directory' (<configurationDirectory>)"), usage.clone()))?;
+            dir = it.next().cloned().ok_or_else(|| {
+                (
+                    "Missing required parameter for option '--config-directory' (<configurationDirectory>)"
+                        .to_string(),
+                    usage.clone(),
+                )
+            })?;
         } else if let Some(d) = a
             .strip_prefix("--config-directory=")
             .or_else(|| a.strip_prefix("-c="))

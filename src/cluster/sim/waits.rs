@@ -204,12 +204,12 @@ impl SimCluster {
                 (p.running && p.ready).then_some(Ok(()))
             },
             |st| {
-                if let Some(p) = st.pods.get_mut(&pk) {
-                    if p.start_block == Some(StartBlock::Hang) {
-                        p.start_block = None;
-                        let uid = p.uid;
-                        st.schedule_in(Duration::ZERO, Event::PodStarted { pod: pk.clone(), uid });
-                    }
+                if let Some(p) = st.pods.get_mut(&pk)
+                    && p.start_block == Some(StartBlock::Hang)
+                {
+                    p.start_block = None;
+                    let uid = p.uid;
+                    st.schedule_in(Duration::ZERO, Event::PodStarted { pod: pk.clone(), uid });
                 }
             },
         )

@@ -395,11 +395,12 @@ impl SimCluster {
                 ),
                 _ => status::mark_pending(p, "ContainerCreating", ""),
             }
-            if block != Some(StartBlock::Unschedulable) {
-                if let Some(spec) = p.pod.spec.as_mut() {
-                    spec.node_name
-                        .get_or_insert_with(|| super::dataset::CR_NODES[0].into());
-                }
+            // the scheduler places it unless the fault says it cannot
+            if block != Some(StartBlock::Unschedulable)
+                && let Some(spec) = p.pod.spec.as_mut()
+            {
+                spec.node_name
+                    .get_or_insert_with(|| super::dataset::CR_NODES[0].into());
             }
         }
         let delay = st.timing.pod_start;

@@ -8,9 +8,6 @@ use crate::cluster::{ClusterError, Stream};
 use crate::linstor::toml::{Backend, LinstorConfig, target_config};
 use crate::model::RunKind;
 
-/// Where the controller's own config is mounted (REFERENCE.md §2).
-pub(super) const SOURCE_CONFIG_DIR: &str = "/etc/linstor";
-
 pub(super) async fn prepare(c: &mut StepCtx<'_>) -> StepResult {
     let info = c.controller()?.clone();
     let ns = info.namespace.clone();
@@ -55,9 +52,10 @@ pub(super) async fn prepare(c: &mut StepCtx<'_>) -> StepResult {
     if !tool_ok {
         return Err(StepError::Failed(format!("{} is not in the image {}", paths.tool, info.image.unwrap_or_default())));
     }
-    let (code, source_seen) = exec_quiet(c, &["cat", &format!("{SOURCE_CONFIG_DIR}/linstor.toml")]).await?;
+    let source_dir = &paths.source_config_dir;
+    let (code, source_seen) = exec_quiet(c, &["cat", &format!("{source_dir}/linstor.toml")]).await?;
     if code != 0 {
-        return Err(StepError::Failed(format!("{SOURCE_CONFIG_DIR}/linstor.toml is not mounted in the pod")));
+        return Err(StepError::Failed(format!("{source_dir}/linstor.toml is not mounted in the pod")));
     }
     let seen = LinstorConfig::parse(&source_seen).map_err(StepError::Failed)?;
     if seen.connection_url != LinstorConfig::parse(&source_toml).map_err(StepError::Failed)?.connection_url {
@@ -68,7 +66,7 @@ pub(super) async fn prepare(c: &mut StepCtx<'_>) -> StepResult {
     if code != 0 || LinstorConfig::parse(&target_seen).map(|t| t.backend()) != Ok(Backend::K8s) {
         return Err(StepError::Failed(format!("{target_path} in the pod does not say connection_url = \"k8s\"")));
     }
-    c.info(&format!("{} is present; {SOURCE_CONFIG_DIR} and {} are mounted", paths.tool, paths.target_config_dir))
+    c.info(&format!("{} is present; {source_dir} and {} are mounted", paths.tool, paths.target_config_dir))
         .await?;
     Ok(format!("pod {} ready", names.pod))
 }

@@ -126,6 +126,26 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
         Some((v, _)) => check("version", CheckLevel::Ok, format!("LINSTOR {v}")),
     }
 
+    // the k8s backend is one per Kubernetes cluster: a second LINSTOR cluster would overwrite it
+    if kind == RunKind::Migrate {
+        let others: Vec<String> = controller::discover(c.cluster())
+            .await?
+            .into_iter()
+            .filter(|o| o.backend == Backend::K8s && (o.namespace != info.namespace || o.name != info.name))
+            .map(|o| format!("{}/{}", o.namespace, o.name))
+            .collect();
+        if !others.is_empty() {
+            check(
+                "k8s-backend",
+                CheckLevel::Error,
+                format!(
+                    "{} already use(s) the k8s backend of this Kubernetes cluster; importing would overwrite its data",
+                    others.join(", ")
+                ),
+            );
+        }
+    }
+
     // existing data in the k8s backend: the import replaces it
     if kind == RunKind::Migrate {
         match c.cluster().k8s_backend_inventory().await {

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::pod::SOURCE_CONFIG_DIR;
 use super::{StepCtx, StepError, StepResult};
 use crate::cluster::{ClusterError, Stream, pod};
 
@@ -76,7 +75,8 @@ pub(super) async fn run_tool(c: &StepCtx<'_>, args: &[&str], finished: &str) -> 
 
 pub(super) async fn export(c: &mut StepCtx<'_>) -> StepResult {
     let file = backup_file(c);
-    run_tool(c, &["export-db", "-c", SOURCE_CONFIG_DIR, &file], "Export finished").await?;
+    let source = c.inner.settings.pod_paths.source_config_dir.clone();
+    run_tool(c, &["export-db", "-c", &source, &file], "Export finished").await?;
     Ok(format!("exported to {file}"))
 }
 

@@ -21,7 +21,9 @@ use crate::http::AppState;
 use crate::http::error::{ApiError, ApiResult, ErrorBody, Json};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_backups)).routes(routes!(download_backup))
+    OpenApiRouter::new()
+        .routes(routes!(list_backups))
+        .routes(routes!(download_backup))
 }
 
 /// Every backup the service has made, newest first (the service never deletes one).
@@ -35,7 +37,15 @@ pub fn router() -> OpenApiRouter<AppState> {
     )
 )]
 pub async fn list_backups(State(state): State<AppState>) -> ApiResult<Json<Vec<BackupView>>> {
-    Ok(Json(state.engine.backups().await?.iter().map(BackupView::from).collect()))
+    Ok(Json(
+        state
+            .engine
+            .backups()
+            .await?
+            .iter()
+            .map(BackupView::from)
+            .collect(),
+    ))
 }
 
 /// A byte range of a file of `size` bytes, inclusive.
@@ -49,7 +59,9 @@ pub struct ByteRange {
 /// header, another unit, or several ranges, which RFC 9110 lets a server ignore);
 /// `Err`: 416.
 pub fn parse_range(value: &str, size: u64) -> Result<Option<ByteRange>, ApiError> {
-    let Some(spec) = value.trim().strip_prefix("bytes=") else { return Ok(None) };
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
     if spec.contains(',') {
         return Ok(None);
     }
@@ -61,15 +73,25 @@ pub fn parse_range(value: &str, size: u64) -> Result<Option<ByteRange>, ApiError
             if n == 0 || size == 0 {
                 return Err(bad());
             }
-            ByteRange { start: size.saturating_sub(n), end: size - 1 }
+            ByteRange {
+                start: size.saturating_sub(n),
+                end: size - 1,
+            }
         }
         (a, b) => {
             let start: u64 = a.parse().map_err(|_| bad())?;
-            let end: u64 = if b.is_empty() { size.saturating_sub(1) } else { b.parse().map_err(|_| bad())? };
+            let end: u64 = if b.is_empty() {
+                size.saturating_sub(1)
+            } else {
+                b.parse().map_err(|_| bad())?
+            };
             if start >= size || end < start {
                 return Err(bad());
             }
-            ByteRange { start, end: end.min(size - 1) }
+            ByteRange {
+                start,
+                end: end.min(size - 1),
+            }
         }
     };
     Ok(Some(range))
@@ -78,7 +100,10 @@ pub fn parse_range(value: &str, size: u64) -> Result<Option<ByteRange>, ApiError
 /// `sha-256=:<base64>:` from a hex SHA-256.
 pub fn repr_digest(sha256_hex: &str) -> Option<String> {
     let raw = hex::decode(sha256_hex).ok()?;
-    Some(format!("sha-256=:{}:", base64::engine::general_purpose::STANDARD.encode(raw)))
+    Some(format!(
+        "sha-256=:{}:",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    ))
 }
 
 fn content_type(file_name: &str) -> &'static str {
@@ -91,9 +116,11 @@ fn content_type(file_name: &str) -> &'static str {
 }
 
 fn etag_matches(header_value: Option<&HeaderValue>, etag: &str) -> bool {
-    header_value
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/") == etag))
+    header_value.and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(',')
+            .map(str::trim)
+            .any(|t| t == "*" || t.trim_start_matches("W/") == etag)
+    })
 }
 
 /// Downloads a backup file.
@@ -126,14 +153,28 @@ pub async fn download_backup(
             tracing::error!(backup = %id, path = %path.display(), "backup file is missing");
             return Err(ApiError::NotFound(format!("file of backup {id}")));
         }
-        Err(e) => return Err(ApiError::Internal(anyhow::Error::new(e).context("failed to open backup file"))),
+        Err(e) => {
+            return Err(ApiError::Internal(
+                anyhow::Error::new(e).context("failed to open backup file"),
+            ));
+        }
     };
-    let size = file.metadata().await.map_err(|e| ApiError::Internal(e.into()))?.len();
+    let size = file
+        .metadata()
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .len();
     let etag = format!("\"{}\"", backup.sha256);
     let mut h = HeaderMap::new();
-    h.insert(header::ETAG, HeaderValue::from_str(&etag).map_err(|e| ApiError::Internal(e.into()))?);
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_str(&etag).map_err(|e| ApiError::Internal(e.into()))?,
+    );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
     if let Some(digest) = repr_digest(&backup.sha256).and_then(|d| HeaderValue::from_str(&d).ok()) {
         h.insert("repr-digest", digest);
     }
@@ -141,11 +182,19 @@ pub async fn download_backup(
         return Ok((StatusCode::NOT_MODIFIED, h).into_response());
     }
     let disposition = format!("attachment; filename=\"{}\"", safe_name(&backup.file_name));
-    h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&disposition).map_err(|e| ApiError::Internal(e.into()))?);
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(&backup.file_name)));
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&disposition).map_err(|e| ApiError::Internal(e.into()))?,
+    );
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(&backup.file_name)),
+    );
 
     // If-Range with another ETag: the client's part is stale, send everything
-    let if_range_ok = headers.get(header::IF_RANGE).is_none_or(|v| v.to_str().is_ok_and(|v| v.trim() == etag));
+    let if_range_ok = headers
+        .get(header::IF_RANGE)
+        .is_none_or(|v| v.to_str().is_ok_and(|v| v.trim() == etag));
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(v) if if_range_ok => parse_range(v, size)?,
         _ => None,
@@ -153,14 +202,19 @@ pub async fn download_backup(
     let (status, start, len) = match range {
         Some(r) => {
             let content_range = format!("bytes {}-{}/{size}", r.start, r.end);
-            h.insert(header::CONTENT_RANGE, HeaderValue::from_str(&content_range).map_err(|e| ApiError::Internal(e.into()))?);
+            h.insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&content_range).map_err(|e| ApiError::Internal(e.into()))?,
+            );
             (StatusCode::PARTIAL_CONTENT, r.start, r.end - r.start + 1)
         }
         None => (StatusCode::OK, 0, size),
     };
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if start > 0 {
-        file.seek(SeekFrom::Start(start)).await.map_err(|e| ApiError::Internal(e.into()))?;
+        file.seek(SeekFrom::Start(start))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
     }
     let body = Body::from_stream(ReaderStream::new(file.take(len)));
     Ok((status, h, body).into_response())
@@ -187,6 +241,9 @@ mod tests {
     #[test]
     fn digest_is_base64_of_raw_sha256() {
         let hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-        assert_eq!(repr_digest(hex).unwrap(), "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:");
+        assert_eq!(
+            repr_digest(hex).unwrap(),
+            "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:"
+        );
     }
 }

@@ -76,7 +76,9 @@ pub async fn run_events(
                 .ok()
                 .and_then(|s| s.trim().parse::<i64>().ok())
                 .filter(|n| *n >= 0)
-                .ok_or_else(|| ApiError::BadRequest("Last-Event-ID must be an event sequence number".into()))?,
+                .ok_or_else(|| {
+                    ApiError::BadRequest("Last-Event-ID must be an event sequence number".into())
+                })?,
         ),
         None => None,
     };
@@ -85,10 +87,22 @@ pub async fn run_events(
     // subscribe before reading the history: nothing published in between is lost
     let live = state.engine.subscribe(&id);
     let ended = ended_by(&state.engine, &id, after).await?;
-    let stream = event_stream(state.engine.clone(), id, after, ended, live, state.closing.clone());
-    let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(state.settings.sse_keep_alive).text("keep-alive"));
+    let stream = event_stream(
+        state.engine.clone(),
+        id,
+        after,
+        ended,
+        live,
+        state.closing.clone(),
+    );
+    let sse = Sse::new(stream).keep_alive(
+        KeepAlive::new()
+            .interval(state.settings.sse_keep_alive)
+            .text("keep-alive"),
+    );
     let mut res = sse.into_response();
-    res.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
+    res.headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(res)
 }
 
@@ -111,11 +125,17 @@ fn is_final(level: &str) -> bool {
 
 fn sse_event(e: &EventRecord) -> Event {
     let data = serde_json::to_string(e).unwrap_or_else(|_| "{}".into());
-    Event::default().id(e.seq.to_string()).event(e.kind.as_str()).data(data)
+    Event::default()
+        .id(e.seq.to_string())
+        .event(e.kind.as_str())
+        .data(data)
 }
 
 fn end_event(last: i64, state: &str) -> Event {
-    Event::default().id(last.to_string()).event("end").data(serde_json::json!({ "state": state }).to_string())
+    Event::default()
+        .id(last.to_string())
+        .event("end")
+        .data(serde_json::json!({ "state": state }).to_string())
 }
 
 enum Wake {

@@ -19,7 +19,10 @@ use crate::model::RunState;
 const CLUSTER_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/livez", get(livez)).route("/healthz", get(livez)).route("/readyz", get(readyz))
+    Router::new()
+        .route("/livez", get(livez))
+        .route("/healthz", get(livez))
+        .route("/readyz", get(readyz))
 }
 
 pub fn metrics_router() -> Router<AppState> {
@@ -40,21 +43,30 @@ async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
         tracing::warn!("readiness: database: {e}");
         ApiError::Unavailable("database is not available".into())
     })?;
-    let cluster = tokio::time::timeout(CLUSTER_TIMEOUT, state.engine.cluster().list_linstor_controllers()).await;
+    let cluster =
+        tokio::time::timeout(CLUSTER_TIMEOUT, state.engine.cluster().list_linstor_controllers()).await;
     match cluster {
         Ok(Ok(_)) => Ok(Json(Health { status: "ok" })),
         Ok(Err(e)) => {
             tracing::warn!("readiness: cluster: {e}");
-            Err(ApiError::Unavailable("the Kubernetes API is not reachable".into()))
+            Err(ApiError::Unavailable(
+                "the Kubernetes API is not reachable".into(),
+            ))
         }
-        Err(_) => Err(ApiError::Unavailable("the Kubernetes API did not answer in time".into())),
+        Err(_) => Err(ApiError::Unavailable(
+            "the Kubernetes API did not answer in time".into(),
+        )),
     }
 }
 
 async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
     let engine = &state.engine;
     let m = engine.metrics();
-    let counts = engine.db().run_counts().await.map_err(|e| ApiError::Internal(e.into()))?;
+    let counts = engine
+        .db()
+        .run_counts()
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
     let all = [
         RunState::Queued,
         RunState::Running,
@@ -65,11 +77,25 @@ async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
         RunState::RolledBack,
     ];
     for s in all {
-        let n = counts.iter().find(|(state, _)| *state == s).map_or(0, |(_, n)| *n);
-        m.runs.get_or_create(&StateLabels { state: s.as_str().into() }).set(n);
+        let n = counts
+            .iter()
+            .find(|(state, _)| *state == s)
+            .map_or(0, |(_, n)| *n);
+        m.runs
+            .get_or_create(&StateLabels {
+                state: s.as_str().into(),
+            })
+            .set(n);
     }
-    m.active_runs.set(counts.iter().filter(|(s, _)| !s.is_final()).map(|(_, n)| n).sum());
-    m.backup_bytes.set(engine.db().backup_bytes().await.map_err(|e| ApiError::Internal(e.into()))?);
+    m.active_runs
+        .set(counts.iter().filter(|(s, _)| !s.is_final()).map(|(_, n)| n).sum());
+    m.backup_bytes.set(
+        engine
+            .db()
+            .backup_bytes()
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?,
+    );
     m.sse_subscribers.set(engine.subscribers() as i64);
     let mut res = m.encode().into_response();
     res.headers_mut().insert(

@@ -19,7 +19,9 @@ use crate::http::error::{ApiError, ApiResult, ErrorBody, Json};
 pub const MAX_PAGE: i64 = 5000;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_logs)).routes(routes!(get_logs_text))
+    OpenApiRouter::new()
+        .routes(routes!(get_logs))
+        .routes(routes!(get_logs_text))
 }
 
 /// Which lines to return.
@@ -63,19 +65,30 @@ pub async fn get_logs(
     let after = p.after.unwrap_or(0);
     let limit = p.limit.unwrap_or(500);
     if !(1..=MAX_PAGE).contains(&limit) || after < 0 {
-        return Err(ApiError::BadRequest(format!("limit must be 1..={MAX_PAGE} and after >= 0")));
+        return Err(ApiError::BadRequest(format!(
+            "limit must be 1..={MAX_PAGE} and after >= 0"
+        )));
     }
     let mut lines = state.engine.events(&id, after, limit + 1, true).await?;
     let more = lines.len() as i64 > limit;
     lines.truncate(limit as usize);
     let next_after = lines.last().map_or(after, |l| l.seq);
-    Ok(Json(LogPage { lines, next_after, more }))
+    Ok(Json(LogPage {
+        lines,
+        next_after,
+        more,
+    }))
 }
 
 /// One line of the text log: `time [step] level: message`.
 pub fn text_line(e: &EventRecord) -> String {
     let step = e.step.map_or("run", |s| s.as_str());
-    format!("{} [{step}] {}: {}\n", e.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"), e.level, e.message)
+    format!(
+        "{} [{step}] {}: {}\n",
+        e.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+        e.level,
+        e.message
+    )
 }
 
 /// The whole log as text, streamed page by page.
@@ -96,7 +109,10 @@ pub async fn get_logs_text(State(state): State<AppState>, Path(id): Path<String>
     let body = Body::from_stream(text_stream(state.engine.clone(), id.clone(), first));
     let mut res = body.into_response();
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"run-{}.log\"", safe_name(&id))) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
@@ -110,8 +126,7 @@ fn text_stream(
 ) -> impl futures::Stream<Item = Result<String, std::io::Error>> {
     async_stream::try_stream! {
         let mut page = first;
-        loop {
-            let Some(last) = page.last().map(|e| e.seq) else { break };
+        while let Some(last) = page.last().map(|e| e.seq) {
             let text: String = page.iter().map(text_line).collect();
             yield text;
             page = engine.events(&id, last, 1000, true).await.map_err(std::io::Error::other)?;
@@ -121,5 +136,7 @@ fn text_stream(
 
 /// Keeps only characters that are safe in a quoted header parameter.
 pub fn safe_name(s: &str) -> String {
-    s.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')).collect()
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .collect()
 }

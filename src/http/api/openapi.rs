@@ -33,13 +33,19 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 
 /// Serves `openapi`, serialized once.
 pub fn router(openapi: &utoipa::openapi::OpenApi) -> Router<AppState> {
-    let json: Arc<str> = openapi.to_pretty_json().expect("the OpenAPI document serializes").into();
+    let json: Arc<str> = openapi
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes")
+        .into();
     Router::new().route(
         "/api/v1/openapi.json",
         get(move || {

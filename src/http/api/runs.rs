@@ -31,7 +31,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     headers
         .get(IDEMPOTENCY_KEY)
-        .map(|v| v.to_str().map(str::to_string).map_err(|_| ApiError::BadRequest("Idempotency-Key must be ASCII".into())))
+        .map(|v| {
+            v.to_str()
+                .map(str::to_string)
+                .map_err(|_| ApiError::BadRequest("Idempotency-Key must be ASCII".into()))
+        })
         .transpose()
 }
 
@@ -60,7 +64,11 @@ pub async fn create_run(
 ) -> ApiResult<Response> {
     let key = idempotency_key(&headers)?;
     let (run, created) = state.engine.create_run(req, &caller.actor, key).await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     let mut res = (status, Json(run.clone())).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/runs/{}", run.id)) {
         res.headers_mut().insert(header::LOCATION, location);
@@ -87,7 +95,10 @@ pub struct ListParams {
         (status = 401, description = "Not authenticated", body = ErrorBody),
     )
 )]
-pub async fn list_runs(State(state): State<AppState>, Query(p): Query<ListParams>) -> ApiResult<Json<Vec<RunSummary>>> {
+pub async fn list_runs(
+    State(state): State<AppState>,
+    Query(p): Query<ListParams>,
+) -> ApiResult<Json<Vec<RunSummary>>> {
     Ok(Json(state.engine.runs(p.limit.unwrap_or(100)).await?))
 }
 
@@ -167,7 +178,12 @@ action_handler!(
     "/api/v1/runs/{id}/cancel",
     "Asks an active run to stop at its next safe point and roll back."
 );
-action_handler!(resume_run, Action::Resume, "/api/v1/runs/{id}/resume", "Continues a failed run from its failed step.");
+action_handler!(
+    resume_run,
+    Action::Resume,
+    "/api/v1/runs/{id}/resume",
+    "Continues a failed run from its failed step."
+);
 action_handler!(
     rollback_run,
     Action::Rollback,

@@ -54,7 +54,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Caller>().cloned().ok_or(ApiError::Unauthorized)
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or(ApiError::Unauthorized)
     }
 }
 
@@ -73,15 +77,17 @@ pub struct Authenticator {
 /// Parses `token` or `name:token,name:token`.
 fn parse_tokens(spec: &str) -> anyhow::Result<Vec<(String, String)>> {
     let items: Vec<&str> = spec.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-    if let [single] = items.as_slice() {
-        if !single.contains(':') {
-            return Ok(vec![("admin".into(), single.to_string())]);
-        }
+    if let [single] = items.as_slice()
+        && !single.contains(':')
+    {
+        return Ok(vec![("admin".into(), single.to_string())]);
     }
     items
         .iter()
         .map(|item| match item.split_once(':') {
-            Some((name, token)) if !name.is_empty() && !token.is_empty() => Ok((name.to_string(), token.to_string())),
+            Some((name, token)) if !name.is_empty() && !token.is_empty() => {
+                Ok((name.to_string(), token.to_string()))
+            }
             _ => anyhow::bail!("{TOKEN_ENV} must be a token or NAME:TOKEN pairs separated by commas"),
         })
         .collect()
@@ -133,14 +139,20 @@ impl Authenticator {
 
     async fn review(&self, token: &str) -> Result<Actor, ApiError> {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some((actor, until)) = self.reviewed.lock().expect("review cache").get(&key) {
-            if *until > Instant::now() {
-                return Ok(actor.clone());
-            }
+        if let Some((actor, until)) = self.reviewed.lock().expect("review cache").get(&key)
+            && *until > Instant::now()
+        {
+            return Ok(actor.clone());
         }
-        let user = self.cluster.review_token(token).await?.ok_or(ApiError::Unauthorized)?;
-        let decisions =
-            self.cluster.review_subject_access(&user.username, &user.groups, std::slice::from_ref(&self.access)).await?;
+        let user = self
+            .cluster
+            .review_token(token)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        let decisions = self
+            .cluster
+            .review_subject_access(&user.username, &user.groups, std::slice::from_ref(&self.access))
+            .await?;
         if !decisions.iter().all(|d| d.allowed) || decisions.is_empty() {
             let a = &self.access;
             return Err(ApiError::Forbidden(format!(
@@ -161,7 +173,10 @@ impl Authenticator {
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 fn session_of(state: &AppState, headers: &HeaderMap) -> Option<SessionInfo> {
@@ -178,13 +193,23 @@ pub async fn require_api(State(state): State<AppState>, mut req: Request, next: 
         }
     } else if let Some(session) = session_of(&state, req.headers()) {
         let safe = req.method().is_safe();
-        let csrf = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let csrf = req
+            .headers()
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if !safe && !session.csrf_matches(csrf) {
             return ApiError::Forbidden("missing or wrong X-CSRF-Token".into()).into_response();
         }
-        Caller { actor: session.actor.clone(), session: Some(session) }
+        Caller {
+            actor: session.actor.clone(),
+            session: Some(session),
+        }
     } else if state.auth.mode() == AuthMode::None {
-        Caller { actor: Actor::new("anonymous"), session: None }
+        Caller {
+            actor: Actor::new("anonymous"),
+            session: None,
+        }
     } else {
         return ApiError::Unauthorized.into_response();
     };
@@ -196,7 +221,10 @@ pub async fn require_api(State(state): State<AppState>, mut req: Request, next: 
 /// (with `--auth none` an anonymous session is started instead, so that forms carry CSRF tokens).
 pub async fn require_page(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     if let Some(session) = session_of(&state, req.headers()) {
-        req.extensions_mut().insert(Caller { actor: session.actor.clone(), session: Some(session) });
+        req.extensions_mut().insert(Caller {
+            actor: session.actor.clone(),
+            session: Some(session),
+        });
         return next.run(req).await;
     }
     if let Some(token) = bearer(req.headers()) {
@@ -210,8 +238,15 @@ pub async fn require_page(State(state): State<AppState>, mut req: Request, next:
     }
     if state.auth.mode() == AuthMode::None {
         let session = state.auth.sessions.create(Actor::new("anonymous"));
-        let cookie = set_cookie(Some(&session), state.auth.sessions.ttl(), state.settings.secure_cookies);
-        req.extensions_mut().insert(Caller { actor: session.actor.clone(), session: Some(session) });
+        let cookie = set_cookie(
+            Some(&session),
+            state.auth.sessions.ttl(),
+            state.settings.secure_cookies,
+        );
+        req.extensions_mut().insert(Caller {
+            actor: session.actor.clone(),
+            session: Some(session),
+        });
         let mut res = next.run(req).await;
         res.headers_mut().append(header::SET_COOKIE, cookie);
         return res;
@@ -237,7 +272,10 @@ mod tests {
 
     #[test]
     fn tokens_parse() {
-        assert_eq!(parse_tokens("s3cret").unwrap(), vec![("admin".into(), "s3cret".into())]);
+        assert_eq!(
+            parse_tokens("s3cret").unwrap(),
+            vec![("admin".into(), "s3cret".into())]
+        );
         assert_eq!(
             parse_tokens("ops:a, ci-bot:b").unwrap(),
             vec![("ops".into(), "a".into()), ("ci-bot".into(), "b".into())]

@@ -26,10 +26,16 @@ pub struct Flash {
 
 impl Flash {
     pub fn ok(message: impl Into<String>) -> Self {
-        Self { kind: "ok", message: message.into() }
+        Self {
+            kind: "ok",
+            message: message.into(),
+        }
     }
     pub fn error(message: impl Into<String>) -> Self {
-        Self { kind: "error", message: message.into() }
+        Self {
+            kind: "error",
+            message: message.into(),
+        }
     }
 }
 
@@ -68,7 +74,10 @@ fn random_token() -> String {
 
 impl SessionStore {
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, sessions: Mutex::new(HashMap::new()) }
+        Self {
+            ttl,
+            sessions: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn ttl(&self) -> Duration {
@@ -80,14 +89,22 @@ impl SessionStore {
         let now = Instant::now();
         let mut map = self.sessions.lock().expect("session lock");
         map.retain(|_, s| s.expires > now);
-        if map.len() >= MAX_SESSIONS {
-            if let Some(oldest) = map.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| k.clone()) {
-                map.remove(&oldest);
-            }
+        if map.len() >= MAX_SESSIONS
+            && let Some(oldest) = map.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| k.clone())
+        {
+            map.remove(&oldest);
         }
-        let info = SessionInfo { id: random_token(), csrf: random_token(), actor };
-        let session =
-            Session { actor: info.actor.clone(), csrf: info.csrf.clone(), expires: now + self.ttl, flash: None };
+        let info = SessionInfo {
+            id: random_token(),
+            csrf: random_token(),
+            actor,
+        };
+        let session = Session {
+            actor: info.actor.clone(),
+            csrf: info.csrf.clone(),
+            expires: now + self.ttl,
+            flash: None,
+        };
         map.insert(info.id.clone(), session);
         info
     }
@@ -96,9 +113,11 @@ impl SessionStore {
     pub fn get(&self, id: &str) -> Option<SessionInfo> {
         let mut map = self.sessions.lock().expect("session lock");
         match map.get(id) {
-            Some(s) if s.expires > Instant::now() => {
-                Some(SessionInfo { id: id.to_string(), csrf: s.csrf.clone(), actor: s.actor.clone() })
-            }
+            Some(s) if s.expires > Instant::now() => Some(SessionInfo {
+                id: id.to_string(),
+                csrf: s.csrf.clone(),
+                actor: s.actor.clone(),
+            }),
             Some(_) => {
                 map.remove(id);
                 None
@@ -118,7 +137,11 @@ impl SessionStore {
     }
 
     pub fn take_flash(&self, id: &str) -> Option<Flash> {
-        self.sessions.lock().expect("session lock").get_mut(id).and_then(|s| s.flash.take())
+        self.sessions
+            .lock()
+            .expect("session lock")
+            .get_mut(id)
+            .and_then(|s| s.flash.take())
     }
 }
 
@@ -138,7 +161,11 @@ pub fn cookie_value(headers: &HeaderMap) -> Option<String> {
 pub fn set_cookie(session: Option<&SessionInfo>, ttl: Duration, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     let value = match session {
-        Some(s) => format!("{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}", s.id, ttl.as_secs()),
+        Some(s) => format!(
+            "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+            s.id,
+            ttl.as_secs()
+        ),
         None => format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"),
     };
     HeaderValue::from_str(&value).expect("cookie is ASCII")
@@ -152,7 +179,10 @@ mod tests {
     fn sessions_expire_and_csrf_is_checked() {
         let store = SessionStore::new(Duration::from_millis(0));
         let s = store.create(Actor::new("ops"));
-        assert!(store.get(&s.id).is_none(), "a session with ttl 0 is expired at once");
+        assert!(
+            store.get(&s.id).is_none(),
+            "a session with ttl 0 is expired at once"
+        );
         let store = SessionStore::new(Duration::from_secs(60));
         let s = store.create(Actor::new("ops"));
         let got = store.get(&s.id).expect("session");
@@ -166,7 +196,10 @@ mod tests {
     #[test]
     fn cookie_is_found_among_others() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("a=1; lm_session=abc ; b=2"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; lm_session=abc ; b=2"),
+        );
         assert_eq!(cookie_value(&h).as_deref(), Some("abc"));
     }
 }

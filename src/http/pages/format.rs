@@ -13,7 +13,11 @@ pub fn bytes(n: i64) -> String {
         v /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 /// `0.3 s`, `31.0 s`, `4 min 05 s`, `1 h 02 min`.
@@ -55,7 +59,10 @@ pub fn iso(t: &DateTime<Utc>) -> String {
 /// Eight characters that tell runs apart: the random tail of a uuid v7 (its head is the time,
 /// the same for runs started within a minute).
 pub fn short_id(id: &str) -> String {
-    id.rsplit('-').next().map(|tail| tail.chars().take(8).collect()).unwrap_or_default()
+    id.rsplit('-')
+        .next()
+        .map(|tail| tail.chars().take(8).collect())
+        .unwrap_or_default()
 }
 
 pub fn run_state_label(s: RunState) -> &'static str {

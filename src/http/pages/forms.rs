@@ -25,8 +25,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
     type Rejection = PageError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let caller = req.extensions().get::<Caller>().cloned().ok_or(ApiError::Unauthorized)?;
-        let cross_site = req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site");
+        let caller = req
+            .extensions()
+            .get::<Caller>()
+            .cloned()
+            .ok_or(ApiError::Unauthorized)?;
+        let cross_site =
+            req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site");
         if cross_site {
             return Err(ApiError::Forbidden("cross-site form posts are not accepted".into()).into());
         }
@@ -38,10 +43,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
         if !urlencoded {
             return Err(ApiError::UnsupportedMediaType("expected a urlencoded form".into()).into());
         }
-        let body = Bytes::from_request(req, state).await.map_err(|_| ApiError::PayloadTooLarge)?;
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge)?;
         // a bearer token cannot be sent by another site's form; a cookie can
         if let Some(session) = &caller.session {
-            let CsrfField { csrf } = serde_urlencoded::from_bytes(&body).unwrap_or(CsrfField { csrf: String::new() });
+            let CsrfField { csrf } =
+                serde_urlencoded::from_bytes(&body).unwrap_or(CsrfField { csrf: String::new() });
             if !session.csrf_matches(&csrf) {
                 return Err(ApiError::Forbidden(
                     "the form's security token is missing or expired: reload the page and try again".into(),
@@ -49,7 +57,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
                 .into());
             }
         }
-        let fields = serde_urlencoded::from_bytes(&body).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+        let fields =
+            serde_urlencoded::from_bytes(&body).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
         Ok(CsrfForm(fields))
     }
 }

@@ -68,14 +68,20 @@ fn controller_row(c: &ControllerInfo, runs: &[RunSummary]) -> ControllerRow {
             ControllerKind::LinstorController => "LinstorController",
             ControllerKind::Deployment => "Deployment",
         },
-        backend: serde_json::to_value(c.backend).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+        backend: serde_json::to_value(c.backend)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
         connection_url: c.connection_url.clone().unwrap_or_default(),
         version: c.linstor_version.clone().unwrap_or_else(|| "?".into()),
         replicas: format!("{}/{}", c.ready_replicas, c.replicas),
         image: c.image.clone().unwrap_or_default(),
         problem: c.config_error.clone(),
         migratable: c.backend != Backend::K8s,
-        active_run: runs.iter().find(|r| r.controller == reference && !r.state.is_final()).map(RunRow::from),
+        active_run: runs
+            .iter()
+            .find(|r| r.controller == reference && !r.state.is_final())
+            .map(RunRow::from),
         reference,
     }
 }
@@ -112,13 +118,19 @@ pub async fn dashboard(
     let runs = state.engine.runs(20).await?;
     let (controllers, discovery_error) = match state.engine.controllers().await {
         Ok(list) => (list.iter().map(|c| controller_row(c, &runs)).collect(), None),
-        Err(e) => (Vec::new(), Some(crate::http::error::ApiError::from(e).body().error)),
+        Err(e) => (
+            Vec::new(),
+            Some(crate::http::error::ApiError::from(e).body().error),
+        ),
     };
     let page = Dashboard {
         layout: Layout::new(&state, &caller, "LINSTOR controllers", "dashboard"),
         form: StartDefaults {
             controller: q.controller.unwrap_or_default(),
-            kind: q.kind.filter(|k| ["preflight", "backup", "migrate"].contains(&k.as_str())).unwrap_or("migrate".into()),
+            kind: q
+                .kind
+                .filter(|k| ["preflight", "backup", "migrate"].contains(&k.as_str()))
+                .unwrap_or("migrate".into()),
             options: RunOptions::default(),
             idempotency_key: uuid::Uuid::new_v4().to_string(),
         },
@@ -138,7 +150,10 @@ struct Runs {
 
 pub async fn runs(State(state): State<AppState>, caller: Caller) -> PageResult {
     let runs = state.engine.runs(500).await?;
-    let page = Runs { layout: Layout::new(&state, &caller, "Runs", "runs"), runs: runs.iter().map(RunRow::from).collect() };
+    let page = Runs {
+        layout: Layout::new(&state, &caller, "Runs", "runs"),
+        runs: runs.iter().map(RunRow::from).collect(),
+    };
     Ok(render(StatusCode::OK, &page))
 }
 
@@ -178,11 +193,18 @@ pub async fn backups(State(state): State<AppState>, caller: Caller) -> PageResul
             purpose: b.purpose.clone(),
             size: bytes(b.size_bytes),
             sha256: b.sha256.clone(),
-            contents: format!("{} tables, {} rows, from {} (LINSTOR {})", b.tables, b.rows, b.exported_from, b.linstor_version),
+            contents: format!(
+                "{} tables, {} rows, from {} (LINSTOR {})",
+                b.tables, b.rows, b.exported_from, b.linstor_version
+            ),
             created: timestamp(&b.created_at),
         })
         .collect();
-    let page = Backups { layout: Layout::new(&state, &caller, "Backups", "backups"), backups, total };
+    let page = Backups {
+        layout: Layout::new(&state, &caller, "Backups", "backups"),
+        backups,
+        total,
+    };
     Ok(render(StatusCode::OK, &page))
 }
 
@@ -214,18 +236,35 @@ impl StartForm {
             options.scale_down_etcd = self.scale_down_etcd.is_some();
             let seconds = |v: &Option<String>, default: u64, name: &str| match v.as_deref().map(str::trim) {
                 None | Some("") => Ok(default),
-                Some(s) => s.parse::<u64>().map_err(|_| format!("{name} must be a whole number of seconds")),
+                Some(s) => s
+                    .parse::<u64>()
+                    .map_err(|_| format!("{name} must be a whole number of seconds")),
             };
-            options.controller_timeout_seconds =
-                seconds(&self.controller_timeout_seconds, options.controller_timeout_seconds, "controller timeout")?;
-            options.pod_timeout_seconds = seconds(&self.pod_timeout_seconds, options.pod_timeout_seconds, "pod timeout")?;
+            options.controller_timeout_seconds = seconds(
+                &self.controller_timeout_seconds,
+                options.controller_timeout_seconds,
+                "controller timeout",
+            )?;
+            options.pod_timeout_seconds = seconds(
+                &self.pod_timeout_seconds,
+                options.pod_timeout_seconds,
+                "pod timeout",
+            )?;
         }
-        Ok(CreateRun { kind, controller, options })
+        Ok(CreateRun {
+            kind,
+            controller,
+            options,
+        })
     }
 }
 
 /// Starts a run from the form and shows it; on failure back to the dashboard with the reason.
-pub async fn start_run(State(state): State<AppState>, caller: Caller, CsrfForm(form): CsrfForm<StartForm>) -> Response {
+pub async fn start_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    CsrfForm(form): CsrfForm<StartForm>,
+) -> Response {
     let flash = |f: Flash| {
         if let Some(s) = &caller.session {
             state.auth.sessions.set_flash(&s.id, f);

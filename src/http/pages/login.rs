@@ -43,9 +43,15 @@ fn page(state: &AppState, next: String, error: String, status: StatusCode) -> Re
     render(status, &p)
 }
 
-pub async fn login_page(State(state): State<AppState>, Query(q): Query<LoginQuery>, headers: HeaderMap) -> Response {
+pub async fn login_page(
+    State(state): State<AppState>,
+    Query(q): Query<LoginQuery>,
+    headers: HeaderMap,
+) -> Response {
     let next = safe_next(q.next.as_deref());
-    let signed_in = cookie_value(&headers).and_then(|id| state.auth.sessions.get(&id)).is_some();
+    let signed_in = cookie_value(&headers)
+        .and_then(|id| state.auth.sessions.get(&id))
+        .is_some();
     if signed_in || state.auth.mode() == AuthMode::None {
         return Redirect::to(&next).into_response();
     }
@@ -58,21 +64,37 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-pub async fn login(State(state): State<AppState>, headers: HeaderMap, axum::Form(form): axum::Form<LoginForm>) -> Response {
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<LoginForm>,
+) -> Response {
     // a login form posted from another site would sign the browser in as someone else
     if headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site") {
-        return page(&state, "/".into(), "Cross-site sign-in is not accepted.".into(), StatusCode::FORBIDDEN);
+        return page(
+            &state,
+            "/".into(),
+            "Cross-site sign-in is not accepted.".into(),
+            StatusCode::FORBIDDEN,
+        );
     }
     let next = safe_next(form.next.as_deref());
     match state.auth.verify_token(form.token.trim()).await {
         Ok(actor) => {
             let session = state.auth.sessions.create(actor);
-            let cookie = set_cookie(Some(&session), state.auth.sessions.ttl(), state.settings.secure_cookies);
+            let cookie = set_cookie(
+                Some(&session),
+                state.auth.sessions.ttl(),
+                state.settings.secure_cookies,
+            );
             ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
         }
-        Err(ApiError::Unauthorized) => {
-            page(&state, next, "That token is not valid.".into(), StatusCode::UNAUTHORIZED)
-        }
+        Err(ApiError::Unauthorized) => page(
+            &state,
+            next,
+            "That token is not valid.".into(),
+            StatusCode::UNAUTHORIZED,
+        ),
         Err(e) => {
             let status = e.status();
             page(&state, next, e.body().error, status)
@@ -83,7 +105,11 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, axum::Form
 #[derive(Deserialize)]
 pub struct LogoutForm {}
 
-pub async fn logout(State(state): State<AppState>, caller: Caller, CsrfForm(_): CsrfForm<LogoutForm>) -> Response {
+pub async fn logout(
+    State(state): State<AppState>,
+    caller: Caller,
+    CsrfForm(_): CsrfForm<LogoutForm>,
+) -> Response {
     if let Some(s) = &caller.session {
         state.auth.sessions.remove(&s.id);
     }

@@ -94,7 +94,10 @@ impl Layout {
 pub fn render(status: StatusCode, t: &impl Template) -> Response {
     match t.render() {
         Ok(html) => (status, [("x-frame-options", "DENY")], Html(html)).into_response(),
-        Err(e) => PageError(ApiError::Internal(anyhow::Error::new(e).context("failed to render a page"))).into_response(),
+        Err(e) => PageError(ApiError::Internal(
+            anyhow::Error::new(e).context("failed to render a page"),
+        ))
+        .into_response(),
     }
 }
 

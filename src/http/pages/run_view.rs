@@ -108,7 +108,9 @@ pub fn actions(run: &RunView) -> Vec<ActionButton> {
     if !active && run.state != RunState::RolledBack && run.kind != RunKind::Preflight && changed {
         out.push(Action::Rollback);
     }
-    out.into_iter().map(|a| ActionButton::for_action(a, run)).collect()
+    out.into_iter()
+        .map(|a| ActionButton::for_action(a, run))
+        .collect()
 }
 
 pub struct BackupRow {
@@ -207,7 +209,10 @@ pub fn run_page_view(run: &RunView) -> RunPageView {
                 url: b.url.clone(),
                 size: bytes(b.size_bytes),
                 sha256: b.sha256.clone(),
-                contents: format!("{} tables · {} rows · from {} (LINSTOR {})", b.tables, b.rows, b.exported_from, b.linstor_version),
+                contents: format!(
+                    "{} tables · {} rows · from {} (LINSTOR {})",
+                    b.tables, b.rows, b.exported_from, b.linstor_version
+                ),
                 purpose: b.purpose.clone(),
             })
             .collect(),
@@ -246,7 +251,15 @@ pub fn log_groups(lines: &[EventRecord], current: Option<StepName>) -> Vec<LogGr
         if groups.last().is_none_or(|(step, _)| *step != e.step) {
             let title = e.step.map_or("Run", |s| s.title()).to_string();
             let step = e.step.map_or("run".to_string(), |s| s.to_string());
-            groups.push((e.step, LogGroup { step, title, open: false, lines: Vec::new() }));
+            groups.push((
+                e.step,
+                LogGroup {
+                    step,
+                    title,
+                    open: false,
+                    lines: Vec::new(),
+                },
+            ));
         }
         let (_, group) = groups.last_mut().expect("a group was pushed");
         group.lines.push(LogLine {
@@ -262,7 +275,9 @@ pub fn log_groups(lines: &[EventRecord], current: Option<StepName>) -> Vec<LogGr
         .into_iter()
         .enumerate()
         .map(|(i, (step, mut g))| {
-            g.open = i == last || (step.is_some() && step == current) || g.lines.iter().any(|l| l.level == "error");
+            g.open = i == last
+                || (step.is_some() && step == current)
+                || g.lines.iter().any(|l| l.level == "error");
             g
         })
         .collect()

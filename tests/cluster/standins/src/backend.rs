@@ -98,7 +98,11 @@ pub fn object_name(t: &Table, row: &Row) -> String {
     let values: Vec<String> = t
         .columns
         .iter()
-        .map(|c| row.get(&c.name.to_ascii_lowercase()).map(scalar_text).unwrap_or_default())
+        .map(|c| {
+            row.get(&c.name.to_ascii_lowercase())
+                .map(scalar_text)
+                .unwrap_or_default()
+        })
         .collect();
     hex::encode(Sha256::digest(values.join(":").as_bytes()))
 }
@@ -126,7 +130,10 @@ pub fn is_not_found(e: &kube::Error) -> bool {
 }
 
 /// All objects of `r`, page by page; `None` when the CRD does not exist.
-pub async fn list_objects(client: &kube::Client, r: &ApiResource) -> Result<Option<Vec<DynamicObject>>, kube::Error> {
+pub async fn list_objects(
+    client: &kube::Client,
+    r: &ApiResource,
+) -> Result<Option<Vec<DynamicObject>>, kube::Error> {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), r);
     let mut lp = ListParams::default().limit(500);
     let mut out = Vec::new();
@@ -150,14 +157,22 @@ pub async fn read_table(client: &kube::Client, t: &Table) -> Result<Option<Vec<R
     Ok(objects.map(|objs| {
         objs.iter()
             .map(|o| {
-                let spec = o.data.get("spec").and_then(Value::as_object).cloned().unwrap_or_default();
+                let spec = o
+                    .data
+                    .get("spec")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
                 normalize_row(t, &spec)
             })
             .collect()
     }))
 }
 
-async fn read_named(client: kube::Client, t: &'static Table) -> Result<(String, Option<Vec<Row>>), kube::Error> {
+async fn read_named(
+    client: kube::Client,
+    t: &'static Table,
+) -> Result<(String, Option<Vec<Row>>), kube::Error> {
     Ok((t.name.clone(), read_table(&client, t).await?))
 }
 
@@ -175,7 +190,10 @@ pub struct BackendContent {
 pub async fn read_all(client: &kube::Client) -> Result<BackendContent, kube::Error> {
     // futures built eagerly: a closure inside the stream type trips the compiler's
     // higher-ranked lifetime check once the whole thing is spawned
-    let reads: Vec<_> = schema::tables().iter().map(|t| read_named(client.clone(), t)).collect();
+    let reads: Vec<_> = schema::tables()
+        .iter()
+        .map(|t| read_named(client.clone(), t))
+        .collect();
     let tables: Vec<(String, Option<Vec<Row>>)> = futures::stream::iter(reads)
         .buffered(CONCURRENCY)
         .try_collect()
@@ -186,9 +204,14 @@ pub async fn read_all(client: &kube::Client) -> Result<BackendContent, kube::Err
         Err(e) if is_not_found(&e) => None,
         Err(e) => return Err(e),
     };
-    let rollback_objects = list_objects(client, &rollback_resource()).await?.map_or(0, |v| v.len());
+    let rollback_objects = list_objects(client, &rollback_resource())
+        .await?
+        .map_or(0, |v| v.len());
     Ok(BackendContent {
-        tables: tables.into_iter().filter_map(|(name, rows)| rows.map(|r| (name, r))).collect(),
+        tables: tables
+            .into_iter()
+            .filter_map(|(name, rows)| rows.map(|r| (name, r)))
+            .collect(),
         schema_version,
         rollback_objects,
     })
@@ -202,14 +225,23 @@ mod tests {
     fn crds_are_cluster_scoped_and_keep_unknown_fields() {
         let crds = all_crds();
         assert_eq!(crds.len(), 45);
-        let nodes = crds.iter().find(|c| c.metadata.name.as_deref() == Some("nodes.internal.linstor.linbit.com")).unwrap();
+        let nodes = crds
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some("nodes.internal.linstor.linbit.com"))
+            .unwrap();
         assert_eq!(nodes.spec.scope, "Cluster");
         assert_eq!(nodes.spec.names.kind, "Nodes");
         let v = &nodes.spec.versions[0];
         assert_eq!((v.name.as_str(), v.served, v.storage), ("v1-31-1", true, true));
         let schema = serde_json::to_value(v.schema.as_ref().unwrap()).unwrap();
-        assert_eq!(schema["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-preserve-unknown-fields"], true);
-        assert!(crds.iter().any(|c| c.metadata.name.as_deref() == Some("linstorversion.internal.linstor.linbit.com")));
+        assert_eq!(
+            schema["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-preserve-unknown-fields"],
+            true
+        );
+        assert!(
+            crds.iter()
+                .any(|c| c.metadata.name.as_deref() == Some("linstorversion.internal.linstor.linbit.com"))
+        );
     }
 
     #[test]

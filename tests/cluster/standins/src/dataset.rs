@@ -23,7 +23,8 @@ pub fn generate(preset: Preset) -> ExportDocument {
         Preset::Piraeus => SimCluster::CR_CONTROLLER,
         Preset::Plain => SimCluster::PLAIN_CONTROLLER,
     };
-    sim.etcd_dataset_of(ns, name).unwrap_or_else(|| sim.etcd_dataset())
+    sim.etcd_dataset_of(ns, name)
+        .unwrap_or_else(|| sim.etcd_dataset())
 }
 
 /// Writes `doc` as pretty JSON (the format `LINSTOR_STANDIN_ETCD_DATA` expects).

@@ -86,13 +86,19 @@ impl FromStr for Fault {
             "*" | "any" => None,
             "export" => Some(Operation::Export),
             "import" => Some(Operation::Import),
-            other => return Err(format!("unknown operation {other:?} in fault {s:?} (export, import, *)")),
+            other => {
+                return Err(format!(
+                    "unknown operation {other:?} in fault {s:?} (export, import, *)"
+                ));
+            }
         };
         let kind = FaultKind::parse(kind).ok_or_else(|| {
             format!("unknown fault {kind:?} in {s:?} (exit1, exit2, usage, hang, partial, corrupt)")
         })?;
         if kind == FaultKind::Corrupt && operation != Some(Operation::Export) {
-            return Err(format!("fault {s:?}: corrupt applies to export only (export:corrupt)"));
+            return Err(format!(
+                "fault {s:?}: corrupt applies to export only (export:corrupt)"
+            ));
         }
         Ok(Fault { operation, kind })
     }
@@ -112,10 +118,10 @@ pub fn parse_list(text: &str) -> Result<Vec<Fault>, String> {
 /// else the first matching entry of `env`. An unreadable or invalid list is an error, so that a
 /// typo in a test shows up instead of silently injecting nothing.
 pub fn take(op: Operation, env: Option<&str>, file: Option<&Path>) -> Result<Option<FaultKind>, String> {
-    if let Some(path) = file {
-        if let Some(kind) = take_from_file(op, path)? {
-            return Ok(Some(kind));
-        }
+    if let Some(path) = file
+        && let Some(kind) = take_from_file(op, path)?
+    {
+        return Ok(Some(kind));
     }
     let from_env = parse_list(env.unwrap_or("")).map_err(|e| format!("{FAULT_ENV}: {e}"))?;
     Ok(from_env.into_iter().find(|f| f.applies_to(op)).map(|f| f.kind))
@@ -156,14 +162,28 @@ mod tests {
     fn names_parse_with_and_without_operation() {
         assert_eq!(
             "import:exit1".parse::<Fault>().unwrap(),
-            Fault { operation: Some(Operation::Import), kind: FaultKind::Exit1 }
+            Fault {
+                operation: Some(Operation::Import),
+                kind: FaultKind::Exit1
+            }
         );
-        assert_eq!("hang".parse::<Fault>().unwrap(), Fault { operation: None, kind: FaultKind::Hang });
+        assert_eq!(
+            "hang".parse::<Fault>().unwrap(),
+            Fault {
+                operation: None,
+                kind: FaultKind::Hang
+            }
+        );
         assert_eq!("*:usage".parse::<Fault>().unwrap().kind, FaultKind::Usage);
         assert!("import:explode".parse::<Fault>().is_err());
         assert!("restore:exit1".parse::<Fault>().is_err());
         assert!("import:corrupt".parse::<Fault>().is_err());
-        assert_eq!(parse_list("export:corrupt, import:partial # two\n\n").unwrap().len(), 2);
+        assert_eq!(
+            parse_list("export:corrupt, import:partial # two\n\n")
+                .unwrap()
+                .len(),
+            2
+        );
     }
 
     #[test]
@@ -172,11 +192,17 @@ mod tests {
         let path = dir.path().join("fault");
         std::fs::write(&path, "import:partial\nexport:exit1\n").unwrap();
 
-        assert_eq!(take(Operation::Export, None, Some(&path)).unwrap(), Some(FaultKind::Exit1));
+        assert_eq!(
+            take(Operation::Export, None, Some(&path)).unwrap(),
+            Some(FaultKind::Exit1)
+        );
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "import:partial\n");
         assert_eq!(take(Operation::Export, None, Some(&path)).unwrap(), None);
 
-        assert_eq!(take(Operation::Import, None, Some(&path)).unwrap(), Some(FaultKind::Partial));
+        assert_eq!(
+            take(Operation::Import, None, Some(&path)).unwrap(),
+            Some(FaultKind::Partial)
+        );
         assert!(!path.exists(), "an emptied fault file is deleted");
         assert_eq!(take(Operation::Import, None, Some(&path)).unwrap(), None);
     }
@@ -184,7 +210,10 @@ mod tests {
     #[test]
     fn env_faults_fire_every_time_and_typos_are_errors() {
         for _ in 0..2 {
-            assert_eq!(take(Operation::Import, Some("export:hang,import:exit2"), None).unwrap(), Some(FaultKind::Exit2));
+            assert_eq!(
+                take(Operation::Import, Some("export:hang,import:exit2"), None).unwrap(),
+                Some(FaultKind::Exit2)
+            );
         }
         assert_eq!(take(Operation::Export, Some("import:exit2"), None).unwrap(), None);
         assert!(take(Operation::Export, Some("exit3"), None).is_err());

@@ -10,7 +10,10 @@ use chrono::{DateTime, Utc};
 
 /// One log line: `2026-11-24 10:41:20.112 [main] INFO  LINSTOR/linstor-db - SYSTEM - text`.
 pub fn format_line(at: DateTime<Utc>, level: &str, module: &str, message: &str) -> String {
-    format!("{} [main] {level:<5} LINSTOR/{module} - SYSTEM - {message}", at.format("%Y-%m-%d %H:%M:%S%.3f"))
+    format!(
+        "{} [main] {level:<5} LINSTOR/{module} - SYSTEM - {message}",
+        at.format("%Y-%m-%d %H:%M:%S%.3f")
+    )
 }
 
 /// A Java exception with its cause, as the stand-in reports failures.
@@ -26,7 +29,11 @@ pub struct JavaException {
 impl JavaException {
     /// An exception of `class` with a few frames of the code that threw it.
     pub fn new(class: &str, message: impl Into<String>, frames: &[&str]) -> Self {
-        Self { class: class.into(), message: message.into(), frames: frames.iter().map(|f| f.to_string()).collect() }
+        Self {
+            class: class.into(),
+            message: message.into(),
+            frames: frames.iter().map(|f| f.to_string()).collect(),
+        }
     }
 
     /// What the JVM prints on stderr when the picocli command `command` threw this.
@@ -54,7 +61,9 @@ impl JavaException {
         for f in &self.frames {
             out.push_str(&format!("\tat {f}\n"));
         }
-        out.push_str(&format!("\tat com.linbit.linstor.core.LinstorDatabaseTool${command}.call(LinstorDatabaseTool.java:97)\n"));
+        out.push_str(&format!(
+            "\tat com.linbit.linstor.core.LinstorDatabaseTool${command}.call(LinstorDatabaseTool.java:97)\n"
+        ));
         out.push_str(&format!("\t... {} more\n", PICOCLI.len()));
         out
     }
@@ -72,8 +81,15 @@ impl JavaLog {
     /// read-only filesystem.
     pub fn open(module: &str, dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let file = File::options().create(true).append(true).open(dir.join(format!("{module}.log")))?;
-        Ok(Self { module: module.into(), dir: dir.to_path_buf(), file })
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("{module}.log")))?;
+        Ok(Self {
+            module: module.into(),
+            dir: dir.to_path_buf(),
+            file,
+        })
     }
 
     pub fn info(&mut self, message: &str) {
@@ -133,7 +149,8 @@ mod tests {
 
     #[test]
     fn lines_look_like_logback() {
-        let at = Utc.with_ymd_and_hms(2026, 11, 24, 10, 41, 20).unwrap() + chrono::Duration::milliseconds(112);
+        let at =
+            Utc.with_ymd_and_hms(2026, 11, 24, 10, 41, 20).unwrap() + chrono::Duration::milliseconds(112);
         assert_eq!(
             format_line(at, "INFO", "linstor-db", "Export finished"),
             "2026-11-24 10:41:20.112 [main] INFO  LINSTOR/linstor-db - SYSTEM - Export finished"

@@ -9,7 +9,9 @@ pub const ROOT_ENV: &str = "LINSTOR_STANDIN_ROOT";
 
 /// The root from the environment (unset or empty: none).
 pub fn root_from_env() -> Option<PathBuf> {
-    std::env::var_os(ROOT_ENV).filter(|v| !v.is_empty()).map(PathBuf::from)
+    std::env::var_os(ROOT_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 /// Where `path` (as the pod sees it) lives on this machine: absolute paths under `root`,
@@ -28,14 +30,23 @@ mod tests {
     #[test]
     fn absolute_paths_move_under_the_root() {
         let root = Path::new("/tmp/pod-a");
-        assert_eq!(rooted(Some(root), "/etc/linstor"), PathBuf::from("/tmp/pod-a/etc/linstor"));
-        assert_eq!(rooted(Some(root), "/backup/x.json"), PathBuf::from("/tmp/pod-a/backup/x.json"));
+        assert_eq!(
+            rooted(Some(root), "/etc/linstor"),
+            PathBuf::from("/tmp/pod-a/etc/linstor")
+        );
+        assert_eq!(
+            rooted(Some(root), "/backup/x.json"),
+            PathBuf::from("/tmp/pod-a/backup/x.json")
+        );
         assert_eq!(rooted(Some(root), "//double"), PathBuf::from("/tmp/pod-a/double"));
     }
 
     #[test]
     fn relative_paths_and_no_root_stay() {
-        assert_eq!(rooted(Some(Path::new("/r")), "backup.json"), PathBuf::from("backup.json"));
+        assert_eq!(
+            rooted(Some(Path::new("/r")), "backup.json"),
+            PathBuf::from("backup.json")
+        );
         assert_eq!(rooted(None, "/etc/linstor"), PathBuf::from("/etc/linstor"));
     }
 }

@@ -29,7 +29,12 @@ impl Pod {
         }
         let etcd = dir.path().join("etcd.json");
         dataset::write(&dataset::generate(Preset::Piraeus), &etcd).unwrap();
-        Pod { _dir: dir, root, work, etcd }
+        Pod {
+            _dir: dir,
+            root,
+            work,
+            etcd,
+        }
     }
 
     fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
@@ -65,7 +70,13 @@ fn text(b: &[u8]) -> String {
 #[test]
 fn bad_arguments_print_usage_and_exit_zero() {
     let pod = Pod::new(Some(ETCD));
-    for args in [&[][..], &["export"], &["export-db"], &["import-db", "-x", "f"], &["export-db", "a", "b"]] {
+    for args in [
+        &[][..],
+        &["export"],
+        &["export-db"],
+        &["import-db", "-x", "f"],
+        &["export-db", "a", "b"],
+    ] {
         let out = pod.run(args, &[]);
         assert_eq!(out.status.code(), Some(0), "{args:?}");
         assert!(text(&out.stderr).contains("Usage: linstor-database"), "{args:?}");
@@ -77,11 +88,16 @@ fn bad_arguments_print_usage_and_exit_zero() {
 #[test]
 fn etcd_export_writes_the_dataset_and_logs_like_linstor() {
     let pod = Pod::new(Some(ETCD));
-    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let out = pod.run(&["export-db", "-c", "/etc/linstor", "/backup/b.json"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("[main] INFO  LINSTOR/linstor-db - SYSTEM - Loading configuration file \"/etc/linstor/linstor.toml\""));
+    assert!(stdout.contains(
+        "[main] INFO  LINSTOR/linstor-db - SYSTEM - Loading configuration file \"/etc/linstor/linstor.toml\""
+    ));
     assert!(stdout.contains("etcd connection URL is \"etcd://piraeus-op-etcd:2379\""));
     assert!(stdout.trim_end().ends_with("Export finished"));
     let doc = pod.backup().unwrap();
@@ -107,17 +123,30 @@ fn a_missing_config_silently_exports_an_empty_h2_database() {
 #[test]
 fn config_errors_exit_two_and_exceptions_exit_one() {
     let pod = Pod::new(Some("[db\nconnection_url = "));
-    assert_eq!(pod.run(&["export-db", "/backup/b.json"], &[]).status.code(), Some(2));
+    assert_eq!(
+        pod.run(&["export-db", "/backup/b.json"], &[]).status.code(),
+        Some(2)
+    );
     let pod = Pod::new(Some("[db]\nconnection_url = \"mongodb://x\"\n"));
-    assert_eq!(pod.run(&["export-db", "/backup/b.json"], &[]).status.code(), Some(2));
+    assert_eq!(
+        pod.run(&["export-db", "/backup/b.json"], &[]).status.code(),
+        Some(2)
+    );
 
     let pod = Pod::new(Some(ETCD));
     let out = pod.run(&["export-db", "/nonexistent-dir/b.json"], &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).starts_with("Exception in thread \"main\""));
     assert!(!text(&out.stdout).contains("Export finished"));
-    let reports: Vec<_> = std::fs::read_dir(pod.work.join("logs")).unwrap().flatten().collect();
-    assert!(reports.iter().any(|e| e.file_name().to_string_lossy().starts_with("ErrorReport-")));
+    let reports: Vec<_> = std::fs::read_dir(pod.work.join("logs"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(
+        reports
+            .iter()
+            .any(|e| e.file_name().to_string_lossy().starts_with("ErrorReport-"))
+    );
 }
 
 #[test]
@@ -169,7 +198,10 @@ fn fault_file_faults_fire_once() {
 fn hang_sleeps_until_killed() {
     let pod = Pod::new(Some(ETCD));
     let mut child = pod
-        .command(&["export-db", "/backup/b.json"], &[("LINSTOR_STANDIN_FAULT", "hang")])
+        .command(
+            &["export-db", "/backup/b.json"],
+            &[("LINSTOR_STANDIN_FAULT", "hang")],
+        )
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();

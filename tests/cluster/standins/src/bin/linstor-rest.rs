@@ -39,7 +39,8 @@ struct Args {
 async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
     let config = match kubeconfig {
         Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading {}", path.display()))?;
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?
         }
         None => kube::Config::infer().await?,
@@ -51,12 +52,31 @@ async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     linstor_standins::install_crypto_provider();
-    let (ns, name) = args.controller.split_once('/').context("--controller must be NAMESPACE/NAME")?;
-    let client = client(args.kubeconfig.as_ref()).await.context("connecting to the API server")?;
+    let (ns, name) = args
+        .controller
+        .split_once('/')
+        .context("--controller must be NAMESPACE/NAME")?;
+    let client = client(args.kubeconfig.as_ref())
+        .await
+        .context("connecting to the API server")?;
     let ctl = Controller::default();
-    let sources = Sources { etcd_data: args.etcd_data, config_map: args.config_map };
-    tokio::spawn(controller::follow(client, ctl.clone(), ns.to_string(), name.to_string(), sources));
-    let state = AppState { controller: ctl, version: args.linstor_version };
-    server::serve(args.listen, state, args.when_down).await.context("serving")?;
+    let sources = Sources {
+        etcd_data: args.etcd_data,
+        config_map: args.config_map,
+    };
+    tokio::spawn(controller::follow(
+        client,
+        ctl.clone(),
+        ns.to_string(),
+        name.to_string(),
+        sources,
+    ));
+    let state = AppState {
+        controller: ctl,
+        version: args.linstor_version,
+    };
+    server::serve(args.listen, state, args.when_down)
+        .await
+        .context("serving")?;
     Ok(())
 }

@@ -22,6 +22,11 @@ fn main() -> anyhow::Result<()> {
     let doc = dataset::generate(args.preset);
     dataset::write(&doc, &args.file)?;
     let rows: usize = doc.tables.iter().map(|t| t.data.len()).sum();
-    println!("wrote {} ({} tables, {rows} rows, LINSTOR {})", args.file.display(), doc.tables.len(), doc.linstor_version);
+    println!(
+        "wrote {} ({} tables, {rows} rows, LINSTOR {})",
+        args.file.display(),
+        doc.tables.len(),
+        doc.linstor_version
+    );
     Ok(())
 }

@@ -33,47 +33,78 @@ impl Subcommand {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invocation {
     /// Run a subcommand.
-    Run { command: Subcommand, config_dir: String, file: String },
+    Run {
+        command: Subcommand,
+        config_dir: String,
+        file: String,
+    },
     /// `-h`/`--help`: usage on stdout, exit 0.
     Help { command: Option<Subcommand> },
     /// `-V`/`--version`: version on stdout, exit 0.
     Version,
     /// Anything else: `error` (if any) and the usage on stderr, exit 0.
-    Usage { error: Option<String>, command: Option<Subcommand> },
+    Usage {
+        error: Option<String>,
+        command: Option<Subcommand>,
+    },
 }
 
 /// Parses the arguments after the program name.
 pub fn parse(args: &[String]) -> Invocation {
-    let Some(first) = args.first() else { return Invocation::Usage { error: None, command: None } };
+    let Some(first) = args.first() else {
+        return Invocation::Usage {
+            error: None,
+            command: None,
+        };
+    };
     let command = match first.as_str() {
         "export-db" => Subcommand::ExportDb,
         "import-db" => Subcommand::ImportDb,
         "-h" | "--help" => return Invocation::Help { command: None },
         "-V" | "--version" => return Invocation::Version,
         other if other.starts_with('-') => {
-            return Invocation::Usage { error: Some(format!("Unknown option: '{other}'")), command: None };
+            return Invocation::Usage {
+                error: Some(format!("Unknown option: '{other}'")),
+                command: None,
+            };
         }
         other => {
-            return Invocation::Usage { error: Some(format!("Unmatched argument at index 0: '{other}'")), command: None };
+            return Invocation::Usage {
+                error: Some(format!("Unmatched argument at index 0: '{other}'")),
+                command: None,
+            };
         }
     };
-    let usage = |error: String| Invocation::Usage { error: Some(error), command: Some(command) };
+    let usage = |error: String| Invocation::Usage {
+        error: Some(error),
+        command: Some(command),
+    };
     let mut config_dir = DEFAULT_CONFIG_DIR.to_string();
     let mut file: Option<String> = None;
     let mut i = 1;
     while i < args.len() {
         let arg = &args[i];
         match arg.as_str() {
-            "-h" | "--help" => return Invocation::Help { command: Some(command) },
+            "-h" | "--help" => {
+                return Invocation::Help {
+                    command: Some(command),
+                };
+            }
             "-c" | "--config-directory" => match args.get(i + 1) {
                 Some(v) => {
                     config_dir = v.clone();
                     i += 1;
                 }
-                None => return usage(format!("Missing required parameter for option '--config-directory' (<configurationDirectory>)")),
+                None => {
+                    return usage("Missing required parameter for option '--config-directory' (<configurationDirectory>)".into());
+                }
             },
-            a if a.starts_with("--config-directory=") => config_dir = a["--config-directory=".len()..].to_string(),
-            a if a.starts_with("-c") && a.len() > 2 => config_dir = a[2..].trim_start_matches('=').to_string(),
+            a if a.starts_with("--config-directory=") => {
+                config_dir = a["--config-directory=".len()..].to_string()
+            }
+            a if a.starts_with("-c") && a.len() > 2 => {
+                config_dir = a[2..].trim_start_matches('=').to_string()
+            }
             "--" => {
                 i += 1;
                 for rest in &args[i..] {
@@ -95,7 +126,11 @@ pub fn parse(args: &[String]) -> Invocation {
         i += 1;
     }
     match file {
-        Some(file) => Invocation::Run { command, config_dir, file },
+        Some(file) => Invocation::Run {
+            command,
+            config_dir,
+            file,
+        },
         None => usage("Missing required parameter: '<dbExportPath>'".into()),
     }
 }
@@ -136,12 +171,19 @@ mod tests {
     }
 
     fn run(command: Subcommand, dir: &str, file: &str) -> Invocation {
-        Invocation::Run { command, config_dir: dir.into(), file: file.into() }
+        Invocation::Run {
+            command,
+            config_dir: dir.into(),
+            file: file.into(),
+        }
     }
 
     #[test]
     fn subcommands_with_every_option_spelling() {
-        assert_eq!(p(&["export-db", "/backup/x.json"]), run(Subcommand::ExportDb, "/etc/linstor", "/backup/x.json"));
+        assert_eq!(
+            p(&["export-db", "/backup/x.json"]),
+            run(Subcommand::ExportDb, "/etc/linstor", "/backup/x.json")
+        );
         for args in [
             &["import-db", "-c", "/t", "f"][..],
             &["import-db", "--config-directory", "/t", "f"],
@@ -158,7 +200,13 @@ mod tests {
     #[test]
     fn bad_arguments_are_the_usage_trap() {
         let usage = |a: &[&str]| matches!(p(a), Invocation::Usage { .. });
-        assert_eq!(p(&[]), Invocation::Usage { error: None, command: None });
+        assert_eq!(
+            p(&[]),
+            Invocation::Usage {
+                error: None,
+                command: None
+            }
+        );
         assert!(usage(&["export"]));
         assert!(usage(&["--config-directory", "/x", "export-db", "f"]));
         assert!(usage(&["export-db"]));
@@ -167,8 +215,14 @@ mod tests {
         assert!(usage(&["import-db", "--verbose", "f"]));
         match p(&["export-db"]) {
             Invocation::Usage { error, command } => {
-                assert_eq!(error.as_deref(), Some("Missing required parameter: '<dbExportPath>'"));
-                assert!(usage_text(command).starts_with("Usage: linstor-database export-db [-c=<configurationDirectory>]"));
+                assert_eq!(
+                    error.as_deref(),
+                    Some("Missing required parameter: '<dbExportPath>'")
+                );
+                assert!(
+                    usage_text(command)
+                        .starts_with("Usage: linstor-database export-db [-c=<configurationDirectory>]")
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -177,7 +231,12 @@ mod tests {
     #[test]
     fn help_and_version() {
         assert_eq!(p(&["-h"]), Invocation::Help { command: None });
-        assert_eq!(p(&["import-db", "--help"]), Invocation::Help { command: Some(Subcommand::ImportDb) });
+        assert_eq!(
+            p(&["import-db", "--help"]),
+            Invocation::Help {
+                command: Some(Subcommand::ImportDb)
+            }
+        );
         assert_eq!(p(&["-V"]), Invocation::Version);
         assert!(usage_text(None).contains("export-db  Exports the given database"));
     }

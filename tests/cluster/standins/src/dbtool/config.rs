@@ -33,13 +33,17 @@ impl Database {
         match self {
             Database::Etcd { url } => format!("etcd connection URL is \"{url}\""),
             Database::K8s => "Kubernetes-CRD connection URL is \"k8s\"".into(),
-            Database::H2 { url } | Database::Sql { url } => format!("SQL database connection URL is \"{url}\""),
+            Database::H2 { url } | Database::Sql { url } => {
+                format!("SQL database connection URL is \"{url}\"")
+            }
         }
     }
 
     /// `exported_from` of an export of this database.
     pub fn exported_from(&self) -> String {
-        Backend::classify(self.url()).exported_from(self.url()).unwrap_or_else(|| "sql/unknown".into())
+        Backend::classify(self.url())
+            .exported_from(self.url())
+            .unwrap_or_else(|| "sql/unknown".into())
     }
 }
 
@@ -57,20 +61,33 @@ pub fn load(shown_dir: &str, dir: &Path) -> Result<ToolConfig, String> {
     let text = match std::fs::read_to_string(dir.join("linstor.toml")) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(ToolConfig { file: None, database: Database::H2 { url: DEFAULT_H2_URL.into() } });
+            return Ok(ToolConfig {
+                file: None,
+                database: Database::H2 {
+                    url: DEFAULT_H2_URL.into(),
+                },
+            });
         }
         Err(e) => return Err(format!("Unable to read configuration file \"{shown}\": {e}")),
     };
-    let cfg = LinstorConfig::parse(&text).map_err(|e| format!("Unable to parse configuration file \"{shown}\": {e}"))?;
+    let cfg = LinstorConfig::parse(&text)
+        .map_err(|e| format!("Unable to parse configuration file \"{shown}\": {e}"))?;
     let url = cfg.effective_url().trim().to_string();
     let database = match cfg.backend() {
         Backend::Etcd => Database::Etcd { url },
         Backend::K8s => Database::K8s,
         Backend::H2 => Database::H2 { url },
         Backend::Sql => Database::Sql { url },
-        Backend::Unknown => return Err(format!("Unsupported database connection URL \"{url}\" in \"{shown}\"")),
+        Backend::Unknown => {
+            return Err(format!(
+                "Unsupported database connection URL \"{url}\" in \"{shown}\""
+            ));
+        }
     };
-    Ok(ToolConfig { file: Some(shown), database })
+    Ok(ToolConfig {
+        file: Some(shown),
+        database,
+    })
 }
 
 #[cfg(test)]
@@ -89,7 +106,12 @@ mod tests {
     fn missing_file_is_silently_the_default_h2() {
         let cfg = with_toml(None).unwrap();
         assert_eq!(cfg.file, None);
-        assert_eq!(cfg.database, Database::H2 { url: "jdbc:h2:/var/lib/linstor/linstordb".into() });
+        assert_eq!(
+            cfg.database,
+            Database::H2 {
+                url: "jdbc:h2:/var/lib/linstor/linstordb".into()
+            }
+        );
         assert_eq!(cfg.database.exported_from(), "sql/h2");
     }
 
@@ -97,7 +119,10 @@ mod tests {
     fn backends_are_recognized() {
         let etcd = with_toml(Some("[db]\nconnection_url = \"etcd://piraeus-op-etcd:2379\"\n")).unwrap();
         assert_eq!(etcd.file.as_deref(), Some("/etc/linstor/linstor.toml"));
-        assert_eq!(etcd.database.url_line(), "etcd connection URL is \"etcd://piraeus-op-etcd:2379\"");
+        assert_eq!(
+            etcd.database.url_line(),
+            "etcd connection URL is \"etcd://piraeus-op-etcd:2379\""
+        );
         let k8s = with_toml(Some("[db]\nconnection_url = \"k8s\"\n")).unwrap();
         assert_eq!(k8s.database, Database::K8s);
         assert_eq!(k8s.database.exported_from(), "k8s");
@@ -107,7 +132,15 @@ mod tests {
 
     #[test]
     fn bad_toml_and_unknown_schemes_are_fatal() {
-        assert!(with_toml(Some("[db\nconnection_url=")).unwrap_err().contains("Unable to parse"));
-        assert!(with_toml(Some("[db]\nconnection_url = \"mysql://x\"\n")).unwrap_err().contains("Unsupported"));
+        assert!(
+            with_toml(Some("[db\nconnection_url="))
+                .unwrap_err()
+                .contains("Unable to parse")
+        );
+        assert!(
+            with_toml(Some("[db]\nconnection_url = \"mysql://x\"\n"))
+                .unwrap_err()
+                .contains("Unsupported")
+        );
     }
 }

@@ -23,9 +23,11 @@ pub(super) async fn run(job: &mut Job<'_>) -> Result<(), JavaException> {
         doc.sql_version = Some(1);
     }
     for t in &doc.tables {
-        job.log.info(&format!("Exporting table {} ({} entries)", t.name, t.data.len()));
+        job.log
+            .info(&format!("Exporting table {} ({} entries)", t.name, t.data.len()));
     }
-    let bytes = serde_json::to_vec(&doc).map_err(|e| JavaException::new("java.io.IOException", e.to_string(), &[]))?;
+    let bytes = serde_json::to_vec(&doc)
+        .map_err(|e| JavaException::new("java.io.IOException", e.to_string(), &[]))?;
     match job.fault {
         Some(FaultKind::Partial) => {
             write_file(&job.file, job.file_shown, half(&bytes))?;
@@ -50,7 +52,10 @@ pub(super) async fn run(job: &mut Job<'_>) -> Result<(), JavaException> {
 
 fn from_etcd(job: &Job<'_>) -> Result<ExportDocument, JavaException> {
     let Some(path) = job.env.etcd_data.as_deref() else {
-        return Err(unreachable(job.database, "no etcd cluster (LINSTOR_STANDIN_ETCD_DATA is unset)"));
+        return Err(unreachable(
+            job.database,
+            "no etcd cluster (LINSTOR_STANDIN_ETCD_DATA is unset)",
+        ));
     };
     let text = std::fs::read(path).map_err(|e| unreachable(job.database, &e.to_string()))?;
     let mut doc: ExportDocument = serde_json::from_slice(&text)
@@ -61,7 +66,9 @@ fn from_etcd(job: &Job<'_>) -> Result<ExportDocument, JavaException> {
 
 async fn from_k8s() -> Result<ExportDocument, JavaException> {
     let client = k8s::connect().await?;
-    let content = backend::read_all(&client).await.map_err(|e| k8s::exception("GET", "/apis/internal.linstor.linbit.com", &e))?;
+    let content = backend::read_all(&client)
+        .await
+        .map_err(|e| k8s::exception("GET", "/apis/internal.linstor.linbit.com", &e))?;
     let mut doc = empty("k8s");
     doc.k8s_version = Some(content.schema_version.unwrap_or(SCHEMA_VERSION));
     for t in &mut doc.tables {

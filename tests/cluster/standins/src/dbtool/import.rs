@@ -48,7 +48,8 @@ pub(super) async fn run(job: &mut Job<'_>) -> Result<(), JavaException> {
 
 fn log_tables(job: &mut Job<'_>, doc: &ExportDocument) {
     for t in &doc.tables {
-        job.log.info(&format!("Importing table {} ({} entries)", t.name, t.data.len()));
+        job.log
+            .info(&format!("Importing table {} ({} entries)", t.name, t.data.len()));
     }
 }
 
@@ -56,14 +57,20 @@ fn log_tables(job: &mut Job<'_>, doc: &ExportDocument) {
 pub(super) fn parse_version(v: &str) -> Option<(u32, u32, u32)> {
     let core = v.trim().trim_start_matches('v').split(['-', '+']).next()?;
     let mut parts = core.split('.').map(|p| p.parse::<u32>().ok());
-    Some((parts.next()??, parts.next().flatten().unwrap_or(0), parts.next().flatten().unwrap_or(0)))
+    Some((
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+        parts.next().flatten().unwrap_or(0),
+    ))
 }
 
 fn check_version(export: &str, tool: &str) -> Result<(), JavaException> {
     match (parse_version(export), parse_version(tool)) {
         (Some(e), Some(t)) if e > t => Err(JavaException::new(
             "com.linbit.linstor.dbdrivers.DatabaseException",
-            format!("The database export was created by LINSTOR {export}, which is newer than this LINSTOR {tool}"),
+            format!(
+                "The database export was created by LINSTOR {export}, which is newer than this LINSTOR {tool}"
+            ),
             &["com.linbit.linstor.core.DbExportImportHelper.importDb(DbExportImportHelper.java:208)"],
         )),
         (None, _) => Err(JavaException::new(
@@ -84,7 +91,11 @@ async fn into_k8s(job: &mut Job<'_>, doc: &ExportDocument) -> Result<(), JavaExc
     k8s::delete_all(&client).await?;
 
     let total: usize = doc.tables.iter().map(|t| t.data.len()).sum();
-    let limit = if job.fault == Some(FaultKind::Partial) { total / 2 } else { total };
+    let limit = if job.fault == Some(FaultKind::Partial) {
+        total / 2
+    } else {
+        total
+    };
     let (mut done, started, mut last_progress) = (0usize, Instant::now(), Instant::now());
     for t in &doc.tables {
         let Some(table) = schema::table(&t.name) else {
@@ -92,7 +103,8 @@ async fn into_k8s(job: &mut Job<'_>, doc: &ExportDocument) -> Result<(), JavaExc
             continue;
         };
         let take = t.data.len().min(limit - done);
-        job.log.info(&format!("Importing table {} ({} entries)", t.name, t.data.len()));
+        job.log
+            .info(&format!("Importing table {} ({} entries)", t.name, t.data.len()));
         for chunk in t.data[..take].chunks(200) {
             k8s::create_rows(&client, table, chunk).await?;
             done += chunk.len();
@@ -106,14 +118,20 @@ async fn into_k8s(job: &mut Job<'_>, doc: &ExportDocument) -> Result<(), JavaExc
                 "POST",
                 &format!("/apis/internal.linstor.linbit.com/v1-31-1/{}", table.plural()),
                 &kube::Error::Api(
-                    kube::core::Status::failure("the server was unable to return a response in the time allotted", "Timeout")
-                        .with_code(504)
-                        .boxed(),
+                    kube::core::Status::failure(
+                        "the server was unable to return a response in the time allotted",
+                        "Timeout",
+                    )
+                    .with_code(504)
+                    .boxed(),
                 ),
             ));
         }
     }
-    job.log.info(&format!("Imported {done} entries in {:.1}s", started.elapsed().as_secs_f64()));
+    job.log.info(&format!(
+        "Imported {done} entries in {:.1}s",
+        started.elapsed().as_secs_f64()
+    ));
     job.log.info("Import finished");
     Ok(())
 }
@@ -128,7 +146,12 @@ mod tests {
         assert_eq!(parse_version("1.34"), Some((1, 34, 0)));
         assert!(check_version("1.33.3", "1.33.3").is_ok());
         assert!(check_version("1.32.3", "1.33.3").is_ok());
-        assert!(check_version("1.34.0", "1.33.3").unwrap_err().message.contains("newer"));
+        assert!(
+            check_version("1.34.0", "1.33.3")
+                .unwrap_err()
+                .message
+                .contains("newer")
+        );
         assert!(check_version("garbage", "1.33.3").is_err());
     }
 }

@@ -22,7 +22,13 @@ const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(60);
 pub fn exception(verb: &str, what: &str, e: &kube::Error) -> JavaException {
     JavaException::new(
         "io.fabric8.kubernetes.client.KubernetesClientException",
-        format!("Failure executing: {verb} at: {what}. Message: {e}."),
+        match e {
+            kube::Error::Api(s) => format!(
+                "Failure executing: {verb} at: {what}. Message: {}. Received status: Status(code={}, reason={}).",
+                s.message, s.code, s.reason
+            ),
+            other => format!("Failure executing: {verb} at: {what}. Message: {other}."),
+        },
         &[
             "io.fabric8.kubernetes.client.dsl.internal.OperationSupport.requestFailure(OperationSupport.java:660)",
             "io.fabric8.kubernetes.client.dsl.internal.OperationSupport.assertResponseCode(OperationSupport.java:640)",
@@ -64,7 +70,10 @@ pub async fn install_crds(client: &kube::Client) -> Result<(), JavaException> {
     Ok(())
 }
 
-async fn create_or_replace(api: &Api<CustomResourceDefinition>, crd: &CustomResourceDefinition) -> Result<(), JavaException> {
+async fn create_or_replace(
+    api: &Api<CustomResourceDefinition>,
+    crd: &CustomResourceDefinition,
+) -> Result<(), JavaException> {
     let name = crd.metadata.name.clone().unwrap_or_default();
     let what = format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}");
     match api.create(&PostParams::default(), crd).await {
@@ -73,10 +82,16 @@ async fn create_or_replace(api: &Api<CustomResourceDefinition>, crd: &CustomReso
             let current = api.get(&name).await.map_err(|e| exception("GET", &what, &e))?;
             let mut updated = crd.clone();
             updated.metadata.resource_version = current.metadata.resource_version;
-            api.replace(&name, &PostParams::default(), &updated).await.map_err(|e| exception("PUT", &what, &e))?;
+            api.replace(&name, &PostParams::default(), &updated)
+                .await
+                .map_err(|e| exception("PUT", &what, &e))?;
             Ok(())
         }
-        Err(e) => Err(exception("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", &e)),
+        Err(e) => Err(exception(
+            "POST",
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            &e,
+        )),
     }
 }
 
@@ -98,8 +113,13 @@ async fn wait_established(api: &Api<CustomResourceDefinition>, name: &str) -> Re
         if tokio::time::Instant::now() > deadline {
             return Err(JavaException::new(
                 "io.fabric8.kubernetes.client.KubernetesClientException",
-                format!("CRD {name} was not established within {}s", ESTABLISH_TIMEOUT.as_secs()),
-                &["io.fabric8.kubernetes.client.dsl.internal.BaseOperation.waitUntilCondition(BaseOperation.java:931)"],
+                format!(
+                    "CRD {name} was not established within {}s",
+                    ESTABLISH_TIMEOUT.as_secs()
+                ),
+                &[
+                    "io.fabric8.kubernetes.client.dsl.internal.BaseOperation.waitUntilCondition(BaseOperation.java:931)",
+                ],
             ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -112,20 +132,29 @@ pub async fn write_schema_version(client: &kube::Client) -> Result<(), JavaExcep
     let r = backend::version_resource();
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &r);
     let what = api_path(&r);
-    let mut object = DynamicObject::new(VERSION_OBJECT, &r).data(json!({"spec": {"version": SCHEMA_VERSION}}));
+    let mut object =
+        DynamicObject::new(VERSION_OBJECT, &r).data(json!({"spec": {"version": SCHEMA_VERSION}}));
     let pp = PostParams::default();
     match retry_not_found(|| api.create(&pp, &object)).await {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 409 => {
-            let current = api.get(VERSION_OBJECT).await.map_err(|e| exception("GET", &what, &e))?;
+            let current = api
+                .get(VERSION_OBJECT)
+                .await
+                .map_err(|e| exception("GET", &what, &e))?;
             object.metadata.resource_version = current.metadata.resource_version;
-            api.replace(VERSION_OBJECT, &PostParams::default(), &object).await.map_err(|e| exception("PUT", &what, &e))?;
+            api.replace(VERSION_OBJECT, &PostParams::default(), &object)
+                .await
+                .map_err(|e| exception("PUT", &what, &e))?;
         }
         Err(e) => return Err(exception("POST", &what, &e)),
     }
     let wp = WatchParams::default().timeout(1);
     // the stream is dropped at once: only the permission matters here
-    api.watch(&wp, "0").await.map(drop).map_err(|e| exception("GET", &format!("{what}?watch=true"), &e))
+    api.watch(&wp, "0")
+        .await
+        .map(drop)
+        .map_err(|e| exception("GET", &format!("{what}?watch=true"), &e))
 }
 
 /// Deletes every object of every table (not the schema version, not `Rollback` objects).

@@ -86,7 +86,11 @@ pub async fn run(args: &[String], env: &ToolEnv) -> i32 {
             eprint!("{}", cli::usage_text(command));
             return 0;
         }
-        Invocation::Run { command, config_dir, file } => (command, config_dir, file),
+        Invocation::Run {
+            command,
+            config_dir,
+            file,
+        } => (command, config_dir, file),
     };
     let op = match command {
         Subcommand::ExportDb => Operation::Export,
@@ -147,7 +151,8 @@ async fn run_logged(
         log.info(&format!("Loading configuration file \"{f}\""));
     }
     if fault == Some(FaultKind::Exit2) {
-        let message = format!("Unable to parse configuration file \"{config_dir}/linstor.toml\" (injected fault)");
+        let message =
+            format!("Unable to parse configuration file \"{config_dir}/linstor.toml\" (injected fault)");
         log.error(&message);
         eprintln!("{message}");
         return Ok(2);
@@ -208,7 +213,11 @@ pub(crate) fn file_exception(shown: &str, e: &std::io::Error) -> JavaException {
         std::io::ErrorKind::PermissionDenied => "java.nio.file.AccessDeniedException",
         _ => "java.io.IOException",
     };
-    JavaException::new(class, format!("{shown} ({e})"), &["sun.nio.fs.UnixException.translateToIOException(UnixException.java:92)"])
+    JavaException::new(
+        class,
+        format!("{shown} ({e})"),
+        &["sun.nio.fs.UnixException.translateToIOException(UnixException.java:92)"],
+    )
 }
 
 /// Half of `bytes`, for the partial and corrupt faults.

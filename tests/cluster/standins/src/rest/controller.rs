@@ -12,8 +12,8 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::Api;
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use linstor_migrator::linstor::export::ExportDocument;
 use linstor_migrator::linstor::rest::ErrorReport;
 use linstor_migrator::linstor::toml::{Backend, LinstorConfig};
@@ -76,7 +76,12 @@ impl ControllerState {
         let mut why = "no controller pod is Ready".to_string();
         for p in self.pods.values().filter(|p| p.ready) {
             match &p.loaded {
-                Loaded::Running(view) => return Serving::Up { pod: p.name.clone(), view: view.clone() },
+                Loaded::Running(view) => {
+                    return Serving::Up {
+                        pod: p.name.clone(),
+                        view: view.clone(),
+                    };
+                }
                 Loaded::Starting => why = format!("controller pod {} is still starting", p.name),
                 Loaded::Failed(e) => why = format!("controller pod {} failed to start: {e}", p.name),
             }
@@ -135,7 +140,13 @@ impl ControllerState {
                 }
             })
             .collect();
-        StateSummary { deployment: self.deployment.clone(), up, reason, pods, error_reports: self.error_reports.len() }
+        StateSummary {
+            deployment: self.deployment.clone(),
+            up,
+            reason,
+            pods,
+            error_reports: self.error_reports.len(),
+        }
     }
 }
 
@@ -148,7 +159,10 @@ pub struct Controller {
 
 impl Default for Controller {
     fn default() -> Self {
-        Self { state: Arc::default(), up: watch::Sender::new(false) }
+        Self {
+            state: Arc::default(),
+            up: watch::Sender::new(false),
+        }
     }
 }
 
@@ -190,7 +204,13 @@ async fn find_deployment(client: &kube::Client, ns: &str, name: &str) -> Option<
 /// `k=v,...` from the Deployment's `matchLabels`.
 pub fn label_selector(d: &Deployment) -> Option<String> {
     let labels = d.spec.as_ref()?.selector.match_labels.as_ref()?;
-    Some(labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+    Some(
+        labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
 }
 
 /// The ConfigMap mounted at `/etc/linstor` in the Deployment's pod template.
@@ -202,7 +222,13 @@ pub fn config_map_of(d: &Deployment) -> Option<String> {
         .flat_map(|c| c.volume_mounts.iter().flatten())
         .find(|m| m.mount_path.trim_end_matches('/') == "/etc/linstor")
         .map(|m| m.name.clone())?;
-    pod.volumes.iter().flatten().find(|v| v.name == volume)?.config_map.as_ref().map(|c| c.name.clone())
+    pod.volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == volume)?
+        .config_map
+        .as_ref()
+        .map(|c| c.name.clone())
 }
 
 fn is_ready(p: &Pod) -> bool {
@@ -227,8 +253,15 @@ pub async fn follow(client: kube::Client, ctl: Controller, ns: String, name: Str
     println!("following Deployment {ns}/{dep_name} (pods {selector:?}, config {config_map:?})");
     ctl.update(|st| st.deployment = Some(format!("{ns}/{dep_name}")));
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let loader = Loader { client: client.clone(), ns: ns.clone(), config_map, sources };
-    let mut events = watcher::watcher(pods, watcher::Config::default().labels(&selector)).default_backoff().boxed();
+    let loader = Loader {
+        client: client.clone(),
+        ns: ns.clone(),
+        config_map,
+        sources,
+    };
+    let mut events = watcher::watcher(pods, watcher::Config::default().labels(&selector))
+        .default_backoff()
+        .boxed();
     let mut listed: BTreeSet<String> = BTreeSet::new();
     while let Some(event) = events.next().await {
         match event {
@@ -254,7 +287,12 @@ async fn observe(ctl: &Controller, loader: &Loader, p: Pod) {
     let uid = p.metadata.uid.clone().unwrap_or_default();
     let name = p.metadata.name.clone().unwrap_or_default();
     let ready = is_ready(&p);
-    let known = ctl.state.read().expect("controller state poisoned").pods.contains_key(&uid);
+    let known = ctl
+        .state
+        .read()
+        .expect("controller state poisoned")
+        .pods
+        .contains_key(&uid);
     if known {
         ctl.update(|st| {
             if let Some(pod) = st.pods.get_mut(&uid) {
@@ -268,12 +306,21 @@ async fn observe(ctl: &Controller, loader: &Loader, p: Pod) {
     }
     let started_at_ms = chrono::Utc::now().timestamp_millis();
     let connection_url = loader.connection_url().await;
-    let pod = ControllerPod { name: name.clone(), ready, started_at_ms, connection_url: connection_url.clone(), loaded: Loaded::Starting };
+    let pod = ControllerPod {
+        name: name.clone(),
+        ready,
+        started_at_ms,
+        connection_url: connection_url.clone(),
+        loaded: Loaded::Starting,
+    };
     ctl.update(|st| {
         st.pods.insert(uid.clone(), pod);
     });
     let loaded = loader.load(&connection_url).await;
-    println!("controller pod {name} started with {connection_url:?}: {}", describe(&loaded));
+    println!(
+        "controller pod {name} started with {connection_url:?}: {}",
+        describe(&loaded)
+    );
     ctl.update(|st| {
         match &loaded {
             Loaded::Running(view) => {
@@ -316,7 +363,9 @@ impl Loader {
     /// `[db] connection_url` of the ConfigMap now; `Err`-like values are reported as URLs that
     /// fail to load (`invalid:` prefix).
     async fn connection_url(&self) -> String {
-        let Some(name) = &self.config_map else { return linstor_migrator::linstor::toml::DEFAULT_H2_URL.into() };
+        let Some(name) = &self.config_map else {
+            return linstor_migrator::linstor::toml::DEFAULT_H2_URL.into();
+        };
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.ns);
         let toml = match api.get_opt(name).await {
             Ok(cm) => cm.and_then(|cm| cm.data?.get("linstor.toml").cloned()),
@@ -375,20 +424,29 @@ mod tests {
     use super::*;
 
     fn pod(name: &str, ready: bool, loaded: Loaded) -> ControllerPod {
-        ControllerPod { name: name.into(), ready, started_at_ms: 1, connection_url: "k8s".into(), loaded }
+        ControllerPod {
+            name: name.into(),
+            ready,
+            started_at_ms: 1,
+            connection_url: "k8s".into(),
+            loaded,
+        }
     }
 
     #[test]
     fn only_a_ready_loaded_pod_serves() {
         let mut st = ControllerState::default();
         assert!(matches!(st.serving(), Serving::Down(w) if w.contains("no controller pod")));
-        st.pods.insert("a".into(), pod("c-1", false, Loaded::Running(Arc::default())));
+        st.pods
+            .insert("a".into(), pod("c-1", false, Loaded::Running(Arc::default())));
         assert!(matches!(st.serving(), Serving::Down(_)));
         st.pods.insert("b".into(), pod("c-2", true, Loaded::Starting));
         assert!(matches!(st.serving(), Serving::Down(w) if w.contains("starting")));
-        st.pods.insert("c".into(), pod("c-3", true, Loaded::Failed("boom".into())));
+        st.pods
+            .insert("c".into(), pod("c-3", true, Loaded::Failed("boom".into())));
         assert!(matches!(st.serving(), Serving::Down(_)));
-        st.pods.insert("d".into(), pod("c-4", true, Loaded::Running(Arc::default())));
+        st.pods
+            .insert("d".into(), pod("c-4", true, Loaded::Running(Arc::default())));
         assert!(matches!(st.serving(), Serving::Up { pod, .. } if pod == "c-4"));
         let summary = st.summary();
         assert!(summary.up);
@@ -400,7 +458,8 @@ mod tests {
         let ctl = Controller::default();
         let rx = ctl.up.subscribe();
         ctl.update(|st| {
-            st.pods.insert("x".into(), pod("c", true, Loaded::Running(Arc::default())));
+            st.pods
+                .insert("x".into(), pod("c", true, Loaded::Running(Arc::default())));
         });
         assert!(*rx.borrow());
         ctl.update(|st| st.pods.clear());
@@ -426,6 +485,9 @@ mod tests {
             label_selector(&d).as_deref(),
             Some("app.kubernetes.io/instance=piraeus-op-cs,app.kubernetes.io/name=piraeus-controller")
         );
-        assert_eq!(config_map_of(&d).as_deref(), Some("piraeus-op-cs-controller-config"));
+        assert_eq!(
+            config_map_of(&d).as_deref(),
+            Some("piraeus-op-cs-controller-config")
+        );
     }
 }

@@ -78,7 +78,13 @@ pub fn page<T>(items: Vec<T>, p: &Paging) -> Vec<T> {
 }
 
 fn running(state: &AppState) -> Result<Arc<DatabaseView>, Unavailable> {
-    match state.controller.state.read().expect("controller state poisoned").serving() {
+    match state
+        .controller
+        .state
+        .read()
+        .expect("controller state poisoned")
+        .serving()
+    {
         Serving::Up { view, .. } => Ok(view),
         Serving::Down(why) => Err(Unavailable(why)),
     }
@@ -98,7 +104,10 @@ async fn nodes(State(state): State<AppState>, Query(p): Query<Paging>) -> Result
     Ok(Json(page(running(&state)?.nodes.clone(), &p)).into_response())
 }
 
-async fn storage_pools(State(state): State<AppState>, Query(p): Query<Paging>) -> Result<Response, Unavailable> {
+async fn storage_pools(
+    State(state): State<AppState>,
+    Query(p): Query<Paging>,
+) -> Result<Response, Unavailable> {
     Ok(Json(page(running(&state)?.storage_pools.clone(), &p)).into_response())
 }
 
@@ -106,13 +115,14 @@ async fn resources(State(state): State<AppState>, Query(p): Query<Paging>) -> Re
     Ok(Json(page(running(&state)?.resources.clone(), &p)).into_response())
 }
 
-/// `since`/`to` in Unix milliseconds, plus paging.
+/// `since`/`to` in Unix milliseconds, plus paging (not flattened: serde's `flatten` breaks
+/// number parsing in query strings).
 #[derive(Debug, Deserialize)]
 struct ReportQuery {
     since: Option<i64>,
     to: Option<i64>,
-    #[serde(flatten)]
-    paging: Paging,
+    offset: Option<usize>,
+    limit: Option<usize>,
 }
 
 async fn error_reports(
@@ -131,11 +141,24 @@ async fn error_reports(
         .cloned()
         .collect();
     reports.sort_by_key(|r| r.error_time);
-    Ok(Json(page(reports, &q.paging)))
+    Ok(Json(page(
+        reports,
+        &Paging {
+            offset: q.offset,
+            limit: q.limit,
+        },
+    )))
 }
 
 async fn standin_state(State(state): State<AppState>) -> Json<StateSummary> {
-    Json(state.controller.state.read().expect("controller state poisoned").summary())
+    Json(
+        state
+            .controller
+            .state
+            .read()
+            .expect("controller state poisoned")
+            .summary(),
+    )
 }
 
 /// Serves on `listen` until the process ends; with [`WhenDown::Refuse`] the port is open only
@@ -143,14 +166,20 @@ async fn standin_state(State(state): State<AppState>) -> Json<StateSummary> {
 pub async fn serve(listen: SocketAddr, state: AppState, when_down: WhenDown) -> std::io::Result<()> {
     if when_down == WhenDown::Unavailable {
         let listener = tokio::net::TcpListener::bind(listen).await?;
-        println!("linstor-rest stand-in listening on http://{}", listener.local_addr()?);
+        println!(
+            "linstor-rest stand-in listening on http://{}",
+            listener.local_addr()?
+        );
         return axum::serve(listener, router(state)).await;
     }
     let mut up = state.controller.up.subscribe();
     loop {
         let _ = up.wait_for(|u| *u).await;
         let listener = tokio::net::TcpListener::bind(listen).await?;
-        println!("controller up: linstor-rest stand-in listening on http://{}", listener.local_addr()?);
+        println!(
+            "controller up: linstor-rest stand-in listening on http://{}",
+            listener.local_addr()?
+        );
         let mut down = up.clone();
         axum::serve(listener, router(state.clone()))
             .with_graceful_shutdown(async move {
@@ -168,9 +197,46 @@ mod tests {
     #[test]
     fn paging_skips_and_limits() {
         let items: Vec<u32> = (0..10).collect();
-        assert_eq!(page(items.clone(), &Paging { offset: Some(8), limit: Some(5) }), [8, 9]);
-        assert_eq!(page(items.clone(), &Paging { offset: None, limit: Some(3) }), [0, 1, 2]);
-        assert_eq!(page(items.clone(), &Paging { offset: Some(2), limit: Some(0) }).len(), 8);
-        assert!(page(items, &Paging { offset: Some(20), limit: None }).is_empty());
+        assert_eq!(
+            page(
+                items.clone(),
+                &Paging {
+                    offset: Some(8),
+                    limit: Some(5)
+                }
+            ),
+            [8, 9]
+        );
+        assert_eq!(
+            page(
+                items.clone(),
+                &Paging {
+                    offset: None,
+                    limit: Some(3)
+                }
+            ),
+            [0, 1, 2]
+        );
+        assert_eq!(
+            page(
+                items.clone(),
+                &Paging {
+                    offset: Some(2),
+                    limit: Some(0)
+                }
+            )
+            .len(),
+            8
+        );
+        assert!(
+            page(
+                items,
+                &Paging {
+                    offset: Some(20),
+                    limit: None
+                }
+            )
+            .is_empty()
+        );
     }
 }

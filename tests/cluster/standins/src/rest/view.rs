@@ -18,7 +18,10 @@ pub type Tables = BTreeMap<String, Vec<Row>>;
 
 /// The tables of an export.
 pub fn doc_tables(doc: &ExportDocument) -> Tables {
-    doc.tables.iter().map(|t| (t.name.clone(), t.data.clone())).collect()
+    doc.tables
+        .iter()
+        .map(|t| (t.name.clone(), t.data.clone()))
+        .collect()
 }
 
 /// The REST API's view of a database and what did not load.
@@ -54,11 +57,19 @@ fn n(row: &Row, col: &str) -> i64 {
 
 /// Derives the view; `problems` lists what refers to missing objects.
 pub fn derive(t: &Tables) -> DatabaseView {
-    let mut d = Deriver { t, problems: Vec::new(), props: props_index(t) };
-    let node_dsp: BTreeMap<String, String> =
-        rows(t, "NODES").iter().map(|r| (s(r, "node_name"), s(r, "node_dsp_name"))).collect();
-    let pool_dsp: BTreeMap<String, String> =
-        rows(t, "STOR_POOL_DEFINITIONS").iter().map(|r| (s(r, "pool_name"), s(r, "pool_dsp_name"))).collect();
+    let mut d = Deriver {
+        t,
+        problems: Vec::new(),
+        props: props_index(t),
+    };
+    let node_dsp: BTreeMap<String, String> = rows(t, "NODES")
+        .iter()
+        .map(|r| (s(r, "node_name"), s(r, "node_dsp_name")))
+        .collect();
+    let pool_dsp: BTreeMap<String, String> = rows(t, "STOR_POOL_DEFINITIONS")
+        .iter()
+        .map(|r| (s(r, "pool_name"), s(r, "pool_dsp_name")))
+        .collect();
     // first: the most telling problem must survive the truncation below
     if rows(t, "SEC_ROLES").is_empty() {
         d.problem("The database could not be restored: table SEC_ROLES is empty".into());
@@ -72,14 +83,21 @@ pub fn derive(t: &Tables) -> DatabaseView {
         problems.truncate(MAX_PROBLEMS);
         problems.push(format!("... and {more} more objects could not be restored"));
     }
-    DatabaseView { nodes, storage_pools, resources, problems }
+    DatabaseView {
+        nodes,
+        storage_pools,
+        resources,
+        problems,
+    }
 }
 
 /// The view of the `k8s` backend: an empty backend loads as nothing, with a problem.
 pub fn derive_k8s(content: &BackendContent) -> DatabaseView {
     if content.tables.values().all(Vec::is_empty) {
         return DatabaseView {
-            problems: vec!["The database could not be restored: the k8s backend holds no LINSTOR data".into()],
+            problems: vec![
+                "The database could not be restored: the k8s backend holds no LINSTOR data".into(),
+            ],
             ..DatabaseView::default()
         };
     }
@@ -89,7 +107,9 @@ pub fn derive_k8s(content: &BackendContent) -> DatabaseView {
 fn props_index(t: &Tables) -> BTreeMap<String, BTreeMap<String, String>> {
     let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for r in rows(t, "PROPS_CONTAINERS") {
-        out.entry(s(r, "props_instance")).or_default().insert(s(r, "prop_key"), s(r, "prop_value"));
+        out.entry(s(r, "props_instance"))
+            .or_default()
+            .insert(s(r, "prop_key"), s(r, "prop_value"));
     }
     out
 }
@@ -106,7 +126,9 @@ impl Deriver<'_> {
     }
 
     fn missing(&mut self, what: &str, key: &str, refers: &str) {
-        self.problem(format!("{what} {key:?} could not be restored: it refers to the missing {refers}"));
+        self.problem(format!(
+            "{what} {key:?} could not be restored: it refers to the missing {refers}"
+        ));
     }
 
     fn props(&self, instance: &str) -> BTreeMap<String, String> {
@@ -118,7 +140,11 @@ impl Deriver<'_> {
         for i in rows(self.t, "NODE_NET_INTERFACES") {
             let node = s(i, "node_name");
             if !node_dsp.contains_key(&node) {
-                self.missing("Network interface", &format!("{node}:{}", s(i, "node_net_name")), &format!("node {node}"));
+                self.missing(
+                    "Network interface",
+                    &format!("{node}:{}", s(i, "node_net_name")),
+                    &format!("node {node}"),
+                );
                 continue;
             }
             interfaces.entry(node).or_default().push(json!({
@@ -147,7 +173,11 @@ impl Deriver<'_> {
             .collect()
     }
 
-    fn storage_pools(&mut self, node_dsp: &BTreeMap<String, String>, pool_dsp: &BTreeMap<String, String>) -> Vec<StoragePool> {
+    fn storage_pools(
+        &mut self,
+        node_dsp: &BTreeMap<String, String>,
+        pool_dsp: &BTreeMap<String, String>,
+    ) -> Vec<StoragePool> {
         let mut out = Vec::new();
         for r in rows(self.t, "NODE_STOR_POOL") {
             let (node, pool) = (s(r, "node_name"), s(r, "pool_name"));
@@ -180,7 +210,11 @@ impl Deriver<'_> {
         out
     }
 
-    fn resources(&mut self, node_dsp: &BTreeMap<String, String>, pool_dsp: &BTreeMap<String, String>) -> Vec<Resource> {
+    fn resources(
+        &mut self,
+        node_dsp: &BTreeMap<String, String>,
+        pool_dsp: &BTreeMap<String, String>,
+    ) -> Vec<Resource> {
         let t = self.t;
         let rd_dsp: BTreeMap<String, String> = rows(t, "RESOURCE_DEFINITIONS")
             .iter()
@@ -200,7 +234,12 @@ impl Deriver<'_> {
         let storage_layer: BTreeMap<(String, String), i64> = rows(t, "LAYER_RESOURCE_IDS")
             .iter()
             .filter(|l| s(l, "snapshot_name").is_empty() && s(l, "layer_resource_kind") == "STORAGE")
-            .map(|l| ((s(l, "node_name"), s(l, "resource_name")), n(l, "layer_resource_id")))
+            .map(|l| {
+                (
+                    (s(l, "node_name"), s(l, "resource_name")),
+                    n(l, "layer_resource_id"),
+                )
+            })
             .collect();
         let storage_vlm: BTreeMap<(i64, i64), &Row> = rows(t, "LAYER_STORAGE_VOLUMES")
             .iter()
@@ -209,7 +248,10 @@ impl Deriver<'_> {
 
         let mut index: BTreeMap<(String, String), usize> = BTreeMap::new();
         let mut out: Vec<Resource> = Vec::new();
-        for r in rows(t, "RESOURCES").iter().filter(|r| s(r, "snapshot_name").is_empty()) {
+        for r in rows(t, "RESOURCES")
+            .iter()
+            .filter(|r| s(r, "snapshot_name").is_empty())
+        {
             let (node, rsc) = (s(r, "node_name"), s(r, "resource_name"));
             let key = format!("{node}:{rsc}");
             let Some(node_name) = node_dsp.get(&node) else {
@@ -225,13 +267,20 @@ impl Deriver<'_> {
             out.push(Resource {
                 name: rsc_name.clone(),
                 node_name: node_name.clone(),
-                flags: if diskless { vec!["DRBD_DISKLESS".into(), "TIE_BREAKER".into()] } else { Vec::new() },
+                flags: if diskless {
+                    vec!["DRBD_DISKLESS".into(), "TIE_BREAKER".into()]
+                } else {
+                    Vec::new()
+                },
                 props: self.props(&format!("/RESOURCES/{node}/{rsc}")),
                 uuid: s(r, "uuid"),
                 volumes: Vec::new(),
             });
         }
-        for v in rows(t, "VOLUMES").iter().filter(|v| s(v, "snapshot_name").is_empty()) {
+        for v in rows(t, "VOLUMES")
+            .iter()
+            .filter(|v| s(v, "snapshot_name").is_empty())
+        {
             let (node, rsc, nr) = (s(v, "node_name"), s(v, "resource_name"), n(v, "vlm_nr"));
             let key = format!("{node}:{rsc}:{nr}");
             let Some(&at) = index.get(&(node.clone(), rsc.clone())) else {
@@ -242,7 +291,9 @@ impl Deriver<'_> {
                 self.missing("Volume", &key, &format!("volume definition {rsc}/{nr}"));
                 continue;
             };
-            let storage = storage_layer.get(&(node.clone(), rsc.clone())).and_then(|id| storage_vlm.get(&(*id, nr)));
+            let storage = storage_layer
+                .get(&(node.clone(), rsc.clone()))
+                .and_then(|id| storage_vlm.get(&(*id, nr)));
             let pool = storage.map(|l| s(l, "stor_pool_name")).unwrap_or_default();
             let resource = &mut out[at];
             let diskless = resource.flags.iter().any(|f| f == "DRBD_DISKLESS");
@@ -253,7 +304,9 @@ impl Deriver<'_> {
                 device_path: minors.get(&(rsc.clone(), nr)).map(|m| format!("/dev/drbd{m}")),
                 allocated_size_kib: Some(if diskless { 0 } else { size / 3 }),
                 usable_size_kib: Some(size),
-                state: VolumeState { disk_state: Some(if diskless { "Diskless" } else { "UpToDate" }.into()) },
+                state: VolumeState {
+                    disk_state: Some(if diskless { "Diskless" } else { "UpToDate" }.into()),
+                },
             });
         }
         out
@@ -284,18 +337,37 @@ mod tests {
         assert_eq!(view.nodes.len(), 4);
         assert_eq!(view.nodes[0].node_type, "SATELLITE");
         assert_eq!(view.nodes[0].net_interfaces.len(), 1);
-        assert!(view.nodes.iter().all(|n| n.name.starts_with("k8s-worker-") && !n.props.is_empty()));
+        assert!(
+            view.nodes
+                .iter()
+                .all(|n| n.name.starts_with("k8s-worker-") && !n.props.is_empty())
+        );
         assert_eq!(view.storage_pools.len(), 8);
-        assert!(view.storage_pools.iter().any(|p| p.storage_pool_name == "lvm-thin" && p.provider_kind == "LVM_THIN"));
+        assert!(
+            view.storage_pools
+                .iter()
+                .any(|p| p.storage_pool_name == "lvm-thin" && p.provider_kind == "LVM_THIN")
+        );
         assert_eq!(view.resources.len(), 18 * 3);
         for r in &view.resources {
             assert!(r.name.starts_with("pvc-"), "{}", r.name);
             assert_eq!(r.volumes.len(), 1, "{}", r.name);
             let v = &r.volumes[0];
             assert!(v.usable_size_kib.unwrap_or_default() > 0);
-            assert!(v.device_path.as_deref().is_some_and(|d| d.starts_with("/dev/drbd")));
+            assert!(
+                v.device_path
+                    .as_deref()
+                    .is_some_and(|d| d.starts_with("/dev/drbd"))
+            );
             let diskless = r.flags.iter().any(|f| f == "DRBD_DISKLESS");
-            assert_eq!(v.storage_pool_name, if diskless { "DfltDisklessStorPool" } else { "lvm-thin" });
+            assert_eq!(
+                v.storage_pool_name,
+                if diskless {
+                    "DfltDisklessStorPool"
+                } else {
+                    "lvm-thin"
+                }
+            );
         }
     }
 
@@ -307,7 +379,11 @@ mod tests {
         let view = derive(&tables);
         assert_eq!(view.nodes.len(), 4);
         assert!(view.resources.is_empty());
-        assert!(view.problems.iter().any(|p| p.starts_with("Resource") && p.contains("could not be restored")));
+        assert!(
+            view.problems
+                .iter()
+                .any(|p| p.starts_with("Resource") && p.contains("could not be restored"))
+        );
         assert!(view.problems.iter().any(|p| p.contains("SEC_ROLES")));
         assert!(view.problems.len() <= MAX_PROBLEMS + 1);
         assert!(view.problems.last().unwrap().contains("more objects"));
