@@ -74,12 +74,23 @@ function followRun(run) {
   const clock = document.getElementById("downtime-clock");
   let lineNo = log.querySelectorAll(".ll").length;
   let stick = true;
+  let userScroll = false;
 
-  // auto-scroll while the reader is at the bottom; stop when they scroll up
+  // auto-scroll while the reader is at the bottom; stop when *they* scroll up (scroll events
+  // from new lines or from opening and closing groups do not count)
   const atBottom = () => log.scrollHeight - log.scrollTop - log.clientHeight < 40;
   const toBottom = () => { log.scrollTop = log.scrollHeight; };
+  ["wheel", "touchstart", "pointerdown", "keydown"].forEach((t) =>
+    log.addEventListener(t, () => { userScroll = true; }, { passive: true }));
   log.addEventListener("scroll", () => {
-    stick = atBottom();
+    if (atBottom()) {
+      stick = true;
+    } else if (userScroll) {
+      stick = false;
+    } else if (stick) {
+      toBottom();
+    }
+    userScroll = false;
     follow.hidden = stick;
   });
   follow.addEventListener("click", () => { stick = true; follow.hidden = true; toBottom(); log.focus(); });
@@ -105,7 +116,6 @@ function followRun(run) {
     if (last && last.dataset.step === step) return last;
     const empty = document.getElementById("log-empty");
     if (empty) empty.remove();
-    groups.forEach((g) => { if (!g.querySelector(".lvl-error")) g.open = false; });
     const d = document.createElement("details");
     d.className = "log-group";
     d.dataset.step = step;

@@ -166,8 +166,13 @@ pub async fn discover(cluster: &dyn Cluster) -> ClusterResult<Vec<ControllerInfo
         let cr = owner.as_ref().and_then(|o| {
             crs.iter().find(|c| c.metadata.name.as_deref() == Some(o) && c.metadata.namespace.as_deref() == Some(ns))
         });
+        // one unreadable ConfigMap must not hide every controller: it shows as a config error
         let cm = match config_map_of(spec) {
-            Some(name) => cluster.get_config_map(ns, &name).await?,
+            Some(name) => match cluster.get_config_map(ns, &name).await {
+                Ok(cm) => cm,
+                Err(ClusterError::Forbidden(_)) => None,
+                Err(e) => return Err(e),
+            },
             None => None,
         };
         let info = match (owner.as_deref(), cr) {

@@ -79,7 +79,16 @@ impl Fixture {
 }
 
 async fn run(f: &Fixture, pod: &str, script: &str) -> (i32, Vec<ExecLine>) {
-    let (tx, mut rx) = mpsc::channel(1024);
+    let (tx, mut rx) = mpsc::channel(64);
+    // Lines are read while the command runs, as the engine does: a full channel holds up the
+    // output (backpressure), it does not drop it.
+    let collector = tokio::spawn(async move {
+        let mut lines = Vec::new();
+        while let Some(line) = rx.recv().await {
+            lines.push(line);
+        }
+        lines
+    });
     let command = vec!["sh".to_string(), "-c".to_string(), script.to_string()];
     // KWOK learns about the ClusterExec through a watch: the first exec may race it.
     let mut attempts = 0;
@@ -99,11 +108,7 @@ async fn run(f: &Fixture, pod: &str, script: &str) -> (i32, Vec<ExecLine>) {
         }
     };
     drop(tx);
-    let mut lines = Vec::new();
-    while let Some(line) = rx.recv().await {
-        lines.push(line);
-    }
-    (outcome.exit_code, lines)
+    (outcome.exit_code, collector.await.expect("collector"))
 }
 
 #[tokio::test]
@@ -122,7 +127,6 @@ async fn pods_exec_and_copy() {
     assert!(matches!(again, Err(ClusterError::AlreadyExists(_))), "{again:?}");
     c.wait_pod_running(&f.ns, "work", WAIT).await.expect("running");
 
-    eprintln!("step: // Exit code, both streams");
     // Exit code, both streams, a last line without newline.
     let (code, lines) = run(&f, "work", "echo out; echo err >&2; printf partial; exit 3").await;
     assert_eq!(code, 3);
@@ -148,7 +152,6 @@ async fn pods_exec_and_copy() {
         "{lines:?}"
     );
 
-    eprintln!("step: // Much more than the 1 KiB");
     // Much more than the 1 KiB pipes on both streams at once must not stall.
     let (code, lines) = run(&f, "work", "seq 1 20000; seq 1 20000 >&2").await;
     assert_eq!(code, 0);
@@ -162,7 +165,6 @@ async fn pods_exec_and_copy() {
         Some("20000")
     );
 
-    eprintln!("step: // Cancel ends the wait");
     // Cancel ends the wait promptly.
     let cancel = CancellationToken::new();
     let (tx, _rx) = mpsc::channel(16);
@@ -177,7 +179,6 @@ async fn pods_exec_and_copy() {
     assert!(matches!(cancelled, Err(ClusterError::Cancelled)), "{cancelled:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
 
-    eprintln!("step: // copy_from_pod streams");
     // copy_from_pod streams a file bigger than any buffer, byte for byte.
     let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     let path = f.exec_dir.path().join("backup.json");
@@ -197,7 +198,6 @@ async fn pods_exec_and_copy() {
         "{missing:?}"
     );
 
-    eprintln!("step: // An unschedulable pod");
     // An unschedulable pod fails early with the scheduler's message.
     let stuck = f.pod("stuck", json!({"nodeSelector": {"no-such-label": "x"}}));
     c.create_pod(&stuck).await.expect("create");

@@ -257,7 +257,7 @@ fn generate(spec: &Spec<'_>) -> ExportDocument {
     b.prop("/KEYVALUESTORES/LINSTOR-CSI", "csi/version", "v1.6.4");
     protected.push("/keyvaluestores/LINSTOR-CSI".into());
 
-    nodes(&mut b, spec, &mut protected);
+    super::dataset_rsc::nodes(&mut b, spec, &mut protected);
     super::dataset_rsc::resources(&mut b, spec, &rg, &mut protected);
 
     for day in 0..5i64 {
@@ -285,86 +285,4 @@ fn generate(spec: &Spec<'_>) -> ExportDocument {
         spec.linstor_version,
         CREATED_MS + 172_800_000 + (spec.seed as i64 % 1000),
     )
-}
-
-fn nodes(b: &mut Builder, spec: &Spec<'_>, protected: &mut Vec<String>) {
-    for (i, node) in spec.nodes.iter().enumerate() {
-        let name = node.to_ascii_uppercase();
-        let (uuid, if_uuid) = (b.rng.uuid(), b.rng.uuid());
-        b.add(
-            "NODES",
-            &[
-                ("UUID", json!(uuid)),
-                ("NODE_NAME", json!(name)),
-                ("NODE_DSP_NAME", json!(node)),
-                ("NODE_FLAGS", json!(0)),
-                ("NODE_TYPE", json!(2)),
-            ],
-        );
-        b.add(
-            "NODE_NET_INTERFACES",
-            &[
-                ("UUID", json!(if_uuid)),
-                ("NODE_NAME", json!(name)),
-                ("NODE_NET_NAME", json!("DEFAULT")),
-                ("NODE_NET_DSP_NAME", json!("default")),
-                ("INET_ADDRESS", json!(format!("{}.{}", spec.subnet, 11 + i))),
-                ("STLT_CONN_PORT", json!(3366)),
-                ("STLT_CONN_ENCR_TYPE", json!("PLAIN")),
-            ],
-        );
-        let inst = format!("/NODES/{name}");
-        b.prop(&inst, "CurStltConnName", "default");
-        b.prop(&inst, "NodeUname", node);
-        b.prop(&inst, "Aux/topology/kubernetes.io/hostname", node);
-        b.prop(&inst, "Aux/topology/linbit.com/hostname", node);
-        b.prop(
-            &inst,
-            "Aux/topology/topology.kubernetes.io/zone",
-            ["zone-a", "zone-b"][i % 2],
-        );
-        b.prop(&inst, "Aux/piraeus.linbit.com/configured-by", "piraeus-operator");
-        for (pool, pool_dsp, driver) in [
-            ("DFLTDISKLESSSTORPOOL", "DfltDisklessStorPool", "DISKLESS"),
-            ("LVM-THIN", "lvm-thin", "LVM_THIN"),
-        ] {
-            let sp_uuid = b.rng.uuid();
-            b.add(
-                "NODE_STOR_POOL",
-                &[
-                    ("UUID", json!(sp_uuid)),
-                    ("NODE_NAME", json!(name)),
-                    ("POOL_NAME", json!(pool)),
-                    ("DRIVER_NAME", json!(driver)),
-                    ("FREE_SPACE_MGR_NAME", json!(format!("{name}:{pool}"))),
-                    ("FREE_SPACE_MGR_DSP_NAME", json!(format!("{node}:{pool_dsp}"))),
-                    ("EXTERNAL_LOCKING", json!(false)),
-                ],
-            );
-            protected.push(format!("/freespacemgrs/{name}:{pool}"));
-            if driver == "LVM_THIN" {
-                let sp = format!("/STORPOOLCONF/{name}/{pool}");
-                b.prop(&sp, "StorDriver/LvmVg", "linstor_vg");
-                b.prop(&sp, "StorDriver/ThinPool", "thinpool");
-                b.prop(&sp, "StorDriver/StorPoolName", "linstor_vg/thinpool");
-                b.prop(&sp, "Aux/piraeus.linbit.com/managed-by", "piraeus-operator");
-            }
-        }
-        let capacity =
-            json!({"lvm-thin": {"total": 100 * GIB, "free": 100 * GIB - (i as i64 + 2) * 9 * GIB}});
-        b.add(
-            "SATELLITES_CAPACITY",
-            &[
-                ("NODE_NAME", json!(name)),
-                ("CAPACITY", b64_json(&capacity)),
-                ("FAIL_FLAG", json!(false)),
-                (
-                    "ALLOCATED",
-                    b64_json(&json!({"lvm-thin": (i as i64 + 2) * 9 * GIB})),
-                ),
-                ("USABLE", b64_json(&json!({"lvm-thin": 100 * GIB}))),
-            ],
-        );
-        protected.push(format!("/nodes/{name}"));
-    }
 }

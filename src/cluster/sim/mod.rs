@@ -23,12 +23,14 @@ mod fs;
 mod install;
 mod k8s_backend;
 mod operator;
+mod pods;
 mod rest;
 mod rest_views;
 mod shell;
 mod state;
 mod status;
 mod tool;
+mod tool_args;
 mod tool_import;
 mod waits;
 mod workloads;
@@ -36,6 +38,8 @@ mod writes;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_operator;
 #[cfg(test)]
 mod tests_tool;
 
@@ -73,7 +77,8 @@ pub struct SimTiming {
 }
 
 impl SimTiming {
-    /// Realistic for the demo: a whole migration takes about half a minute, the import the longest.
+    /// Realistic for the demo: a whole migration takes 35-40 s, the import (about 1000 rows) the
+    /// longest, as in the Piraeus guide's example (export 2 s, import 39 s).
     pub fn demo() -> Self {
         Self {
             pod_start: Duration::from_millis(2500),
@@ -82,7 +87,7 @@ impl SimTiming {
             operator_reconcile: Duration::from_secs(4),
             export: Duration::from_secs(2),
             import_per_row: Duration::from_millis(12),
-            exec_line_interval: Duration::from_millis(60),
+            exec_line_interval: Duration::from_millis(40),
         }
     }
 

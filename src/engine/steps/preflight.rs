@@ -36,6 +36,9 @@ pub fn own_rules(kind: RunKind, c: &ControllerInfo) -> Vec<AccessQuestion> {
     for verb in ["create", "delete", "get", "watch"] {
         q.push(AccessQuestion::new("", "pods", verb, ns));
     }
+    // before Kubernetes 1.35 a websocket exec is authorized as `get` (kubernetes#134577), from
+    // 1.35 on as `create`: ask for both
+    q.push(AccessQuestion::new("", "pods/exec", "get", ns));
     q.push(AccessQuestion::new("", "pods/exec", "create", ns));
     for verb in ["create", "update", "patch", "delete"] {
         q.push(AccessQuestion::new("", "configmaps", verb, ns));

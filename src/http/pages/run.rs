@@ -40,7 +40,7 @@ pub async fn run_page(State(state): State<AppState>, caller: Caller, Path(id): P
     let page = RunPage {
         layout: Layout::new(&state, &caller, format!("Run {}", short_id(&run.id)), "runs"),
         log_truncated: lines.len() as i64 >= PAGE_LOG_LINES,
-        log: log_groups(&lines, run.current_step),
+        log: log_groups(&lines),
         after,
         report: report_view(&run),
         run: run_page_view(&run),

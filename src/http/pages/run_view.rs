@@ -241,11 +241,12 @@ pub struct LogLine {
 pub struct LogGroup {
     pub step: String,
     pub title: String,
-    pub open: bool,
     pub lines: Vec<LogLine>,
 }
 
-pub fn log_groups(lines: &[EventRecord], current: Option<StepName>) -> Vec<LogGroup> {
+/// Consecutive lines of the same step form a group (a step that runs again, after a resume,
+/// starts a new one). Every group is open; the reader collapses what they do not need.
+pub fn log_groups(lines: &[EventRecord]) -> Vec<LogGroup> {
     let mut groups: Vec<(Option<StepName>, LogGroup)> = Vec::new();
     for (i, e) in lines.iter().enumerate() {
         if groups.last().is_none_or(|(step, _)| *step != e.step) {
@@ -256,7 +257,6 @@ pub fn log_groups(lines: &[EventRecord], current: Option<StepName>) -> Vec<LogGr
                 LogGroup {
                     step,
                     title,
-                    open: false,
                     lines: Vec::new(),
                 },
             ));
@@ -270,17 +270,7 @@ pub fn log_groups(lines: &[EventRecord], current: Option<StepName>) -> Vec<LogGr
             message: e.message.clone(),
         });
     }
-    let last = groups.len().saturating_sub(1);
-    groups
-        .into_iter()
-        .enumerate()
-        .map(|(i, (step, mut g))| {
-            g.open = i == last
-                || (step.is_some() && step == current)
-                || g.lines.iter().any(|l| l.level == "error");
-            g
-        })
-        .collect()
+    groups.into_iter().map(|(_, g)| g).collect()
 }
 
 pub struct CheckRow {
