@@ -17,7 +17,9 @@ use crate::metrics::Metrics;
 pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,kube=warn,hyper=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -29,7 +31,9 @@ pub async fn cluster(common: &Common) -> anyhow::Result<Arc<dyn Cluster>> {
     if common.demo {
         return Ok(Arc::new(SimCluster::new(SimTiming::demo())));
     }
-    let options = KubeOptions { linstor_url_override: common.linstor_url.clone() };
+    let options = KubeOptions {
+        linstor_url_override: common.linstor_url.clone(),
+    };
     let kube = KubeCluster::from_default_config(options)
         .await
         .context("cannot reach Kubernetes (no kubeconfig and not in a cluster); try --demo")?;
@@ -37,7 +41,11 @@ pub async fn cluster(common: &Common) -> anyhow::Result<Arc<dyn Cluster>> {
 }
 
 /// Opens the database and starts the engine (which resumes interrupted runs).
-pub async fn engine(common: &Common, cluster: Arc<dyn Cluster>, metrics: Arc<Metrics>) -> anyhow::Result<Engine> {
+pub async fn engine(
+    common: &Common,
+    cluster: Arc<dyn Cluster>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Engine> {
     let db = Db::open(&common.data_dir).await?;
     let mut settings = EngineSettings::new(common.data_dir.clone());
     settings.pod_paths = PodPaths {

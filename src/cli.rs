@@ -41,7 +41,9 @@ fn failed(e: impl std::fmt::Display) -> CliError {
 
 /// Runs one run of `kind` to its end.
 pub async fn run(common: &Common, kind: RunKind, args: &RunArgs) -> Result<(), CliError> {
-    let cluster = crate::app::cluster(common).await.map_err(|e| failed(format!("{e:#}")))?;
+    let cluster = crate::app::cluster(common)
+        .await
+        .map_err(|e| failed(format!("{e:#}")))?;
     let engine = crate::app::engine(common, cluster, Arc::new(Metrics::default()))
         .await
         .map_err(|e| failed(format!("{e:#}")))?;
@@ -57,16 +59,30 @@ pub async fn run(common: &Common, kind: RunKind, args: &RunArgs) -> Result<(), C
         Some(c) => controllers
             .iter()
             .find(|i| i.namespace == c.namespace && i.name == c.name)
-            .ok_or_else(|| CliError::Usage(format!("controller {c} does not exist; found: {}", list(&controllers))))?,
+            .ok_or_else(|| {
+                CliError::Usage(format!(
+                    "controller {c} does not exist; found: {}",
+                    list(&controllers)
+                ))
+            })?,
         None if eligible.len() == 1 => &eligible[0],
         // the simulated cluster has several; take its Piraeus one, as a first-time user expects
         None if common.demo && !eligible.is_empty() => {
-            let pick = eligible.iter().find(|c| c.kind == ControllerKind::LinstorController).unwrap_or(&eligible[0]);
-            println!("choosing {}/{} (use --controller to pick another)", pick.namespace, pick.name);
+            let pick = eligible
+                .iter()
+                .find(|c| c.kind == ControllerKind::LinstorController)
+                .unwrap_or(&eligible[0]);
+            println!(
+                "choosing {}/{} (use --controller to pick another)",
+                pick.namespace, pick.name
+            );
             pick
         }
         None if eligible.is_empty() => {
-            return Err(failed(format!("no LINSTOR controller to {kind} found; found: {}", list(&controllers))));
+            return Err(failed(format!(
+                "no LINSTOR controller to {kind} found; found: {}",
+                list(&controllers)
+            )));
         }
         None => {
             return Err(CliError::Usage(format!(
@@ -77,7 +93,11 @@ pub async fn run(common: &Common, kind: RunKind, args: &RunArgs) -> Result<(), C
         }
     };
     let reference = ControllerRef::new(&chosen.namespace, &chosen.name);
-    println!("{} {reference}{}", kind.as_str(), if common.demo { " (simulated cluster)" } else { "" });
+    println!(
+        "{} {reference}{}",
+        kind.as_str(),
+        if common.demo { " (simulated cluster)" } else { "" }
+    );
     println!(
         "  managed by {}, image {}, database {} ({}), replicas {}",
         match chosen.kind {
@@ -89,7 +109,14 @@ pub async fn run(common: &Common, kind: RunKind, args: &RunArgs) -> Result<(), C
         chosen.connection_url.as_deref().unwrap_or("?"),
         chosen.replicas
     );
-    println!("  steps: {}", kind.steps().iter().map(|s| s.title()).collect::<Vec<_>>().join(" → "));
+    println!(
+        "  steps: {}",
+        kind.steps()
+            .iter()
+            .map(|s| s.title())
+            .collect::<Vec<_>>()
+            .join(" → ")
+    );
     if kind != RunKind::Preflight {
         println!("  the controller is stopped from \"Stop controller\" to \"Start controller\"");
         println!("  data directory: {}", common.data_dir.display());
@@ -105,8 +132,15 @@ pub async fn run(common: &Common, kind: RunKind, args: &RunArgs) -> Result<(), C
         scale_down_etcd: args.scale_down_etcd,
         ..RunOptions::default()
     };
-    let actor = Actor::new(format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into())));
-    let req = CreateRun { kind, controller: reference, options };
+    let actor = Actor::new(format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    ));
+    let req = CreateRun {
+        kind,
+        controller: reference,
+        options,
+    };
     let (run, _) = engine.create_run(req, &actor, None).await.map_err(|e| match e {
         EngineError::Invalid(m) => CliError::Usage(m),
         other => failed(other),
@@ -127,7 +161,11 @@ pub async fn run(common: &Common, kind: RunKind, args: &RunArgs) -> Result<(), C
     summary(common, &result);
     match result.state {
         RunState::Succeeded => Ok(()),
-        state => Err(failed(format!("run {} {state}: {}", result.id, result.error.unwrap_or_default()))),
+        state => Err(failed(format!(
+            "run {} {state}: {}",
+            result.id,
+            result.error.unwrap_or_default()
+        ))),
     }
 }
 
@@ -135,12 +173,18 @@ fn list(controllers: &[crate::cluster::controller::ControllerInfo]) -> String {
     if controllers.is_empty() {
         return "none".into();
     }
-    controllers.iter().map(|c| format!("{}/{}", c.namespace, c.name)).collect::<Vec<_>>().join(", ")
+    controllers
+        .iter()
+        .map(|c| format!("{}/{}", c.namespace, c.name))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn confirm(question: &str) -> Result<bool, CliError> {
     if !std::io::stdin().is_terminal() {
-        return Err(CliError::Usage("standard input is not a terminal: pass --yes to proceed".into()));
+        return Err(CliError::Usage(
+            "standard input is not a terminal: pass --yes to proceed".into(),
+        ));
     }
     print!("{question} [y/N] ");
     let _ = std::io::stdout().flush();
@@ -167,7 +211,11 @@ async fn follow(engine: &crate::engine::Engine, id: &str) -> Result<RunView, Cli
             show(&bar, &ev);
         }
         let v = engine.run(id).await.map_err(failed)?;
-        let done = v.steps.iter().filter(|s| s.state.as_str() == "succeeded" || s.state.as_str() == "skipped").count();
+        let done = v
+            .steps
+            .iter()
+            .filter(|s| s.state.as_str() == "succeeded" || s.state.as_str() == "skipped")
+            .count();
         bar.set_position(done as u64);
         if (v.state.is_final() || v.state == RunState::Waiting) && !engine.is_driving(id) {
             for ev in engine.events(id, last, 10_000, false).await.map_err(failed)? {
@@ -182,7 +230,13 @@ async fn follow(engine: &crate::engine::Engine, id: &str) -> Result<RunView, Cli
 
 fn show(bar: &ProgressBar, ev: &crate::db::EventRecord) {
     // without a terminal the bar is hidden: print the lines plainly
-    let print = |line: String| if bar.is_hidden() { println!("{line}") } else { bar.println(line) };
+    let print = |line: String| {
+        if bar.is_hidden() {
+            println!("{line}")
+        } else {
+            bar.println(line)
+        }
+    };
     match ev.kind {
         EventKind::Step if ev.level == "running" => {
             bar.set_message(ev.message.clone());
@@ -221,7 +275,12 @@ fn summary(common: &Common, run: &RunView) {
         println!(
             "{} backup: {} ({} bytes, {} tables, {} rows)",
             b.purpose,
-            common.data_dir.join("backups").join(&run.id).join(&b.name).display(),
+            common
+                .data_dir
+                .join("backups")
+                .join(&run.id)
+                .join(&b.name)
+                .display(),
             b.size_bytes,
             b.tables,
             b.rows
@@ -233,7 +292,11 @@ fn summary(common: &Common, run: &RunView) {
             "data verification: {} tables, {} rows compared, {}",
             v.tables_compared,
             v.rows_compared,
-            if v.is_equal() { "equal".to_string() } else { format!("{} tables differ", v.differences.len()) }
+            if v.is_equal() {
+                "equal".to_string()
+            } else {
+                format!("{} tables differ", v.differences.len())
+            }
         );
     }
     if let Some(v) = &run.report.cluster_verification {
@@ -243,13 +306,18 @@ fn summary(common: &Common, run: &RunView) {
             v.storage_pools,
             v.resources,
             v.volumes,
-            if v.is_equal() { "unchanged".to_string() } else { format!("{} differences", v.differences.len()) }
+            if v.is_equal() {
+                "unchanged".to_string()
+            } else {
+                format!("{} differences", v.differences.len())
+            }
         );
     }
-    if let Some(cmd) = &run.report.helm_command {
-        if run.kind == RunKind::Migrate && run.state == RunState::Succeeded {
-            println!("persist the change in Helm: {cmd}");
-        }
+    if let Some(cmd) = &run.report.helm_command
+        && run.kind == RunKind::Migrate
+        && run.state == RunState::Succeeded
+    {
+        println!("persist the change in Helm: {cmd}");
     }
     if let Some(e) = &run.error {
         println!("error: {e}");

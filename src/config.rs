@@ -21,7 +21,12 @@ pub struct Cli {
 #[derive(Debug, Args, Clone)]
 pub struct Common {
     /// Directory for the SQLite database and the backups.
-    #[arg(long, global = true, env = "LINSTOR_MIGRATOR_DATA_DIR", default_value = "./linstor-migrator-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "LINSTOR_MIGRATOR_DATA_DIR",
+        default_value = "./linstor-migrator-data"
+    )]
     pub data_dir: PathBuf,
     /// Use a simulated cluster instead of Kubernetes (nothing real is touched).
     #[arg(long, global = true, env = "LINSTOR_MIGRATOR_DEMO")]
@@ -31,17 +36,37 @@ pub struct Common {
     #[arg(long, global = true, env = "LINSTOR_MIGRATOR_LINSTOR_URL")]
     pub linstor_url: Option<String>,
     /// Path of linstor-database inside the controller image.
-    #[arg(long, global = true, env = "LINSTOR_MIGRATOR_TOOL_PATH", default_value = "/usr/share/linstor-server/bin/linstor-database")]
+    #[arg(
+        long,
+        global = true,
+        env = "LINSTOR_MIGRATOR_TOOL_PATH",
+        default_value = "/usr/share/linstor-server/bin/linstor-database"
+    )]
     pub tool_path: String,
     /// Where the migration pod mounts the controller's linstor.toml (the controller's own mount
     /// is /etc/linstor).
-    #[arg(long, global = true, env = "LINSTOR_MIGRATOR_SOURCE_CONFIG_DIR", default_value = "/etc/linstor")]
+    #[arg(
+        long,
+        global = true,
+        env = "LINSTOR_MIGRATOR_SOURCE_CONFIG_DIR",
+        default_value = "/etc/linstor"
+    )]
     pub source_config_dir: String,
     /// Where the migration pod keeps exports (an emptyDir).
-    #[arg(long, global = true, env = "LINSTOR_MIGRATOR_BACKUP_DIR", default_value = "/backup")]
+    #[arg(
+        long,
+        global = true,
+        env = "LINSTOR_MIGRATOR_BACKUP_DIR",
+        default_value = "/backup"
+    )]
     pub backup_dir: String,
     /// Where the migration pod mounts the target linstor.toml.
-    #[arg(long, global = true, env = "LINSTOR_MIGRATOR_TARGET_CONFIG_DIR", default_value = "/etc/linstor-target")]
+    #[arg(
+        long,
+        global = true,
+        env = "LINSTOR_MIGRATOR_TARGET_CONFIG_DIR",
+        default_value = "/etc/linstor-target"
+    )]
     pub target_config_dir: String,
     /// Namespace for the per-controller Lease that keeps replicas of this service apart.
     #[arg(long, global = true, env = "LINSTOR_MIGRATOR_LEASE_NAMESPACE")]
@@ -91,7 +116,11 @@ pub struct ServeArgs {
     #[arg(long, env = "LINSTOR_MIGRATOR_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Resource checked with a SubjectAccessReview for `--auth kubernetes` (group/resource).
-    #[arg(long, env = "LINSTOR_MIGRATOR_AUTH_RESOURCE", default_value = "piraeus.linbit.com/linstorcontrollers")]
+    #[arg(
+        long,
+        env = "LINSTOR_MIGRATOR_AUTH_RESOURCE",
+        default_value = "piraeus.linbit.com/linstorcontrollers"
+    )]
     pub auth_resource: String,
     /// Verb checked with a SubjectAccessReview for `--auth kubernetes`.
     #[arg(long, env = "LINSTOR_MIGRATOR_AUTH_VERB", default_value = "patch")]

@@ -11,7 +11,9 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     linstor_migrator::app::init_tracing(cli.common.log_format);
     let result = match &cli.command {
-        Command::Serve(args) => linstor_migrator::serve::run(&cli.common, args).await.map_err(|e| (1, format!("{e:#}"))),
+        Command::Serve(args) => linstor_migrator::serve::run(&cli.common, args)
+            .await
+            .map_err(|e| (1, format!("{e:#}"))),
         Command::Migrate(args) => one(&cli, RunKind::Migrate, args).await,
         Command::Backup(args) => one(&cli, RunKind::Backup, args).await,
         Command::Preflight(args) => one(&cli, RunKind::Preflight, args).await,
@@ -26,5 +28,7 @@ async fn main() -> ExitCode {
 }
 
 async fn one(cli: &Cli, kind: RunKind, args: &linstor_migrator::config::RunArgs) -> Result<(), (u8, String)> {
-    linstor_migrator::cli::run(&cli.common, kind, args).await.map_err(|e| (e.exit_code() as u8, e.to_string()))
+    linstor_migrator::cli::run(&cli.common, kind, args)
+        .await
+        .map_err(|e| (e.exit_code() as u8, e.to_string()))
 }

@@ -45,25 +45,53 @@ impl Default for Metrics {
         let step_duration_seconds = Family::<StepLabels, Histogram>::new_with_constructor(|| {
             Histogram::new([0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0])
         });
-        registry.register("step_duration_seconds", "Duration of run steps", step_duration_seconds.clone());
+        registry.register(
+            "step_duration_seconds",
+            "Duration of run steps",
+            step_duration_seconds.clone(),
+        );
         let runs = Family::<StateLabels, Gauge>::default();
         registry.register("runs", "Runs by state", runs.clone());
         let active_runs = Gauge::default();
-        registry.register("active_runs", "Runs queued, running or waiting", active_runs.clone());
+        registry.register(
+            "active_runs",
+            "Runs queued, running or waiting",
+            active_runs.clone(),
+        );
         let backup_bytes = Gauge::default();
-        registry.register("backup_bytes", "Bytes of all backups in the data directory", backup_bytes.clone());
+        registry.register(
+            "backup_bytes",
+            "Bytes of all backups in the data directory",
+            backup_bytes.clone(),
+        );
         let sse_subscribers = Gauge::default();
-        registry.register("sse_subscribers", "Live event stream subscribers", sse_subscribers.clone());
+        registry.register(
+            "sse_subscribers",
+            "Live event stream subscribers",
+            sse_subscribers.clone(),
+        );
         let http_requests = Family::<HttpLabels, Counter>::default();
         registry.register("http_requests", "HTTP requests served", http_requests.clone());
-        Self { registry, step_duration_seconds, runs, active_runs, backup_bytes, sse_subscribers, http_requests }
+        Self {
+            registry,
+            step_duration_seconds,
+            runs,
+            active_runs,
+            backup_bytes,
+            sse_subscribers,
+            http_requests,
+        }
     }
 }
 
 impl Metrics {
     pub fn observe_step(&self, kind: &str, step: &str, outcome: &str, seconds: f64) {
         self.step_duration_seconds
-            .get_or_create(&StepLabels { kind: kind.into(), step: step.into(), outcome: outcome.into() })
+            .get_or_create(&StepLabels {
+                kind: kind.into(),
+                step: step.into(),
+                outcome: outcome.into(),
+            })
             .observe(seconds);
     }
 

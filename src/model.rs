@@ -274,7 +274,10 @@ pub struct ControllerRef {
 
 impl ControllerRef {
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self { namespace: namespace.into(), name: name.into() }
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
     }
 }
 
@@ -287,10 +290,13 @@ impl FromStr for ControllerRef {
         let valid = |p: &str| {
             !p.is_empty()
                 && p.len() <= 253
-                && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         };
         if !valid(ns) || !valid(name) {
-            return Err(format!("controller must be NAMESPACE/NAME with Kubernetes names, got {s:?}"));
+            return Err(format!(
+                "controller must be NAMESPACE/NAME with Kubernetes names, got {s:?}"
+            ));
         }
         Ok(Self::new(ns, name))
     }
@@ -394,8 +400,12 @@ mod tests {
     #[test]
     fn downtime_is_steps_four_to_ten() {
         let migrate = RunKind::Migrate.steps();
-        let down: Vec<usize> =
-            migrate.iter().enumerate().filter(|(_, s)| s.in_downtime()).map(|(i, _)| i + 1).collect();
+        let down: Vec<usize> = migrate
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.in_downtime())
+            .map(|(i, _)| i + 1)
+            .collect();
         assert_eq!(down, (4..=10).collect::<Vec<_>>());
     }
 }

@@ -19,7 +19,10 @@ struct Harness {
 
 impl Harness {
     fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap(), sim: SimCluster::new(SimTiming::instant()) }
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            sim: SimCluster::new(SimTiming::instant()),
+        }
     }
 
     async fn engine_with(&self, stop_after: Option<StepName>) -> Engine {
@@ -27,7 +30,14 @@ impl Harness {
         let mut settings = EngineSettings::new(self.dir.path().to_path_buf());
         settings.stop_after_step = stop_after;
         settings.tool_timeout = Duration::from_secs(20);
-        Engine::start(db, Arc::new(self.sim.clone()), settings, Arc::new(Metrics::default())).await.unwrap()
+        Engine::start(
+            db,
+            Arc::new(self.sim.clone()),
+            settings,
+            Arc::new(Metrics::default()),
+        )
+        .await
+        .unwrap()
     }
 
     async fn engine(&self) -> Engine {
@@ -39,7 +49,11 @@ fn request(kind: RunKind) -> CreateRun {
     CreateRun {
         kind,
         controller: ControllerRef::new(CR.0, CR.1),
-        options: RunOptions { controller_timeout_seconds: 10, pod_timeout_seconds: 10, ..RunOptions::default() },
+        options: RunOptions {
+            controller_timeout_seconds: 10,
+            pod_timeout_seconds: 10,
+            ..RunOptions::default()
+        },
     }
 }
 
@@ -48,7 +62,10 @@ fn actor() -> Actor {
 }
 
 async fn settle(engine: &Engine, id: &str) -> RunView {
-    tokio::time::timeout(Duration::from_secs(60), engine.wait_settled(id)).await.expect("run settles").unwrap()
+    tokio::time::timeout(Duration::from_secs(60), engine.wait_settled(id))
+        .await
+        .expect("run settles")
+        .unwrap()
 }
 
 fn step_state(run: &RunView, step: StepName) -> StepState {
@@ -59,14 +76,21 @@ fn step_state(run: &RunView, step: StepName) -> StepState {
 async fn full_migration_succeeds_and_leaves_a_verified_backup() {
     let h = Harness::new();
     let engine = h.engine().await;
-    let (run, created) = engine.create_run(request(RunKind::Migrate), &actor(), None).await.unwrap();
+    let (run, created) = engine
+        .create_run(request(RunKind::Migrate), &actor(), None)
+        .await
+        .unwrap();
     assert!(created);
     let run = settle(&engine, &run.id).await;
     assert_eq!(run.state, RunState::Succeeded, "{:?}", run.error);
     assert!(run.steps.iter().all(|s| s.state == StepState::Succeeded));
 
     // the backup is in the data directory, with the recorded digest
-    let backup = run.backups.iter().find(|b| b.purpose == "before-migration").expect("backup");
+    let backup = run
+        .backups
+        .iter()
+        .find(|b| b.purpose == "before-migration")
+        .expect("backup");
     let (_, path) = engine.backup(&backup.id).await.unwrap();
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!(bytes.len() as i64, backup.size_bytes);
@@ -76,18 +100,32 @@ async fn full_migration_succeeds_and_leaves_a_verified_backup() {
     // the data is in the k8s backend and the controller runs on it
     let expected: usize = h.sim.etcd_dataset().tables.iter().map(|t| t.data.len()).sum();
     assert_eq!(h.sim.k8s_backend_rows().values().sum::<usize>(), expected);
-    let ctrl = engine.controllers().await.unwrap().into_iter().find(|c| c.name == CR.1).unwrap();
+    let ctrl = engine
+        .controllers()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == CR.1)
+        .unwrap();
     assert_eq!(ctrl.backend.as_str(), "k8s");
     assert_eq!(ctrl.replicas, 1);
     let verification = run.report.data_verification.expect("data verification");
     assert!(verification.is_equal() && verification.rows_compared as usize == expected);
-    assert!(run.report.cluster_verification.expect("cluster verification").is_equal());
+    assert!(
+        run.report
+            .cluster_verification
+            .expect("cluster verification")
+            .is_equal()
+    );
     assert!(run.downtime.unwrap().ended_at.is_some());
 
     // every action was recorded with its actor, and the log has the tool's lines
     assert_eq!(run.audit[0].actor, "test");
     let logs = engine.events(&run.id, 0, 10_000, true).await.unwrap();
-    assert!(logs.iter().any(|l| l.level == "stdout" && l.message.contains("Export finished")));
+    assert!(
+        logs.iter()
+            .any(|l| l.level == "stdout" && l.message.contains("Export finished"))
+    );
     assert!(logs.iter().any(|l| l.message.contains("Import finished")));
     assert!(logs.windows(2).all(|w| w[0].seq < w[1].seq));
     let effects = h.sim.effects();
@@ -104,7 +142,12 @@ fn hex_sha256(bytes: &[u8]) -> String {
 
 #[tokio::test]
 async fn a_fault_at_each_step_leaves_the_cluster_as_it_was() {
-    for step in RunKind::Migrate.steps().iter().copied().filter(|s| *s <= StepName::StartController) {
+    for step in RunKind::Migrate
+        .steps()
+        .iter()
+        .copied()
+        .filter(|s| *s <= StepName::StartController)
+    {
         let h = Harness::new();
         let before = h.sim.fingerprint();
         let engine = h.engine().await;
@@ -119,12 +162,23 @@ async fn a_fault_at_each_step_leaves_the_cluster_as_it_was() {
             continue;
         }
         h.sim.inject(step, Fault::Error);
-        let (run, _) = engine.create_run(request(RunKind::Migrate), &actor(), None).await.unwrap();
+        let (run, _) = engine
+            .create_run(request(RunKind::Migrate), &actor(), None)
+            .await
+            .unwrap();
         let run = settle(&engine, &run.id).await;
-        let expected = if step.in_downtime() { RunState::RolledBack } else { RunState::Failed };
+        let expected = if step.in_downtime() {
+            RunState::RolledBack
+        } else {
+            RunState::Failed
+        };
         assert_eq!(run.state, expected, "fault at {step}: {:?}", run.error);
         assert_eq!(step_state(&run, step), StepState::Failed, "fault at {step}");
-        assert!(run.error.as_deref().unwrap_or("").contains(step.title()), "fault at {step}: {:?}", run.error);
+        assert!(
+            run.error.as_deref().unwrap_or("").contains(step.title()),
+            "fault at {step}: {:?}",
+            run.error
+        );
         let mut after = h.sim.fingerprint();
         if step >= StepName::Import {
             // a failed import's data stays in the k8s backend (reported; the next import replaces it)
@@ -141,16 +195,35 @@ async fn faults_after_the_start_fail_without_automatic_rollback() {
         let h = Harness::new();
         h.sim.inject(step, Fault::Error);
         let engine = h.engine().await;
-        let (run, _) = engine.create_run(request(RunKind::Migrate), &actor(), None).await.unwrap();
+        let (run, _) = engine
+            .create_run(request(RunKind::Migrate), &actor(), None)
+            .await
+            .unwrap();
         let run = settle(&engine, &run.id).await;
         assert_eq!(run.state, RunState::Failed, "fault at {step}");
-        let ctrl = engine.controllers().await.unwrap().into_iter().find(|c| c.name == CR.1).unwrap();
-        assert_eq!(ctrl.backend.as_str(), "k8s", "fault at {step}: no automatic rollback after the start");
+        let ctrl = engine
+            .controllers()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|c| c.name == CR.1)
+            .unwrap();
+        assert_eq!(
+            ctrl.backend.as_str(),
+            "k8s",
+            "fault at {step}: no automatic rollback after the start"
+        );
         // a manual rollback restores etcd
         engine.rollback(&run.id, &actor()).await.unwrap();
         let run = settle(&engine, &run.id).await;
         assert_eq!(run.state, RunState::RolledBack, "{:?}", run.error);
-        let ctrl = engine.controllers().await.unwrap().into_iter().find(|c| c.name == CR.1).unwrap();
+        let ctrl = engine
+            .controllers()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|c| c.name == CR.1)
+            .unwrap();
         assert_eq!(ctrl.backend.as_str(), "etcd");
     }
 }
@@ -168,9 +241,17 @@ async fn tool_faults_are_failures_even_with_exit_zero() {
         let before = h.sim.fingerprint();
         h.sim.inject(step, fault);
         let engine = h.engine().await;
-        let (run, _) = engine.create_run(request(RunKind::Migrate), &actor(), None).await.unwrap();
+        let (run, _) = engine
+            .create_run(request(RunKind::Migrate), &actor(), None)
+            .await
+            .unwrap();
         let run = settle(&engine, &run.id).await;
-        assert_eq!(run.state, RunState::RolledBack, "{fault:?} at {step}: {:?}", run.error);
+        assert_eq!(
+            run.state,
+            RunState::RolledBack,
+            "{fault:?} at {step}: {:?}",
+            run.error
+        );
         assert_eq!(step_state(&run, step), StepState::Failed);
         let mut after = h.sim.fingerprint();
         after.k8s_backend_digest = before.k8s_backend_digest.clone();
@@ -188,7 +269,10 @@ async fn pod_that_never_runs_fails_before_downtime() {
     let before = h.sim.fingerprint();
     h.sim.inject(StepName::PreparePod, Fault::PodNeverRunning);
     let engine = h.engine().await;
-    let (run, _) = engine.create_run(request(RunKind::Migrate), &actor(), None).await.unwrap();
+    let (run, _) = engine
+        .create_run(request(RunKind::Migrate), &actor(), None)
+        .await
+        .unwrap();
     let run = settle(&engine, &run.id).await;
     assert_eq!(run.state, RunState::Failed);
     assert!(run.downtime.is_none());
@@ -200,7 +284,10 @@ async fn engine_dropped_at_each_step_boundary_finishes_without_repeating_effects
     for boundary in RunKind::Migrate.steps().iter().copied() {
         let h = Harness::new();
         let first = h.engine_with(Some(boundary)).await;
-        let (run, _) = first.create_run(request(RunKind::Migrate), &actor(), None).await.unwrap();
+        let (run, _) = first
+            .create_run(request(RunKind::Migrate), &actor(), None)
+            .await
+            .unwrap();
         for _ in 0..3000 {
             if !first.is_driving(&run.id) {
                 break;
@@ -215,10 +302,22 @@ async fn engine_dropped_at_each_step_boundary_finishes_without_repeating_effects
         }
         let second = h.engine().await;
         let run = settle(&second, &run.id).await;
-        assert_eq!(run.state, RunState::Succeeded, "resumed after {boundary}: {:?}", run.error);
+        assert_eq!(
+            run.state,
+            RunState::Succeeded,
+            "resumed after {boundary}: {:?}",
+            run.error
+        );
         let e = h.sim.effects();
         assert_eq!(
-            (e.exports_of("etcd"), e.exports_of("k8s"), e.imports, e.pods_created, e.cr_patches, e.copies),
+            (
+                e.exports_of("etcd"),
+                e.exports_of("k8s"),
+                e.imports,
+                e.pods_created,
+                e.cr_patches,
+                e.copies
+            ),
             (1, 1, 1, 1, 3, 2),
             "resumed after {boundary}: {e:?}"
         );
@@ -232,7 +331,10 @@ async fn cancel_during_a_hanging_export_rolls_back() {
     let before = h.sim.fingerprint();
     h.sim.inject(StepName::Export, Fault::Hang);
     let engine = h.engine().await;
-    let (run, _) = engine.create_run(request(RunKind::Migrate), &actor(), None).await.unwrap();
+    let (run, _) = engine
+        .create_run(request(RunKind::Migrate), &actor(), None)
+        .await
+        .unwrap();
     // wait until the export runs
     for _ in 0..400 {
         let v = engine.run(&run.id).await.unwrap();
@@ -244,7 +346,11 @@ async fn cancel_during_a_hanging_export_rolls_back() {
     engine.cancel(&run.id, &Actor::new("operator")).await.unwrap();
     let run = settle(&engine, &run.id).await;
     assert_eq!(run.state, RunState::Cancelled, "{:?}", run.error);
-    assert!(run.audit.iter().any(|a| a.action == "cancel" && a.actor == "operator"));
+    assert!(
+        run.audit
+            .iter()
+            .any(|a| a.action == "cancel" && a.actor == "operator")
+    );
     assert_eq!(before, h.sim.fingerprint());
 }
 
@@ -259,11 +365,18 @@ async fn approval_gate_waits_before_downtime() {
     assert_eq!(waiting.state, RunState::Waiting);
     assert_eq!(step_state(&waiting, StepName::Snapshot), StepState::Succeeded);
     assert_eq!(step_state(&waiting, StepName::StopController), StepState::Pending);
-    assert!(matches!(engine.resume(&run.id, &actor()).await, Err(EngineError::Conflict { .. })));
+    assert!(matches!(
+        engine.resume(&run.id, &actor()).await,
+        Err(EngineError::Conflict { .. })
+    ));
     engine.approve(&run.id, &Actor::new("boss")).await.unwrap();
     let run = settle(&engine, &run.id).await;
     assert_eq!(run.state, RunState::Succeeded, "{:?}", run.error);
-    assert!(run.audit.iter().any(|a| a.action == "approve" && a.actor == "boss"));
+    assert!(
+        run.audit
+            .iter()
+            .any(|a| a.action == "approve" && a.actor == "boss")
+    );
 }
 
 #[tokio::test]
@@ -277,7 +390,11 @@ async fn two_concurrent_starts_make_one_run() {
     );
     let ok = [&a, &b].iter().filter(|r| r.is_ok()).count();
     assert_eq!(ok, 1, "{a:?} {b:?}");
-    assert!([&a, &b].iter().any(|r| matches!(r, Err(EngineError::Conflict { .. }))));
+    assert!(
+        [&a, &b]
+            .iter()
+            .any(|r| matches!(r, Err(EngineError::Conflict { .. })))
+    );
     assert_eq!(engine.runs(10).await.unwrap().len(), 1);
 }
 
@@ -285,12 +402,20 @@ async fn two_concurrent_starts_make_one_run() {
 async fn idempotency_key_returns_the_same_run() {
     let h = Harness::new();
     let engine = h.engine().await;
-    let (a, created) = engine.create_run(request(RunKind::Preflight), &actor(), Some("k1".into())).await.unwrap();
+    let (a, created) = engine
+        .create_run(request(RunKind::Preflight), &actor(), Some("k1".into()))
+        .await
+        .unwrap();
     assert!(created);
-    let (b, created) = engine.create_run(request(RunKind::Preflight), &actor(), Some("k1".into())).await.unwrap();
+    let (b, created) = engine
+        .create_run(request(RunKind::Preflight), &actor(), Some("k1".into()))
+        .await
+        .unwrap();
     assert!(!created);
     assert_eq!(a.id, b.id);
-    let other = engine.create_run(request(RunKind::Backup), &actor(), Some("k1".into())).await;
+    let other = engine
+        .create_run(request(RunKind::Backup), &actor(), Some("k1".into()))
+        .await;
     assert!(matches!(other, Err(EngineError::Conflict { .. })));
 }
 
@@ -299,13 +424,19 @@ async fn preflight_and_backup_leave_the_controller_on_etcd() {
     let h = Harness::new();
     let engine = h.engine().await;
     let before = h.sim.fingerprint();
-    let (run, _) = engine.create_run(request(RunKind::Preflight), &actor(), None).await.unwrap();
+    let (run, _) = engine
+        .create_run(request(RunKind::Preflight), &actor(), None)
+        .await
+        .unwrap();
     let run = settle(&engine, &run.id).await;
     assert_eq!(run.state, RunState::Succeeded, "{:?}", run.error);
     assert!(!run.report.plan.is_empty());
     assert_eq!(before, h.sim.fingerprint());
 
-    let (run, _) = engine.create_run(request(RunKind::Backup), &actor(), None).await.unwrap();
+    let (run, _) = engine
+        .create_run(request(RunKind::Backup), &actor(), None)
+        .await
+        .unwrap();
     let run = settle(&engine, &run.id).await;
     assert_eq!(run.state, RunState::Succeeded, "{:?}", run.error);
     assert_eq!(run.backups.len(), 1);
@@ -318,10 +449,16 @@ async fn unknown_controller_and_bad_options_are_refused() {
     let engine = h.engine().await;
     let mut req = request(RunKind::Migrate);
     req.controller = ControllerRef::new("nowhere", "nothing");
-    assert!(matches!(engine.create_run(req, &actor(), None).await, Err(EngineError::Invalid(_))));
+    assert!(matches!(
+        engine.create_run(req, &actor(), None).await,
+        Err(EngineError::Invalid(_))
+    ));
     let mut req = request(RunKind::Migrate);
     req.options.controller_timeout_seconds = 0;
-    assert!(matches!(engine.create_run(req, &actor(), None).await, Err(EngineError::Invalid(_))));
+    assert!(matches!(
+        engine.create_run(req, &actor(), None).await,
+        Err(EngineError::Invalid(_))
+    ));
     assert!(engine.runs(10).await.unwrap().is_empty());
 }
 
@@ -336,10 +473,21 @@ async fn missing_controller_rbac_fails_preflight_naming_the_rule() {
     );
     let engine = h.engine().await;
     let before = h.sim.fingerprint();
-    let (run, _) = engine.create_run(request(RunKind::Migrate), &actor(), None).await.unwrap();
+    let (run, _) = engine
+        .create_run(request(RunKind::Migrate), &actor(), None)
+        .await
+        .unwrap();
     let run = settle(&engine, &run.id).await;
     assert_eq!(run.state, RunState::Failed);
-    let failing: Vec<_> = run.report.checks.iter().filter(|c| c.name == "controller-rbac").collect();
-    assert!(failing.iter().any(|c| c.message.contains("deletecollection")), "{failing:?}");
+    let failing: Vec<_> = run
+        .report
+        .checks
+        .iter()
+        .filter(|c| c.name == "controller-rbac")
+        .collect();
+    assert!(
+        failing.iter().any(|c| c.message.contains("deletecollection")),
+        "{failing:?}"
+    );
     assert_eq!(before, h.sim.fingerprint());
 }

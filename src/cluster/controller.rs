@@ -68,8 +68,11 @@ pub fn version_from_image(image: &str) -> Option<String> {
     let tag = last.split_once(':')?.1;
     let core = tag.trim_start_matches('v').split(['-', '+']).next()?;
     let parts: Vec<&str> = core.split('.').collect();
-    (parts.len() >= 2 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())))
-        .then(|| core.to_string())
+    (parts.len() >= 2
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())))
+    .then(|| core.to_string())
 }
 
 /// Parses `1.33.3` into comparable numbers.
@@ -80,7 +83,11 @@ pub fn version_tuple(v: &str) -> Option<(u32, u32, u32)> {
 
 fn config_map_of(spec: &PodSpec) -> Option<String> {
     let container = controller_container(spec)?;
-    let mount = container.volume_mounts.as_ref()?.iter().find(|m| m.mount_path == "/etc/linstor")?;
+    let mount = container
+        .volume_mounts
+        .as_ref()?
+        .iter()
+        .find(|m| m.mount_path == "/etc/linstor")?;
     let volume = spec.volumes.as_ref()?.iter().find(|v| v.name == mount.name)?;
     volume.config_map.as_ref().map(|c| c.name.clone())
 }
@@ -98,7 +105,12 @@ fn selector_of(d: &Deployment) -> String {
     d.spec
         .as_ref()
         .and_then(|s| s.selector.match_labels.as_ref())
-        .map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
         .unwrap_or_default()
 }
 
@@ -114,7 +126,10 @@ fn describe(
     let container = spec.and_then(controller_container);
     let image = container.and_then(|c| c.image.clone());
     let config_map_name = spec.and_then(config_map_of);
-    let (config, config_error) = match config_map.and_then(|c| c.data.as_ref()).and_then(|d| d.get("linstor.toml")) {
+    let (config, config_error) = match config_map
+        .and_then(|c| c.data.as_ref())
+        .and_then(|d| d.get("linstor.toml"))
+    {
         Some(text) => match LinstorConfig::parse(text) {
             Ok(c) => (Some(c), None),
             Err(e) => (None, Some(e)),
@@ -138,11 +153,17 @@ fn describe(
             ControllerKind::LinstorController => Some(name.to_string()),
             ControllerKind::Deployment => Some(deployment.metadata.name.clone().unwrap_or_default()),
         },
-        service_account: spec.and_then(|s| s.service_account_name.clone()).unwrap_or_else(|| "default".into()),
+        service_account: spec
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_else(|| "default".into()),
         linstor_version: image.as_deref().and_then(version_from_image),
         image,
         replicas: cr.and_then(|c| c.spec.replicas).unwrap_or(deployment_replicas),
-        ready_replicas: deployment.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0),
+        ready_replicas: deployment
+            .status
+            .as_ref()
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0),
         backend: config.as_ref().map(|c| c.backend()).unwrap_or(Backend::Unknown),
         connection_url: config.as_ref().map(|c| c.effective_url().to_string()),
         config_error,
@@ -158,13 +179,17 @@ pub async fn discover(cluster: &dyn Cluster) -> ClusterResult<Vec<ControllerInfo
     let mut out = Vec::new();
     for d in &deployments {
         let ns = d.metadata.namespace.as_deref().unwrap_or("default");
-        let Some(spec) = d.spec.as_ref().and_then(|s| s.template.spec.as_ref()) else { continue };
+        let Some(spec) = d.spec.as_ref().and_then(|s| s.template.spec.as_ref()) else {
+            continue;
+        };
         if controller_container(spec).is_none() {
             continue;
         }
         let owner = owned_by_cr(d);
         let cr = owner.as_ref().and_then(|o| {
-            crs.iter().find(|c| c.metadata.name.as_deref() == Some(o) && c.metadata.namespace.as_deref() == Some(ns))
+            crs.iter().find(|c| {
+                c.metadata.name.as_deref() == Some(o) && c.metadata.namespace.as_deref() == Some(ns)
+            })
         });
         // one unreadable ConfigMap must not hide every controller: it shows as a config error
         let cm = match config_map_of(spec) {
@@ -184,7 +209,14 @@ pub async fn discover(cluster: &dyn Cluster) -> ClusterResult<Vec<ControllerInfo
                 Some(cr),
                 cm.as_ref(),
             ),
-            _ => describe(ns, d.metadata.name.as_deref().unwrap_or_default(), ControllerKind::Deployment, d, None, cm.as_ref()),
+            _ => describe(
+                ns,
+                d.metadata.name.as_deref().unwrap_or_default(),
+                ControllerKind::Deployment,
+                d,
+                None,
+                cm.as_ref(),
+            ),
         };
         out.push(info);
     }
@@ -194,9 +226,15 @@ pub async fn discover(cluster: &dyn Cluster) -> ClusterResult<Vec<ControllerInfo
 
 /// The controller `r`, freshly read; `NotFound` when there is none.
 pub async fn find(cluster: &dyn Cluster, r: &ControllerRef) -> ClusterResult<ControllerInfo> {
-    discover(cluster).await?.into_iter().find(|c| c.namespace == r.namespace && c.name == r.name).ok_or_else(|| {
-        ClusterError::NotFound { kind: "LINSTOR controller", namespace: r.namespace.clone(), name: r.name.clone() }
-    })
+    discover(cluster)
+        .await?
+        .into_iter()
+        .find(|c| c.namespace == r.namespace && c.name == r.name)
+        .ok_or_else(|| ClusterError::NotFound {
+            kind: "LINSTOR controller",
+            namespace: r.namespace.clone(),
+            name: r.name.clone(),
+        })
 }
 
 #[cfg(test)]
@@ -205,8 +243,14 @@ mod tests {
 
     #[test]
     fn versions_from_image_tags() {
-        assert_eq!(version_from_image("quay.io/piraeusdatastore/piraeus-server:v1.33.3").as_deref(), Some("1.33.3"));
-        assert_eq!(version_from_image("registry:5000/piraeus-server:v1.24.2-1@sha256:ab").as_deref(), Some("1.24.2"));
+        assert_eq!(
+            version_from_image("quay.io/piraeusdatastore/piraeus-server:v1.33.3").as_deref(),
+            Some("1.33.3")
+        );
+        assert_eq!(
+            version_from_image("registry:5000/piraeus-server:v1.24.2-1@sha256:ab").as_deref(),
+            Some("1.24.2")
+        );
         assert_eq!(version_from_image("piraeus-server:latest"), None);
         assert_eq!(version_from_image("piraeus-server"), None);
         assert_eq!(version_tuple("1.33.3"), Some((1, 33, 3)));

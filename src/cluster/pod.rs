@@ -43,11 +43,19 @@ pub struct MigrationObjects {
 impl MigrationObjects {
     /// Names derived from the controller and the run id, stable across restarts of the run.
     pub fn for_run(controller: &str, run_id: &str) -> Self {
-        let short: String = run_id.chars().filter(|c| c.is_ascii_alphanumeric()).rev().take(8).collect::<String>();
+        let short: String = run_id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .rev()
+            .take(8)
+            .collect::<String>();
         let short: String = short.chars().rev().collect();
         let base: String = controller.chars().take(40).collect();
         let pod = format!("{}-migration-{short}", base.trim_end_matches('-'));
-        Self { target_config_map: format!("{pod}-target"), pod }
+        Self {
+            target_config_map: format!("{pod}-target"),
+            pod,
+        }
     }
 }
 
@@ -55,7 +63,10 @@ fn labels(run_id: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string()),
         (RUN_LABEL.to_string(), run_id.to_string()),
-        ("app.kubernetes.io/component".to_string(), "database-migration".to_string()),
+        (
+            "app.kubernetes.io/component".to_string(),
+            "database-migration".to_string(),
+        ),
     ])
 }
 
@@ -81,7 +92,11 @@ pub fn migration_pod(
     run_id: &str,
     paths: &PodPaths,
 ) -> Result<Pod, String> {
-    let namespace = deployment.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let namespace = deployment
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
     let template = deployment
         .spec
         .as_ref()
@@ -99,7 +114,12 @@ pub fn migration_pod(
             .cloned()
             .collect::<Vec<_>>()
     });
-    let ours = [paths.target_config_dir.as_str(), &paths.backup_dir, &paths.logs_dir, "/tmp"];
+    let ours = [
+        paths.target_config_dir.as_str(),
+        &paths.backup_dir,
+        &paths.logs_dir,
+        "/tmp",
+    ];
     let mut mounts: Vec<VolumeMount> = source
         .volume_mounts
         .iter()
@@ -108,10 +128,10 @@ pub fn migration_pod(
         .cloned()
         .map(|mut m| {
             // the config (and the certs under it) move to where the tool is told to look
-            if let Some(rest) = m.mount_path.strip_prefix(CONTROLLER_CONFIG_DIR) {
-                if rest.is_empty() || rest.starts_with('/') {
-                    m.mount_path = format!("{}{rest}", paths.source_config_dir);
-                }
+            if let Some(rest) = m.mount_path.strip_prefix(CONTROLLER_CONFIG_DIR)
+                && (rest.is_empty() || rest.starts_with('/'))
+            {
+                m.mount_path = format!("{}{rest}", paths.source_config_dir);
             }
             m
         })
@@ -132,16 +152,26 @@ pub fn migration_pod(
         .volumes
         .iter()
         .flatten()
-        .filter(|v| kept_volumes.contains(&v.name) && ![TARGET_VOLUME, BACKUP_VOLUME, LOGS_VOLUME, TMP_VOLUME].contains(&v.name.as_str()))
+        .filter(|v| {
+            kept_volumes.contains(&v.name)
+                && ![TARGET_VOLUME, BACKUP_VOLUME, LOGS_VOLUME, TMP_VOLUME].contains(&v.name.as_str())
+        })
         .cloned()
         .collect();
     volumes.push(Volume {
         name: TARGET_VOLUME.into(),
-        config_map: Some(ConfigMapVolumeSource { name: names.target_config_map.clone(), ..Default::default() }),
+        config_map: Some(ConfigMapVolumeSource {
+            name: names.target_config_map.clone(),
+            ..Default::default()
+        }),
         ..Default::default()
     });
     for name in [BACKUP_VOLUME, LOGS_VOLUME, TMP_VOLUME] {
-        volumes.push(Volume { name: name.into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() });
+        volumes.push(Volume {
+            name: name.into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        });
     }
 
     let container = Container {
@@ -255,22 +285,47 @@ mod tests {
         let spec = pod.spec.unwrap();
         assert_eq!(spec.service_account_name.as_deref(), Some("linstor-controller"));
         assert_eq!(spec.image_pull_secrets.unwrap()[0].name, "drbdiocred");
-        assert_eq!(spec.security_context.unwrap().supplemental_groups, Some(vec![1000]));
+        assert_eq!(
+            spec.security_context.unwrap().supplemental_groups,
+            Some(vec![1000])
+        );
         assert_eq!(spec.node_selector.unwrap()["kubernetes.io/os"], "linux");
         assert_eq!(spec.tolerations.unwrap().len(), 1);
         assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
 
         let c = &spec.containers[0];
-        assert_eq!(c.image.as_deref(), Some("quay.io/piraeusdatastore/piraeus-server:v1.33.3"));
-        assert_eq!(c.command.as_deref(), Some(&["sleep".to_string(), "infinity".to_string()][..]));
-        assert!(c.args.is_none() && c.ports.is_none() && c.readiness_probe.is_none() && c.liveness_probe.is_none());
+        assert_eq!(
+            c.image.as_deref(),
+            Some("quay.io/piraeusdatastore/piraeus-server:v1.33.3")
+        );
+        assert_eq!(
+            c.command.as_deref(),
+            Some(&["sleep".to_string(), "infinity".to_string()][..])
+        );
+        assert!(
+            c.args.is_none()
+                && c.ports.is_none()
+                && c.readiness_probe.is_none()
+                && c.liveness_probe.is_none()
+        );
         let env: Vec<&str> = c.env.as_ref().unwrap().iter().map(|e| e.name.as_str()).collect();
         assert_eq!(env, ["MASTER_PASSPHRASE"]);
-        assert_eq!(c.security_context.as_ref().unwrap().read_only_root_filesystem, Some(true));
-        assert_eq!(c.resources.as_ref().unwrap().limits.as_ref().unwrap()["memory"].0, "1Gi");
+        assert_eq!(
+            c.security_context.as_ref().unwrap().read_only_root_filesystem,
+            Some(true)
+        );
+        assert_eq!(
+            c.resources.as_ref().unwrap().limits.as_ref().unwrap()["memory"].0,
+            "1Gi"
+        );
 
-        let mounts: Vec<(&str, &str)> =
-            c.volume_mounts.as_ref().unwrap().iter().map(|m| (m.name.as_str(), m.mount_path.as_str())).collect();
+        let mounts: Vec<(&str, &str)> = c
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| (m.name.as_str(), m.mount_path.as_str()))
+            .collect();
         assert_eq!(
             mounts,
             [
@@ -282,15 +337,40 @@ mod tests {
                 (TMP_VOLUME, "/tmp"),
             ]
         );
-        let volumes: Vec<&str> = spec.volumes.as_ref().unwrap().iter().map(|v| v.name.as_str()).collect();
-        assert_eq!(volumes, ["linstor-conf", "linstor-certs", TARGET_VOLUME, BACKUP_VOLUME, LOGS_VOLUME, TMP_VOLUME]);
-        let target = spec.volumes.as_ref().unwrap().iter().find(|v| v.name == TARGET_VOLUME).unwrap();
+        let volumes: Vec<&str> = spec
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect();
+        assert_eq!(
+            volumes,
+            [
+                "linstor-conf",
+                "linstor-certs",
+                TARGET_VOLUME,
+                BACKUP_VOLUME,
+                LOGS_VOLUME,
+                TMP_VOLUME
+            ]
+        );
+        let target = spec
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|v| v.name == TARGET_VOLUME)
+            .unwrap();
         assert_eq!(target.config_map.as_ref().unwrap().name, names.target_config_map);
     }
 
     #[test]
     fn config_mounts_move_to_the_configured_source_dir() {
-        let paths = PodPaths { source_config_dir: "/srv/e2e/etc/linstor".into(), ..PodPaths::default() };
+        let paths = PodPaths {
+            source_config_dir: "/srv/e2e/etc/linstor".into(),
+            ..PodPaths::default()
+        };
         let names = MigrationObjects::for_run("x", "run");
         let pod = migration_pod(&operator_deployment(), &names, "run", &paths).unwrap();
         let mounts: Vec<String> = pod.spec.unwrap().containers[0]
@@ -300,14 +380,29 @@ mod tests {
             .iter()
             .map(|m| m.mount_path.clone())
             .collect();
-        assert_eq!(mounts[..2], ["/srv/e2e/etc/linstor", "/srv/e2e/etc/linstor/certs"]);
+        assert_eq!(
+            mounts[..2],
+            ["/srv/e2e/etc/linstor", "/srv/e2e/etc/linstor/certs"]
+        );
     }
 
     #[test]
     fn a_deployment_without_the_controller_container_is_refused() {
         let mut d = operator_deployment();
-        d.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers[0].name = "other".into();
+        d.spec
+            .as_mut()
+            .unwrap()
+            .template
+            .spec
+            .as_mut()
+            .unwrap()
+            .containers[0]
+            .name = "other".into();
         let names = MigrationObjects::for_run("x", "run");
-        assert!(migration_pod(&d, &names, "run", &PodPaths::default()).unwrap_err().contains("linstor-controller"));
+        assert!(
+            migration_pod(&d, &names, "run", &PodPaths::default())
+                .unwrap_err()
+                .contains("linstor-controller")
+        );
     }
 }

@@ -72,13 +72,18 @@ impl Db {
     }
 
     pub async fn backup(&self, id: &str) -> DbResult<Option<BackupRecord>> {
-        let row = sqlx::query("SELECT * FROM backups WHERE id = ?").bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM backups WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(backup_from_row).transpose()
     }
 
     /// All backups, newest first.
     pub async fn backups(&self) -> DbResult<Vec<BackupRecord>> {
-        let rows = sqlx::query("SELECT * FROM backups ORDER BY created_at DESC").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM backups ORDER BY created_at DESC")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(backup_from_row).collect()
     }
 
@@ -92,6 +97,10 @@ impl Db {
 
     /// Total bytes of all backups (for metrics).
     pub async fn backup_bytes(&self) -> DbResult<i64> {
-        Ok(sqlx::query_scalar("SELECT COALESCE(SUM(size_bytes), 0) FROM backups").fetch_one(&self.pool).await?)
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(SUM(size_bytes), 0) FROM backups")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 }

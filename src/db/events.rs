@@ -60,7 +60,9 @@ fn event_from_row(r: &sqlx::sqlite::SqliteRow) -> DbResult<EventRecord> {
         step: step.map(|s| s.parse().map_err(DbError::Corrupt)).transpose()?,
         level: r.try_get("level")?,
         message: r.try_get("message")?,
-        data: data.map(|d| serde_json::from_str(&d).map_err(|e| DbError::Corrupt(e.to_string()))).transpose()?,
+        data: data
+            .map(|d| serde_json::from_str(&d).map_err(|e| DbError::Corrupt(e.to_string())))
+            .transpose()?,
     })
 }
 
@@ -103,13 +105,24 @@ impl Db {
 
     /// Events of a run with `seq > after`, oldest first, at most `limit`; `only_logs` leaves out
     /// step and run events.
-    pub async fn events(&self, run_id: &str, after: i64, limit: i64, only_logs: bool) -> DbResult<Vec<EventRecord>> {
+    pub async fn events(
+        &self,
+        run_id: &str,
+        after: i64,
+        limit: i64,
+        only_logs: bool,
+    ) -> DbResult<Vec<EventRecord>> {
         let sql = if only_logs {
             "SELECT * FROM events WHERE run_id = ? AND seq > ? AND kind = 'log' ORDER BY seq LIMIT ?"
         } else {
             "SELECT * FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?"
         };
-        let rows = sqlx::query(sql).bind(run_id).bind(after).bind(limit).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sql)
+            .bind(run_id)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(event_from_row).collect()
     }
 }

@@ -10,8 +10,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use backups::BackupRecord;
 pub use events::{EventKind, EventRecord};

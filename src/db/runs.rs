@@ -121,7 +121,9 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        self.run(&new.id).await?.ok_or_else(|| DbError::Corrupt("inserted run vanished".into()))
+        self.run(&new.id)
+            .await?
+            .ok_or_else(|| DbError::Corrupt("inserted run vanished".into()))
     }
 
     pub async fn run(&self, id: &str) -> DbResult<Option<RunRecord>> {
@@ -151,7 +153,9 @@ impl Db {
 
     /// Runs in an active state (to resume after a restart).
     pub async fn active_runs(&self) -> DbResult<Vec<RunRecord>> {
-        let rows = sqlx::query("SELECT * FROM runs WHERE state IN ('queued', 'running', 'waiting') ORDER BY created_at")
+        let rows = sqlx::query(
+            "SELECT * FROM runs WHERE state IN ('queued', 'running', 'waiting') ORDER BY created_at",
+        )
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(run_from_row).collect()
@@ -159,7 +163,9 @@ impl Db {
 
     /// The active run of a controller, if any.
     pub async fn active_run_for(&self, controller: &ControllerRef) -> DbResult<Option<RunRecord>> {
-        let row = sqlx::query("SELECT * FROM runs WHERE controller = ? AND state IN ('queued', 'running', 'waiting')")
+        let row = sqlx::query(
+            "SELECT * FROM runs WHERE controller = ? AND state IN ('queued', 'running', 'waiting')",
+        )
         .bind(controller.to_string())
         .fetch_optional(&self.pool)
         .await?;
@@ -207,7 +213,10 @@ impl Db {
     }
 
     pub async fn set_cancel_requested(&self, id: &str) -> DbResult<()> {
-        sqlx::query("UPDATE runs SET cancel_requested = 1 WHERE id = ?").bind(id).execute(&self.pool).await?;
+        sqlx::query("UPDATE runs SET cancel_requested = 1 WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -227,7 +236,11 @@ impl Db {
         } else {
             "UPDATE runs SET downtime_ended_at = ? WHERE id = ?"
         };
-        sqlx::query(sql).bind(Utc::now()).bind(id).execute(&self.pool).await?;
+        sqlx::query(sql)
+            .bind(Utc::now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -284,7 +297,13 @@ impl Db {
         Ok(())
     }
 
-    pub async fn add_audit(&self, run_id: &str, actor: &Actor, action: &str, detail: Option<&str>) -> DbResult<()> {
+    pub async fn add_audit(
+        &self,
+        run_id: &str,
+        actor: &Actor,
+        action: &str,
+        detail: Option<&str>,
+    ) -> DbResult<()> {
         sqlx::query("INSERT INTO audit (run_id, at, actor, action, detail) VALUES (?, ?, ?, ?, ?)")
             .bind(run_id)
             .bind(Utc::now())
@@ -315,7 +334,11 @@ impl Db {
 
     /// Number of runs per state (for metrics).
     pub async fn run_counts(&self) -> DbResult<Vec<(RunState, i64)>> {
-        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM runs GROUP BY state").fetch_all(&self.pool).await?;
-        rows.iter().map(|r| Ok((parse(r.try_get::<&str, _>("state")?)?, r.try_get("n")?))).collect()
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM runs GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((parse(r.try_get::<&str, _>("state")?)?, r.try_get("n")?)))
+            .collect()
     }
 }

@@ -20,7 +20,9 @@ pub struct EventBus {
 impl EventBus {
     fn sender(&self, run_id: &str) -> broadcast::Sender<EventRecord> {
         let mut map = self.channels.lock().expect("event bus lock");
-        map.entry(run_id.to_string()).or_insert_with(|| broadcast::channel(CAPACITY).0).clone()
+        map.entry(run_id.to_string())
+            .or_insert_with(|| broadcast::channel(CAPACITY).0)
+            .clone()
     }
 
     pub fn subscribe(&self, run_id: &str) -> broadcast::Receiver<EventRecord> {

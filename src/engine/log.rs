@@ -20,7 +20,12 @@ pub struct RunLog {
 
 impl RunLog {
     pub fn new(run_id: &str, db: Db, bus: Arc<EventBus>) -> Self {
-        Self { run_id: run_id.into(), db, bus, order: Arc::new(Mutex::new(())) }
+        Self {
+            run_id: run_id.into(),
+            db,
+            bus,
+            order: Arc::new(Mutex::new(())),
+        }
     }
 
     /// Stores and publishes one event.
@@ -33,13 +38,18 @@ impl RunLog {
         data: Option<&serde_json::Value>,
     ) -> DbResult<EventRecord> {
         let _order = self.order.lock().await;
-        let ev = self.db.append_event(&self.run_id, kind, step, level, message, data).await?;
+        let ev = self
+            .db
+            .append_event(&self.run_id, kind, step, level, message, data)
+            .await?;
         self.bus.publish(ev.clone());
         Ok(ev)
     }
 
     pub async fn line(&self, step: Option<StepName>, level: &str, message: &str) -> DbResult<()> {
         tracing::debug!(run = %self.run_id, step = ?step, level, "{message}");
-        self.event(EventKind::Log, step, level, message, None).await.map(|_| ())
+        self.event(EventKind::Log, step, level, message, None)
+            .await
+            .map(|_| ())
     }
 }

@@ -106,7 +106,10 @@ pub enum EngineError {
 impl From<DbError> for EngineError {
     fn from(e: DbError) -> Self {
         match e {
-            DbError::Conflict(message) => EngineError::Conflict { message, run_id: None },
+            DbError::Conflict(message) => EngineError::Conflict {
+                message,
+                run_id: None,
+            },
             other => EngineError::Internal(other.into()),
         }
     }
@@ -196,8 +199,15 @@ impl Engine {
 
     fn spawn(&self, run_id: &str) {
         let token = CancellationToken::new();
-        let generation = self.inner.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.inner.cancels.lock().expect("cancels lock").insert(run_id.to_string(), (generation, token.clone()));
+        let generation = self
+            .inner
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner
+            .cancels
+            .lock()
+            .expect("cancels lock")
+            .insert(run_id.to_string(), (generation, token.clone()));
         let inner = self.inner.clone();
         let id = run_id.to_string();
         self.inner.tracker.spawn(async move {
@@ -224,11 +234,14 @@ impl Engine {
         idempotency_key: Option<String>,
     ) -> EngineResult<(RunView, bool)> {
         let digest = hex::encode(Sha256::digest(
-            serde_json::json!({"kind": req.kind, "controller": req.controller, "options": req.options}).to_string(),
+            serde_json::json!({"kind": req.kind, "controller": req.controller, "options": req.options})
+                .to_string(),
         ));
         if let Some(key) = &idempotency_key {
             if key.is_empty() || key.len() > 200 {
-                return Err(EngineError::Invalid("Idempotency-Key must be 1 to 200 characters".into()));
+                return Err(EngineError::Invalid(
+                    "Idempotency-Key must be 1 to 200 characters".into(),
+                ));
             }
             if let Some(existing) = self.inner.db.run_by_idempotency_key(key).await? {
                 if existing.request_digest.as_deref() != Some(digest.as_str()) {
@@ -245,13 +258,19 @@ impl Engine {
         match controller::find(self.inner.cluster.as_ref(), &req.controller).await {
             Ok(_) => {}
             Err(ClusterError::NotFound { .. }) => {
-                return Err(EngineError::Invalid(format!("controller {} does not exist", req.controller)));
+                return Err(EngineError::Invalid(format!(
+                    "controller {} does not exist",
+                    req.controller
+                )));
             }
             Err(e) => return Err(e.into()),
         }
         if let Some(active) = self.inner.db.active_run_for(&req.controller).await? {
             return Err(EngineError::Conflict {
-                message: format!("controller {} already has an active run {}", req.controller, active.id),
+                message: format!(
+                    "controller {} already has an active run {}",
+                    req.controller, active.id
+                ),
                 run_id: Some(active.id),
             });
         }
@@ -269,10 +288,10 @@ impl Engine {
             Ok(_) => {}
             Err(DbError::Conflict(message)) => {
                 // lost a race: another request with the same key, or for the same controller
-                if let Some(key) = &idempotency_key {
-                    if let Some(existing) = self.inner.db.run_by_idempotency_key(key).await? {
-                        return Ok((self.run(&existing.id).await?, false));
-                    }
+                if let Some(key) = &idempotency_key
+                    && let Some(existing) = self.inner.db.run_by_idempotency_key(key).await?
+                {
+                    return Ok((self.run(&existing.id).await?, false));
                 }
                 let run_id = self.inner.db.active_run_for(&req.controller).await?.map(|r| r.id);
                 return Err(EngineError::Conflict { message, run_id });
@@ -294,7 +313,12 @@ impl Engine {
 
     /// A run with its steps, backups and audit trail.
     pub async fn run(&self, id: &str) -> EngineResult<RunView> {
-        let run = self.inner.db.run(id).await?.ok_or_else(|| EngineError::NotFound(format!("run {id}")))?;
+        let run = self
+            .inner
+            .db
+            .run(id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("run {id}")))?;
         view::run_view(&self.inner.db, run).await
     }
 
@@ -305,7 +329,11 @@ impl Engine {
     }
 
     async fn record(&self, id: &str) -> EngineResult<crate::db::RunRecord> {
-        self.inner.db.run(id).await?.ok_or_else(|| EngineError::NotFound(format!("run {id}")))
+        self.inner
+            .db
+            .run(id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("run {id}")))
     }
 
     fn conflict(run: &crate::db::RunRecord, action: &str) -> EngineError {
@@ -324,8 +352,15 @@ impl Engine {
         self.inner.db.set_cancel_requested(id).await?;
         self.inner.db.add_audit(id, actor, "cancel", None).await?;
         let log = log::RunLog::new(id, self.inner.db.clone(), self.inner.bus.clone());
-        log.line(None, "warn", &format!("cancel requested by {actor}")).await?;
-        let token = self.inner.cancels.lock().expect("cancels lock").get(id).map(|(_, t)| t.clone());
+        log.line(None, "warn", &format!("cancel requested by {actor}"))
+            .await?;
+        let token = self
+            .inner
+            .cancels
+            .lock()
+            .expect("cancels lock")
+            .get(id)
+            .map(|(_, t)| t.clone());
         match token {
             Some(t) => t.cancel(),
             // queued-but-not-running or waiting: let a task do the cancelling
@@ -346,8 +381,14 @@ impl Engine {
         self.inner.db.add_audit(id, actor, "approve", None).await?;
         self.inner.db.set_run_state(id, RunState::Running, None).await?;
         let log = log::RunLog::new(id, self.inner.db.clone(), self.inner.bus.clone());
-        log.event(crate::db::EventKind::Run, None, "running", &format!("downtime approved by {actor}"), None)
-            .await?;
+        log.event(
+            crate::db::EventKind::Run,
+            None,
+            "running",
+            &format!("downtime approved by {actor}"),
+            None,
+        )
+        .await?;
         self.spawn(id);
         self.run(id).await
     }
@@ -358,21 +399,44 @@ impl Engine {
         if run.state != RunState::Failed {
             return Err(Self::conflict(&run, "resume"));
         }
-        let failed = self.inner.db.steps(id).await?.into_iter().find(|s| s.state == StepState::Failed);
-        self.inner.db.set_run_state(id, RunState::Running, None).await.map_err(|e| match e {
-            DbError::Conflict(_) => EngineError::Conflict {
-                message: format!("controller {} already has another active run", run.controller),
-                run_id: None,
-            },
-            other => other.into(),
-        })?;
+        let failed = self
+            .inner
+            .db
+            .steps(id)
+            .await?
+            .into_iter()
+            .find(|s| s.state == StepState::Failed);
+        self.inner
+            .db
+            .set_run_state(id, RunState::Running, None)
+            .await
+            .map_err(|e| match e {
+                DbError::Conflict(_) => EngineError::Conflict {
+                    message: format!("controller {} already has another active run", run.controller),
+                    run_id: None,
+                },
+                other => other.into(),
+            })?;
         self.inner.db.reset_for_resume(id).await?;
         if let Some(step) = &failed {
-            self.inner.db.set_step_state(id, step.name, StepState::Pending, None).await?;
+            self.inner
+                .db
+                .set_step_state(id, step.name, StepState::Pending, None)
+                .await?;
         }
-        self.inner.db.add_audit(id, actor, "resume", failed.as_ref().map(|s| s.name.as_str())).await?;
+        self.inner
+            .db
+            .add_audit(id, actor, "resume", failed.as_ref().map(|s| s.name.as_str()))
+            .await?;
         let log = log::RunLog::new(id, self.inner.db.clone(), self.inner.bus.clone());
-        log.event(crate::db::EventKind::Run, None, "running", &format!("resumed by {actor}"), None).await?;
+        log.event(
+            crate::db::EventKind::Run,
+            None,
+            "running",
+            &format!("resumed by {actor}"),
+            None,
+        )
+        .await?;
         self.spawn(id);
         self.run(id).await
     }
@@ -382,32 +446,56 @@ impl Engine {
     pub async fn rollback(&self, id: &str, actor: &Actor) -> EngineResult<RunView> {
         let run = self.record(id).await?;
         let changed = run.downtime_started_at.is_some();
-        if !run.state.is_final() || run.state == RunState::RolledBack || run.kind == RunKind::Preflight || !changed {
+        if !run.state.is_final()
+            || run.state == RunState::RolledBack
+            || run.kind == RunKind::Preflight
+            || !changed
+        {
             return Err(Self::conflict(&run, "roll back"));
         }
-        self.inner.db.set_run_state(id, RunState::Running, None).await.map_err(|e| match e {
-            DbError::Conflict(_) => EngineError::Conflict {
-                message: format!("controller {} already has another active run", run.controller),
-                run_id: None,
-            },
-            other => other.into(),
-        })?;
+        self.inner
+            .db
+            .set_run_state(id, RunState::Running, None)
+            .await
+            .map_err(|e| match e {
+                DbError::Conflict(_) => EngineError::Conflict {
+                    message: format!("controller {} already has another active run", run.controller),
+                    run_id: None,
+                },
+                other => other.into(),
+            })?;
         let mut ctx = RunContext::from_value(&run.context);
         ctx.rollback_cause = Some(format!("manual rollback requested by {actor}"));
         self.inner.db.set_context(id, &ctx.to_value()).await?;
         self.inner.db.set_rolling_back(id, true).await?;
         self.inner.db.add_audit(id, actor, "rollback", None).await?;
         let log = log::RunLog::new(id, self.inner.db.clone(), self.inner.bus.clone());
-        log.event(crate::db::EventKind::Run, None, "running", &format!("manual rollback requested by {actor}"), None)
-            .await?;
+        log.event(
+            crate::db::EventKind::Run,
+            None,
+            "running",
+            &format!("manual rollback requested by {actor}"),
+            None,
+        )
+        .await?;
         self.spawn(id);
         self.run(id).await
     }
 
     /// Events of a run after `after`, at most `limit`; `only_logs` for log lines only.
-    pub async fn events(&self, id: &str, after: i64, limit: i64, only_logs: bool) -> EngineResult<Vec<EventRecord>> {
+    pub async fn events(
+        &self,
+        id: &str,
+        after: i64,
+        limit: i64,
+        only_logs: bool,
+    ) -> EngineResult<Vec<EventRecord>> {
         self.record(id).await?;
-        Ok(self.inner.db.events(id, after, limit.clamp(1, 10_000), only_logs).await?)
+        Ok(self
+            .inner
+            .db
+            .events(id, after, limit.clamp(1, 10_000), only_logs)
+            .await?)
     }
 
     /// Live events of a run (subscribe before reading history, then de-duplicate by `seq`).
@@ -426,7 +514,12 @@ impl Engine {
 
     /// A backup and the absolute path of its file.
     pub async fn backup(&self, id: &str) -> EngineResult<(BackupRecord, PathBuf)> {
-        let b = self.inner.db.backup(id).await?.ok_or_else(|| EngineError::NotFound(format!("backup {id}")))?;
+        let b = self
+            .inner
+            .db
+            .backup(id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(format!("backup {id}")))?;
         let path = self.inner.settings.data_dir.join(&b.path);
         Ok((b, path))
     }
@@ -450,8 +543,13 @@ impl Engine {
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.shutdown.cancel();
         self.inner.tracker.close();
-        if tokio::time::timeout(grace, self.inner.tracker.wait()).await.is_err() {
-            tracing::warn!("some runs did not reach a safe point within {grace:?}; they resume on the next start");
+        if tokio::time::timeout(grace, self.inner.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "some runs did not reach a safe point within {grace:?}; they resume on the next start"
+            );
         }
     }
 
@@ -463,15 +561,23 @@ impl Engine {
 
 fn validate_options(o: &RunOptions) -> EngineResult<()> {
     if !(5..=3600).contains(&o.controller_timeout_seconds) {
-        return Err(EngineError::Invalid("options.controller_timeout_seconds must be between 5 and 3600".into()));
+        return Err(EngineError::Invalid(
+            "options.controller_timeout_seconds must be between 5 and 3600".into(),
+        ));
     }
     if !(5..=3600).contains(&o.pod_timeout_seconds) {
-        return Err(EngineError::Invalid("options.pod_timeout_seconds must be between 5 and 3600".into()));
+        return Err(EngineError::Invalid(
+            "options.pod_timeout_seconds must be between 5 and 3600".into(),
+        ));
     }
     Ok(())
 }
 
 /// The steps of `kind` that follow `step`.
 pub fn steps_after(kind: RunKind, step: StepName) -> impl Iterator<Item = StepName> {
-    kind.steps().iter().copied().skip_while(move |s| *s != step).skip(1)
+    kind.steps()
+        .iter()
+        .copied()
+        .skip_while(move |s| *s != step)
+        .skip(1)
 }

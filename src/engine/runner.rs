@@ -23,7 +23,14 @@ pub(super) async fn drive(inner: &Inner, id: &str, cancel: CancellationToken) {
         let log = RunLog::new(id, inner.db.clone(), inner.bus.clone());
         let _ = log.line(None, "error", &format!("internal error: {e:#}")).await;
         if !inner.shutdown.is_cancelled() {
-            let _ = set_state(inner, &log, id, RunState::Failed, Some(&format!("internal error: {e:#}"))).await;
+            let _ = set_state(
+                inner,
+                &log,
+                id,
+                RunState::Failed,
+                Some(&format!("internal error: {e:#}")),
+            )
+            .await;
         }
     }
 }
@@ -41,9 +48,18 @@ async fn drive_leased(inner: &Inner, id: &str, cancel: CancellationToken) -> any
     };
     let name = lease_name(&run);
     let holder = inner.settings.instance_id.clone();
-    if !inner.cluster.acquire_lease(&ns, &name, &holder, LEASE_TTL).await? {
+    if !inner
+        .cluster
+        .acquire_lease(&ns, &name, &holder, LEASE_TTL)
+        .await?
+    {
         let log = RunLog::new(id, inner.db.clone(), inner.bus.clone());
-        log.line(None, "warn", &format!("Lease {ns}/{name} is held by another replica; it drives this run")).await?;
+        log.line(
+            None,
+            "warn",
+            &format!("Lease {ns}/{name} is held by another replica; it drives this run"),
+        )
+        .await?;
         return Ok(());
     }
     let renew = {
@@ -66,13 +82,20 @@ async fn drive_leased(inner: &Inner, id: &str, cancel: CancellationToken) -> any
     result
 }
 
-async fn set_state(inner: &Inner, log: &RunLog, id: &str, state: RunState, error: Option<&str>) -> anyhow::Result<()> {
+async fn set_state(
+    inner: &Inner,
+    log: &RunLog,
+    id: &str,
+    state: RunState,
+    error: Option<&str>,
+) -> anyhow::Result<()> {
     inner.db.set_run_state(id, state, error).await?;
     let msg = match error {
         Some(e) => format!("run {state}: {e}"),
         None => format!("run {state}"),
     };
-    log.event(EventKind::Run, None, state.as_str(), &msg, None).await?;
+    log.event(EventKind::Run, None, state.as_str(), &msg, None)
+        .await?;
     Ok(())
 }
 
@@ -89,7 +112,8 @@ async fn set_step(
         Some(m) => format!("{}: {state}: {m}", step.title()),
         None => format!("{}: {state}", step.title()),
     };
-    log.event(EventKind::Step, Some(step), state.as_str(), &text, None).await?;
+    log.event(EventKind::Step, Some(step), state.as_str(), &text, None)
+        .await?;
     Ok(())
 }
 
@@ -127,7 +151,10 @@ async fn drive_run(inner: &Inner, id: &str, cancel: CancellationToken) -> anyhow
             set_state(inner, &log, id, RunState::Running, None).await?;
         }
         let all = inner.db.steps(id).await?;
-        let Some(next) = all.iter().find(|s| !matches!(s.state, StepState::Succeeded | StepState::Skipped)) else {
+        let Some(next) = all
+            .iter()
+            .find(|s| !matches!(s.state, StepState::Succeeded | StepState::Skipped))
+        else {
             set_state(inner, &log, id, RunState::Succeeded, None).await?;
             return Ok(());
         };
@@ -138,14 +165,23 @@ async fn drive_run(inner: &Inner, id: &str, cancel: CancellationToken) -> anyhow
             && step == StepName::StopController
             && context.approved_by.is_none()
         {
-            log.line(None, "info", "waiting for approval before the downtime begins").await?;
+            log.line(None, "info", "waiting for approval before the downtime begins")
+                .await?;
             set_state(inner, &log, id, RunState::Waiting, None).await?;
             return Ok(());
         }
 
         set_step(inner, &log, id, step, StepState::Running, None).await?;
         let started = Instant::now();
-        let mut sc = StepCtx { inner, run: run.clone(), log: log.clone(), step, ctx: context, stop: stop.clone(), rolling_back: false };
+        let mut sc = StepCtx {
+            inner,
+            run: run.clone(),
+            log: log.clone(),
+            step,
+            ctx: context,
+            stop: stop.clone(),
+            rolling_back: false,
+        };
         let result = tokio::select! {
             r = steps::execute(&mut sc) => r,
             _ = stop.cancelled() => Err(StepError::Failed("interrupted".into())),
@@ -154,21 +190,33 @@ async fn drive_run(inner: &Inner, id: &str, cancel: CancellationToken) -> anyhow
         let seconds = started.elapsed().as_secs_f64();
         match result {
             Ok(message) => {
-                inner.metrics.observe_step(run.kind.as_str(), step.as_str(), "succeeded", seconds);
+                inner
+                    .metrics
+                    .observe_step(run.kind.as_str(), step.as_str(), "succeeded", seconds);
                 set_step(inner, &log, id, step, StepState::Succeeded, Some(&message)).await?;
                 if inner.settings.stop_after_step == Some(step) {
                     return Ok(());
                 }
             }
             Err(_) if inner.shutdown.is_cancelled() => {
-                log.line(Some(step), "warn", "interrupted by shutdown; the run resumes at this step on the next start")
-                    .await?;
+                log.line(
+                    Some(step),
+                    "warn",
+                    "interrupted by shutdown; the run resumes at this step on the next start",
+                )
+                .await?;
                 return Ok(());
             }
             Err(e) => {
                 let cancelled = cancel.is_cancelled();
-                let message = if cancelled { "cancelled".to_string() } else { e.to_string() };
-                inner.metrics.observe_step(run.kind.as_str(), step.as_str(), "failed", seconds);
+                let message = if cancelled {
+                    "cancelled".to_string()
+                } else {
+                    e.to_string()
+                };
+                inner
+                    .metrics
+                    .observe_step(run.kind.as_str(), step.as_str(), "failed", seconds);
                 log.line(Some(step), "error", &message).await?;
                 set_step(inner, &log, id, step, StepState::Failed, Some(&message)).await?;
                 if cancelled {
@@ -177,7 +225,8 @@ async fn drive_run(inner: &Inner, id: &str, cancel: CancellationToken) -> anyhow
                 let cause = format!("{} failed: {message}", step.title());
                 if step.in_downtime() && run.kind != RunKind::Preflight {
                     if run.options.auto_rollback {
-                        let mut ctx = RunContext::from_value(&inner.db.run(id).await?.context("run vanished")?.context);
+                        let mut ctx =
+                            RunContext::from_value(&inner.db.run(id).await?.context("run vanished")?.context);
                         ctx.rollback_cause = Some(cause);
                         inner.db.set_context(id, &ctx.to_value()).await?;
                         inner.db.set_rolling_back(id, true).await?;
@@ -193,7 +242,9 @@ async fn drive_run(inner: &Inner, id: &str, cancel: CancellationToken) -> anyhow
                     remove_own_objects(inner, &log, &fresh).await;
                     set_state(inner, &log, id, RunState::Failed, Some(&cause)).await?;
                 } else {
-                    let error = format!("{cause}; the controller runs on the new backend, a manual rollback is offered");
+                    let error = format!(
+                        "{cause}; the controller runs on the new backend, a manual rollback is offered"
+                    );
                     set_state(inner, &log, id, RunState::Failed, Some(&error)).await?;
                 }
                 return Ok(());
@@ -220,9 +271,15 @@ async fn remove_own_objects(inner: &Inner, log: &RunLog, run: &RunRecord) {
     )
     .await;
     let _ = match result {
-        Ok(()) if ctx.migration_pod.is_some() => log.line(None, "info", "deleted the migration pod and its ConfigMap").await,
+        Ok(()) if ctx.migration_pod.is_some() => {
+            log.line(None, "info", "deleted the migration pod and its ConfigMap")
+                .await
+        }
         Ok(()) => Ok(()),
-        Err(e) => log.line(None, "warn", &format!("could not delete the migration pod: {e}")).await,
+        Err(e) => {
+            log.line(None, "warn", &format!("could not delete the migration pod: {e}"))
+                .await
+        }
     };
 }
 
@@ -238,7 +295,14 @@ async fn cancelled(inner: &Inner, log: &RunLog, run: RunRecord) -> anyhow::Resul
     }
     remove_own_objects(inner, log, &run).await;
     mark_rest(inner, log, &run.id, false).await?;
-    set_state(inner, log, &run.id, RunState::Cancelled, Some("cancelled before the downtime; nothing was changed")).await
+    set_state(
+        inner,
+        log,
+        &run.id,
+        RunState::Cancelled,
+        Some("cancelled before the downtime; nothing was changed"),
+    )
+    .await
 }
 
 /// Marks the steps after a rollback: done steps of the downtime become `rolled_back`, pending
@@ -248,7 +312,9 @@ async fn mark_rest(inner: &Inner, log: &RunLog, id: &str, rolled_back: bool) -> 
         let new = match s.state {
             StepState::Pending => StepState::Skipped,
             StepState::Running => StepState::Failed,
-            StepState::Succeeded if rolled_back && (s.name.in_downtime() || s.name == StepName::PreparePod) => {
+            StepState::Succeeded
+                if rolled_back && (s.name.in_downtime() || s.name == StepName::PreparePod) =>
+            {
                 StepState::RolledBack
             }
             _ => continue,
@@ -261,7 +327,10 @@ async fn mark_rest(inner: &Inner, log: &RunLog, id: &str, rolled_back: bool) -> 
 /// Puts the controller back as it was before the run; resumable (the phase is stored).
 async fn rollback(inner: &Inner, log: &RunLog, run: RunRecord) -> anyhow::Result<()> {
     let mut ctx = RunContext::from_value(&run.context);
-    let cause = ctx.rollback_cause.clone().unwrap_or_else(|| "rollback requested".into());
+    let cause = ctx
+        .rollback_cause
+        .clone()
+        .unwrap_or_else(|| "rollback requested".into());
     log.line(None, "warn", &format!("rolling back: {cause}")).await?;
     // a rollback is not interrupted by a cancel, only by a shutdown (and then resumed)
     let stop = inner.shutdown.child_token();
@@ -277,13 +346,19 @@ async fn rollback(inner: &Inner, log: &RunLog, run: RunRecord) -> anyhow::Result
     let result: Result<(), StepError> = async {
         if run.downtime_started_at.is_some() {
             steps::rollback_controller(&mut sc).await?;
-            sc.info("the controller runs on its original database again").await?;
+            sc.info("the controller runs on its original database again")
+                .await?;
         }
         Ok(())
     }
     .await;
     if inner.shutdown.is_cancelled() {
-        log.line(None, "warn", "rollback interrupted by shutdown; it resumes on the next start").await?;
+        log.line(
+            None,
+            "warn",
+            "rollback interrupted by shutdown; it resumes on the next start",
+        )
+        .await?;
         return Ok(());
     }
     ctx = sc.ctx;
@@ -314,12 +389,26 @@ async fn rollback(inner: &Inner, log: &RunLog, run: RunRecord) -> anyhow::Result
                 }
                 ctx.k8s_backend_after_rollback = Some(inv);
             }
-            Err(e) => log.line(None, "warn", &format!("cannot list the k8s backend: {e}")).await?,
+            Err(e) => {
+                log.line(None, "warn", &format!("cannot list the k8s backend: {e}"))
+                    .await?
+            }
         }
     }
     inner.db.set_context(&run.id, &ctx.to_value()).await?;
     mark_rest(inner, log, &run.id, true).await?;
     inner.db.set_rolling_back(&run.id, false).await?;
-    let state = if run.cancel_requested { RunState::Cancelled } else { RunState::RolledBack };
-    set_state(inner, log, &run.id, state, Some(&format!("{cause}; rolled back, the etcd data was never changed"))).await
+    let state = if run.cancel_requested {
+        RunState::Cancelled
+    } else {
+        RunState::RolledBack
+    };
+    set_state(
+        inner,
+        log,
+        &run.id,
+        state,
+        Some(&format!("{cause}; rolled back, the etcd data was never changed")),
+    )
+    .await
 }

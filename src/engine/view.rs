@@ -147,7 +147,12 @@ pub(super) fn run_summary(run: RunRecord) -> RunSummary {
 
 pub(super) async fn run_view(db: &Db, run: RunRecord) -> EngineResult<RunView> {
     let steps: Vec<StepView> = db.steps(&run.id).await?.into_iter().map(step_view).collect();
-    let backups = db.backups_of_run(&run.id).await?.iter().map(BackupView::from).collect();
+    let backups = db
+        .backups_of_run(&run.id)
+        .await?
+        .iter()
+        .map(BackupView::from)
+        .collect();
     let audit = db.audit(&run.id).await?;
     let current_step = steps
         .iter()

@@ -118,7 +118,9 @@ impl ExportSummary {
 /// (32 bytes and a key each), not by the file size.
 pub fn summarize<R: Read>(reader: R) -> Result<ExportSummary, String> {
     let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(64 * 1024, reader));
-    let summary = SummaryVisitor.deserialize(&mut de).map_err(|e| format!("backup is not a LINSTOR export: {e}"))?;
+    let summary = SummaryVisitor
+        .deserialize(&mut de)
+        .map_err(|e| format!("backup is not a LINSTOR export: {e}"))?;
     de.end().map_err(|e| format!("backup has trailing data: {e}"))?;
     Ok(summary)
 }
@@ -207,7 +209,11 @@ impl<'de> Visitor<'de> for TableSeed {
             match key.as_str() {
                 "name" => name = Some(map.next_value()?),
                 "column_description" => columns = Some(map.next_value()?),
-                "data" => rows = Some(map.next_value_seed(RowsSeed { columns: columns.as_deref() })?),
+                "data" => {
+                    rows = Some(map.next_value_seed(RowsSeed {
+                        columns: columns.as_deref(),
+                    })?)
+                }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -256,17 +262,21 @@ impl<'de> Visitor<'de> for RowsSeed<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RowsOut, A::Error> {
         let mut out = RowsOut::default();
-        let lower: Option<Vec<(String, bool)>> =
-            self.columns.map(|cols| cols.iter().map(|c| (c.name.to_ascii_lowercase(), c.is_primary_key)).collect());
+        let lower: Option<Vec<(String, bool)>> = self.columns.map(|cols| {
+            cols.iter()
+                .map(|c| (c.name.to_ascii_lowercase(), c.is_primary_key))
+                .collect()
+        });
         while let Some(row) = seq.next_element::<Row>()? {
             out.count += 1;
             let digest = row_digest(&row);
             let key = match &lower {
                 Some(cols) if cols.iter().any(|(_, pk)| *pk) => {
-                    if let Some(unknown) = row.keys().find(|k| !cols.iter().any(|(c, _)| c == *k)) {
-                        if out.problems.len() < 20 {
-                            out.problems.push(format!("row {} has unknown column {unknown:?}", out.count));
-                        }
+                    if let Some(unknown) = row.keys().find(|k| !cols.iter().any(|(c, _)| c == *k))
+                        && out.problems.len() < 20
+                    {
+                        out.problems
+                            .push(format!("row {} has unknown column {unknown:?}", out.count));
                     }
                     let mut parts = Vec::new();
                     for (c, _) in cols.iter().filter(|(_, pk)| *pk) {
@@ -274,7 +284,8 @@ impl<'de> Visitor<'de> for RowsSeed<'_> {
                             Some(v) if !v.is_null() => parts.push(scalar_text(v)),
                             _ => {
                                 if out.problems.len() < 20 {
-                                    out.problems.push(format!("row {} has no value for key column {c:?}", out.count));
+                                    out.problems
+                                        .push(format!("row {} has no value for key column {c:?}", out.count));
                                 }
                                 parts.push(String::new());
                             }
@@ -323,7 +334,11 @@ pub fn row_digest(row: &Row) -> [u8; 32] {
 pub fn k8s_object_name(table: &schema::Table, row: &Row) -> String {
     let key: Vec<String> = table
         .primary_key()
-        .map(|c| row.get(&c.name.to_ascii_lowercase()).map(scalar_text).unwrap_or_default())
+        .map(|c| {
+            row.get(&c.name.to_ascii_lowercase())
+                .map(scalar_text)
+                .unwrap_or_default()
+        })
         .collect();
     hex::encode(Sha256::digest(key.join(":").as_bytes()))
 }
@@ -344,14 +359,17 @@ pub fn validate(summary: &ExportSummary, expect: &Expectation<'_>) -> Result<(),
     let h = &summary.header;
     match h.exported_from.as_deref() {
         Some(f) if f == expect.exported_from => {}
-        Some(f) => problems.push(format!("exported_from is {f:?}, expected {:?}", expect.exported_from)),
+        Some(f) => problems.push(format!(
+            "exported_from is {f:?}, expected {:?}",
+            expect.exported_from
+        )),
         None => problems.push("exported_from is missing".into()),
     }
     match (h.linstor_version.as_deref(), expect.linstor_version) {
         (None, _) => problems.push("linstor_version is missing".into()),
-        (Some(got), Some(want)) if !same_release(got, want) => {
-            problems.push(format!("linstor_version is {got:?}, but the controller runs {want:?}"))
-        }
+        (Some(got), Some(want)) if !same_release(got, want) => problems.push(format!(
+            "linstor_version is {got:?}, but the controller runs {want:?}"
+        )),
         _ => {}
     }
     if h.data_version.is_none() {
@@ -368,12 +386,22 @@ pub fn validate(summary: &ExportSummary, expect: &Expectation<'_>) -> Result<(),
     if !summary.tables.is_empty() && summary.table("SEC_ROLES").is_none_or(|t| t.rows == 0) {
         problems.push("SEC_ROLES is empty: this looks like an export of an empty database".into());
     }
-    if problems.is_empty() { Ok(()) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
 }
 
 /// Compares `major.minor.patch` prefixes (`1.33.3` matches `1.33.3-rc1` and `v1.33.3`).
 fn same_release(a: &str, b: &str) -> bool {
-    let norm = |s: &str| s.trim_start_matches('v').split(['-', '+']).next().unwrap_or("").to_string();
+    let norm = |s: &str| {
+        s.trim_start_matches('v')
+            .split(['-', '+'])
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
     norm(a) == norm(b)
 }
 
@@ -415,8 +443,12 @@ impl DataComparison {
 /// from one side counts as empty (some tables have no export driver).
 pub fn compare(expected: &ExportSummary, found: &ExportSummary) -> DataComparison {
     let empty = BTreeMap::new();
-    let names: std::collections::BTreeSet<&str> =
-        expected.tables.iter().chain(&found.tables).map(|t| t.name.as_str()).collect();
+    let names: std::collections::BTreeSet<&str> = expected
+        .tables
+        .iter()
+        .chain(&found.tables)
+        .map(|t| t.name.as_str())
+        .collect();
     let mut out = DataComparison::default();
     for name in names {
         let a = expected.table(name).map(|t| &t.row_digests).unwrap_or(&empty);
@@ -487,7 +519,11 @@ mod tests {
             sql_version: None,
             k8s_version: None,
             etcd_version: Some(55),
-            tables: vec![nodes, roles, ExportTable::from_schema(schema::table("FILES").unwrap())],
+            tables: vec![
+                nodes,
+                roles,
+                ExportTable::from_schema(schema::table("FILES").unwrap()),
+            ],
         }
     }
 
@@ -508,22 +544,45 @@ mod tests {
     #[test]
     fn valid_backup_passes() {
         let s = summary_of(&doc("etcd"));
-        validate(&s, &Expectation { exported_from: "etcd", linstor_version: Some("v1.33.3") }).unwrap();
+        validate(
+            &s,
+            &Expectation {
+                exported_from: "etcd",
+                linstor_version: Some("v1.33.3"),
+            },
+        )
+        .unwrap();
     }
 
     #[test]
     fn wrong_source_version_and_empty_database_fail() {
         let s = summary_of(&doc("sql/h2"));
-        let err = validate(&s, &Expectation { exported_from: "etcd", linstor_version: Some("1.32.0") }).unwrap_err();
-        assert!(err.iter().any(|p| p.contains("exported_from is \"sql/h2\"")), "{err:?}");
+        let err = validate(
+            &s,
+            &Expectation {
+                exported_from: "etcd",
+                linstor_version: Some("1.32.0"),
+            },
+        )
+        .unwrap_err();
+        assert!(
+            err.iter().any(|p| p.contains("exported_from is \"sql/h2\"")),
+            "{err:?}"
+        );
         assert!(err.iter().any(|p| p.contains("linstor_version")), "{err:?}");
 
         let mut empty = doc("etcd");
         for t in &mut empty.tables {
             t.data.clear();
         }
-        let err = validate(&summary_of(&empty), &Expectation { exported_from: "etcd", linstor_version: None })
-            .unwrap_err();
+        let err = validate(
+            &summary_of(&empty),
+            &Expectation {
+                exported_from: "etcd",
+                linstor_version: None,
+            },
+        )
+        .unwrap_err();
         assert!(err.iter().any(|p| p.contains("empty database")), "{err:?}");
     }
 
@@ -532,7 +591,11 @@ mod tests {
         assert!(summarize(&b"Usage: linstor-database [-hV] [COMMAND]"[..]).is_err());
         let full = serde_json::to_vec(&doc("etcd")).unwrap();
         assert!(summarize(&full[..full.len() - 10]).is_err());
-        assert!(summarize(&b"{\"linstor_version\": \"1.33.3\"}"[..]).unwrap_err().contains("tables"));
+        assert!(
+            summarize(&b"{\"linstor_version\": \"1.33.3\"}"[..])
+                .unwrap_err()
+                .contains("tables")
+        );
     }
 
     #[test]
@@ -542,9 +605,19 @@ mod tests {
         d.tables[0].data.push(dup.clone());
         dup.insert("node_name".into(), serde_json::Value::Null);
         d.tables[0].data.push(dup);
-        let err = validate(&summary_of(&d), &Expectation { exported_from: "etcd", linstor_version: None }).unwrap_err();
+        let err = validate(
+            &summary_of(&d),
+            &Expectation {
+                exported_from: "etcd",
+                linstor_version: None,
+            },
+        )
+        .unwrap_err();
         assert!(err.iter().any(|p| p.contains("duplicate primary key")), "{err:?}");
-        assert!(err.iter().any(|p| p.contains("no value for key column")), "{err:?}");
+        assert!(
+            err.iter().any(|p| p.contains("no value for key column")),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -148,7 +148,8 @@ pub struct ClusterSnapshot {
 /// Takes a [`ClusterSnapshot`] through `api`.
 pub async fn take_snapshot(api: &dyn LinstorApi) -> Result<ClusterSnapshot, RestError> {
     let version = api.version().await?;
-    let (nodes, storage_pools, resources) = tokio::try_join!(api.nodes(), api.storage_pools(), api.resources())?;
+    let (nodes, storage_pools, resources) =
+        tokio::try_join!(api.nodes(), api.storage_pools(), api.resources())?;
     Ok(ClusterSnapshot {
         taken_at_ms: chrono::Utc::now().timestamp_millis(),
         controller_version: Some(version.version),
@@ -196,12 +197,20 @@ pub fn compare_snapshots(before: &ClusterSnapshot, after: &ClusterSnapshot) -> S
         }
     }
     let nodes = |s: &ClusterSnapshot| {
-        s.nodes.iter().map(|n| (n.name.clone(), n.node_type.clone())).collect::<BTreeMap<_, _>>()
+        s.nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.node_type.clone()))
+            .collect::<BTreeMap<_, _>>()
     };
     let pools = |s: &ClusterSnapshot| {
         s.storage_pools
             .iter()
-            .map(|p| ((p.node_name.clone(), p.storage_pool_name.clone()), (p.provider_kind.clone(), p.total_capacity)))
+            .map(|p| {
+                (
+                    (p.node_name.clone(), p.storage_pool_name.clone()),
+                    (p.provider_kind.clone(), p.total_capacity),
+                )
+            })
             .collect::<BTreeMap<_, _>>()
     };
     let resources = |s: &ClusterSnapshot| {
@@ -217,7 +226,11 @@ pub fn compare_snapshots(before: &ClusterSnapshot, after: &ClusterSnapshot) -> S
                 r.volumes.iter().map(|v| {
                     (
                         (r.name.clone(), r.node_name.clone(), v.volume_number),
-                        (v.storage_pool_name.clone(), v.provider_kind.clone(), v.usable_size_kib),
+                        (
+                            v.storage_pool_name.clone(),
+                            v.provider_kind.clone(),
+                            v.usable_size_kib,
+                        ),
                     )
                 })
             })
@@ -260,9 +273,13 @@ impl HttpLinstorApi {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30));
-        let bad = |message: String| RestError::Unreachable { url: base.clone(), message };
+        let bad = |message: String| RestError::Unreachable {
+            url: base.clone(),
+            message,
+        };
         if let Some(pem) = &endpoint.client_identity_pem {
-            let identity = reqwest::Identity::from_pem(pem).map_err(|e| bad(format!("client certificate: {e}")))?;
+            let identity =
+                reqwest::Identity::from_pem(pem).map_err(|e| bad(format!("client certificate: {e}")))?;
             builder = builder.identity(identity);
         }
         if let Some(ca) = &endpoint.ca_pem {
@@ -281,13 +298,23 @@ impl HttpLinstorApi {
             .get(&url)
             .send()
             .await
-            .map_err(|e| RestError::Unreachable { url: url.clone(), message: error_chain(&e) })?;
+            .map_err(|e| RestError::Unreachable {
+                url: url.clone(),
+                message: error_chain(&e),
+            })?;
         let status = resp.status();
         if !status.is_success() {
             let body: String = resp.text().await.unwrap_or_default().chars().take(500).collect();
-            return Err(RestError::Status { url, status: status.as_u16(), body });
+            return Err(RestError::Status {
+                url,
+                status: status.as_u16(),
+                body,
+            });
         }
-        resp.json().await.map_err(|e| RestError::Decode { url, message: e.to_string() })
+        resp.json().await.map_err(|e| RestError::Decode {
+            url,
+            message: e.to_string(),
+        })
     }
 
     /// Pages through a list endpoint with `offset`/`limit`.
@@ -296,7 +323,9 @@ impl HttpLinstorApi {
         let sep = if path.contains('?') { '&' } else { '?' };
         let mut all = Vec::new();
         loop {
-            let page: Vec<T> = self.get(&format!("{path}{sep}offset={}&limit={PAGE}", all.len())).await?;
+            let page: Vec<T> = self
+                .get(&format!("{path}{sep}offset={}&limit={PAGE}", all.len()))
+                .await?;
             let n = page.len();
             all.extend(page);
             if n < PAGE {
@@ -378,7 +407,9 @@ mod tests {
                     device_path: Some("/dev/drbd1000".into()),
                     allocated_size_kib: Some(5),
                     usable_size_kib: Some(1048576),
-                    state: VolumeState { disk_state: Some("UpToDate".into()) },
+                    state: VolumeState {
+                        disk_state: Some("UpToDate".into()),
+                    },
                 }],
             }],
         }
@@ -394,7 +425,10 @@ mod tests {
         after.resources[0].volumes[0].allocated_size_kib = Some(7);
         let cmp = compare_snapshots(&before, &after);
         assert!(cmp.is_equal(), "{:?}", cmp.differences);
-        assert_eq!((cmp.nodes, cmp.storage_pools, cmp.resources, cmp.volumes), (1, 1, 1, 1));
+        assert_eq!(
+            (cmp.nodes, cmp.storage_pools, cmp.resources, cmp.volumes),
+            (1, 1, 1, 1)
+        );
     }
 
     #[test]
@@ -402,12 +436,27 @@ mod tests {
         let before = snap();
         let mut after = snap();
         after.resources[0].volumes[0].usable_size_kib = Some(1);
-        after.nodes.push(Node { name: "n2".into(), ..before.nodes[0].clone() });
+        after.nodes.push(Node {
+            name: "n2".into(),
+            ..before.nodes[0].clone()
+        });
         after.storage_pools.clear();
         let cmp = compare_snapshots(&before, &after);
         assert_eq!(cmp.differences.len(), 3, "{:?}", cmp.differences);
-        assert!(cmp.differences.iter().any(|d| d.contains("n2") && d.contains("appeared")));
-        assert!(cmp.differences.iter().any(|d| d.starts_with("storage pool") && d.contains("missing")));
-        assert!(cmp.differences.iter().any(|d| d.starts_with("volume") && d.contains("changed")));
+        assert!(
+            cmp.differences
+                .iter()
+                .any(|d| d.contains("n2") && d.contains("appeared"))
+        );
+        assert!(
+            cmp.differences
+                .iter()
+                .any(|d| d.starts_with("storage pool") && d.contains("missing"))
+        );
+        assert!(
+            cmp.differences
+                .iter()
+                .any(|d| d.starts_with("volume") && d.contains("changed"))
+        );
     }
 }

@@ -60,9 +60,17 @@ pub fn table(name: &str) -> Option<&'static Table> {
 
 fn parse(tsv: &str) -> Vec<Table> {
     let mut out: Vec<Table> = Vec::new();
-    for line in tsv.lines().filter(|l| !l.starts_with('#') && !l.starts_with("table\t") && !l.trim().is_empty()) {
+    for line in tsv
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("table\t") && !l.trim().is_empty())
+    {
         let f: Vec<&str> = line.split('\t').collect();
-        assert_eq!(f.len(), 8, "schema fact sheet line has {} fields: {line}", f.len());
+        assert_eq!(
+            f.len(),
+            8,
+            "schema fact sheet line has {} fields: {line}",
+            f.len()
+        );
         let column = Column {
             name: f[3].into(),
             sql_type: f[4].into(),
@@ -72,7 +80,12 @@ fn parse(tsv: &str) -> Vec<Table> {
         };
         match out.last_mut() {
             Some(t) if t.name == f[0] => t.columns.push(column),
-            _ => out.push(Table { name: f[0].into(), crd_name: f[1].into(), crd_kind: f[2].into(), columns: vec![column] }),
+            _ => out.push(Table {
+                name: f[0].into(),
+                crd_name: f[1].into(),
+                crd_kind: f[2].into(),
+                columns: vec![column],
+            }),
         }
     }
     out
@@ -88,9 +101,15 @@ mod tests {
         let nodes = table("NODES").unwrap();
         assert_eq!(nodes.crd_name, "nodes.internal.linstor.linbit.com");
         assert_eq!(nodes.plural(), "nodes");
-        assert_eq!(nodes.primary_key().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["NODE_NAME"]);
-        let keyless: Vec<&str> =
-            tables().iter().filter(|t| t.primary_key().count() == 0).map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            nodes.primary_key().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["NODE_NAME"]
+        );
+        let keyless: Vec<&str> = tables()
+            .iter()
+            .filter(|t| t.primary_key().count() == 0)
+            .map(|t| t.name.as_str())
+            .collect();
         assert_eq!(keyless, ["TRACKING_DATE"]);
         let vols = table("VOLUMES").unwrap();
         assert_eq!(vols.primary_key().count(), 4);

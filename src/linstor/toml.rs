@@ -50,7 +50,10 @@ impl Backend {
             Backend::Etcd => Some("etcd".into()),
             Backend::K8s => Some("k8s".into()),
             Backend::H2 => Some("sql/h2".into()),
-            Backend::Sql => url.strip_prefix("jdbc:").and_then(|r| r.split(':').next()).map(|t| format!("sql/{t}")),
+            Backend::Sql => url
+                .strip_prefix("jdbc:")
+                .and_then(|r| r.split(':').next())
+                .map(|t| format!("sql/{t}")),
             Backend::Unknown => None,
         }
     }
@@ -85,25 +88,36 @@ pub const DEFAULT_H2_URL: &str = "jdbc:h2:/var/lib/linstor/linstordb";
 impl LinstorConfig {
     /// Parses `linstor.toml` text; a TOML syntax error is an error (the tool would exit 2).
     pub fn parse(text: &str) -> Result<Self, String> {
-        let doc: toml::Table = toml::from_str(text).map_err(|e| format!("linstor.toml is not valid TOML: {e}"))?;
+        let doc: toml::Table =
+            toml::from_str(text).map_err(|e| format!("linstor.toml is not valid TOML: {e}"))?;
         let table = |name: &str| doc.get(name).and_then(|v| v.as_table());
-        let string = |t: Option<&toml::Table>, key: &str| t.and_then(|t| t.get(key)).and_then(|v| v.as_str()).map(String::from);
-        let boolean = |t: Option<&toml::Table>, key: &str| t.and_then(|t| t.get(key)).and_then(|v| v.as_bool());
+        let string = |t: Option<&toml::Table>, key: &str| {
+            t.and_then(|t| t.get(key))
+                .and_then(|v| v.as_str())
+                .map(String::from)
+        };
+        let boolean =
+            |t: Option<&toml::Table>, key: &str| t.and_then(|t| t.get(key)).and_then(|v| v.as_bool());
         let port = |t: Option<&toml::Table>| {
-            t.and_then(|t| t.get("port")).and_then(|v| v.as_integer()).and_then(|p| u16::try_from(p).ok())
+            t.and_then(|t| t.get("port"))
+                .and_then(|v| v.as_integer())
+                .and_then(|p| u16::try_from(p).ok())
         };
         let db = table("db");
-        if let Some(v) = db.and_then(|d| d.get("connection_url")) {
-            if !v.is_str() {
-                return Err("[db] connection_url must be a string".into());
-            }
+        if let Some(v) = db.and_then(|d| d.get("connection_url"))
+            && !v.is_str()
+        {
+            return Err("[db] connection_url must be a string".into());
         }
         let db_cert_files = ["ca_certificate", "client_certificate", "client_key_pkcs8_pem"]
             .iter()
             .filter_map(|k| string(db, k))
             .collect();
         let https = table("https");
-        let https_files = ["keystore", "truststore"].iter().filter_map(|k| string(https, k)).collect();
+        let https_files = ["keystore", "truststore"]
+            .iter()
+            .filter_map(|k| string(https, k))
+            .collect();
         let etcd = db.and_then(|d| d.get("etcd")).and_then(|v| v.as_table());
         Ok(Self {
             connection_url: string(db, "connection_url"),
@@ -130,9 +144,14 @@ impl LinstorConfig {
 /// Returns `original` with its `[db]` table replaced by `connection_url = "k8s"`, keeping a
 /// `[db.k8s]` sub-table if present; comments, order and every other section are kept.
 pub fn target_config(original: &str) -> Result<String, String> {
-    let mut doc: toml_edit::DocumentMut =
-        original.parse().map_err(|e| format!("linstor.toml is not valid TOML: {e}"))?;
-    let k8s_sub = doc.get("db").and_then(|d| d.as_table_like()).and_then(|d| d.get("k8s")).cloned();
+    let mut doc: toml_edit::DocumentMut = original
+        .parse()
+        .map_err(|e| format!("linstor.toml is not valid TOML: {e}"))?;
+    let k8s_sub = doc
+        .get("db")
+        .and_then(|d| d.as_table_like())
+        .and_then(|d| d.get("k8s"))
+        .cloned();
     let mut db = toml_edit::Table::new();
     db.insert("connection_url", toml_edit::value("k8s"));
     if let Some(sub) = k8s_sub {
@@ -150,8 +169,9 @@ pub fn target_config(original: &str) -> Result<String, String> {
 /// Returns `original` with `[db] connection_url` set to `url` (used for controllers without a
 /// LinstorController, whose ConfigMap is edited directly), keeping everything else.
 pub fn with_connection_url(original: &str, url: &str) -> Result<String, String> {
-    let mut doc: toml_edit::DocumentMut =
-        original.parse().map_err(|e| format!("linstor.toml is not valid TOML: {e}"))?;
+    let mut doc: toml_edit::DocumentMut = original
+        .parse()
+        .map_err(|e| format!("linstor.toml is not valid TOML: {e}"))?;
     if !doc.contains_table("db") {
         doc.insert("db", toml_edit::Item::Table(toml_edit::Table::new()));
     }
@@ -216,7 +236,10 @@ mod tests {
             let cfg = LinstorConfig::parse(&format!("[db]\nconnection_url = {url:?}\n")).unwrap();
             assert_eq!(cfg.backend(), want, "{url}");
         }
-        assert_eq!(Backend::Sql.exported_from("jdbc:postgresql://db/x").as_deref(), Some("sql/postgresql"));
+        assert_eq!(
+            Backend::Sql.exported_from("jdbc:postgresql://db/x").as_deref(),
+            Some("sql/postgresql")
+        );
         assert_eq!(Backend::Etcd.exported_from("etcd://x").as_deref(), Some("etcd"));
     }
 
@@ -234,16 +257,27 @@ mod tests {
         assert_eq!(cfg.backend(), Backend::Etcd);
         assert_eq!(
             cfg.db_cert_files,
-            ["/etc/linstor/certs/ca.pem", "/etc/linstor/certs/client.cert", "/etc/linstor/certs/client.key"]
+            [
+                "/etc/linstor/certs/ca.pem",
+                "/etc/linstor/certs/client.cert",
+                "/etc/linstor/certs/client.key"
+            ]
         );
         assert_eq!(cfg.https_files, ["/etc/linstor/https/keystore.jks"]);
-        assert_eq!((cfg.http_port, cfg.https_port, cfg.https_enabled), (Some(3370), Some(3371), Some(true)));
+        assert_eq!(
+            (cfg.http_port, cfg.https_port, cfg.https_enabled),
+            (Some(3370), Some(3371), Some(true))
+        );
         assert_eq!(cfg.etcd_prefix.as_deref(), Some("/LINSTOR/"));
     }
 
     #[test]
     fn rejects_invalid_toml_and_wrong_types() {
-        assert!(LinstorConfig::parse("[db\nconnection_url=").unwrap_err().contains("not valid TOML"));
+        assert!(
+            LinstorConfig::parse("[db\nconnection_url=")
+                .unwrap_err()
+                .contains("not valid TOML")
+        );
         assert!(LinstorConfig::parse("[db]\nconnection_url = 5\n").is_err());
         assert!(target_config("[db\n").is_err());
     }
@@ -265,7 +299,8 @@ mod tests {
 
     #[test]
     fn target_keeps_k8s_subtable_and_adds_db_when_missing() {
-        let out = target_config("[db]\nconnection_url = \"etcd://x:2379\"\n[db.k8s]\nrequest_retries = 5\n").unwrap();
+        let out = target_config("[db]\nconnection_url = \"etcd://x:2379\"\n[db.k8s]\nrequest_retries = 5\n")
+            .unwrap();
         let v: toml::Table = toml::from_str(&out).unwrap();
         assert_eq!(v["db"]["connection_url"].as_str(), Some("k8s"));
         assert_eq!(v["db"]["k8s"]["request_retries"].as_integer(), Some(5));

@@ -116,7 +116,7 @@ impl Builder {
     }
 }
 
-fn b64_json(v: &Value) -> Value {
+pub(crate) fn b64_json(v: &Value) -> Value {
     json!(base64::engine::general_purpose::STANDARD.encode(v.to_string()))
 }
 

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::dataset::{Builder, CREATED_MS, GIB, Spec};
+use super::dataset::{Builder, CREATED_MS, GIB, Spec, b64_json};
 
 pub(crate) fn resources(b: &mut Builder, spec: &Spec<'_>, rg: &str, protected: &mut Vec<String>) {
     let n = spec.nodes.len();

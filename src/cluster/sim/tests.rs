@@ -1,4 +1,4 @@
-//! Tests of the simulated cluster: installation, dataset, operator behaviour, REST, faults.
+//! Tests of the simulated cluster's installation and dataset, and helpers for the other test files.
 
 use std::time::Duration;
 
@@ -7,14 +7,12 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Fault, SimCluster, SimTiming};
+use super::{SimCluster, SimTiming};
 use crate::cluster::controller::{self, ControllerKind};
-use crate::cluster::{Cluster, ClusterError, ExecLine, Stream};
+use crate::cluster::{Cluster, ExecLine, Stream};
 use crate::linstor::export::{self, Expectation, ExportDocument};
-use crate::linstor::rest::RestError;
 use crate::linstor::schema;
 use crate::linstor::toml::Backend;
-use crate::model::StepName;
 
 pub(super) const NS: &str = "piraeus-datastore";
 pub(super) const CONTAINER: &str = "linstor-controller";

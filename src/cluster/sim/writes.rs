@@ -1,12 +1,10 @@
 //! The writes of the simulated cluster (CR patches, scaling, ConfigMaps, pods) with the
 //! operator's reactions, and the gate that lets an injected fault of the operation's step fire.
 
-use std::time::Duration;
-
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::ConfigMap;
 
 use super::faults::{Fault, api_error, hang};
-use super::state::{Event, Key, Origin, StartBlock, State, key};
+use super::state::{Event, Key, State, key};
 use super::{SimCluster, status};
 use crate::cluster::{ClusterError, ClusterResult, LinstorController};
 use crate::model::StepName;
@@ -72,7 +70,12 @@ impl State {
 
 impl SimCluster {
     /// Lets a fault of `step` fire: `Error` fails, `Hang` never returns, others are handed back.
-    async fn gate(&self, step: StepName, possible: &[Fault], what: &str) -> ClusterResult<Option<Fault>> {
+    pub(crate) async fn gate(
+        &self,
+        step: StepName,
+        possible: &[Fault],
+        what: &str,
+    ) -> ClusterResult<Option<Fault>> {
         let fault = self.lock().faults.take(step, possible);
         match fault {
             Some(Fault::Error) => Err(api_error(step, what)),

@@ -23,7 +23,11 @@ struct HashingWriter {
 }
 
 impl AsyncWrite for HashingWriter {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         let this = &mut *self;
         match Pin::new(&mut this.file).poll_write(cx, buf) {
             Poll::Ready(Ok(n)) => {
@@ -52,27 +56,53 @@ struct Copied {
 /// Streams `pod_path` into `<data>/backups/<run>/<name>`; returns size and digest.
 async fn copy_out(c: &StepCtx<'_>, pod_path: &str, name: &str) -> Result<Copied, StepError> {
     let info = c.controller()?;
-    let pod_name = c.ctx.migration_pod.as_deref().ok_or_else(|| StepError::Failed("no migration pod".into()))?;
+    let pod_name = c
+        .ctx
+        .migration_pod
+        .as_deref()
+        .ok_or_else(|| StepError::Failed("no migration pod".into()))?;
     let relative = format!("backups/{}/{name}", c.run.id);
     let dir = c.inner.settings.data_dir.join("backups").join(&c.run.id);
-    tokio::fs::create_dir_all(&dir).await.map_err(|e| StepError::Internal(e.into()))?;
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| StepError::Internal(e.into()))?;
     let partial = dir.join(format!(".{name}.partial"));
-    let file = tokio::fs::File::create(&partial).await.map_err(|e| StepError::Internal(e.into()))?;
-    let mut w = HashingWriter { file, hasher: Sha256::new(), bytes: 0 };
-    let result = c.cluster().copy_from_pod(&info.namespace, pod_name, pod::CONTAINER, pod_path, &mut w).await;
+    let file = tokio::fs::File::create(&partial)
+        .await
+        .map_err(|e| StepError::Internal(e.into()))?;
+    let mut w = HashingWriter {
+        file,
+        hasher: Sha256::new(),
+        bytes: 0,
+    };
+    let result = c
+        .cluster()
+        .copy_from_pod(&info.namespace, pod_name, pod::CONTAINER, pod_path, &mut w)
+        .await;
     if let Err(e) = result {
         let _ = tokio::fs::remove_file(&partial).await;
-        return Err(StepError::Failed(format!("copying {pod_path} out of the pod failed: {e}")));
+        return Err(StepError::Failed(format!(
+            "copying {pod_path} out of the pod failed: {e}"
+        )));
     }
     w.flush().await.map_err(|e| StepError::Internal(e.into()))?;
-    w.file.sync_all().await.map_err(|e| StepError::Internal(e.into()))?;
+    w.file
+        .sync_all()
+        .await
+        .map_err(|e| StepError::Internal(e.into()))?;
     let final_path = dir.join(name);
-    tokio::fs::rename(&partial, &final_path).await.map_err(|e| StepError::Internal(e.into()))?;
+    tokio::fs::rename(&partial, &final_path)
+        .await
+        .map_err(|e| StepError::Internal(e.into()))?;
     // make the rename itself durable
     if let Ok(d) = tokio::fs::File::open(&dir).await {
         let _ = d.sync_all().await;
     }
-    Ok(Copied { relative, size: w.bytes, sha256: hex::encode(w.hasher.finalize()) })
+    Ok(Copied {
+        relative,
+        size: w.bytes,
+        sha256: hex::encode(w.hasher.finalize()),
+    })
 }
 
 async fn summarize_file(path: PathBuf) -> Result<ExportSummary, StepError> {
@@ -85,7 +115,13 @@ async fn summarize_file(path: PathBuf) -> Result<ExportSummary, StepError> {
     .map_err(StepError::Failed)
 }
 
-async fn record(c: &StepCtx<'_>, copied: &Copied, name: &str, summary: &ExportSummary, purpose: &str) -> Result<BackupRecord, StepError> {
+async fn record(
+    c: &StepCtx<'_>,
+    copied: &Copied,
+    name: &str,
+    summary: &ExportSummary,
+    purpose: &str,
+) -> Result<BackupRecord, StepError> {
     let b = BackupRecord {
         id: uuid::Uuid::now_v7().to_string(),
         run_id: c.run.id.clone(),
@@ -107,19 +143,38 @@ async fn record(c: &StepCtx<'_>, copied: &Copied, name: &str, summary: &ExportSu
 
 fn expected_source(c: &StepCtx<'_>) -> Result<String, StepError> {
     let info = c.controller()?;
-    let url = c.ctx.original_connection_url.clone().or(info.connection_url.clone()).unwrap_or_default();
-    info.backend.exported_from(&url).ok_or_else(|| StepError::Failed(format!("cannot tell what an export of {url:?} says")))
+    let url = c
+        .ctx
+        .original_connection_url
+        .clone()
+        .or(info.connection_url.clone())
+        .unwrap_or_default();
+    info.backend
+        .exported_from(&url)
+        .ok_or_else(|| StepError::Failed(format!("cannot tell what an export of {url:?} says")))
 }
 
-async fn existing_backup(c: &StepCtx<'_>, id: Option<&String>, data_dir: &Path) -> Result<Option<BackupRecord>, StepError> {
+async fn existing_backup(
+    c: &StepCtx<'_>,
+    id: Option<&String>,
+    data_dir: &Path,
+) -> Result<Option<BackupRecord>, StepError> {
     let Some(id) = id else { return Ok(None) };
-    Ok(c.inner.db.backup(id).await?.filter(|b| data_dir.join(&b.path).is_file()))
+    Ok(c.inner
+        .db
+        .backup(id)
+        .await?
+        .filter(|b| data_dir.join(&b.path).is_file()))
 }
 
 pub(super) async fn copy(c: &mut StepCtx<'_>) -> StepResult {
     let data_dir = c.inner.settings.data_dir.clone();
     if let Some(b) = existing_backup(c, c.ctx.backup_id.as_ref(), &data_dir).await? {
-        c.info(&format!("backup {} was copied already (sha256 {})", b.file_name, b.sha256)).await?;
+        c.info(&format!(
+            "backup {} was copied already (sha256 {})",
+            b.file_name, b.sha256
+        ))
+        .await?;
         return Ok(format!("{} bytes, sha256 {}", b.size_bytes, b.sha256));
     }
     let name = backup_name(c);
@@ -127,9 +182,13 @@ pub(super) async fn copy(c: &mut StepCtx<'_>) -> StepResult {
     let summary = summarize_file(data_dir.join(&copied.relative)).await?;
     let source = expected_source(c)?;
     let version = c.controller()?.linstor_version.clone();
-    if let Err(problems) =
-        export::validate(&summary, &Expectation { exported_from: &source, linstor_version: version.as_deref() })
-    {
+    if let Err(problems) = export::validate(
+        &summary,
+        &Expectation {
+            exported_from: &source,
+            linstor_version: version.as_deref(),
+        },
+    ) {
         for p in &problems {
             c.log.line(Some(c.step), "error", p).await?;
         }
@@ -138,7 +197,11 @@ pub(super) async fn copy(c: &mut StepCtx<'_>) -> StepResult {
             problems.join("; ")
         )));
     }
-    let purpose = if c.run.kind == crate::model::RunKind::Migrate { "before-migration" } else { "backup" };
+    let purpose = if c.run.kind == crate::model::RunKind::Migrate {
+        "before-migration"
+    } else {
+        "backup"
+    };
     let b = record(c, &copied, name, &summary, purpose).await?;
     c.ctx.backup_id = Some(b.id.clone());
     c.info(&format!(
@@ -146,7 +209,8 @@ pub(super) async fn copy(c: &mut StepCtx<'_>) -> StepResult {
         b.size_bytes, b.sha256, b.tables, b.rows, b.exported_from
     ))
     .await?;
-    c.info(&format!("saved as {}", data_dir.join(&b.path).display())).await?;
+    c.info(&format!("saved as {}", data_dir.join(&b.path).display()))
+        .await?;
     Ok(format!("{} bytes, sha256 {}", b.size_bytes, b.sha256))
 }
 
@@ -162,8 +226,17 @@ pub(super) async fn verify_data(c: &mut StepCtx<'_>) -> StepResult {
     // a resumed step copies the re-export again under a fresh record
     let copied = copy_out(c, &pod_file, name).await?;
     let found = summarize_file(data_dir.join(&copied.relative)).await?;
-    if let Err(problems) = export::validate(&found, &Expectation { exported_from: "k8s", linstor_version: None }) {
-        return Err(StepError::Failed(format!("the export from k8s is not valid: {}", problems.join("; "))));
+    if let Err(problems) = export::validate(
+        &found,
+        &Expectation {
+            exported_from: "k8s",
+            linstor_version: None,
+        },
+    ) {
+        return Err(StepError::Failed(format!(
+            "the export from k8s is not valid: {}",
+            problems.join("; ")
+        )));
     }
     if c.ctx.verification_backup_id.is_none() {
         let b = record(c, &copied, name, &found, "verification").await?;
@@ -190,11 +263,17 @@ pub(super) async fn verify_data(c: &mut StepCtx<'_>) -> StepResult {
             )
             .await?;
     }
-    let summary = format!("{} tables, {} rows compared", cmp.tables_compared, cmp.rows_compared);
+    let summary = format!(
+        "{} tables, {} rows compared",
+        cmp.tables_compared, cmp.rows_compared
+    );
     c.ctx.data_verification = Some(cmp);
     if !equal {
-        return Err(StepError::Failed(format!("the k8s backend differs from the backup ({summary})")));
+        return Err(StepError::Failed(format!(
+            "the k8s backend differs from the backup ({summary})"
+        )));
     }
-    c.info(&format!("the k8s backend equals the backup: {summary}")).await?;
+    c.info(&format!("the k8s backend equals the backup: {summary}"))
+        .await?;
     Ok(summary)
 }

@@ -16,10 +16,18 @@ async fn set_replicas(cluster: &dyn Cluster, info: &ControllerInfo, replicas: i3
     match info.kind {
         ControllerKind::LinstorController => {
             cluster
-                .patch_linstor_controller(&info.namespace, &info.name, json!({"spec": {"replicas": replicas}}))
+                .patch_linstor_controller(
+                    &info.namespace,
+                    &info.name,
+                    json!({"spec": {"replicas": replicas}}),
+                )
                 .await?
         }
-        ControllerKind::Deployment => cluster.scale_deployment(&info.namespace, &info.deployment, replicas).await?,
+        ControllerKind::Deployment => {
+            cluster
+                .scale_deployment(&info.namespace, &info.deployment, replicas)
+                .await?
+        }
     }
     Ok(())
 }
@@ -32,11 +40,18 @@ async fn set_connection_url(
     original_toml: Option<&str>,
     timeout: Duration,
 ) -> Result<(), StepError> {
-    let cm = info.config_map.as_deref().ok_or_else(|| StepError::Failed("the controller has no ConfigMap".into()))?;
+    let cm = info
+        .config_map
+        .as_deref()
+        .ok_or_else(|| StepError::Failed("the controller has no ConfigMap".into()))?;
     match info.kind {
         ControllerKind::LinstorController => {
             cluster
-                .patch_linstor_controller(&info.namespace, &info.name, json!({"spec": {"dbConnectionURL": url}}))
+                .patch_linstor_controller(
+                    &info.namespace,
+                    &info.name,
+                    json!({"spec": {"dbConnectionURL": url}}),
+                )
                 .await?
         }
         ControllerKind::Deployment => {
@@ -47,15 +62,28 @@ async fn set_connection_url(
                 .and_then(|d| d.get("linstor.toml").cloned())
                 .or_else(|| original_toml.map(String::from))
                 .unwrap_or_default();
-            if LinstorConfig::parse(&current).ok().and_then(|c| c.connection_url).as_deref() != Some(url) {
+            if LinstorConfig::parse(&current)
+                .ok()
+                .and_then(|c| c.connection_url)
+                .as_deref()
+                != Some(url)
+            {
                 // restoring the original: put back the exact original text
                 let text = match original_toml {
-                    Some(orig) if LinstorConfig::parse(orig).ok().and_then(|c| c.connection_url).as_deref() == Some(url) => {
+                    Some(orig)
+                        if LinstorConfig::parse(orig)
+                            .ok()
+                            .and_then(|c| c.connection_url)
+                            .as_deref()
+                            == Some(url) =>
+                    {
                         orig.to_string()
                     }
                     _ => with_connection_url(&current, url).map_err(StepError::Failed)?,
                 };
-                cluster.set_config_map_key(&info.namespace, cm, "linstor.toml", &text).await?;
+                cluster
+                    .set_config_map_key(&info.namespace, cm, "linstor.toml", &text)
+                    .await?;
             }
         }
     }
@@ -63,18 +91,35 @@ async fn set_connection_url(
     // run on the old database
     let want = url.to_string();
     let accept = move |v: Option<&str>| {
-        v.and_then(|t| LinstorConfig::parse(t).ok()).is_some_and(|c| c.effective_url() == want)
+        v.and_then(|t| LinstorConfig::parse(t).ok())
+            .is_some_and(|c| c.effective_url() == want)
     };
-    cluster.wait_config_map_key(&info.namespace, cm, "linstor.toml", &accept, timeout).await?;
+    cluster
+        .wait_config_map_key(&info.namespace, cm, "linstor.toml", &accept, timeout)
+        .await?;
     Ok(())
 }
 
-async fn wait_started(c: &StepCtx<'_>, info: &ControllerInfo, timeout: Duration) -> Result<String, StepError> {
-    c.cluster().wait_deployment_ready(&info.namespace, &info.deployment, timeout).await?;
-    c.info(&format!("Deployment {}/{} is ready", info.namespace, info.deployment)).await?;
+async fn wait_started(
+    c: &StepCtx<'_>,
+    info: &ControllerInfo,
+    timeout: Duration,
+) -> Result<String, StepError> {
+    c.cluster()
+        .wait_deployment_ready(&info.namespace, &info.deployment, timeout)
+        .await?;
+    c.info(&format!(
+        "Deployment {}/{} is ready",
+        info.namespace, info.deployment
+    ))
+    .await?;
     let api = c
         .cluster()
-        .linstor_api(&info.namespace, info.service.as_deref().unwrap_or(&info.name), info.https_client_secret.as_deref())
+        .linstor_api(
+            &info.namespace,
+            info.service.as_deref().unwrap_or(&info.name),
+            info.https_client_secret.as_deref(),
+        )
         .await?;
     let deadline = tokio::time::Instant::now() + timeout;
     let mut delay = Duration::from_millis(50);
@@ -82,7 +127,9 @@ async fn wait_started(c: &StepCtx<'_>, info: &ControllerInfo, timeout: Duration)
         match api.version().await {
             Ok(v) => return Ok(v.version),
             Err(e) if tokio::time::Instant::now() >= deadline => {
-                return Err(StepError::Failed(format!("the controller started but its REST API does not answer: {e}")));
+                return Err(StepError::Failed(format!(
+                    "the controller started but its REST API does not answer: {e}"
+                )));
             }
             Err(_) => {
                 tokio::time::sleep(delay).await;
@@ -97,12 +144,19 @@ pub(super) async fn stop(c: &mut StepCtx<'_>) -> StepResult {
     c.inner.db.mark_downtime(&c.run.id, true).await?;
     set_replicas(c.cluster(), &info, 0).await?;
     c.info(&match info.kind {
-        ControllerKind::LinstorController => format!("set LinstorController {}/{} spec.replicas = 0", info.namespace, info.name),
-        ControllerKind::Deployment => format!("scaled Deployment {}/{} to 0", info.namespace, info.deployment),
+        ControllerKind::LinstorController => format!(
+            "set LinstorController {}/{} spec.replicas = 0",
+            info.namespace, info.name
+        ),
+        ControllerKind::Deployment => {
+            format!("scaled Deployment {}/{} to 0", info.namespace, info.deployment)
+        }
     })
     .await?;
     let timeout = Duration::from_secs(c.run.options.controller_timeout_seconds);
-    c.cluster().wait_pods_gone(&info.namespace, &info.pod_selector, timeout).await?;
+    c.cluster()
+        .wait_pods_gone(&info.namespace, &info.pod_selector, timeout)
+        .await?;
     c.info("no controller pod exists any more").await?;
     Ok("controller stopped".into())
 }
@@ -111,12 +165,23 @@ pub(super) async fn switch(c: &mut StepCtx<'_>) -> StepResult {
     let info = c.controller()?.clone();
     let timeout = Duration::from_secs(c.run.options.controller_timeout_seconds);
     c.info(&match info.kind {
-        ControllerKind::LinstorController => format!("setting LinstorController {}/{} spec.dbConnectionURL = k8s", info.namespace, info.name),
+        ControllerKind::LinstorController => format!(
+            "setting LinstorController {}/{} spec.dbConnectionURL = k8s",
+            info.namespace, info.name
+        ),
         ControllerKind::Deployment => "setting connection_url = \"k8s\" in the controller's ConfigMap".into(),
     })
     .await?;
-    set_connection_url(c.cluster(), &info, "k8s", c.ctx.original_config_toml.as_deref(), timeout).await?;
-    c.info("the controller's ConfigMap says connection_url = \"k8s\"").await?;
+    set_connection_url(
+        c.cluster(),
+        &info,
+        "k8s",
+        c.ctx.original_config_toml.as_deref(),
+        timeout,
+    )
+    .await?;
+    c.info("the controller's ConfigMap says connection_url = \"k8s\"")
+        .await?;
     Ok("database switched to k8s".into())
 }
 
@@ -129,20 +194,32 @@ pub(super) async fn start(c: &mut StepCtx<'_>) -> StepResult {
     }
     set_replicas(c.cluster(), &info, replicas).await?;
     c.info(&format!("set replicas back to {replicas}")).await?;
-    let version = wait_started(c, &info, Duration::from_secs(c.run.options.controller_timeout_seconds)).await?;
+    let version = wait_started(
+        c,
+        &info,
+        Duration::from_secs(c.run.options.controller_timeout_seconds),
+    )
+    .await?;
     c.inner.db.mark_downtime(&c.run.id, false).await?;
-    c.info(&format!("the LINSTOR REST API answers (version {version}); downtime over")).await?;
+    c.info(&format!(
+        "the LINSTOR REST API answers (version {version}); downtime over"
+    ))
+    .await?;
     Ok("controller running".into())
 }
 
 /// The database URL the controller is configured with now.
 async fn current_url(cluster: &dyn Cluster, info: &ControllerInfo) -> Result<Option<String>, StepError> {
-    if info.kind == ControllerKind::LinstorController {
-        if let Some(cr) = cluster.get_linstor_controller(&info.namespace, &info.name).await? {
-            return Ok(cr.spec.db_connection_url);
-        }
+    if info.kind == ControllerKind::LinstorController
+        && let Some(cr) = cluster
+            .get_linstor_controller(&info.namespace, &info.name)
+            .await?
+    {
+        return Ok(cr.spec.db_connection_url);
     }
-    let Some(cm) = info.config_map.as_deref() else { return Ok(None) };
+    let Some(cm) = info.config_map.as_deref() else {
+        return Ok(None);
+    };
     Ok(cluster
         .get_config_map(&info.namespace, cm)
         .await?
@@ -160,16 +237,26 @@ pub(in crate::engine) async fn rollback_controller(c: &mut StepCtx<'_>) -> Resul
     if let Some(url) = c.ctx.original_connection_url.clone() {
         if current_url(c.cluster(), &info).await?.as_deref() != Some(url.as_str()) {
             set_replicas(c.cluster(), &info, 0).await?;
-            c.cluster().wait_pods_gone(&info.namespace, &info.pod_selector, timeout).await?;
+            c.cluster()
+                .wait_pods_gone(&info.namespace, &info.pod_selector, timeout)
+                .await?;
             c.info("the controller is stopped").await?;
             c.info(&format!("restoring the database URL {url}")).await?;
         }
-        set_connection_url(c.cluster(), &info, &url, c.ctx.original_config_toml.as_deref(), timeout).await?;
+        set_connection_url(
+            c.cluster(),
+            &info,
+            &url,
+            c.ctx.original_config_toml.as_deref(),
+            timeout,
+        )
+        .await?;
     }
     let replicas = c.ctx.original_replicas.unwrap_or(info.replicas);
     set_replicas(c.cluster(), &info, replicas).await?;
     if replicas > 0 {
-        c.info(&format!("starting the controller with {replicas} replica(s)")).await?;
+        c.info(&format!("starting the controller with {replicas} replica(s)"))
+            .await?;
         wait_started(c, &info, timeout).await?;
     }
     c.inner.db.mark_downtime(&c.run.id, false).await?;

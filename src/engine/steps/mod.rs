@@ -70,12 +70,19 @@ impl StepCtx<'_> {
 
     /// The controller as found by preflight.
     pub fn controller(&self) -> Result<&ControllerInfo, StepError> {
-        self.ctx.controller.as_ref().ok_or_else(|| StepError::Failed("preflight has not found the controller".into()))
+        self.ctx
+            .controller
+            .as_ref()
+            .ok_or_else(|| StepError::Failed("preflight has not found the controller".into()))
     }
 
     /// Stores the context now (before an action whose effect must be known after a crash).
     pub async fn save(&self) -> Result<(), StepError> {
-        Ok(self.inner.db.set_context(&self.run.id, &self.ctx.to_value()).await?)
+        Ok(self
+            .inner
+            .db
+            .set_context(&self.run.id, &self.ctx.to_value())
+            .await?)
     }
 }
 

@@ -22,10 +22,20 @@ pub(super) async fn prepare(c: &mut StepCtx<'_>) -> StepResult {
         .await?
         .ok_or_else(|| StepError::Failed(format!("Deployment {ns}/{} is gone", info.deployment)))?;
     let paths = c.inner.settings.pod_paths.clone();
-    let source_toml = c.ctx.original_config_toml.clone().ok_or_else(|| StepError::Failed("the controller's linstor.toml is unknown".into()))?;
+    let source_toml = c
+        .ctx
+        .original_config_toml
+        .clone()
+        .ok_or_else(|| StepError::Failed("the controller's linstor.toml is unknown".into()))?;
     let target = target_config(&source_toml).map_err(StepError::Failed)?;
-    c.cluster().apply_config_map(&pod::target_config_map(&ns, &names, &c.run.id, &target)).await?;
-    c.info(&format!("ConfigMap {ns}/{} holds the target linstor.toml (connection_url = \"k8s\")", names.target_config_map)).await?;
+    c.cluster()
+        .apply_config_map(&pod::target_config_map(&ns, &names, &c.run.id, &target))
+        .await?;
+    c.info(&format!(
+        "ConfigMap {ns}/{} holds the target linstor.toml (connection_url = \"k8s\")",
+        names.target_config_map
+    ))
+    .await?;
 
     let spec = pod::migration_pod(&deployment, &names, &c.run.id, &paths).map_err(StepError::Failed)?;
     match c.cluster().create_pod(&spec).await {
@@ -37,9 +47,13 @@ pub(super) async fn prepare(c: &mut StepCtx<'_>) -> StepResult {
                 .and_then(|p| p.metadata.labels.as_ref())
                 .is_some_and(|l| l.get(RUN_LABEL) == Some(&c.run.id));
             if !ours {
-                return Err(StepError::Failed(format!("a pod {ns}/{} exists that this run did not create", names.pod)));
+                return Err(StepError::Failed(format!(
+                    "a pod {ns}/{} exists that this run did not create",
+                    names.pod
+                )));
             }
-            c.info(&format!("pod {ns}/{} exists already (resumed run)", names.pod)).await?;
+            c.info(&format!("pod {ns}/{} exists already (resumed run)", names.pod))
+                .await?;
         }
         Err(e) => return Err(e.into()),
     }
@@ -50,31 +64,52 @@ pub(super) async fn prepare(c: &mut StepCtx<'_>) -> StepResult {
     // look inside: the tool is there and both configurations are mounted as expected
     let tool_ok = exec_quiet(c, &["test", "-x", &paths.tool]).await?.0 == 0;
     if !tool_ok {
-        return Err(StepError::Failed(format!("{} is not in the image {}", paths.tool, info.image.unwrap_or_default())));
+        return Err(StepError::Failed(format!(
+            "{} is not in the image {}",
+            paths.tool,
+            info.image.unwrap_or_default()
+        )));
     }
     let source_dir = &paths.source_config_dir;
     let (code, source_seen) = exec_quiet(c, &["cat", &format!("{source_dir}/linstor.toml")]).await?;
     if code != 0 {
-        return Err(StepError::Failed(format!("{source_dir}/linstor.toml is not mounted in the pod")));
+        return Err(StepError::Failed(format!(
+            "{source_dir}/linstor.toml is not mounted in the pod"
+        )));
     }
     let seen = LinstorConfig::parse(&source_seen).map_err(StepError::Failed)?;
-    if seen.connection_url != LinstorConfig::parse(&source_toml).map_err(StepError::Failed)?.connection_url {
-        return Err(StepError::Failed("the pod sees a different source linstor.toml than the controller's ConfigMap".into()));
+    if seen.connection_url
+        != LinstorConfig::parse(&source_toml)
+            .map_err(StepError::Failed)?
+            .connection_url
+    {
+        return Err(StepError::Failed(
+            "the pod sees a different source linstor.toml than the controller's ConfigMap".into(),
+        ));
     }
     let target_path = format!("{}/linstor.toml", paths.target_config_dir);
     let (code, target_seen) = exec_quiet(c, &["cat", &target_path]).await?;
     if code != 0 || LinstorConfig::parse(&target_seen).map(|t| t.backend()) != Ok(Backend::K8s) {
-        return Err(StepError::Failed(format!("{target_path} in the pod does not say connection_url = \"k8s\"")));
+        return Err(StepError::Failed(format!(
+            "{target_path} in the pod does not say connection_url = \"k8s\""
+        )));
     }
-    c.info(&format!("{} is present; {source_dir} and {} are mounted", paths.tool, paths.target_config_dir))
-        .await?;
+    c.info(&format!(
+        "{} is present; {source_dir} and {} are mounted",
+        paths.tool, paths.target_config_dir
+    ))
+    .await?;
     Ok(format!("pod {} ready", names.pod))
 }
 
 /// Runs a short command in the migration pod and returns its exit code and stdout.
 pub(super) async fn exec_quiet(c: &StepCtx<'_>, cmd: &[&str]) -> Result<(i32, String), StepError> {
     let info = c.controller()?;
-    let pod = c.ctx.migration_pod.as_deref().ok_or_else(|| StepError::Failed("no migration pod".into()))?;
+    let pod = c
+        .ctx
+        .migration_pod
+        .as_deref()
+        .ok_or_else(|| StepError::Failed("no migration pod".into()))?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<crate::cluster::ExecLine>(256);
     let command: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
     let collect = tokio::spawn(async move {
@@ -87,7 +122,10 @@ pub(super) async fn exec_quiet(c: &StepCtx<'_>, cmd: &[&str]) -> Result<(i32, St
         }
         out
     });
-    let outcome = c.cluster().exec(&info.namespace, pod, pod::CONTAINER, &command, tx, c.stop.clone()).await?;
+    let outcome = c
+        .cluster()
+        .exec(&info.namespace, pod, pod::CONTAINER, &command, tx, c.stop.clone())
+        .await?;
     let out = collect.await.map_err(|e| StepError::Internal(e.into()))?;
     Ok((outcome.exit_code, out))
 }
@@ -117,12 +155,16 @@ pub(super) async fn cleanup(c: &mut StepCtx<'_>) -> StepResult {
         c.ctx.target_config_map.as_deref(),
     )
     .await?;
-    c.info("deleted the migration pod and the target ConfigMap").await?;
+    c.info("deleted the migration pod and the target ConfigMap")
+        .await?;
     if c.run.kind != RunKind::Migrate {
         return Ok("cleaned up".into());
     }
     if let Some(cmd) = c.ctx.helm_command.clone() {
-        c.warn(&format!("persist the change in Helm, or the next helm upgrade reverts it: {cmd}")).await?;
+        c.warn(&format!(
+            "persist the change in Helm, or the next helm upgrade reverts it: {cmd}"
+        ))
+        .await?;
     }
     if c.run.options.scale_down_etcd {
         let host = c
@@ -135,7 +177,11 @@ pub(super) async fn cleanup(c: &mut StepCtx<'_>) -> StepResult {
         match host {
             Some(sts) => match c.cluster().scale_stateful_set(&info.namespace, &sts, 0).await {
                 Ok(()) => {
-                    c.info(&format!("scaled StatefulSet {}/{sts} to 0; its volumes and data are kept", info.namespace)).await?;
+                    c.info(&format!(
+                        "scaled StatefulSet {}/{sts} to 0; its volumes and data are kept",
+                        info.namespace
+                    ))
+                    .await?;
                     c.ctx.etcd_scaled_down = Some(sts);
                 }
                 Err(e) => c.warn(&format!("could not scale etcd down: {e}")).await?,

@@ -14,9 +14,23 @@ use crate::model::RunKind;
 pub fn k8s_backend_rules() -> Vec<AccessQuestion> {
     let mut q = Vec::new();
     for verb in ["get", "list", "watch", "create", "update", "patch", "delete"] {
-        q.push(AccessQuestion::new("apiextensions.k8s.io", "customresourcedefinitions", verb, ""));
+        q.push(AccessQuestion::new(
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            verb,
+            "",
+        ));
     }
-    for verb in ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"] {
+    for verb in [
+        "get",
+        "list",
+        "watch",
+        "create",
+        "update",
+        "patch",
+        "delete",
+        "deletecollection",
+    ] {
         q.push(AccessQuestion::new("internal.linstor.linbit.com", "*", verb, ""));
     }
     q
@@ -45,7 +59,12 @@ pub fn own_rules(kind: RunKind, c: &ControllerInfo) -> Vec<AccessQuestion> {
     }
     match c.kind {
         ControllerKind::LinstorController => {
-            q.push(AccessQuestion::new("piraeus.linbit.com", "linstorcontrollers", "patch", ns));
+            q.push(AccessQuestion::new(
+                "piraeus.linbit.com",
+                "linstorcontrollers",
+                "patch",
+                ns,
+            ));
         }
         ControllerKind::Deployment => {
             q.push(AccessQuestion::new("apps", "deployments/scale", "patch", ns));
@@ -55,8 +74,16 @@ pub fn own_rules(kind: RunKind, c: &ControllerInfo) -> Vec<AccessQuestion> {
 }
 
 fn grant_hint(q: &AccessQuestion, subject: &str) -> String {
-    let group = if q.group.is_empty() { "core".to_string() } else { q.group.clone() };
-    let scope = if q.namespace.is_empty() { "cluster-wide".to_string() } else { format!("in namespace {}", q.namespace) };
+    let group = if q.group.is_empty() {
+        "core".to_string()
+    } else {
+        q.group.clone()
+    };
+    let scope = if q.namespace.is_empty() {
+        "cluster-wide".to_string()
+    } else {
+        format!("in namespace {}", q.namespace)
+    };
     format!(
         "{subject} may not {} {} ({group}) {scope}; grant it with a (Cluster)Role rule \
          {{apiGroups: [\"{}\"], resources: [\"{}\"], verbs: [\"{}\"]}} bound to {subject}",
@@ -69,13 +96,20 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
     let info = match controller::find(c.cluster(), &c.run.controller).await {
         Ok(i) => i,
         Err(ClusterError::NotFound { .. }) => {
-            return Err(StepError::Failed(format!("controller {} does not exist", c.run.controller)));
+            return Err(StepError::Failed(format!(
+                "controller {} does not exist",
+                c.run.controller
+            )));
         }
         Err(e) => return Err(e.into()),
     };
     let mut checks = Vec::new();
     let mut check = |name: &str, level: CheckLevel, message: String| {
-        checks.push(Check { name: name.into(), level, message });
+        checks.push(Check {
+            name: name.into(),
+            level,
+            message,
+        });
     };
     c.info(&format!(
         "found {} {}/{} (Deployment {}, image {})",
@@ -93,33 +127,60 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
     // configuration and backend
     let url = info.connection_url.clone().unwrap_or_default();
     match (&info.config_error, info.backend, kind) {
-        (Some(e), _, _) => check("config", CheckLevel::Error, format!("cannot read linstor.toml: {e}")),
-        (None, Backend::K8s, RunKind::Migrate) => {
-            check("backend", CheckLevel::Error, "the controller already uses the k8s backend".into())
-        }
-        (None, Backend::Etcd, _) | (None, Backend::K8s, _) => {
-            check("backend", CheckLevel::Ok, format!("database backend {} ({url})", info.backend))
-        }
-        (None, Backend::Sql | Backend::H2, RunKind::Migrate) if !c.run.options.allow_non_etcd_source => check(
+        (Some(e), _, _) => check(
+            "config",
+            CheckLevel::Error,
+            format!("cannot read linstor.toml: {e}"),
+        ),
+        (None, Backend::K8s, RunKind::Migrate) => check(
             "backend",
             CheckLevel::Error,
-            format!("source backend is {} ({url}); set options.allow_non_etcd_source to migrate it", info.backend),
+            "the controller already uses the k8s backend".into(),
         ),
-        (None, Backend::Sql | Backend::H2, _) => {
-            check("backend", CheckLevel::Warning, format!("source backend is {} ({url})", info.backend))
+        (None, Backend::Etcd, _) | (None, Backend::K8s, _) => check(
+            "backend",
+            CheckLevel::Ok,
+            format!("database backend {} ({url})", info.backend),
+        ),
+        (None, Backend::Sql | Backend::H2, RunKind::Migrate) if !c.run.options.allow_non_etcd_source => {
+            check(
+                "backend",
+                CheckLevel::Error,
+                format!(
+                    "source backend is {} ({url}); set options.allow_non_etcd_source to migrate it",
+                    info.backend
+                ),
+            )
         }
-        (None, Backend::Unknown, _) => {
-            check("backend", CheckLevel::Error, format!("unknown database connection URL {url:?}"))
-        }
+        (None, Backend::Sql | Backend::H2, _) => check(
+            "backend",
+            CheckLevel::Warning,
+            format!("source backend is {} ({url})", info.backend),
+        ),
+        (None, Backend::Unknown, _) => check(
+            "backend",
+            CheckLevel::Error,
+            format!("unknown database connection URL {url:?}"),
+        ),
     }
 
     // LINSTOR version: the tool exists since 1.24; etcd support ended with 1.34
-    match info.linstor_version.as_deref().and_then(|v| version_tuple(v).map(|t| (v, t))) {
-        None => check("version", CheckLevel::Warning, "the image tag does not tell the LINSTOR version".into()),
+    match info
+        .linstor_version
+        .as_deref()
+        .and_then(|v| version_tuple(v).map(|t| (v, t)))
+    {
+        None => check(
+            "version",
+            CheckLevel::Warning,
+            "the image tag does not tell the LINSTOR version".into(),
+        ),
         Some((v, t)) if t < (1, 24, 0) => check(
             "version",
             CheckLevel::Error,
-            format!("LINSTOR {v} has no linstor-database tool (needs 1.24 or later); upgrade within 1.x first"),
+            format!(
+                "LINSTOR {v} has no linstor-database tool (needs 1.24 or later); upgrade within 1.x first"
+            ),
         ),
         Some((v, t)) if t >= (1, 34, 0) && info.backend == Backend::Etcd => check(
             "version",
@@ -156,7 +217,10 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
                 check(
                     "k8s-backend",
                     CheckLevel::Warning,
-                    format!("the k8s backend already holds {} objects; the import will replace them", inv.total_objects()),
+                    format!(
+                        "the k8s backend already holds {} objects; the import will replace them",
+                        inv.total_objects()
+                    ),
                 );
                 c.ctx.k8s_backend_before = Some(inv);
             }
@@ -164,16 +228,27 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
                 check("k8s-backend", CheckLevel::Ok, "the k8s backend is empty".into());
                 c.ctx.k8s_backend_before = Some(inv);
             }
-            Err(e) => check("k8s-backend", CheckLevel::Warning, format!("cannot list the k8s backend: {e}")),
+            Err(e) => check(
+                "k8s-backend",
+                CheckLevel::Warning,
+                format!("cannot list the k8s backend: {e}"),
+            ),
         }
     }
 
     // this service's own permissions
     let decisions = c.cluster().review_self_access(&own_rules(kind, &info)).await?;
-    let missing: Vec<String> =
-        decisions.iter().filter(|d| !d.allowed).map(|d| grant_hint(&d.question, "this service")).collect();
+    let missing: Vec<String> = decisions
+        .iter()
+        .filter(|d| !d.allowed)
+        .map(|d| grant_hint(&d.question, "this service"))
+        .collect();
     if missing.is_empty() {
-        check("permissions", CheckLevel::Ok, "this service has the rights it needs".into());
+        check(
+            "permissions",
+            CheckLevel::Ok,
+            "this service has the rights it needs".into(),
+        );
     } else {
         for m in missing {
             check("permissions", CheckLevel::Error, m);
@@ -182,13 +257,30 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
 
     // the controller ServiceAccount's k8s-backend rights (REFERENCE.md §2)
     if kind == RunKind::Migrate {
-        let user = format!("system:serviceaccount:{}:{}", info.namespace, info.service_account);
-        let groups = vec!["system:serviceaccounts".to_string(), format!("system:serviceaccounts:{}", info.namespace)];
-        let decisions = c.cluster().review_subject_access(&user, &groups, &k8s_backend_rules()).await?;
+        let user = format!(
+            "system:serviceaccount:{}:{}",
+            info.namespace, info.service_account
+        );
+        let groups = vec![
+            "system:serviceaccounts".to_string(),
+            format!("system:serviceaccounts:{}", info.namespace),
+        ];
+        let decisions = c
+            .cluster()
+            .review_subject_access(&user, &groups, &k8s_backend_rules())
+            .await?;
         let subject = format!("ServiceAccount {}/{}", info.namespace, info.service_account);
-        let missing: Vec<String> = decisions.iter().filter(|d| !d.allowed).map(|d| grant_hint(&d.question, &subject)).collect();
+        let missing: Vec<String> = decisions
+            .iter()
+            .filter(|d| !d.allowed)
+            .map(|d| grant_hint(&d.question, &subject))
+            .collect();
         if missing.is_empty() {
-            check("controller-rbac", CheckLevel::Ok, format!("{subject} has the k8s backend rights"));
+            check(
+                "controller-rbac",
+                CheckLevel::Ok,
+                format!("{subject} has the k8s backend rights"),
+            );
         } else {
             for m in missing {
                 check("controller-rbac", CheckLevel::Error, m);
@@ -198,19 +290,47 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
 
     // the REST API answers (the snapshot and the final verification need it)
     if info.replicas > 0 {
-        match c.cluster().linstor_api(&info.namespace, info.service.as_deref().unwrap_or(&info.name), info.https_client_secret.as_deref()).await {
+        match c
+            .cluster()
+            .linstor_api(
+                &info.namespace,
+                info.service.as_deref().unwrap_or(&info.name),
+                info.https_client_secret.as_deref(),
+            )
+            .await
+        {
             Ok(api) => match api.version().await {
-                Ok(v) => check("rest-api", CheckLevel::Ok, format!("LINSTOR REST API at {} answers (version {})", api.base_url(), v.version)),
+                Ok(v) => check(
+                    "rest-api",
+                    CheckLevel::Ok,
+                    format!(
+                        "LINSTOR REST API at {} answers (version {})",
+                        api.base_url(),
+                        v.version
+                    ),
+                ),
                 Err(e) => check(
                     "rest-api",
-                    if kind == RunKind::Migrate { CheckLevel::Error } else { CheckLevel::Warning },
+                    if kind == RunKind::Migrate {
+                        CheckLevel::Error
+                    } else {
+                        CheckLevel::Warning
+                    },
                     e.to_string(),
                 ),
             },
-            Err(e) => check("rest-api", CheckLevel::Error, format!("cannot reach the LINSTOR REST API: {e}")),
+            Err(e) => check(
+                "rest-api",
+                CheckLevel::Error,
+                format!("cannot reach the LINSTOR REST API: {e}"),
+            ),
         }
     } else {
-        check("rest-api", CheckLevel::Warning, "the controller is scaled to 0; nothing to compare before and after".into());
+        check(
+            "rest-api",
+            CheckLevel::Warning,
+            "the controller is scaled to 0; nothing to compare before and after".into(),
+        );
     }
 
     // Helm values that would undo the change on the next upgrade
@@ -223,17 +343,23 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
                         check(
                             "helm",
                             CheckLevel::Warning,
-                            format!("Helm release {} still says etcd: persist the change afterwards", drift.release),
+                            format!(
+                                "Helm release {} still says etcd: persist the change afterwards",
+                                drift.release
+                            ),
                         );
                     }
                     c.ctx.helm_command = Some(drift.persist_command.clone());
                     c.ctx.helm = serde_json::to_value(&drift).ok();
                 }
             }
-            Err(e) => check("helm", CheckLevel::Warning, format!("cannot read Helm releases: {e}")),
+            Err(e) => check(
+                "helm",
+                CheckLevel::Warning,
+                format!("cannot read Helm releases: {e}"),
+            ),
         }
     }
-    drop(check);
 
     for ch in &checks {
         let level = match ch.level {
@@ -241,7 +367,9 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
             CheckLevel::Warning => "warn",
             CheckLevel::Error => "error",
         };
-        c.log.line(Some(c.step), level, &format!("{}: {}", ch.name, ch.message)).await?;
+        c.log
+            .line(Some(c.step), level, &format!("{}: {}", ch.name, ch.message))
+            .await?;
     }
 
     // what a rollback restores: recorded once, never overwritten by a resumed run
@@ -260,33 +388,42 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
     if c.ctx.original_replicas.is_none() {
         c.ctx.original_replicas = Some(info.replicas);
     }
-    if c.ctx.original_config_toml.is_none() {
-        if let Some(cm) = &info.config_map {
-            c.ctx.original_config_toml = c
-                .cluster()
-                .get_config_map(&info.namespace, cm)
-                .await?
-                .and_then(|m| m.data)
-                .and_then(|d| d.get("linstor.toml").cloned());
-        }
+    if c.ctx.original_config_toml.is_none()
+        && let Some(cm) = &info.config_map
+    {
+        c.ctx.original_config_toml = c
+            .cluster()
+            .get_config_map(&info.namespace, cm)
+            .await?
+            .and_then(|m| m.data)
+            .and_then(|d| d.get("linstor.toml").cloned());
     }
-    c.ctx.started_at_ms.get_or_insert(c.run.created_at.timestamp_millis());
+    c.ctx
+        .started_at_ms
+        .get_or_insert(c.run.created_at.timestamp_millis());
     c.ctx.plan = plan(kind, &info);
     let errors = checks.iter().filter(|c| c.level == CheckLevel::Error).count();
     c.ctx.checks = checks;
     c.ctx.controller = Some(info);
     if errors > 0 {
-        return Err(StepError::Failed(format!("{errors} preflight check(s) failed; nothing was changed")));
+        return Err(StepError::Failed(format!(
+            "{errors} preflight check(s) failed; nothing was changed"
+        )));
     }
     Ok("all checks passed".into())
 }
 
 fn plan(kind: RunKind, c: &ControllerInfo) -> Vec<String> {
     let scale = match c.kind {
-        ControllerKind::LinstorController => format!("LinstorController {}/{} spec.replicas", c.namespace, c.name),
+        ControllerKind::LinstorController => {
+            format!("LinstorController {}/{} spec.replicas", c.namespace, c.name)
+        }
         ControllerKind::Deployment => format!("Deployment {}/{} replicas", c.namespace, c.deployment),
     };
-    let mut p = vec![format!("create a migration pod from {} with its image, ServiceAccount and config", c.deployment)];
+    let mut p = vec![format!(
+        "create a migration pod from {} with its image, ServiceAccount and config",
+        c.deployment
+    )];
     if kind == RunKind::Migrate {
         p.push("snapshot nodes, storage pools and resources through the REST API".into());
     }
@@ -295,11 +432,16 @@ fn plan(kind: RunKind, c: &ControllerInfo) -> Vec<String> {
     if kind == RunKind::Migrate {
         p.push("import the backup into the k8s backend and export it again to compare".into());
         p.push(match c.kind {
-            ControllerKind::LinstorController => "set spec.dbConnectionURL to k8s and wait for the ConfigMap".into(),
+            ControllerKind::LinstorController => {
+                "set spec.dbConnectionURL to k8s and wait for the ConfigMap".into()
+            }
             ControllerKind::Deployment => "set connection_url = \"k8s\" in the controller's ConfigMap".into(),
         });
     }
-    p.push(format!("start the controller: {scale} {} (downtime ends)", c.replicas));
+    p.push(format!(
+        "start the controller: {scale} {} (downtime ends)",
+        c.replicas
+    ));
     if kind == RunKind::Migrate {
         p.push("compare the REST API before and after, list error reports, clean up".into());
     }

@@ -23,7 +23,11 @@ pub(super) fn backup_name(c: &StepCtx<'_>) -> &'static str {
 /// Runs the tool with `args`; `finished` is the line that proves success.
 pub(super) async fn run_tool(c: &StepCtx<'_>, args: &[&str], finished: &str) -> Result<(), StepError> {
     let info = c.controller()?;
-    let pod_name = c.ctx.migration_pod.clone().ok_or_else(|| StepError::Failed("no migration pod".into()))?;
+    let pod_name = c
+        .ctx
+        .migration_pod
+        .clone()
+        .ok_or_else(|| StepError::Failed("no migration pod".into()))?;
     let tool = c.inner.settings.pod_paths.tool.clone();
     let mut command = vec![tool.clone()];
     command.extend(args.iter().map(|s| s.to_string()));
@@ -50,7 +54,14 @@ pub(super) async fn run_tool(c: &StepCtx<'_>, args: &[&str], finished: &str) -> 
             }
         }
     });
-    let exec = c.cluster().exec(&info.namespace, &pod_name, pod::CONTAINER, &command, tx, c.stop.clone());
+    let exec = c.cluster().exec(
+        &info.namespace,
+        &pod_name,
+        pod::CONTAINER,
+        &command,
+        tx,
+        c.stop.clone(),
+    );
     let outcome = match tokio::time::timeout(c.inner.settings.tool_timeout, exec).await {
         Ok(r) => r,
         Err(_) => Err(ClusterError::Timeout {
@@ -62,7 +73,10 @@ pub(super) async fn run_tool(c: &StepCtx<'_>, args: &[&str], finished: &str) -> 
     let _ = writer.await;
     let outcome = outcome?;
     if outcome.exit_code != 0 {
-        return Err(StepError::Failed(format!("linstor-database {} exited with {}", args[0], outcome.exit_code)));
+        return Err(StepError::Failed(format!(
+            "linstor-database {} exited with {}",
+            args[0], outcome.exit_code
+        )));
     }
     if !saw_finished.load(Ordering::SeqCst) {
         return Err(StepError::Failed(format!(

@@ -8,9 +8,15 @@ async fn snapshot_now(c: &StepCtx<'_>) -> Result<crate::linstor::rest::ClusterSn
     let info = c.controller()?;
     let api = c
         .cluster()
-        .linstor_api(&info.namespace, info.service.as_deref().unwrap_or(&info.name), info.https_client_secret.as_deref())
+        .linstor_api(
+            &info.namespace,
+            info.service.as_deref().unwrap_or(&info.name),
+            info.https_client_secret.as_deref(),
+        )
         .await?;
-    take_snapshot(api.as_ref()).await.map_err(|e| StepError::Failed(e.to_string()))
+    take_snapshot(api.as_ref())
+        .await
+        .map_err(|e| StepError::Failed(e.to_string()))
 }
 
 pub(super) async fn snapshot(c: &mut StepCtx<'_>) -> StepResult {
@@ -29,7 +35,11 @@ pub(super) async fn snapshot(c: &mut StepCtx<'_>) -> StepResult {
 }
 
 pub(super) async fn cluster(c: &mut StepCtx<'_>) -> StepResult {
-    let before = c.ctx.snapshot_before.clone().ok_or_else(|| StepError::Failed("no snapshot from before".into()))?;
+    let before = c
+        .ctx
+        .snapshot_before
+        .clone()
+        .ok_or_else(|| StepError::Failed("no snapshot from before".into()))?;
     let after = snapshot_now(c).await?;
     let cmp = compare_snapshots(&before, &after);
     for d in &cmp.differences {
@@ -38,12 +48,23 @@ pub(super) async fn cluster(c: &mut StepCtx<'_>) -> StepResult {
     let info = c.controller()?;
     let api = c
         .cluster()
-        .linstor_api(&info.namespace, info.service.as_deref().unwrap_or(&info.name), info.https_client_secret.as_deref())
+        .linstor_api(
+            &info.namespace,
+            info.service.as_deref().unwrap_or(&info.name),
+            info.https_client_secret.as_deref(),
+        )
         .await?;
     let since = c.ctx.started_at_ms.unwrap_or(before.taken_at_ms);
-    let reports = api.error_reports(since).await.map_err(|e| StepError::Failed(e.to_string()))?;
+    let reports = api
+        .error_reports(since)
+        .await
+        .map_err(|e| StepError::Failed(e.to_string()))?;
     for r in &reports {
-        c.warn(&format!("error report {} on {}: {} {}", r.filename, r.node_name, r.exception, r.exception_message)).await?;
+        c.warn(&format!(
+            "error report {} on {}: {} {}",
+            r.filename, r.node_name, r.exception, r.exception_message
+        ))
+        .await?;
     }
     let summary = format!(
         "{} nodes, {} storage pools, {} resources, {} volumes compared; {} error report(s)",
@@ -62,6 +83,7 @@ pub(super) async fn cluster(c: &mut StepCtx<'_>) -> StepResult {
              a manual rollback is offered"
         )));
     }
-    c.info(&format!("the cluster looks the same as before: {summary}")).await?;
+    c.info(&format!("the cluster looks the same as before: {summary}"))
+        .await?;
     Ok(summary)
 }
