@@ -109,7 +109,12 @@ pub struct K8sBackendInventory {
 
 impl K8sBackendInventory {
     pub fn total_objects(&self) -> u64 {
-        self.crds.iter().filter(|(n, _)| !n.starts_with("rollback")).map(|(_, c)| c).sum()
+        // rows only: the schema version object and Rollback entries are not data
+        self.crds
+            .iter()
+            .filter(|(n, _)| !n.starts_with("rollback") && !n.starts_with("linstorversion"))
+            .map(|(_, c)| c)
+            .sum()
     }
 }
 

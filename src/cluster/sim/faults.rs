@@ -30,12 +30,19 @@ use crate::model::StepName;
 /// - `Cleanup`: `delete_pod`, `delete_config_map` (`Error`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
+    /// The call fails (an API error, a refused connection, a broken stream).
     Error,
+    /// The call or wait never finishes (a wait times out once, then things go on).
     Hang,
+    /// The tool dies with a Java exception and exit code 1.
     ExitOne,
+    /// The tool prints its usage and exits 0 without doing anything.
     UsageExitZero,
+    /// The import truncates the target, writes about half the rows, then dies.
     PartialImport,
+    /// The migration pod stays Pending: Unschedulable.
     PodNeverRunning,
+    /// The migration pod's image cannot be pulled.
     ImagePullError,
 }
 

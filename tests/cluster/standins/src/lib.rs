@@ -5,13 +5,17 @@
 //! Layout: [`rooting`] (pod paths on a shared machine), [`fault`] (injected failures),
 //! [`javalog`] (LINSTOR-style log lines, error reports, stack traces), [`backend`] (the `k8s`
 //! database backend's CRDs and objects), [`dbtool`] (the `linstor-database` binary),
-//! [`rest`] (the `linstor-rest` binary), [`dataset`] (the etcd data the tests start from).
+//! [`rest`] (the `linstor-rest` binary), [`dataset`] (the etcd data the tests start from),
+//! [`operator`] (the `piraeus-operator` binary: Piraeus Operator v1's LinstorController reconciler),
+//! [`podfs`] (pod volumes on this machine, which KWOK does not materialise).
 
 pub mod backend;
 pub mod dataset;
 pub mod dbtool;
 pub mod fault;
 pub mod javalog;
+pub mod operator;
+pub mod podfs;
 pub mod rest;
 pub mod rooting;
 
