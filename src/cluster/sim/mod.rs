@@ -50,7 +50,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use faults::Fault;
-pub use fingerprint::{SimEffects, SimFingerprint};
+pub use fingerprint::{ControllerStart, SimEffects, SimFingerprint};
 
 use crate::cluster::UserInfo;
 use crate::linstor::export::ExportDocument;

@@ -1,0 +1,357 @@
+//! One test's LINSTOR installation in its own namespace: the Piraeus-v1-shaped one of REFERENCE.md
+//! §2 (LinstorController CR, reconciled by the operator stand-in into Deployment, ConfigMap and
+//! Service; the `linstor-controller` ServiceAccount; an etcd StatefulSet) or a plain controller
+//! Deployment; plus what stands in for the parts KWOK and this machine lack: the etcd data file,
+//! a ClusterExec that runs the migration pod's commands locally with the controller's token, the
+//! pod volumes (podfs) and the LINSTOR REST stand-in.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
+use kube::Resource;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use linstor_standins::dataset::{self, Preset};
+use linstor_standins::podfs::PodFs;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use super::observe;
+use super::suite::{Suite, suite};
+
+pub const CR: &str = "piraeus-op-cs";
+pub const CR_ETCD_URL: &str = "etcd://piraeus-op-etcd:2379";
+pub const PLAIN: &str = "linstor-controller";
+pub const PLAIN_ETCD_URL: &str = "etcd://etcd.storage.svc:2379";
+pub const IMAGE: &str = "quay.io/piraeusdatastore/piraeus-server:v1.33.3";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Piraeus Operator v1: a LinstorController CR owns the Deployment.
+    Piraeus,
+    /// A Deployment nobody owns, with its own ConfigMap.
+    Plain,
+}
+
+pub struct Installation {
+    pub ns: String,
+    pub shape: Shape,
+    /// The controller as the service names it (the CR, or the Deployment).
+    pub controller: String,
+    pub deployment: String,
+    pub config_map: String,
+    pub etcd_url: String,
+    pub replicas: i32,
+    pub client: kube::Client,
+    /// This test's files.
+    pub dir: PathBuf,
+    /// The migration pod's mount paths on this machine.
+    pub source_config_dir: PathBuf,
+    pub target_config_dir: PathBuf,
+    pub backup_dir: PathBuf,
+    /// What the service execs: a wrapper of the linstor-database stand-in that records each
+    /// run's wall time in `tool_runs`.
+    pub tool: PathBuf,
+    pub tool_runs: PathBuf,
+    /// The etcd data and the one-shot fault file of the linstor-database stand-in.
+    pub dataset: PathBuf,
+    pub fault_file: PathBuf,
+    pub rest_url: String,
+    children: Vec<Child>,
+    podfs: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Installation {
+    fn drop(&mut self) {
+        self.podfs.abort();
+        for c in &mut self.children {
+            let _ = c.start_kill();
+        }
+    }
+}
+
+pub fn obj<T: DeserializeOwned>(v: Value) -> T {
+    serde_json::from_value(v).expect("a well-formed object")
+}
+
+pub async fn admin_client() -> kube::Client {
+    linstor_standins::install_crypto_provider();
+    let kc = kube::config::Kubeconfig::read_from(&suite().admin_kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+/// A free loopback port (bound and released; nothing else here races for it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process with its output in `dir/logs/<name>.log`, killed when dropped.
+pub fn spawn(dir: &std::path::Path, name: &str, cmd: &mut Command) -> Child {
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(logs.join(format!("{name}.log"))).unwrap();
+    for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+        cmd.env_remove(var);
+    }
+    cmd.env("NO_PROXY", "127.0.0.1,localhost")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {name}: {e}"))
+}
+
+async fn create<K>(client: &kube::Client, ns: &str, o: Value)
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    api.create(&PostParams::default(), &obj::<K>(o)).await.unwrap();
+}
+
+async fn fresh_namespace(client: &kube::Client, ns: &str) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    if api.get_opt(ns).await.unwrap().is_some() {
+        let _ = api.delete(ns, &DeleteParams::default()).await;
+        observe::wait_for(Duration::from_secs(120), &format!("namespace {ns} deleted"), || async {
+            api.get_opt(ns).await.unwrap().is_none()
+        })
+        .await;
+    }
+    api.create(&PostParams::default(), &obj(json!({"metadata": {"name": ns}}))).await.unwrap();
+}
+
+fn kwok_cluster_exec() -> ApiResource {
+    ApiResource {
+        group: "kwok.x-k8s.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "kwok.x-k8s.io/v1alpha1".into(),
+        kind: "ClusterExec".into(),
+        plural: "clusterexecs".into(),
+    }
+}
+
+impl Installation {
+    /// Installs a controller with `replicas` in `ns`; returns once it is ready and its REST API answers.
+    pub async fn new(ns: &str, shape: Shape, replicas: i32) -> Installation {
+        let s: &Suite = suite();
+        let client = admin_client().await;
+        let dir = s.work.join(ns);
+        let _ = std::fs::remove_dir_all(&dir);
+        let pod = dir.join("pod");
+        for d in [dir.join("work/logs"), dir.join("bin"), pod.clone()] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        fresh_namespace(&client, ns).await;
+        let (controller, deployment, config_map, etcd_url, etcd_sts, preset) = match shape {
+            Shape::Piraeus => (CR, format!("{CR}-controller"), format!("{CR}-controller-config"), CR_ETCD_URL, "piraeus-op-etcd", Preset::Piraeus),
+            Shape::Plain => (PLAIN, PLAIN.to_string(), format!("{PLAIN}-config"), PLAIN_ETCD_URL, "etcd", Preset::Plain),
+        };
+
+        create::<ServiceAccount>(&client, ns, json!({"metadata": {"name": "linstor-controller"}})).await;
+        create::<Secret>(&client, ns, json!({"metadata": {"name": "piraeus-op-passphrase"}, "type": "Opaque",
+            "stringData": {"MASTER_PASSPHRASE": "not-a-real-passphrase"}}))
+        .await;
+        let etcd_labels = json!({"app.kubernetes.io/name": "etcd", "app.kubernetes.io/instance": etcd_sts});
+        create::<Service>(&client, ns, json!({"metadata": {"name": etcd_sts, "labels": etcd_labels},
+            "spec": {"clusterIP": "None", "selector": etcd_labels,
+                     "ports": [{"name": "client", "port": 2379}, {"name": "peer", "port": 2380}]}}))
+        .await;
+        create::<StatefulSet>(&client, ns, json!({"metadata": {"name": etcd_sts, "labels": etcd_labels},
+            "spec": {"replicas": 1, "serviceName": etcd_sts, "selector": {"matchLabels": etcd_labels},
+                     "template": {"metadata": {"labels": etcd_labels},
+                                  "spec": {"containers": [{"name": "etcd", "image": "quay.io/coreos/etcd:v3.4.15",
+                                                           "ports": [{"containerPort": 2379}, {"containerPort": 2380}]}]}}}}))
+        .await;
+
+        // what the migration pod's commands run with: the etcd data, faults, the controller's token
+        let dataset = dir.join("etcd-data.json");
+        dataset::write(&dataset::generate(preset), &dataset).unwrap();
+        let fault_file = dir.join("faults");
+        let controller_kubeconfig = dir.join("controller.kubeconfig");
+        s.write_token_kubeconfig(&controller_kubeconfig, &s.token(ns, "linstor-controller"), ns);
+        let tool = dir.join("bin/linstor-database");
+        let tool_runs = dir.join("tool-runs.log");
+        std::fs::write(
+            &tool,
+            format!(
+                "#!/bin/bash\n# linstor-database stand-in, timed for the downtime report\nstart=$(date +%s%N)\n\"{}\" \"$@\"\nrc=$?\necho \"$1 $start $(date +%s%N) $rc\" >>\"{}\"\nexit $rc\n",
+                s.bins.tool.display(),
+                tool_runs.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let exec = json!({
+            "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "ClusterExec",
+            "metadata": {"name": format!("e2e-{ns}")},
+            "spec": {"selector": {"matchNamespaces": [ns]},
+                     "execs": [{"containers": ["migration"],
+                                "local": {"workDir": dir.join("work"),
+                                          "envs": [{"name": "LINSTOR_STANDIN_ETCD_DATA", "value": dataset},
+                                                   {"name": "LINSTOR_STANDIN_FAULT_FILE", "value": fault_file},
+                                                   {"name": "KUBECONFIG", "value": controller_kubeconfig}]}}]}
+        });
+        let execs: Api<DynamicObject> = Api::all_with(client.clone(), &kwok_cluster_exec());
+        execs
+            .patch(&format!("e2e-{ns}"), &PatchParams::apply("e2e").force(), &Patch::Apply(&exec))
+            .await
+            .unwrap();
+        let podfs = PodFs {
+            namespace: ns.into(),
+            label_selector: "app.kubernetes.io/managed-by=linstor-migrator".into(),
+            root: pod.clone(),
+        }
+        .start(client.clone())
+        .await;
+
+        let mut children = Vec::new();
+        match shape {
+            Shape::Piraeus => {
+                let cr = json!({
+                    "apiVersion": "piraeus.linbit.com/v1", "kind": "LinstorController",
+                    "metadata": {"name": CR, "labels": {"app.kubernetes.io/managed-by": "Helm", "release": "piraeus-op"},
+                                 "annotations": {"meta.helm.sh/release-name": "piraeus-op", "meta.helm.sh/release-namespace": ns}},
+                    "spec": {"replicas": replicas, "dbConnectionURL": CR_ETCD_URL, "controllerImage": IMAGE,
+                             "luksSecret": "piraeus-op-passphrase", "drbdRepoCred": "", "priorityClassName": "",
+                             "logLevel": "info", "sslSecret": null, "dbCertSecret": "", "dbUseClientCert": false}
+                });
+                let api: Api<linstor_migrator::cluster::LinstorController> = Api::namespaced(client.clone(), ns);
+                api.create(&PostParams::default(), &obj(cr)).await.unwrap();
+                children.push(spawn(
+                    &dir,
+                    "piraeus-operator",
+                    Command::new(&s.bins.operator)
+                        .args(["--namespace", ns, "--resync-seconds", "5", "--config-delay-ms", "1500"])
+                        .arg("--kubeconfig")
+                        .arg(&s.admin_kubeconfig),
+                ));
+            }
+            Shape::Plain => {
+                let labels = json!({"app": PLAIN});
+                create::<ConfigMap>(&client, ns, json!({"metadata": {"name": config_map},
+                    "data": {"linstor.toml": format!("[db]\nconnection_url = \"{etcd_url}\"\n\n[http]\nport = 3370\n"),
+                             "linstor-client.conf": format!("[global]\ncontrollers = http://{PLAIN}.{ns}.svc:3370\n")}}))
+                .await;
+                create::<Service>(&client, ns, json!({"metadata": {"name": PLAIN},
+                    "spec": {"selector": labels, "ports": [{"name": "rest-api", "port": 3370, "targetPort": 3370}]}}))
+                .await;
+                create::<Deployment>(&client, ns, json!({"metadata": {"name": PLAIN, "labels": labels},
+                    "spec": {"replicas": replicas, "strategy": {"type": "Recreate"}, "selector": {"matchLabels": labels},
+                             "template": {"metadata": {"labels": labels},
+                                          "spec": {"serviceAccountName": "linstor-controller",
+                                                   "containers": [{"name": "linstor-controller", "image": "quay.io/piraeusdatastore/piraeus-server:v1.32.3",
+                                                                   "args": ["startController"],
+                                                                   "env": [{"name": "MASTER_PASSPHRASE", "valueFrom": {"secretKeyRef": {"name": "piraeus-op-passphrase", "key": "MASTER_PASSPHRASE"}}}],
+                                                                   "volumeMounts": [{"name": "linstor-conf", "mountPath": "/etc/linstor"}]}],
+                                                   "volumes": [{"name": "linstor-conf", "configMap": {"name": config_map}}]}}}}))
+                .await;
+            }
+        }
+
+        let port = free_port();
+        let rest_url = format!("http://127.0.0.1:{port}");
+        children.push(spawn(
+            &dir,
+            "linstor-rest",
+            Command::new(&s.bins.rest)
+                .args(["--controller", &format!("{ns}/{controller}"), "--listen", &format!("127.0.0.1:{port}")])
+                .arg("--kubeconfig")
+                .arg(&s.admin_kubeconfig)
+                .arg("--etcd-data")
+                .arg(&dataset),
+        ));
+        let inst = Installation {
+            ns: ns.into(),
+            shape,
+            controller: controller.into(),
+            deployment,
+            config_map,
+            etcd_url: etcd_url.into(),
+            replicas,
+            client,
+            source_config_dir: pod.join("etc/linstor"),
+            target_config_dir: pod.join("etc/linstor-target"),
+            backup_dir: pod.join("backup"),
+            dir,
+            tool,
+            tool_runs,
+            dataset,
+            fault_file,
+            rest_url,
+            children,
+            podfs,
+        };
+        inst.wait_controller_up(Duration::from_secs(90)).await;
+        inst
+    }
+
+    /// "ns/name" for the API.
+    pub fn reference(&self) -> String {
+        format!("{}/{}", self.ns, self.controller)
+    }
+
+    /// Waits until the Deployment has its replicas ready and the REST API answers.
+    pub async fn wait_controller_up(&self, timeout: Duration) {
+        observe::wait_for(timeout, &format!("controller {} ready", self.reference()), || async {
+            observe::deployment_ready(&self.client, &self.ns, &self.deployment).await
+                && observe::rest_up(&self.rest_url).await
+        })
+        .await;
+    }
+
+    /// Arms a one-shot fault of the linstor-database stand-in (`import:exit1`, `export:hang`).
+    pub fn arm_fault(&self, fault: &str) {
+        std::fs::write(&self.fault_file, format!("{fault}\n")).unwrap();
+    }
+
+    pub async fn linstor_controller(&self) -> linstor_migrator::cluster::LinstorController {
+        let api: Api<linstor_migrator::cluster::LinstorController> = Api::namespaced(self.client.clone(), &self.ns);
+        api.get(&self.controller).await.unwrap()
+    }
+
+    pub async fn config_toml(&self) -> String {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.ns);
+        let cm = api.get(&self.config_map).await.unwrap();
+        cm.data.and_then(|d| d.get("linstor.toml").cloned()).unwrap_or_default()
+    }
+
+    pub async fn deployment(&self) -> Deployment {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.ns);
+        api.get(&self.deployment).await.unwrap()
+    }
+
+    /// Objects the service made for runs (migration pods, target ConfigMaps).
+    pub async fn migration_objects(&self) -> Vec<String> {
+        let selector = "app.kubernetes.io/managed-by=linstor-migrator";
+        let lp = kube::api::ListParams::default().labels(selector);
+        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(self.client.clone(), &self.ns);
+        let cms: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.ns);
+        let mut out: Vec<String> =
+            pods.list(&lp).await.unwrap().items.iter().map(|p| format!("pod/{}", p.metadata.name.clone().unwrap_or_default())).collect();
+        out.extend(cms.list(&lp).await.unwrap().items.iter().map(|c| format!("configmap/{}", c.metadata.name.clone().unwrap_or_default())));
+        out
+    }
+
+    /// (subcommand, seconds) of every linstor-database run so far.
+    pub fn tool_runs(&self) -> Vec<(String, f64, i32)> {
+        std::fs::read_to_string(&self.tool_runs)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let (a, b): (i128, i128) = (f.get(1)?.parse().ok()?, f.get(2)?.parse().ok()?);
+                Some((f[0].to_string(), (b - a) as f64 / 1e9, f.get(3)?.parse().ok()?))
+            })
+            .collect()
+    }
+}
