@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub use crate::http::AuthMode;
 use crate::model::ControllerRef;
 
 /// Moves a LINSTOR controller's database from etcd to the Kubernetes backend.
@@ -94,17 +95,6 @@ pub enum Command {
     Preflight(RunArgs),
 }
 
-/// How API and page requests are authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AuthMode {
-    /// A bearer token (LINSTOR_MIGRATOR_TOKEN; generated and printed once when unset).
-    Token,
-    /// Kubernetes bearer tokens, checked with TokenReview and SubjectAccessReview.
-    Kubernetes,
-    /// No authentication (explicit only).
-    None,
-}
-
 #[derive(Debug, Args, Clone)]
 pub struct ServeArgs {
     /// Address to listen on.
@@ -112,7 +102,8 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     #[arg(long, env = "LINSTOR_MIGRATOR_AUTH", value_enum, default_value_t = AuthMode::Token)]
     pub auth: AuthMode,
-    /// The API token for `--auth token`.
+    /// The API token for `--auth token`: a bare token, or `name:token` pairs separated by commas
+    /// (the name is recorded as the actor).
     #[arg(long, env = "LINSTOR_MIGRATOR_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Resource checked with a SubjectAccessReview for `--auth kubernetes` (group/resource).
@@ -128,6 +119,9 @@ pub struct ServeArgs {
     /// Namespace of the SubjectAccessReview for `--auth kubernetes` (empty: cluster-wide).
     #[arg(long, env = "LINSTOR_MIGRATOR_AUTH_NAMESPACE", default_value = "")]
     pub auth_namespace: String,
+    /// Mark the session cookie Secure (when served behind TLS).
+    #[arg(long, env = "LINSTOR_MIGRATOR_SECURE_COOKIES")]
+    pub secure_cookies: bool,
     /// Seconds a shutdown waits for runs to reach a safe point.
     #[arg(long, env = "LINSTOR_MIGRATOR_SHUTDOWN_GRACE", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,

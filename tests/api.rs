@@ -170,3 +170,99 @@ async fn unknown_paths_are_json_404_under_api() {
     assert!(body["error"].as_str().unwrap().contains("not found"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn kubernetes_auth_uses_token_and_access_reviews() {
+    use linstor_migrator::engine::EngineSettings;
+    use linstor_migrator::http::{AuthMode, HttpSettings};
+
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = common::sim();
+    cluster.add_token("alice-token", "alice", &["storage-admins"]);
+    cluster.add_token("bob-token", "bob", &[]);
+    let http = HttpSettings::new(AuthMode::Kubernetes);
+    let a = &http.access;
+    cluster.deny("bob", &a.group, &a.resource, &a.verb);
+    let app = common::spawn_app_in(
+        dir.path(),
+        EngineSettings::new(dir.path().to_path_buf()),
+        http,
+        cluster,
+    )
+    .await;
+
+    let as_user = |token: &str| {
+        app.client
+            .get(app.url("/api/v1/runs"))
+            .bearer_auth(token.to_string())
+    };
+    assert_eq!(as_user("alice-token").send().await.unwrap().status(), 200);
+    assert_eq!(as_user("nobody").send().await.unwrap().status(), 401);
+    let denied = as_user("bob-token").send().await.unwrap();
+    assert_eq!(denied.status(), 403);
+    let body: Value = denied.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("bob may not"), "{body}");
+
+    // the run records the Kubernetes user
+    let res = app
+        .client
+        .post(app.url("/api/v1/runs"))
+        .bearer_auth("alice-token")
+        .json(&json!({"kind": "preflight", "controller": common::CONTROLLER}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let run: Value = res.json().await.unwrap();
+    assert_eq!(run["created_by"], "alice");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn auth_none_needs_no_credentials_but_keeps_forms_csrf_safe() {
+    use linstor_migrator::engine::EngineSettings;
+    use linstor_migrator::http::{AuthMode, HttpSettings};
+
+    let dir = tempfile::tempdir().unwrap();
+    let http = HttpSettings::new(AuthMode::None);
+    let app = common::spawn_app_in(
+        dir.path(),
+        EngineSettings::new(dir.path().to_path_buf()),
+        http,
+        common::sim(),
+    )
+    .await;
+    assert_eq!(
+        app.client
+            .get(app.url("/api/v1/controllers"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let res = app.client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["set-cookie"].to_str().unwrap().contains("HttpOnly"));
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let res = app
+        .client
+        .post(app.url("/runs"))
+        .header("cookie", cookie)
+        .form(&[("kind", "preflight"), ("controller", common::CONTROLLER)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        403,
+        "a form without the CSRF token is refused even without auth"
+    );
+    app.stop().await;
+}

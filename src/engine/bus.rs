@@ -3,7 +3,7 @@
 //! the database, so a slow client never slows the engine nor grows a buffer without bound.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
@@ -15,9 +15,16 @@ const CAPACITY: usize = 1024;
 #[derive(Default)]
 pub struct EventBus {
     channels: Mutex<HashMap<String, broadcast::Sender<EventRecord>>>,
+    /// One lock per run, held from storing an event to publishing it, by every writer of that
+    /// run (runner, cancel, approve...), so live events go out in sequence order.
+    order: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl EventBus {
+    pub fn order_lock(&self, run_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.order.lock().expect("event bus lock").entry(run_id.to_string()).or_default().clone()
+    }
+
     fn sender(&self, run_id: &str) -> broadcast::Sender<EventRecord> {
         let mut map = self.channels.lock().expect("event bus lock");
         map.entry(run_id.to_string())

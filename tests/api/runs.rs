@@ -5,7 +5,9 @@ use linstor_migrator::engine::EngineSettings;
 use linstor_migrator::model::StepName;
 use serde_json::{Value, json};
 
-use crate::common::{CONTROLLER, OTHER_TOKEN, PLAIN_CONTROLLER, TOKEN, settings, spawn_app, spawn_app_in};
+use crate::common::{
+    CONTROLLER, OTHER_TOKEN, PLAIN_CONTROLLER, TOKEN, settings, sim, spawn_app, spawn_app_in,
+};
 
 async fn post_raw(app: &crate::common::TestApp, body: &str, content_type: &str) -> (u16, Value) {
     let res = app
@@ -376,7 +378,9 @@ async fn a_run_interrupted_by_a_restart_finishes_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let mut engine = EngineSettings::new(dir.path().to_path_buf());
     engine.stop_after_step = Some(StepName::Export);
-    let app = spawn_app_in(dir.path(), engine, settings()).await;
+    // the same cluster on both sides of the restart, as in reality
+    let cluster = sim();
+    let app = spawn_app_in(dir.path(), engine, settings(), cluster.clone()).await;
     let run = app.start("migrate", CONTROLLER, json!({})).await;
     let id = run["id"].as_str().unwrap().to_string();
     app.wait_for(&id, "export done", |r| {
@@ -393,6 +397,7 @@ async fn a_run_interrupted_by_a_restart_finishes_after_it() {
         dir.path(),
         EngineSettings::new(dir.path().to_path_buf()),
         settings(),
+        cluster,
     )
     .await;
     let run = app.wait_state(&id, "succeeded").await;

@@ -48,15 +48,24 @@ pub fn settings() -> HttpSettings {
 pub async fn spawn_app() -> TestApp {
     let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
     let path = dir.path().to_path_buf();
-    let mut app = spawn_app_in(&path, EngineSettings::new(path.clone()), settings()).await;
+    let mut app = spawn_app_in(&path, EngineSettings::new(path.clone()), settings(), sim()).await;
     app._dir = Some(dir);
     app
 }
 
-/// A server on `data_dir` (which may hold the database of a previous server).
-pub async fn spawn_app_in(data_dir: &Path, engine_settings: EngineSettings, http: HttpSettings) -> TestApp {
+/// A fresh simulated cluster.
+pub fn sim() -> Arc<SimCluster> {
+    Arc::new(SimCluster::new(SimTiming::instant()))
+}
+
+/// A server on `data_dir` (which may hold the database of a previous server) and `cluster`.
+pub async fn spawn_app_in(
+    data_dir: &Path,
+    engine_settings: EngineSettings,
+    http: HttpSettings,
+    cluster: Arc<SimCluster>,
+) -> TestApp {
     let db = Db::open(data_dir).await.expect("database");
-    let cluster = Arc::new(SimCluster::new(SimTiming::instant()));
     let engine = Engine::start(db, cluster, engine_settings, Arc::new(Metrics::default()))
         .await
         .expect("engine");
@@ -130,9 +139,17 @@ impl TestApp {
         }
     }
 
-    /// Polls until the run is in `state`.
+    /// Polls until the run is in `state`; fails at once when it ends in another.
     pub async fn wait_state(&self, id: &str, state: &str) -> Value {
-        self.wait_for(id, state, |r| r["state"] == state).await
+        let run = self
+            .wait_for(id, state, |r| {
+                r["state"] == state
+                    || ["succeeded", "failed", "cancelled", "rolled_back"]
+                        .contains(&r["state"].as_str().unwrap_or(""))
+            })
+            .await;
+        assert_eq!(run["state"], state, "run {id} ended otherwise: {run:#}");
+        run
     }
 
     /// Stops the server and the engine (runs stay resumable).

@@ -8,9 +8,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::format::{run_state_label, short_id};
-use super::run_view::{
-    ActionButton, LogGroup, ReportView, RunPageView, log_groups, report_view, run_page_view,
-};
+use super::report::{ReportView, report_view};
+use super::run_view::{ActionButton, LogGroup, RunPageView, log_groups, run_page_view};
 use super::{CsrfForm, Layout, PageError, PageResult, render};
 use crate::http::AppState;
 use crate::http::api::runs::Action;

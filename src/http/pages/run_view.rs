@@ -2,7 +2,7 @@
 //! downtime clock, the actions that fit the state, the log grouped by step, the report.
 
 use crate::db::EventRecord;
-use crate::engine::{CheckLevel, RunView};
+use crate::engine::RunView;
 use crate::http::api::runs::Action;
 use crate::model::{RunKind, RunState, StepName};
 
@@ -271,106 +271,4 @@ pub fn log_groups(lines: &[EventRecord]) -> Vec<LogGroup> {
         });
     }
     groups.into_iter().map(|(_, g)| g).collect()
-}
-
-pub struct CheckRow {
-    pub level: &'static str,
-    pub icon: &'static str,
-    pub name: String,
-    pub message: String,
-}
-
-/// The run's findings, for the report sections.
-pub struct ReportView {
-    pub checks: Vec<CheckRow>,
-    pub plan: Vec<String>,
-    /// `(identical, summary, differences)`.
-    pub data: Option<(bool, String, Vec<String>)>,
-    pub cluster: Option<(bool, String, Vec<String>)>,
-    pub error_reports: Vec<String>,
-    pub helm_command: String,
-    pub helm_drift: String,
-    pub rollback_cause: String,
-    pub k8s_leftover: String,
-    pub etcd_scaled_down: String,
-    pub approved_by: String,
-}
-
-pub fn report_view(run: &RunView) -> ReportView {
-    let r = &run.report;
-    let helm_drift = r
-        .helm
-        .as_ref()
-        .filter(|h| h.get("says_etcd").and_then(|v| v.as_bool()) == Some(true))
-        .map(|h| {
-            let release = h.get("release").and_then(|v| v.as_str()).unwrap_or("the Helm release");
-            format!(
-                "Helm release {release} still sets the etcd database in its values: the next helm upgrade would start \
-                 the controller on etcd again, without the changes made since. Persist the change with the command below."
-            )
-        })
-        .unwrap_or_default();
-    ReportView {
-        checks: r
-            .checks
-            .iter()
-            .map(|c| {
-                let (level, icon) = match c.level {
-                    CheckLevel::Ok => ("ok", "✓"),
-                    CheckLevel::Warning => ("warning", "!"),
-                    CheckLevel::Error => ("error", "✗"),
-                };
-                CheckRow { level, icon, name: c.name.clone(), message: c.message.clone() }
-            })
-            .collect(),
-        plan: r.plan.clone(),
-        data: r.data_verification.as_ref().map(|d| {
-            let summary = format!("{} tables, {} rows compared with the backup", d.tables_compared, d.rows_compared);
-            let diffs = d
-                .differences
-                .iter()
-                .map(|t| {
-                    format!(
-                        "{}: {} rows expected, {} found ({} missing, {} extra, {} changed){}",
-                        t.name,
-                        t.rows_expected,
-                        t.rows_found,
-                        t.missing,
-                        t.extra,
-                        t.changed,
-                        if t.examples.is_empty() { String::new() } else { format!(", e.g. {}", t.examples.join(", ")) }
-                    )
-                })
-                .collect();
-            (d.is_equal(), summary, diffs)
-        }),
-        cluster: r.cluster_verification.as_ref().map(|c| {
-            let summary = format!(
-                "{} nodes, {} storage pools, {} resources, {} volumes compared with the snapshot",
-                c.nodes, c.storage_pools, c.resources, c.volumes
-            );
-            (c.is_equal(), summary, c.differences.clone())
-        }),
-        error_reports: r
-            .error_reports
-            .iter()
-            .map(|e| format!("{} on {}: {} {}", e.filename, e.node_name, e.exception, e.exception_message))
-            .collect(),
-        helm_command: r.helm_command.clone().unwrap_or_default(),
-        helm_drift,
-        rollback_cause: r.rollback_cause.clone().unwrap_or_default(),
-        k8s_leftover: r
-            .k8s_backend_after_rollback
-            .as_ref()
-            .filter(|i| i.total_objects() > 0)
-            .map(|i| {
-                format!(
-                    "The k8s backend still holds {} objects from the interrupted import; the next import replaces them.",
-                    i.total_objects()
-                )
-            })
-            .unwrap_or_default(),
-        etcd_scaled_down: r.etcd_scaled_down.clone().unwrap_or_default(),
-        approved_by: r.approved_by.clone().unwrap_or_default(),
-    }
 }

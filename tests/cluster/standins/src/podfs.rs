@@ -33,7 +33,10 @@ pub struct PodFs {
 /// The files of one volume: (relative path, content).
 fn project(data: BTreeMap<String, Vec<u8>>, items: Option<&Vec<KeyToPath>>) -> Vec<(String, Vec<u8>)> {
     match items {
-        Some(items) => items.iter().filter_map(|i| data.get(&i.key).map(|v| (i.path.clone(), v.clone()))).collect(),
+        Some(items) => items
+            .iter()
+            .filter_map(|i| data.get(&i.key).map(|v| (i.path.clone(), v.clone())))
+            .collect(),
         None => data.into_iter().collect(),
     }
 }
@@ -49,8 +52,9 @@ impl PodFs {
 
     async fn follow(self, client: kube::Client, ready: tokio::sync::oneshot::Sender<()>) {
         let pods: Api<Pod> = Api::namespaced(client.clone(), &self.namespace);
-        let mut events =
-            watcher::watcher(pods, watcher::Config::default().labels(&self.label_selector)).default_backoff().boxed();
+        let mut events = watcher::watcher(pods, watcher::Config::default().labels(&self.label_selector))
+            .default_backoff()
+            .boxed();
         let mut done: HashSet<String> = HashSet::new();
         let mut ready = Some(ready);
         while let Some(event) = events.next().await {
@@ -74,29 +78,45 @@ impl PodFs {
             }
             match self.materialize(&client, &pod).await {
                 Ok(n) => {
-                    log(&format!("pod {}: {n} volume(s) written", pod.metadata.name.as_deref().unwrap_or_default()));
+                    log(&format!(
+                        "pod {}: {n} volume(s) written",
+                        pod.metadata.name.as_deref().unwrap_or_default()
+                    ));
                     done.insert(uid);
                 }
-                Err(e) => log(&format!("pod {}: {e}", pod.metadata.name.as_deref().unwrap_or_default())),
+                Err(e) => log(&format!(
+                    "pod {}: {e}",
+                    pod.metadata.name.as_deref().unwrap_or_default()
+                )),
             }
         }
     }
 
     fn allowed(&self, path: &Path) -> bool {
-        path.is_absolute() && path.starts_with(&self.root) && !path.components().any(|c| c.as_os_str() == "..")
+        path.is_absolute()
+            && path.starts_with(&self.root)
+            && !path.components().any(|c| c.as_os_str() == "..")
     }
 
     /// Writes every volume mount of `pod` under [`Self::root`]; returns how many.
     pub async fn materialize(&self, client: &kube::Client, pod: &Pod) -> Result<usize, String> {
-        let Some(spec) = pod.spec.as_ref() else { return Ok(0) };
+        let Some(spec) = pod.spec.as_ref() else {
+            return Ok(0);
+        };
         let volumes = spec.volumes.clone().unwrap_or_default();
         let mut written = 0;
-        for mount in spec.containers.iter().flat_map(|c| c.volume_mounts.iter().flatten()) {
+        for mount in spec
+            .containers
+            .iter()
+            .flat_map(|c| c.volume_mounts.iter().flatten())
+        {
             let dir = PathBuf::from(&mount.mount_path);
             if !self.allowed(&dir) {
                 continue;
             }
-            let Some(volume) = volumes.iter().find(|v| v.name == mount.name) else { continue };
+            let Some(volume) = volumes.iter().find(|v| v.name == mount.name) else {
+                continue;
+            };
             let files = if let Some(cm) = &volume.config_map {
                 let data = self.config_map(client, &cm.name).await?;
                 project(data, cm.items.as_ref())
@@ -113,10 +133,14 @@ impl PodFs {
             for (rel, content) in files {
                 let path = dir.join(&rel);
                 if !self.allowed(&path) {
-                    return Err(format!("volume {} maps a key outside its mount: {rel}", volume.name));
+                    return Err(format!(
+                        "volume {} maps a key outside its mount: {rel}",
+                        volume.name
+                    ));
                 }
                 if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| format!("creating {}: {e}", parent.display()))?;
                 }
                 std::fs::write(&path, content).map_err(|e| format!("writing {}: {e}", path.display()))?;
             }
@@ -125,15 +149,28 @@ impl PodFs {
         Ok(written)
     }
 
-    async fn config_map(&self, client: &kube::Client, name: &str) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    async fn config_map(
+        &self,
+        client: &kube::Client,
+        name: &str,
+    ) -> Result<BTreeMap<String, Vec<u8>>, String> {
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), &self.namespace);
         // the service creates the ConfigMap before the pod, but allow for a slow cache anyway
         for _ in 0..50 {
             match api.get_opt(name).await {
                 Ok(Some(cm)) => {
-                    let mut out: BTreeMap<String, Vec<u8>> =
-                        cm.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
-                    out.extend(cm.binary_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)));
+                    let mut out: BTreeMap<String, Vec<u8>> = cm
+                        .data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.into_bytes()))
+                        .collect();
+                    out.extend(
+                        cm.binary_data
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|(k, v)| (k, v.0)),
+                    );
                     return Ok(out);
                 }
                 Ok(None) => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -146,7 +183,12 @@ impl PodFs {
     async fn secret(&self, client: &kube::Client, name: &str) -> Result<BTreeMap<String, Vec<u8>>, String> {
         let api: Api<Secret> = Api::namespaced(client.clone(), &self.namespace);
         match api.get_opt(name).await {
-            Ok(Some(s)) => Ok(s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect()),
+            Ok(Some(s)) => Ok(s
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.0))
+                .collect()),
             Ok(None) => Err(format!("Secret {}/{name} does not exist", self.namespace)),
             Err(e) => Err(format!("reading Secret {name}: {e}")),
         }
@@ -159,7 +201,11 @@ mod tests {
 
     #[test]
     fn only_paths_under_the_root_are_written() {
-        let fs = PodFs { namespace: "n".into(), label_selector: String::new(), root: PathBuf::from("/tmp/e2e/t1") };
+        let fs = PodFs {
+            namespace: "n".into(),
+            label_selector: String::new(),
+            root: PathBuf::from("/tmp/e2e/t1"),
+        };
         assert!(fs.allowed(Path::new("/tmp/e2e/t1/etc/linstor")));
         assert!(!fs.allowed(Path::new("/etc/linstor")));
         assert!(!fs.allowed(Path::new("/tmp/e2e/t1/../t2")));
@@ -171,7 +217,14 @@ mod tests {
     fn items_select_and_rename_keys() {
         let data = BTreeMap::from([("a".to_string(), b"1".to_vec()), ("b".to_string(), b"2".to_vec())]);
         assert_eq!(project(data.clone(), None).len(), 2);
-        let items = vec![KeyToPath { key: "b".into(), path: "sub/x".into(), mode: None }];
-        assert_eq!(project(data, Some(&items)), vec![("sub/x".to_string(), b"2".to_vec())]);
+        let items = vec![KeyToPath {
+            key: "b".into(),
+            path: "sub/x".into(),
+            mode: None,
+        }];
+        assert_eq!(
+            project(data, Some(&items)),
+            vec![("sub/x".to_string(), b"2".to_vec())]
+        );
     }
 }

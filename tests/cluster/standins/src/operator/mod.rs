@@ -46,7 +46,10 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { resync: Duration::from_secs(5), config_delay: Duration::from_millis(1500) }
+        Self {
+            resync: Duration::from_secs(5),
+            config_delay: Duration::from_millis(1500),
+        }
     }
 }
 
@@ -60,12 +63,19 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: kube::Client, settings: Settings) -> Arc<Self> {
-        Arc::new(Self { client, settings, pending_config: Mutex::default() })
+        Arc::new(Self {
+            client,
+            settings,
+            pending_config: Mutex::default(),
+        })
     }
 }
 
 fn log(message: &str) {
-    eprintln!("{} piraeus-operator: {message}", chrono::Utc::now().format("%H:%M:%S%.3f"));
+    eprintln!(
+        "{} piraeus-operator: {message}",
+        chrono::Utc::now().format("%H:%M:%S%.3f")
+    );
 }
 
 /// Reconciles one CR: Service, ConfigMap (delayed), Deployment (always re-applied).
@@ -80,7 +90,10 @@ pub async fn reconcile(cr: Arc<LinstorController>, ctx: Arc<Context>) -> Result<
         return Ok(Action::requeue(ctx.settings.resync));
     };
     let owned = Owned::of(&name);
-    let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
 
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
     if services.get_opt(&owned.service).await?.is_none() {
@@ -96,26 +109,63 @@ pub async fn reconcile(cr: Arc<LinstorController>, ctx: Arc<Context>) -> Result<
         None => {
             log(&format!("creating ConfigMap {ns}/{}", owned.config_map));
             config_maps.create(&pp, &desired).await?;
-            desired.data.as_ref().and_then(|d| d.get("linstor.toml").cloned()).unwrap_or_default()
+            desired
+                .data
+                .as_ref()
+                .and_then(|d| d.get("linstor.toml").cloned())
+                .unwrap_or_default()
         }
         Some(current) if current.data == desired.data => {
-            ctx.pending_config.lock().expect("pending map poisoned").remove(&key);
-            current.data.as_ref().and_then(|d| d.get("linstor.toml").cloned()).unwrap_or_default()
+            ctx.pending_config
+                .lock()
+                .expect("pending map poisoned")
+                .remove(&key);
+            current
+                .data
+                .as_ref()
+                .and_then(|d| d.get("linstor.toml").cloned())
+                .unwrap_or_default()
         }
         Some(current) => {
-            let seen = *ctx.pending_config.lock().expect("pending map poisoned").entry(key.clone()).or_insert_with(Instant::now);
+            let seen = *ctx
+                .pending_config
+                .lock()
+                .expect("pending map poisoned")
+                .entry(key.clone())
+                .or_insert_with(Instant::now);
             let waited = seen.elapsed();
             if waited >= ctx.settings.config_delay {
-                log(&format!("updating ConfigMap {ns}/{} from the CR", owned.config_map));
+                log(&format!(
+                    "updating ConfigMap {ns}/{} from the CR",
+                    owned.config_map
+                ));
                 let patch = json!({"data": desired.data});
                 config_maps
-                    .patch(&owned.config_map, &PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &Patch::Merge(&patch))
+                    .patch(
+                        &owned.config_map,
+                        &PatchParams {
+                            field_manager: Some(FIELD_MANAGER.into()),
+                            ..Default::default()
+                        },
+                        &Patch::Merge(&patch),
+                    )
                     .await?;
-                ctx.pending_config.lock().expect("pending map poisoned").remove(&key);
-                desired.data.as_ref().and_then(|d| d.get("linstor.toml").cloned()).unwrap_or_default()
+                ctx.pending_config
+                    .lock()
+                    .expect("pending map poisoned")
+                    .remove(&key);
+                desired
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get("linstor.toml").cloned())
+                    .unwrap_or_default()
             } else {
                 requeue = requeue.min(ctx.settings.config_delay - waited);
-                current.data.as_ref().and_then(|d| d.get("linstor.toml").cloned()).unwrap_or_default()
+                current
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get("linstor.toml").cloned())
+                    .unwrap_or_default()
             }
         }
     };
@@ -124,7 +174,11 @@ pub async fn reconcile(cr: Arc<LinstorController>, ctx: Arc<Context>) -> Result<
     let wanted = render::deployment(&cr, &owner, &render::config_hash(&toml));
     let before = deployments.get_opt(&owned.deployment).await?;
     let applied = deployments
-        .patch(&owned.deployment, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&wanted))
+        .patch(
+            &owned.deployment,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&wanted),
+        )
         .await?;
     let replicas = |d: &Deployment| d.spec.as_ref().and_then(|s| s.replicas);
     match before {
@@ -141,7 +195,11 @@ pub async fn reconcile(cr: Arc<LinstorController>, ctx: Arc<Context>) -> Result<
 }
 
 fn error_policy(cr: Arc<LinstorController>, error: &kube::Error, _ctx: Arc<Context>) -> Action {
-    log(&format!("reconciling {}/{} failed: {error}", cr.namespace().unwrap_or_default(), cr.name_any()));
+    log(&format!(
+        "reconciling {}/{} failed: {error}",
+        cr.namespace().unwrap_or_default(),
+        cr.name_any()
+    ));
     Action::requeue(Duration::from_secs(1))
 }
 
@@ -154,7 +212,11 @@ pub async fn run(client: kube::Client, namespace: Option<&str>, settings: Settin
             Api::<Deployment>::namespaced(client.clone(), ns),
             Api::<ConfigMap>::namespaced(client.clone(), ns),
         ),
-        None => (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone())),
+        None => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+        ),
     };
     let owned = watcher::Config::default().labels("app.kubernetes.io/name=piraeus-controller");
     let ctx = Context::new(client, settings);

@@ -32,14 +32,20 @@ pub struct Owned {
 
 impl Owned {
     pub fn of(cr: &str) -> Self {
-        Self { deployment: format!("{cr}-controller"), config_map: format!("{cr}-controller-config"), service: cr.into() }
+        Self {
+            deployment: format!("{cr}-controller"),
+            config_map: format!("{cr}-controller-config"),
+            service: cr.into(),
+        }
     }
 }
 
 /// `linstor.toml` for a `dbConnectionURL`. For `k8s` the operator writes only `connection_url`
 /// in `[db]` (no etcd prefix, no certificates).
 pub fn linstor_toml(url: &str) -> String {
-    format!("[db]\n  connection_url = \"{url}\"\n\n[http]\n  listen_addr = \"0.0.0.0\"\n  port = 3370\n\n[logging]\n  level = \"info\"\n")
+    format!(
+        "[db]\n  connection_url = \"{url}\"\n\n[http]\n  listen_addr = \"0.0.0.0\"\n  port = 3370\n\n[logging]\n  level = \"info\"\n"
+    )
 }
 
 /// `linstor-client.conf`: the controller's in-cluster REST address.
@@ -58,7 +64,11 @@ pub fn labels(cr: &str) -> Value {
 }
 
 fn spec_str<'a>(cr: &'a LinstorController, key: &str) -> Option<&'a str> {
-    cr.spec.extra.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+    cr.spec
+        .extra
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 fn meta(cr: &LinstorController, name: &str, owner: &OwnerReference) -> Value {
@@ -74,7 +84,12 @@ fn meta(cr: &LinstorController, name: &str, owner: &OwnerReference) -> Value {
 pub fn config_map(cr: &LinstorController, owner: &OwnerReference) -> ConfigMap {
     let name = cr.metadata.name.clone().unwrap_or_default();
     let ns = cr.metadata.namespace.clone().unwrap_or_default();
-    let url = cr.spec.db_connection_url.as_deref().filter(|u| !u.is_empty()).unwrap_or(DEFAULT_DB_URL);
+    let url = cr
+        .spec
+        .db_connection_url
+        .as_deref()
+        .filter(|u| !u.is_empty())
+        .unwrap_or(DEFAULT_DB_URL);
     let o = Owned::of(&name);
     serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "ConfigMap",
@@ -100,9 +115,18 @@ pub fn service(cr: &LinstorController, owner: &OwnerReference) -> Service {
 pub fn deployment(cr: &LinstorController, owner: &OwnerReference, config_hash: &str) -> Deployment {
     let name = cr.metadata.name.clone().unwrap_or_default();
     let o = Owned::of(&name);
-    let image = cr.spec.controller_image.as_deref().filter(|i| !i.is_empty()).unwrap_or(DEFAULT_IMAGE);
-    let service_account =
-        cr.spec.service_account_name.as_deref().filter(|s| !s.is_empty()).unwrap_or(DEFAULT_SERVICE_ACCOUNT);
+    let image = cr
+        .spec
+        .controller_image
+        .as_deref()
+        .filter(|i| !i.is_empty())
+        .unwrap_or(DEFAULT_IMAGE);
+    let service_account = cr
+        .spec
+        .service_account_name
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(DEFAULT_SERVICE_ACCOUNT);
     let field = |path: &str| json!({"fieldRef": {"apiVersion": "v1", "fieldPath": path}});
     let mut env = vec![
         json!({"name": "JAVA_OPTS", "value": "-Djdk.tls.acknowledgeCloseNotify=true"}),
@@ -179,13 +203,18 @@ mod tests {
 
     #[test]
     fn owned_objects_have_the_operator_names_labels_and_owner() {
-        let c = cr(json!({"replicas": 2, "dbConnectionURL": "etcd://piraeus-op-etcd:2379",
-                           "luksSecret": "piraeus-op-passphrase", "priorityClassName": "", "drbdRepoCred": ""}));
+        let c = cr(
+            json!({"replicas": 2, "dbConnectionURL": "etcd://piraeus-op-etcd:2379",
+                           "luksSecret": "piraeus-op-passphrase", "priorityClassName": "", "drbdRepoCred": ""}),
+        );
         let owner = c.controller_owner_ref(&()).unwrap();
         let d = deployment(&c, &owner, "abc");
         assert_eq!(d.metadata.name.as_deref(), Some("piraeus-op-cs-controller"));
         let owners = d.metadata.owner_references.as_ref().unwrap();
-        assert_eq!((owners[0].kind.as_str(), owners[0].controller), ("LinstorController", Some(true)));
+        assert_eq!(
+            (owners[0].kind.as_str(), owners[0].controller),
+            ("LinstorController", Some(true))
+        );
         let spec = d.spec.as_ref().unwrap();
         assert_eq!(spec.replicas, Some(2));
         assert_eq!(spec.strategy.as_ref().unwrap().type_.as_deref(), Some("Recreate"));
@@ -193,16 +222,33 @@ mod tests {
         assert_eq!(pod.service_account_name.as_deref(), Some("linstor-controller"));
         assert!(pod.priority_class_name.is_none() && pod.image_pull_secrets.is_none());
         let c0 = &pod.containers[0];
-        assert_eq!((c0.name.as_str(), c0.image.as_deref()), (CONTAINER, Some(DEFAULT_IMAGE)));
+        assert_eq!(
+            (c0.name.as_str(), c0.image.as_deref()),
+            (CONTAINER, Some(DEFAULT_IMAGE))
+        );
         let env = c0.env.as_ref().unwrap();
         assert!(env.iter().any(|e| e.name == "MASTER_PASSPHRASE"));
-        assert!(env.iter().any(|e| e.name == "K8S_AWAIT_ELECTION_LOCK_NAME" && e.value.as_deref() == Some("piraeus-op-cs")));
+        assert!(
+            env.iter()
+                .any(|e| e.name == "K8S_AWAIT_ELECTION_LOCK_NAME"
+                    && e.value.as_deref() == Some("piraeus-op-cs"))
+        );
         assert_eq!(c0.volume_mounts.as_ref().unwrap()[0].mount_path, "/etc/linstor");
-        let annotations = spec.template.metadata.as_ref().unwrap().annotations.as_ref().unwrap();
+        let annotations = spec
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .annotations
+            .as_ref()
+            .unwrap();
         assert_eq!(annotations[CONFIG_HASH_ANNOTATION], "abc");
 
         let cm = config_map(&c, &owner);
-        assert_eq!(cm.metadata.name.as_deref(), Some("piraeus-op-cs-controller-config"));
+        assert_eq!(
+            cm.metadata.name.as_deref(),
+            Some("piraeus-op-cs-controller-config")
+        );
         let data = cm.data.unwrap();
         assert!(data["linstor.toml"].contains("connection_url = \"etcd://piraeus-op-etcd:2379\""));
         assert!(data["linstor-client.conf"].contains("http://piraeus-op-cs.piraeus-datastore.svc:3370"));
@@ -223,8 +269,10 @@ mod tests {
 
     #[test]
     fn replicas_default_to_one_and_spec_fields_are_used() {
-        let c = cr(json!({"controllerImage": "img:v1", "serviceAccountName": "sa", "priorityClassName": "pc",
-                           "drbdRepoCred": "cred"}));
+        let c = cr(
+            json!({"controllerImage": "img:v1", "serviceAccountName": "sa", "priorityClassName": "pc",
+                           "drbdRepoCred": "cred"}),
+        );
         let owner = c.controller_owner_ref(&()).unwrap();
         let d = deployment(&c, &owner, "h");
         let spec = d.spec.unwrap();
@@ -233,6 +281,13 @@ mod tests {
         assert_eq!(pod.service_account_name.as_deref(), Some("sa"));
         assert_eq!(pod.priority_class_name.as_deref(), Some("pc"));
         assert_eq!(pod.containers[0].image.as_deref(), Some("img:v1"));
-        assert!(!pod.containers[0].env.as_ref().unwrap().iter().any(|e| e.name == "MASTER_PASSPHRASE"));
+        assert!(
+            !pod.containers[0]
+                .env
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|e| e.name == "MASTER_PASSPHRASE")
+        );
     }
 }

@@ -80,21 +80,38 @@ pub fn obj<T: DeserializeOwned>(v: Value) -> T {
 pub async fn admin_client() -> kube::Client {
     linstor_standins::install_crypto_provider();
     let kc = kube::config::Kubeconfig::read_from(&suite().admin_kubeconfig).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
     kube::Client::try_from(config).unwrap()
 }
 
 /// A free loopback port (bound and released; nothing else here races for it).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A child process with its output in `dir/logs/<name>.log`, killed when dropped.
 pub fn spawn(dir: &std::path::Path, name: &str, cmd: &mut Command) -> Child {
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).unwrap();
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(logs.join(format!("{name}.log"))).unwrap();
-    for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(logs.join(format!("{name}.log")))
+        .unwrap();
+    for var in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ] {
         cmd.env_remove(var);
     }
     cmd.env("NO_PROXY", "127.0.0.1,localhost")
@@ -122,12 +139,16 @@ async fn fresh_namespace(client: &kube::Client, ns: &str) {
     let api: Api<Namespace> = Api::all(client.clone());
     if api.get_opt(ns).await.unwrap().is_some() {
         let _ = api.delete(ns, &DeleteParams::default()).await;
-        observe::wait_for(Duration::from_secs(120), &format!("namespace {ns} deleted"), || async {
-            api.get_opt(ns).await.unwrap().is_none()
-        })
+        observe::wait_for(
+            Duration::from_secs(120),
+            &format!("namespace {ns} deleted"),
+            || async { api.get_opt(ns).await.unwrap().is_none() },
+        )
         .await;
     }
-    api.create(&PostParams::default(), &obj(json!({"metadata": {"name": ns}}))).await.unwrap();
+    api.create(&PostParams::default(), &obj(json!({"metadata": {"name": ns}})))
+        .await
+        .unwrap();
 }
 
 fn kwok_cluster_exec() -> ApiResource {
@@ -153,18 +174,40 @@ impl Installation {
         }
         fresh_namespace(&client, ns).await;
         let (controller, deployment, config_map, etcd_url, etcd_sts, preset) = match shape {
-            Shape::Piraeus => (CR, format!("{CR}-controller"), format!("{CR}-controller-config"), CR_ETCD_URL, "piraeus-op-etcd", Preset::Piraeus),
-            Shape::Plain => (PLAIN, PLAIN.to_string(), format!("{PLAIN}-config"), PLAIN_ETCD_URL, "etcd", Preset::Plain),
+            Shape::Piraeus => (
+                CR,
+                format!("{CR}-controller"),
+                format!("{CR}-controller-config"),
+                CR_ETCD_URL,
+                "piraeus-op-etcd",
+                Preset::Piraeus,
+            ),
+            Shape::Plain => (
+                PLAIN,
+                PLAIN.to_string(),
+                format!("{PLAIN}-config"),
+                PLAIN_ETCD_URL,
+                "etcd",
+                Preset::Plain,
+            ),
         };
 
         create::<ServiceAccount>(&client, ns, json!({"metadata": {"name": "linstor-controller"}})).await;
-        create::<Secret>(&client, ns, json!({"metadata": {"name": "piraeus-op-passphrase"}, "type": "Opaque",
-            "stringData": {"MASTER_PASSPHRASE": "not-a-real-passphrase"}}))
+        create::<Secret>(
+            &client,
+            ns,
+            json!({"metadata": {"name": "piraeus-op-passphrase"}, "type": "Opaque",
+            "stringData": {"MASTER_PASSPHRASE": "not-a-real-passphrase"}}),
+        )
         .await;
         let etcd_labels = json!({"app.kubernetes.io/name": "etcd", "app.kubernetes.io/instance": etcd_sts});
-        create::<Service>(&client, ns, json!({"metadata": {"name": etcd_sts, "labels": etcd_labels},
+        create::<Service>(
+            &client,
+            ns,
+            json!({"metadata": {"name": etcd_sts, "labels": etcd_labels},
             "spec": {"clusterIP": "None", "selector": etcd_labels,
-                     "ports": [{"name": "client", "port": 2379}, {"name": "peer", "port": 2380}]}}))
+                     "ports": [{"name": "client", "port": 2379}, {"name": "peer", "port": 2380}]}}),
+        )
         .await;
         create::<StatefulSet>(&client, ns, json!({"metadata": {"name": etcd_sts, "labels": etcd_labels},
             "spec": {"replicas": 1, "serviceName": etcd_sts, "selector": {"matchLabels": etcd_labels},
@@ -203,7 +246,11 @@ impl Installation {
         });
         let execs: Api<DynamicObject> = Api::all_with(client.clone(), &kwok_cluster_exec());
         execs
-            .patch(&format!("e2e-{ns}"), &PatchParams::apply("e2e").force(), &Patch::Apply(&exec))
+            .patch(
+                &format!("e2e-{ns}"),
+                &PatchParams::apply("e2e").force(),
+                &Patch::Apply(&exec),
+            )
             .await
             .unwrap();
         let podfs = PodFs {
@@ -225,13 +272,21 @@ impl Installation {
                              "luksSecret": "piraeus-op-passphrase", "drbdRepoCred": "", "priorityClassName": "",
                              "logLevel": "info", "sslSecret": null, "dbCertSecret": "", "dbUseClientCert": false}
                 });
-                let api: Api<linstor_migrator::cluster::LinstorController> = Api::namespaced(client.clone(), ns);
+                let api: Api<linstor_migrator::cluster::LinstorController> =
+                    Api::namespaced(client.clone(), ns);
                 api.create(&PostParams::default(), &obj(cr)).await.unwrap();
                 children.push(spawn(
                     &dir,
                     "piraeus-operator",
                     Command::new(&s.bins.operator)
-                        .args(["--namespace", ns, "--resync-seconds", "5", "--config-delay-ms", "1500"])
+                        .args([
+                            "--namespace",
+                            ns,
+                            "--resync-seconds",
+                            "5",
+                            "--config-delay-ms",
+                            "1500",
+                        ])
                         .arg("--kubeconfig")
                         .arg(&s.admin_kubeconfig),
                 ));
@@ -264,7 +319,12 @@ impl Installation {
             &dir,
             "linstor-rest",
             Command::new(&s.bins.rest)
-                .args(["--controller", &format!("{ns}/{controller}"), "--listen", &format!("127.0.0.1:{port}")])
+                .args([
+                    "--controller",
+                    &format!("{ns}/{controller}"),
+                    "--listen",
+                    &format!("127.0.0.1:{port}"),
+                ])
                 .arg("--kubeconfig")
                 .arg(&s.admin_kubeconfig)
                 .arg("--etcd-data")
@@ -302,10 +362,14 @@ impl Installation {
 
     /// Waits until the Deployment has its replicas ready and the REST API answers.
     pub async fn wait_controller_up(&self, timeout: Duration) {
-        observe::wait_for(timeout, &format!("controller {} ready", self.reference()), || async {
-            observe::deployment_ready(&self.client, &self.ns, &self.deployment).await
-                && observe::rest_up(&self.rest_url).await
-        })
+        observe::wait_for(
+            timeout,
+            &format!("controller {} ready", self.reference()),
+            || async {
+                observe::deployment_ready(&self.client, &self.ns, &self.deployment).await
+                    && observe::rest_up(&self.rest_url).await
+            },
+        )
         .await;
     }
 
@@ -315,14 +379,17 @@ impl Installation {
     }
 
     pub async fn linstor_controller(&self) -> linstor_migrator::cluster::LinstorController {
-        let api: Api<linstor_migrator::cluster::LinstorController> = Api::namespaced(self.client.clone(), &self.ns);
+        let api: Api<linstor_migrator::cluster::LinstorController> =
+            Api::namespaced(self.client.clone(), &self.ns);
         api.get(&self.controller).await.unwrap()
     }
 
     pub async fn config_toml(&self) -> String {
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.ns);
         let cm = api.get(&self.config_map).await.unwrap();
-        cm.data.and_then(|d| d.get("linstor.toml").cloned()).unwrap_or_default()
+        cm.data
+            .and_then(|d| d.get("linstor.toml").cloned())
+            .unwrap_or_default()
     }
 
     pub async fn deployment(&self) -> Deployment {
@@ -336,9 +403,22 @@ impl Installation {
         let lp = kube::api::ListParams::default().labels(selector);
         let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(self.client.clone(), &self.ns);
         let cms: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.ns);
-        let mut out: Vec<String> =
-            pods.list(&lp).await.unwrap().items.iter().map(|p| format!("pod/{}", p.metadata.name.clone().unwrap_or_default())).collect();
-        out.extend(cms.list(&lp).await.unwrap().items.iter().map(|c| format!("configmap/{}", c.metadata.name.clone().unwrap_or_default())));
+        let mut out: Vec<String> = pods
+            .list(&lp)
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|p| format!("pod/{}", p.metadata.name.clone().unwrap_or_default()))
+            .collect();
+        out.extend(
+            cms.list(&lp)
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .map(|c| format!("configmap/{}", c.metadata.name.clone().unwrap_or_default())),
+        );
         out
     }
 

@@ -63,11 +63,24 @@ impl Service {
             ("LINSTOR_MIGRATOR_TOKEN".into(), TOKEN.into()),
             // the same identity after a restart, as a restarted container of one pod has
             ("POD_NAME".into(), format!("linstor-migrator-e2e-{}", inst.ns)),
-            ("RUST_LOG".into(), std::env::var("E2E_SERVICE_LOG").unwrap_or_else(|_| "info,kube=warn,hyper=warn".into())),
+            (
+                "RUST_LOG".into(),
+                std::env::var("E2E_SERVICE_LOG").unwrap_or_else(|_| "info,kube=warn,hyper=warn".into()),
+            ),
         ];
-        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().unwrap();
-        let mut svc =
-            Service { base: format!("http://127.0.0.1:{port}"), dir: inst.dir.clone(), command, env, child: None, http };
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let mut svc = Service {
+            base: format!("http://127.0.0.1:{port}"),
+            dir: inst.dir.clone(),
+            command,
+            env,
+            child: None,
+            http,
+        };
         svc.spawn().await;
         svc
     }
@@ -100,13 +113,25 @@ impl Service {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(TOKEN).send().await.unwrap();
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn bytes(&self, path: &str) -> Vec<u8> {
-        let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(TOKEN).send().await.unwrap();
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success(), "GET {path}: {}", r.status());
         r.bytes().await.unwrap().to_vec()
     }
@@ -114,7 +139,14 @@ impl Service {
     /// `POST /api/v1/runs`; returns the status and the body.
     pub async fn start_run(&self, kind: &str, controller: &str, options: Value) -> (u16, Value) {
         let body = json!({"kind": kind, "controller": controller, "options": options});
-        let r = self.http.post(format!("{}/api/v1/runs", self.base)).bearer_auth(TOKEN).json(&body).send().await.unwrap();
+        let r = self
+            .http
+            .post(format!("{}/api/v1/runs", self.base))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -141,7 +173,10 @@ impl Service {
             if final_states.contains(&run["state"].as_str().unwrap_or_default()) {
                 return run;
             }
-            assert!(tokio::time::Instant::now() < deadline, "run {id} not final after {timeout:?}: {run:#}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "run {id} not final after {timeout:?}: {run:#}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -154,14 +189,22 @@ impl Service {
             if step_state(&run, step) == "running" {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "step {step} of run {id} not running: {run:#}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "step {step} of run {id} not running: {run:#}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     /// The whole log of a run as text (for failure messages).
     pub async fn log_text(&self, id: &str) -> String {
-        let r = self.http.get(format!("{}/api/v1/runs/{id}/logs.txt", self.base)).bearer_auth(TOKEN).send().await;
+        let r = self
+            .http
+            .get(format!("{}/api/v1/runs/{id}/logs.txt", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await;
         match r {
             Ok(r) => r.text().await.unwrap_or_default(),
             Err(e) => format!("(no log: {e})"),
@@ -171,9 +214,15 @@ impl Service {
 
 /// The state of one step in a run's JSON.
 pub fn step_state(run: &Value, step: &str) -> String {
-    step_json(run, step)["state"].as_str().unwrap_or_default().to_string()
+    step_json(run, step)["state"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 pub fn step_json<'a>(run: &'a Value, step: &str) -> &'a Value {
-    run["steps"].as_array().and_then(|s| s.iter().find(|s| s["name"] == step)).unwrap_or(&Value::Null)
+    run["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == step))
+        .unwrap_or(&Value::Null)
 }

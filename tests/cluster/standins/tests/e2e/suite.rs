@@ -13,8 +13,15 @@ pub const RELEASE_NS: &str = "linstor-migrator";
 /// The ClusterRoleBinding that gives the controllers' ServiceAccounts the k8s-backend rights.
 pub const K8S_BACKEND_BINDING: &str = "linstor-migrator-k8s-backend";
 /// One namespace per test; the chart binds the k8s-backend rights to `linstor-controller` in each.
-pub const NAMESPACES: [&str; 7] =
-    ["piraeus-datastore", "e2e-rollback", "e2e-resume", "e2e-rbac", "e2e-concurrent", "e2e-backup", "storage"];
+pub const NAMESPACES: [&str; 7] = [
+    "piraeus-datastore",
+    "e2e-rollback",
+    "e2e-resume",
+    "e2e-rbac",
+    "e2e-concurrent",
+    "e2e-backup",
+    "storage",
+];
 
 /// The binaries under test.
 pub struct Bins {
@@ -40,7 +47,9 @@ pub struct Suite {
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the cluster tests with tests/cluster/e2e (or source a start.sh env file)")
+        panic!(
+            "{name} is not set: run the cluster tests with tests/cluster/e2e (or source a start.sh env file)"
+        )
     })
 }
 
@@ -49,17 +58,30 @@ pub fn run(cmd: &mut Command, stdin: Option<&str>) -> String {
     use std::io::Write;
     let what = format!("{cmd:?}");
     let mut child = cmd
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("{what}: {e}"));
     if let Some(input) = stdin {
-        child.stdin.take().expect("piped").write_all(input.as_bytes()).expect("writing stdin");
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(input.as_bytes())
+            .expect("writing stdin");
     }
     let out = child.wait_with_output().expect("waiting for a command");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{what} failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{what} failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
 }
 
@@ -85,9 +107,13 @@ impl Suite {
 
     /// A fresh token of a ServiceAccount.
     pub fn token(&self, ns: &str, service_account: &str) -> String {
-        run(self.kubectl().args(["-n", ns, "create", "token", service_account, "--duration=4h"]), None)
-            .trim()
-            .to_string()
+        run(
+            self.kubectl()
+                .args(["-n", ns, "create", "token", service_account, "--duration=4h"]),
+            None,
+        )
+        .trim()
+        .to_string()
     }
 
     /// The chart's templates `files`, rendered with one controller ServiceAccount per test namespace.
@@ -97,8 +123,11 @@ impl Suite {
             .arg(self.repo.join("deploy/linstor-migrator"))
             .args(["--namespace", RELEASE_NS]);
         for (i, ns) in NAMESPACES.iter().enumerate() {
-            cmd.arg("--set").arg(format!("controllerRbac.serviceAccounts[{i}].namespace={ns}"));
-            cmd.arg("--set").arg(format!("controllerRbac.serviceAccounts[{i}].name=linstor-controller"));
+            cmd.arg("--set")
+                .arg(format!("controllerRbac.serviceAccounts[{i}].namespace={ns}"));
+            cmd.arg("--set").arg(format!(
+                "controllerRbac.serviceAccounts[{i}].name=linstor-controller"
+            ));
         }
         for f in files {
             cmd.args(["--show-only", f]);
@@ -114,17 +143,31 @@ impl Suite {
 
     fn setup() -> Suite {
         let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let repo = manifest_dir.join("../../..").canonicalize().expect("the repository root");
+        let repo = manifest_dir
+            .join("../../..")
+            .canonicalize()
+            .expect("the repository root");
         let cluster_dir = PathBuf::from(env("CLUSTER_DIR"));
-        let work = std::env::var_os("E2E_WORK_DIR").map(PathBuf::from).unwrap_or_else(|| cluster_dir.join("e2e"));
+        let work = std::env::var_os("E2E_WORK_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| cluster_dir.join("e2e"));
         std::fs::create_dir_all(&work).unwrap();
         let work = work.canonicalize().unwrap();
         // the root crate's binary is not this package's: next to this test's deps directory
-        let target = std::env::current_exe().unwrap().parent().and_then(Path::parent).unwrap().to_path_buf();
+        let target = std::env::current_exe()
+            .unwrap()
+            .parent()
+            .and_then(Path::parent)
+            .unwrap()
+            .to_path_buf();
         let migrator = std::env::var_os("E2E_MIGRATOR_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| target.join("linstor-migrator"));
-        assert!(migrator.is_file(), "{} is missing: cargo build --workspace --bins", migrator.display());
+        assert!(
+            migrator.is_file(),
+            "{} is missing: cargo build --workspace --bins",
+            migrator.display()
+        );
         let suite = Suite {
             api_server: env("CLUSTER_API_SERVER"),
             ca_cert: PathBuf::from(env("CLUSTER_CA_CERT")),
@@ -141,14 +184,20 @@ impl Suite {
                 operator: PathBuf::from(env!("CARGO_BIN_EXE_piraeus-operator")),
             },
         };
-        run(suite.kubectl().args(["apply", "-f", "-"]), Some(LINSTOR_CONTROLLER_CRD));
         run(
-            suite.kubectl().args(["wait", "--for=condition=Established", "--timeout=60s"]).arg(
-                "crd/linstorcontrollers.piraeus.linbit.com",
-            ),
+            suite.kubectl().args(["apply", "-f", "-"]),
+            Some(LINSTOR_CONTROLLER_CRD),
+        );
+        run(
+            suite
+                .kubectl()
+                .args(["wait", "--for=condition=Established", "--timeout=60s"])
+                .arg("crd/linstorcontrollers.piraeus.linbit.com"),
             None,
         );
-        let ns = format!("{{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{{\"name\":\"{RELEASE_NS}\"}}}}");
+        let ns = format!(
+            "{{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{{\"name\":\"{RELEASE_NS}\"}}}}"
+        );
         run(suite.kubectl().args(["apply", "-f", "-"]), Some(&ns));
         let rbac = suite.render_chart(&[
             "templates/serviceaccount.yaml",
@@ -167,7 +216,11 @@ impl Suite {
         use std::io::Write;
         eprintln!("REPORT {line}");
         if let Some(path) = std::env::var_os("E2E_REPORT") {
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .unwrap();
             writeln!(f, "{line}").unwrap();
         }
     }

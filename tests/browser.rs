@@ -1,0 +1,445 @@
+//! Browser test: headless Chromium (Debian packages `chromium` and `chromium-driver`, installed by
+//! `.ci/run`) drives the pages over WebDriver as a person would: sign in with the token, start a
+//! migration from the dashboard form, watch log lines arrive live on the run page, wait for
+//! "succeeded", download the backup and compare its SHA-256 with the one the page shows.
+//! It also saves the screenshots the README shows (`docs/screenshots/`).
+//!
+//! The server is the real one on port 0 with SQLite in a temporary directory and the simulated
+//! cluster, slowed down enough that the log visibly streams while the run takes about 15 s.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use linstor_migrator::cluster::sim::{SimCluster, SimTiming};
+use linstor_migrator::engine::EngineSettings;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const WIDTH: u32 = 1280;
+const HEIGHT: u32 = 900;
+/// Longest the test waits for the browser or the run.
+const PATIENCE: Duration = Duration::from_secs(90);
+
+/// Slow enough to watch the log grow (a line every 25 ms from the tool), fast enough for a test.
+fn timing() -> SimTiming {
+    SimTiming {
+        pod_start: Duration::from_millis(800),
+        controller_stop: Duration::from_millis(1200),
+        controller_start: Duration::from_millis(1500),
+        operator_reconcile: Duration::from_millis(1000),
+        export: Duration::from_millis(800),
+        import_per_row: Duration::from_millis(4),
+        exec_line_interval: Duration::from_millis(25),
+    }
+}
+
+/// Headless Chromium behind chromedriver; both die with this value.
+struct Browser {
+    client: Client,
+    driver: tokio::process::Child,
+    downloads: tempfile::TempDir,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        for (path, package) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
+            assert!(
+                Path::new(path).exists(),
+                "{path} is missing: the browser test needs the Debian packages `chromium` and \
+                 `chromium-driver` (`apt-get install -y chromium chromium-driver`; .ci/run installs \
+                 them). Package {package} not found."
+            );
+        }
+        let port = free_port();
+        let profile = tempfile::tempdir().expect("profile dir");
+        let downloads = tempfile::tempdir().expect("download dir");
+        // its own process group, so that Drop also ends the Chromium it started
+        let driver = tokio::process::Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start chromedriver");
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+                    format!("--window-size={WIDTH},{HEIGHT}"),
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+                "prefs": {
+                    "download.default_directory": downloads.path(),
+                    "download.prompt_for_download": false,
+                    "download.directory_upgrade": true,
+                    "safebrowsing.enabled": false,
+                },
+            },
+        });
+        let Value::Object(capabilities) = capabilities else {
+            unreachable!()
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(capabilities.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(client) => break client,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("cannot start a Chromium session through chromedriver: {e}"),
+            }
+        };
+        let browser = Browser {
+            client,
+            driver,
+            downloads,
+            _profile: profile,
+        };
+        browser.fit_viewport().await;
+        browser
+    }
+
+    /// Makes the page area exactly WIDTH x HEIGHT (the window may add a frame).
+    async fn fit_viewport(&self) {
+        for _ in 0..3 {
+            let inner = self
+                .client
+                .execute("return [window.innerWidth, window.innerHeight];", vec![])
+                .await
+                .expect("viewport size");
+            let (w, h) = (inner[0].as_i64().unwrap_or(0), inner[1].as_i64().unwrap_or(0));
+            if (w, h) == (i64::from(WIDTH), i64::from(HEIGHT)) {
+                return;
+            }
+            let (ww, wh) = self.client.get_window_size().await.expect("window size");
+            let ww = ww as i64 + i64::from(WIDTH) - w;
+            let wh = wh as i64 + i64::from(HEIGHT) - h;
+            self.client
+                .set_window_size(ww as u32, wh as u32)
+                .await
+                .expect("resize window");
+        }
+    }
+
+    async fn css(&self, selector: &str) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(selector))
+            .await
+            .unwrap_or_else(|e| panic!("no element {selector}: {e}"))
+    }
+
+    async fn path(&self) -> String {
+        self.client.current_url().await.expect("URL").path().to_string()
+    }
+
+    /// Waits until the browser shows a page whose path satisfies `ok`.
+    async fn wait_path(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let path = self.path().await;
+            if ok(&path) {
+                return path;
+            }
+            assert!(Instant::now() < deadline, "never reached {what}; at {path}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// What the run page shows right now, in one round trip.
+    async fn run_probe(&self) -> Probe {
+        let v = self
+            .client
+            .execute(
+                "const s = document.getElementById('run-state');
+                 const l = document.getElementById('log-status');
+                 return { marked: window.__probe === true,
+                          lines: document.querySelectorAll('#log .ll').length,
+                          state: s ? s.textContent.trim() : '',
+                          log_status: l ? l.textContent.trim() : '',
+                          running_step: (document.querySelector('.step-running') || {dataset: {}}).dataset.step || '' };",
+                vec![],
+            )
+            .await
+            .expect("probe the run page");
+        Probe {
+            marked: v["marked"].as_bool().unwrap_or(false),
+            lines: v["lines"].as_u64().unwrap_or(0),
+            state: v["state"].as_str().unwrap_or("").to_string(),
+            log_status: v["log_status"].as_str().unwrap_or("").to_string(),
+            running_step: v["running_step"].as_str().unwrap_or("").to_string(),
+        }
+    }
+
+    /// Saves a screenshot of the viewport as `docs/screenshots/<name>.png`.
+    async fn screenshot(&self, name: &str) {
+        // no caret or focus ring in the pictures
+        let _ = self
+            .client
+            .execute("document.activeElement && document.activeElement.blur();", vec![])
+            .await;
+        let png = self.client.screenshot().await.expect("screenshot");
+        assert_eq!(png_size(&png), (WIDTH, HEIGHT), "screenshot {name} has the wrong size");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+        std::fs::create_dir_all(&dir).expect("screenshot dir");
+        std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
+    }
+
+    /// The one file that finished downloading.
+    async fn downloaded(&self) -> PathBuf {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let files: Vec<PathBuf> = std::fs::read_dir(self.downloads.path())
+                .expect("download dir")
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            let partial = files.iter().any(|f| {
+                f.extension()
+                    .is_some_and(|x| x == "crdownload" || x == "tmp")
+                    || f.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".com.google"))
+            });
+            if files.len() == 1 && !partial {
+                return files[0].clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the backup download did not finish: {files:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        stop_group(&self.driver);
+        let _ = self.driver.wait().await;
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        stop_group(&self.driver);
+    }
+}
+
+/// Ends chromedriver and the Chromium it started (same process group).
+fn stop_group(driver: &tokio::process::Child) {
+    if let Some(pid) = driver.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+struct Probe {
+    /// The page was not reloaded since the marker was set.
+    marked: bool,
+    lines: u64,
+    state: String,
+    log_status: String,
+    running_step: String,
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+    l.local_addr().expect("address").port()
+}
+
+/// Width and height from a PNG's IHDR chunk.
+fn png_size(png: &[u8]) -> (u32, u32) {
+    assert!(png.len() > 24 && &png[1..4] == b"PNG", "not a PNG");
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    (be(&png[16..20]), be(&png[20..24]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_in_the_browser_streams_its_log_and_offers_the_backup() {
+    // Arrange: the server on a simulated cluster, and a browser
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let path = dir.path().to_path_buf();
+    let mut app = common::spawn_app_in(
+        &path,
+        EngineSettings::new(path.clone()),
+        common::settings(),
+        Arc::new(SimCluster::new(timing())),
+    )
+    .await;
+    app._dir = Some(dir);
+    let browser = Browser::start().await;
+    let c = &browser.client;
+
+    // Act: sign in through the login page
+    c.goto(&app.url("/")).await.expect("open the dashboard");
+    browser.wait_path("the login page", |p| p == "/login").await;
+    browser.css("#token").await.send_keys(common::TOKEN).await.expect("type the token");
+    browser
+        .css("form[action='/login'] button[type=submit]")
+        .await
+        .click()
+        .await
+        .expect("sign in");
+    browser.wait_path("the dashboard", |p| p == "/").await;
+    let who = browser.css(".who").await.text().await.expect("who");
+    assert!(who.contains("ops"), "signed in as {who:?}");
+    browser.screenshot("dashboard").await;
+
+    // start a migration from the dashboard's form
+    browser
+        .css("#controller")
+        .await
+        .select_by_value(common::CONTROLLER)
+        .await
+        .expect("choose the controller");
+    browser
+        .css("input[name=kind][value=migrate]")
+        .await
+        .click()
+        .await
+        .expect("choose migrate");
+    browser
+        .css("form.start-form button[type=submit]")
+        .await
+        .click()
+        .await
+        .expect("start the run");
+    let run_path = browser
+        .wait_path("the run page", |p| p.starts_with("/runs/") && p.len() > "/runs/".len())
+        .await;
+    let run_id = run_path.trim_start_matches("/runs/").to_string();
+    browser.css("#run #log").await;
+
+    // Assert: log lines arrive while the run is still running, without reloading the page
+    c.execute("window.__probe = true;", vec![]).await.expect("mark the page");
+    let first = browser.run_probe().await;
+    let started = Instant::now();
+    let mut live = None;
+    while live.is_none() {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "no log line arrived live (first {} lines)",
+            first.lines
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let p = browser.run_probe().await;
+        if !p.marked {
+            // the page reloaded (a state change): mark it again and start over
+            c.execute("window.__probe = true;", vec![]).await.expect("mark the page");
+            continue;
+        }
+        if p.lines > first.lines && p.state == "running" && p.log_status == "live" {
+            live = Some(p);
+        }
+    }
+    let live = live.expect("live probe");
+    let api_state = app.get_json(&format!("/api/v1/runs/{run_id}")).await["state"].clone();
+    assert!(
+        api_state == "running" || api_state == "queued",
+        "the lines grew from {} to {} only after the run ended ({api_state})",
+        first.lines,
+        live.lines
+    );
+
+    // a picture in the middle of the downtime: the import streams its lines
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let p = browser.run_probe().await;
+        if p.running_step == "import" && p.lines > 40 {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            browser.screenshot("run-page").await;
+            break;
+        }
+        if p.state != "running" && !p.state.is_empty() || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // the run succeeds and the page shows it (after its own reload)
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let p = browser.run_probe().await;
+        if p.state == "succeeded" && p.log_status == "complete" {
+            break;
+        }
+        assert!(
+            !["failed", "rolled back", "cancelled"].contains(&p.state.as_str()),
+            "the run ended {}",
+            p.state
+        );
+        assert!(Instant::now() < deadline, "the run page never showed succeeded: {}", p.state);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let run = app.get_json(&format!("/api/v1/runs/{run_id}")).await;
+    assert_eq!(run["state"], "succeeded", "{run:#}");
+
+    // the backup card: download the file and compare its digest with the page's
+    let shown_sha = browser.css(".results dd.sha").await.text().await.expect("sha");
+    let api_sha = run["backups"][0]["sha256"].as_str().unwrap_or_default().to_string();
+    assert_eq!(shown_sha.trim(), api_sha, "the page shows another digest than the API");
+    c.execute(
+        "document.querySelector('.results').scrollIntoView({block: 'start'}); window.scrollBy(0, -24);",
+        vec![],
+    )
+    .await
+    .expect("scroll to the results");
+    browser.screenshot("run-page-final").await;
+    browser
+        .css(".results a.btn[download]")
+        .await
+        .click()
+        .await
+        .expect("download the backup");
+    let file = browser.downloaded().await;
+    let body = std::fs::read(&file).expect("read the download");
+    let sha = hex::encode(Sha256::digest(&body));
+    assert_eq!(sha, shown_sha.trim(), "downloaded {} has another digest", file.display());
+    assert_eq!(
+        body.len() as u64,
+        run["backups"][0]["size_bytes"].as_u64().unwrap_or(0),
+        "download size"
+    );
+    assert!(
+        file.file_name()
+            .is_some_and(|n| n.to_string_lossy() == run["backups"][0]["name"].as_str().unwrap_or("")),
+        "downloaded as {}, expected {}",
+        file.display(),
+        run["backups"][0]["name"]
+    );
+
+    // the dashboard afterwards: the run in the history, the controller on k8s
+    c.goto(&app.url("/")).await.expect("open the dashboard");
+    let row = browser
+        .css(&format!("#recent-title + .card a[href='/runs/{run_id}']"))
+        .await;
+    let short = row.text().await.expect("history row");
+    assert!(run_id.contains(&short), "the run in the history shows {short:?}");
+    let history = browser.css("#recent-title + .card").await.text().await.expect("history");
+    assert!(history.contains("succeeded"), "history: {history}");
+    let controllers = browser.css(".table tbody tr").await.text().await.expect("controller row");
+    assert!(controllers.contains("k8s"), "the migrated controller: {controllers}");
+
+    browser.close().await;
+    app.stop().await;
+}

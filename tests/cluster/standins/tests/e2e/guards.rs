@@ -1,0 +1,124 @@
+//! What must not start a run: missing k8s-backend rights for the controller (4), a second start
+//! while one run is active (5).
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::install::{CR_ETCD_URL, Installation, Shape};
+use super::observe;
+use super::service::{Service, step_state};
+use super::suite::{K8S_BACKEND_BINDING, run, suite};
+
+/// Puts the chart's k8s-backend binding back however the test ends.
+struct RestoreBinding;
+
+impl Drop for RestoreBinding {
+    fn drop(&mut self) {
+        suite().apply_controller_rbac();
+    }
+}
+
+fn controller_may(ns: &str, verb: &str) -> bool {
+    let out = suite()
+        .kubectl()
+        .args(["auth", "can-i", verb, "nodes.internal.linstor.linbit.com"])
+        .arg(format!("--as=system:serviceaccount:{ns}:linstor-controller"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim() == "yes"
+}
+
+/// Test 4: without the ClusterRoleBinding, preflight names the missing rule and nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the loopback control plane: tests/cluster/e2e"]
+async fn missing_k8s_backend_rights_fail_preflight() {
+    let inst = Installation::new("e2e-rbac", Shape::Piraeus, 1).await;
+    let _restore = RestoreBinding;
+    assert!(
+        controller_may(&inst.ns, "deletecollection"),
+        "the chart grants the k8s-backend rights"
+    );
+    run(
+        suite()
+            .kubectl()
+            .args(["delete", "clusterrolebinding", K8S_BACKEND_BINDING]),
+        None,
+    );
+    observe::wait_for(
+        Duration::from_secs(10),
+        "RBAC to notice the deleted binding",
+        || async { !controller_may(&inst.ns, "deletecollection") },
+    )
+    .await;
+    let cr_before = inst.linstor_controller().await;
+    let deployment_before = inst.deployment().await;
+    let toml_before = inst.config_toml().await;
+
+    let svc = Service::start(&inst).await;
+    let id = svc.start_ok("migrate", &inst.reference()).await;
+    let run = svc.wait_final(&id, Duration::from_secs(60)).await;
+    let log = svc.log_text(&id).await;
+    assert_eq!(run["state"], "failed", "run: {run:#}\nlog:\n{log}");
+    assert_eq!(step_state(&run, "preflight"), "failed");
+    for step in ["prepare_pod", "stop_controller", "export", "import", "switch"] {
+        assert_eq!(step_state(&run, step), "pending", "step {step} must not have run");
+    }
+    let said = format!("{} {}", run["error"], log);
+    assert!(
+        said.contains("internal.linstor.linbit.com") && said.contains("linstor-controller"),
+        "the failure names the missing rule and the ServiceAccount: {}",
+        run["error"]
+    );
+
+    let cr = inst.linstor_controller().await;
+    assert_eq!(cr.spec, cr_before.spec, "the CR changed");
+    assert_eq!(cr.spec.db_connection_url.as_deref(), Some(CR_ETCD_URL));
+    let deployment = inst.deployment().await;
+    assert_eq!(
+        deployment.metadata.generation, deployment_before.metadata.generation,
+        "the Deployment changed"
+    );
+    assert_eq!(inst.config_toml().await, toml_before);
+    assert_eq!(inst.migration_objects().await, Vec::<String>::new());
+    assert!(
+        observe::rest_up(&inst.rest_url).await,
+        "the controller kept running"
+    );
+}
+
+/// Test 5: two simultaneous starts on one controller: one run, one 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the loopback control plane: tests/cluster/e2e"]
+async fn concurrent_starts_make_one_run() {
+    let inst = Installation::new("e2e-concurrent", Shape::Piraeus, 1).await;
+    let svc = Service::start(&inst).await;
+    let controller = inst.reference();
+    let (a, b) = tokio::join!(
+        svc.start_run("backup", &controller, json!({})),
+        svc.start_run("backup", &controller, json!({}))
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [201, 409], "answers: {a:?} {b:?}");
+    let (_, created) = if a.0 == 201 { a } else { b };
+    let run = svc
+        .wait_final(created["id"].as_str().unwrap(), Duration::from_secs(180))
+        .await;
+    assert_eq!(run["state"], "succeeded", "{run:#}");
+
+    let (status, runs) = svc.get("/api/v1/runs").await;
+    assert_eq!(status, 200);
+    let items = runs
+        .as_array()
+        .or_else(|| runs["runs"].as_array())
+        .or_else(|| runs["items"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    let ours: Vec<_> = items
+        .iter()
+        .filter(|r| r["controller"] == controller.as_str())
+        .collect();
+    assert_eq!(ours.len(), 1, "runs: {runs:#}");
+    inst.wait_controller_up(Duration::from_secs(30)).await;
+}
