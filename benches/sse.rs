@@ -71,10 +71,7 @@ struct Report {
 }
 
 async fn measure(server: &Server) -> anyhow::Result<Report> {
-    let client = reqwest::Client::builder()
-        .timeout(PATIENCE)
-        .no_proxy()
-        .build()?;
+    let client = reqwest::Client::builder().timeout(PATIENCE).no_proxy().build()?;
     wait_live(&client, &server.base).await?;
 
     // idle memory: after start-up and a few quiet seconds
@@ -213,7 +210,13 @@ async fn subscribe(
             let (mut event, mut data) = ("message", String::new());
             for line in block.lines() {
                 if let Some(v) = line.strip_prefix("event:") {
-                    event = if v.trim() == "log" { "log" } else if v.trim() == "end" { "end" } else { "other" };
+                    event = if v.trim() == "log" {
+                        "log"
+                    } else if v.trim() == "end" {
+                        "end"
+                    } else {
+                        "other"
+                    };
                 } else if let Some(v) = line.strip_prefix("data:") {
                     data.push_str(v.strip_prefix(' ').unwrap_or(v));
                 }
@@ -222,10 +225,7 @@ async fn subscribe(
                 "log" => {
                     let now = Utc::now();
                     let ev: Value = serde_json::from_str(&data)?;
-                    let at: DateTime<Utc> = ev["at"]
-                        .as_str()
-                        .context("log event without `at`")?
-                        .parse()?;
+                    let at: DateTime<Utc> = ev["at"].as_str().context("log event without `at`")?.parse()?;
                     let ms = (now - at).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0;
                     seen.deliveries.push((at, ms));
                     seen.log_events += 1;
@@ -303,30 +303,53 @@ impl Stats {
 impl Report {
     fn print(&self, server: &str) {
         let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-        let mib = |kib: Option<u64>| kib.map_or("n/a".to_string(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
+        let mib =
+            |kib: Option<u64>| kib.map_or("n/a".to_string(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
         println!();
         println!("linstor-migrator benchmark — server: {server}; {cpus} CPUs; client in the same machine");
         println!();
         println!("| measurement | value |");
         println!("|---|---|");
-        println!("| idle resident memory (VmRSS after start-up + {} s) | {} |", IDLE_FOR.as_secs(), mib(self.idle_rss_kib));
-        println!("| demo migration | {} in {:.1} s |", self.run_state, self.run_seconds);
-        println!("| SSE subscribers | {SUBSCRIBERS} ({} streams ended with `end`) |", self.streams_ended);
+        println!(
+            "| idle resident memory (VmRSS after start-up + {} s) | {} |",
+            IDLE_FOR.as_secs(),
+            mib(self.idle_rss_kib)
+        );
+        println!(
+            "| demo migration | {} in {:.1} s |",
+            self.run_state, self.run_seconds
+        );
+        println!(
+            "| SSE subscribers | {SUBSCRIBERS} ({} streams ended with `end`) |",
+            self.streams_ended
+        );
         println!(
             "| `log` events per subscriber | {}{} |",
             self.log_events_min,
-            if self.log_events_max != self.log_events_min { format!("–{}", self.log_events_max) } else { String::new() }
+            if self.log_events_max != self.log_events_min {
+                format!("–{}", self.log_events_max)
+            } else {
+                String::new()
+            }
         );
         println!("| live deliveries measured | {} |", self.sse.count);
         println!("| SSE delivery latency p50 | {:.2} ms |", self.sse.p50);
         println!("| SSE delivery latency p99 | {:.2} ms |", self.sse.p99);
         println!("| SSE delivery latency max | {:.2} ms |", self.sse.max);
-        println!("| `GET /api/v1/runs/{{id}}`: {WORKERS} workers for {} s | {} requests, {} errors |", LOAD_FOR.as_secs(), self.get.count, self.get_errors);
+        println!(
+            "| `GET /api/v1/runs/{{id}}`: {WORKERS} workers for {} s | {} requests, {} errors |",
+            LOAD_FOR.as_secs(),
+            self.get.count,
+            self.get_errors
+        );
         println!("| GET throughput | {:.0} requests/s |", self.get.per_second);
         println!("| GET latency p50 | {:.2} ms |", self.get.p50);
         println!("| GET latency p99 | {:.2} ms |", self.get.p99);
         println!("| GET latency max | {:.2} ms |", self.get.max);
-        println!("| peak resident memory (VmHWM, after the load) | {} |", mib(self.peak_rss_kib));
+        println!(
+            "| peak resident memory (VmHWM, after the load) | {} |",
+            mib(self.peak_rss_kib)
+        );
         println!();
         let sse_ok = self.sse.p99 < 50.0;
         let rss_ok = self.idle_rss_kib.is_none_or(|k| k < 30 * 1024);
@@ -435,7 +458,10 @@ impl Server {
                         .status()
                         .await;
                 }
-                if tokio::time::timeout(Duration::from_secs(15), child.wait()).await.is_err() {
+                if tokio::time::timeout(Duration::from_secs(15), child.wait())
+                    .await
+                    .is_err()
+                {
                     let _ = child.kill().await;
                 }
             }

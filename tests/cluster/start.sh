@@ -18,7 +18,10 @@
 #
 # Environment: CLUSTER_BIN (bin dir; default: output of build.sh), KWOK_NODES (default 3),
 #   KWOK_ENABLE_CRDS (default Exec,ClusterExec,Logs,ClusterLogs), KUBECTL (default kubectl),
-#   CLUSTER_START_TIMEOUT (seconds per wait, default 120).
+#   CLUSTER_START_TIMEOUT (seconds per wait, default 120),
+#   KWOK_VOLUME_GATE (a label KEY=VALUE, default unset: pods with that label stay Pending until
+#   they carry the annotation kwok.e2e.linstor-migrator.io/volumes=mounted; KWOK has no kubelet
+#   that mounts volumes before starting containers, so a test that writes them sets it).
 #
 # On failure it stops whatever it started (via stop.sh) and prints the tail of the logs.
 set -euo pipefail
@@ -34,6 +37,7 @@ DIR=$(cd "$1" && pwd)
 KWOK_NODES=${KWOK_NODES:-3}
 KWOK_ENABLE_CRDS=${KWOK_ENABLE_CRDS:-Exec,ClusterExec,Logs,ClusterLogs}
 KUBECTL=${KUBECTL:-kubectl}
+KWOK_VOLUME_GATE=${KWOK_VOLUME_GATE:-}
 TIMEOUT=${CLUSTER_START_TIMEOUT:-120}
 SERVICE_CIDR=10.96.0.0/16
 SERVICE_IP=10.96.0.1 # first IP of SERVICE_CIDR: the "kubernetes" Service, must be in the serving cert
@@ -307,6 +311,24 @@ log "installing KWOK CRDs"
 for f in "$SHARE"/stages/*.yaml; do
   { echo "---"; cat "$f"; } >>"$DIR/kwok/kwok.yaml"
 done
+# The volume gate: one more condition on the pod-ready stage (a jq query, like the others).
+if [[ -n $KWOK_VOLUME_GATE ]]; then
+  [[ $KWOK_VOLUME_GATE == *=* ]] || { log "KWOK_VOLUME_GATE must be KEY=VALUE"; exit 2; }
+  python3 - "$DIR/kwok/kwok.yaml" "${KWOK_VOLUME_GATE%%=*}" "${KWOK_VOLUME_GATE#*=}" <<'PY'
+import json, sys
+path, key, value = sys.argv[1:]
+query = ('if .metadata.labels[%s] == %s then (.metadata.annotations["kwok.e2e.linstor-migrator.io/volumes"] // "pending") '
+         'else "mounted" end') % (json.dumps(key), json.dumps(value))
+gate = "    - key: %s\n      operator: 'In'\n      values:\n      - 'mounted'\n" % json.dumps(query)
+text = open(path).read()
+head, sep, tail = text.partition("  name: pod-ready\n")
+assert sep, "no pod-ready stage"
+anchor = "    matchExpressions:\n"
+i = tail.index(anchor) + len(anchor)
+open(path, "w").write(head + sep + tail[:i] + gate + tail[i:])
+PY
+  log "pods labelled $KWOK_VOLUME_GATE wait for their volumes"
+fi
 launch kwok env HOME="$DIR/kwok/home" "$CLUSTER_BIN/kwok" \
   --kubeconfig="$DIR/kubeconfig" \
   --config="$DIR/kwok/kwok.yaml" \

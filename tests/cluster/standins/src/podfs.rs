@@ -4,6 +4,11 @@
 //! and Secret volumes of the pods it follows as files at their `mountPath` and creates the
 //! emptyDirs, as soon as a pod appears (before KWOK marks it Running, ~1 s later).
 //!
+//! KWOK would mark the pod Running within milliseconds, before this watch has even seen it, so
+//! `tests/cluster/start.sh` with `KWOK_VOLUME_GATE` keeps such pods Pending until they carry
+//! [`VOLUME_GATE_ANNOTATION`], which this sets after writing the volumes: as a kubelet mounts
+//! volumes before it starts the containers.
+//!
 //! Only paths under `root` are written; mounts elsewhere (`/logs`, `/tmp`) are left alone, so a
 //! test can never overwrite machine files. Volumes are written once per pod (a running pod
 //! would see later ConfigMap changes only after a kubelet sync; nothing here needs that).
@@ -14,9 +19,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, KeyToPath, Pod, Secret};
-use kube::api::Api;
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
+
+/// The annotation KWOK's pod-ready stage waits for (tests/cluster/start.sh `KWOK_VOLUME_GATE`).
+pub const VOLUME_GATE_ANNOTATION: &str = "kwok.e2e.linstor-migrator.io/volumes";
 
 fn log(message: &str) {
     eprintln!("{} podfs: {message}", chrono::Utc::now().format("%H:%M:%S%.3f"));
@@ -78,11 +86,20 @@ impl PodFs {
             }
             match self.materialize(&client, &pod).await {
                 Ok(n) => {
-                    log(&format!(
-                        "pod {}: {n} volume(s) written",
-                        pod.metadata.name.as_deref().unwrap_or_default()
-                    ));
-                    done.insert(uid);
+                    let name = pod.metadata.name.clone().unwrap_or_default();
+                    log(&format!("pod {name}: {n} volume(s) written"));
+                    let api: Api<Pod> = Api::namespaced(client.clone(), &self.namespace);
+                    let patch =
+                        serde_json::json!({"metadata": {"annotations": {VOLUME_GATE_ANNOTATION: "mounted"}}});
+                    match api
+                        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                    {
+                        Ok(_) => {
+                            done.insert(uid);
+                        }
+                        Err(e) => log(&format!("pod {name}: marking the volumes mounted: {e}")),
+                    }
                 }
                 Err(e) => log(&format!(
                     "pod {}: {e}",

@@ -114,13 +114,25 @@ pub fn spawn(dir: &std::path::Path, name: &str, cmd: &mut Command) -> Child {
     ] {
         cmd.env_remove(var);
     }
-    cmd.env("NO_PROXY", "127.0.0.1,localhost")
+    let child = cmd
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .kill_on_drop(true)
         .spawn()
-        .unwrap_or_else(|e| panic!("starting {name}: {e}"))
+        .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+    // a test process killed by a signal drops nothing: stop.sh stops what is recorded in
+    // CLUSTER_DIR/run (every command line here mentions CLUSTER_DIR)
+    if let (Some(cluster), Some(pid)) = (std::env::var_os("CLUSTER_DIR"), child.id()) {
+        let test = dir.file_name().unwrap_or_default().to_string_lossy();
+        let _ = std::fs::write(
+            PathBuf::from(cluster).join(format!("run/e2e-{test}-{name}.pid")),
+            pid.to_string(),
+        );
+    }
+    child
 }
 
 async fn create<K>(client: &kube::Client, ns: &str, o: Value)
