@@ -126,7 +126,10 @@ pub async fn dashboard(
     let page = Dashboard {
         layout: Layout::new(&state, &caller, "LINSTOR controllers", "dashboard"),
         form: StartDefaults {
-            controller: q.controller.unwrap_or_default(),
+            // preselect the first controller that still has something to migrate
+            controller: q.controller.unwrap_or_else(|| {
+                controllers.iter().find(|c: &&ControllerRow| c.backend != "k8s").map(|c| c.reference.clone()).unwrap_or_default()
+            }),
             kind: q
                 .kind
                 .filter(|k| ["preflight", "backup", "migrate"].contains(&k.as_str()))

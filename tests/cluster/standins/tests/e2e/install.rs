@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
 use super::observe;
-use super::suite::{Suite, suite};
+use super::suite::{NAMESPACES, Suite, suite};
 
 pub const CR: &str = "piraeus-op-cs";
 pub const CR_ETCD_URL: &str = "etcd://piraeus-op-etcd:2379";
@@ -147,17 +147,31 @@ where
     api.create(&PostParams::default(), &obj::<K>(o)).await.unwrap();
 }
 
+/// Deletes every test namespace left from earlier tests (the `k8s` backend is cluster-wide: the
+/// service refuses to migrate a second controller while another one uses it), waits until they
+/// are gone, and creates `ns` afresh.
 async fn fresh_namespace(client: &kube::Client, ns: &str) {
     let api: Api<Namespace> = Api::all(client.clone());
-    if api.get_opt(ns).await.unwrap().is_some() {
-        let _ = api.delete(ns, &DeleteParams::default()).await;
-        observe::wait_for(
-            Duration::from_secs(120),
-            &format!("namespace {ns} deleted"),
-            || async { api.get_opt(ns).await.unwrap().is_none() },
-        )
-        .await;
+    let mut leftovers = Vec::new();
+    for n in NAMESPACES.iter().copied().chain([ns]) {
+        if !leftovers.contains(&n) && api.get_opt(n).await.unwrap().is_some() {
+            let _ = api.delete(n, &DeleteParams::default()).await;
+            leftovers.push(n);
+        }
     }
+    observe::wait_for(
+        Duration::from_secs(120),
+        &format!("namespaces {leftovers:?} deleted"),
+        || async {
+            for n in &leftovers {
+                if api.get_opt(n).await.unwrap().is_some() {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
     api.create(&PostParams::default(), &obj(json!({"metadata": {"name": ns}})))
         .await
         .unwrap();
