@@ -23,7 +23,10 @@ pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
     if args.token.is_some() {
         settings.tokens = args.token.clone();
     }
-    let (group, resource) = args.auth_resource.split_once('/').unwrap_or(("", args.auth_resource.as_str()));
+    let (group, resource) = args
+        .auth_resource
+        .split_once('/')
+        .unwrap_or(("", args.auth_resource.as_str()));
     settings.access = AccessQuestion::new(group, resource, &args.auth_verb, &args.auth_namespace);
     settings.secure_cookies = args.secure_cookies;
     let state = AppState::new(engine.clone(), settings)?;
@@ -34,7 +37,9 @@ pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
     tracing::info!("listening on http://{}", listener.local_addr()?);
     http::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopping: letting runs reach a safe point");
-    engine.shutdown(Duration::from_secs(args.shutdown_grace_seconds)).await;
+    engine
+        .shutdown(Duration::from_secs(args.shutdown_grace_seconds))
+        .await;
     engine.db().close().await;
     Ok(())
 }

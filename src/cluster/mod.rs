@@ -33,7 +33,11 @@ use crate::linstor::rest::LinstorApi;
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     #[error("{kind} {namespace}/{name} not found")]
-    NotFound { kind: &'static str, namespace: String, name: String },
+    NotFound {
+        kind: &'static str,
+        namespace: String,
+        name: String,
+    },
     #[error("{0} already exists")]
     AlreadyExists(String),
     #[error("forbidden: {0}")]
@@ -84,7 +88,12 @@ pub struct AccessQuestion {
 
 impl AccessQuestion {
     pub fn new(group: &str, resource: &str, verb: &str, namespace: &str) -> Self {
-        Self { group: group.into(), resource: resource.into(), verb: verb.into(), namespace: namespace.into() }
+        Self {
+            group: group.into(),
+            resource: resource.into(),
+            verb: verb.into(),
+            namespace: namespace.into(),
+        }
     }
 }
 
@@ -154,7 +163,12 @@ pub trait Cluster: Send + Sync + 'static {
 
     // --- writes ----------------------------------------------------------------------------
     /// JSON merge patch on a `LinstorController` (CRs take no strategic merge patches).
-    async fn patch_linstor_controller(&self, ns: &str, name: &str, patch: serde_json::Value) -> ClusterResult<()>;
+    async fn patch_linstor_controller(
+        &self,
+        ns: &str,
+        name: &str,
+        patch: serde_json::Value,
+    ) -> ClusterResult<()>;
     /// Set `spec.replicas` of a Deployment through its scale subresource.
     async fn scale_deployment(&self, ns: &str, name: &str, replicas: i32) -> ClusterResult<()>;
     /// Set `spec.replicas` of a StatefulSet (etcd) through its scale subresource.

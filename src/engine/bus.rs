@@ -22,7 +22,12 @@ pub struct EventBus {
 
 impl EventBus {
     pub fn order_lock(&self, run_id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.order.lock().expect("event bus lock").entry(run_id.to_string()).or_default().clone()
+        self.order
+            .lock()
+            .expect("event bus lock")
+            .entry(run_id.to_string())
+            .or_default()
+            .clone()
     }
 
     fn sender(&self, run_id: &str) -> broadcast::Sender<EventRecord> {

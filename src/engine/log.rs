@@ -21,7 +21,12 @@ pub struct RunLog {
 impl RunLog {
     pub fn new(run_id: &str, db: Db, bus: Arc<EventBus>) -> Self {
         let order = bus.order_lock(run_id);
-        Self { run_id: run_id.into(), db, bus, order }
+        Self {
+            run_id: run_id.into(),
+            db,
+            bus,
+            order,
+        }
     }
 
     /// Stores and publishes one event.

@@ -369,6 +369,44 @@ impl Engine {
         self.run(id).await
     }
 
+    /// Makes a run active again; 409 when its controller has another active run meanwhile.
+    async fn activate(&self, run: &crate::db::RunRecord) -> EngineResult<()> {
+        self.inner
+            .db
+            .set_run_state(&run.id, RunState::Running, None)
+            .await
+            .map_err(|e| match e {
+                DbError::Conflict(_) => EngineError::Conflict {
+                    message: format!("controller {} already has another active run", run.controller),
+                    run_id: None,
+                },
+                other => other.into(),
+            })
+    }
+
+    /// Records who did what, tells the subscribers and hands the run to a task.
+    async fn hand_over(
+        &self,
+        id: &str,
+        actor: &Actor,
+        action: &str,
+        detail: Option<&str>,
+        message: &str,
+    ) -> EngineResult<RunView> {
+        self.inner.db.add_audit(id, actor, action, detail).await?;
+        let log = log::RunLog::new(id, self.inner.db.clone(), self.inner.bus.clone());
+        log.event(
+            crate::db::EventKind::Run,
+            None,
+            RunState::Running.as_str(),
+            message,
+            None,
+        )
+        .await?;
+        self.spawn(id);
+        self.run(id).await
+    }
+
     /// Releases a run waiting at the approval gate.
     pub async fn approve(&self, id: &str, actor: &Actor) -> EngineResult<RunView> {
         let run = self.record(id).await?;
@@ -378,19 +416,15 @@ impl Engine {
         let mut ctx = RunContext::from_value(&run.context);
         ctx.approved_by = Some(actor.to_string());
         self.inner.db.set_context(id, &ctx.to_value()).await?;
-        self.inner.db.add_audit(id, actor, "approve", None).await?;
-        self.inner.db.set_run_state(id, RunState::Running, None).await?;
-        let log = log::RunLog::new(id, self.inner.db.clone(), self.inner.bus.clone());
-        log.event(
-            crate::db::EventKind::Run,
+        self.activate(&run).await?;
+        self.hand_over(
+            id,
+            actor,
+            "approve",
             None,
-            "running",
             &format!("downtime approved by {actor}"),
-            None,
         )
-        .await?;
-        self.spawn(id);
-        self.run(id).await
+        .await
     }
 
     /// Continues a failed run from its failed step.
@@ -406,17 +440,7 @@ impl Engine {
             .await?
             .into_iter()
             .find(|s| s.state == StepState::Failed);
-        self.inner
-            .db
-            .set_run_state(id, RunState::Running, None)
-            .await
-            .map_err(|e| match e {
-                DbError::Conflict(_) => EngineError::Conflict {
-                    message: format!("controller {} already has another active run", run.controller),
-                    run_id: None,
-                },
-                other => other.into(),
-            })?;
+        self.activate(&run).await?;
         self.inner.db.reset_for_resume(id).await?;
         if let Some(step) = &failed {
             self.inner
@@ -424,21 +448,9 @@ impl Engine {
                 .set_step_state(id, step.name, StepState::Pending, None)
                 .await?;
         }
-        self.inner
-            .db
-            .add_audit(id, actor, "resume", failed.as_ref().map(|s| s.name.as_str()))
-            .await?;
-        let log = log::RunLog::new(id, self.inner.db.clone(), self.inner.bus.clone());
-        log.event(
-            crate::db::EventKind::Run,
-            None,
-            "running",
-            &format!("resumed by {actor}"),
-            None,
-        )
-        .await?;
-        self.spawn(id);
-        self.run(id).await
+        let step = failed.as_ref().map(|s| s.name.as_str());
+        self.hand_over(id, actor, "resume", step, &format!("resumed by {actor}"))
+            .await
     }
 
     /// Rolls back a finished run that changed the cluster (manual rollback; after a successful
@@ -453,33 +465,19 @@ impl Engine {
         {
             return Err(Self::conflict(&run, "roll back"));
         }
-        self.inner
-            .db
-            .set_run_state(id, RunState::Running, None)
-            .await
-            .map_err(|e| match e {
-                DbError::Conflict(_) => EngineError::Conflict {
-                    message: format!("controller {} already has another active run", run.controller),
-                    run_id: None,
-                },
-                other => other.into(),
-            })?;
+        self.activate(&run).await?;
         let mut ctx = RunContext::from_value(&run.context);
         ctx.rollback_cause = Some(format!("manual rollback requested by {actor}"));
         self.inner.db.set_context(id, &ctx.to_value()).await?;
         self.inner.db.set_rolling_back(id, true).await?;
-        self.inner.db.add_audit(id, actor, "rollback", None).await?;
-        let log = log::RunLog::new(id, self.inner.db.clone(), self.inner.bus.clone());
-        log.event(
-            crate::db::EventKind::Run,
+        self.hand_over(
+            id,
+            actor,
+            "rollback",
             None,
-            "running",
             &format!("manual rollback requested by {actor}"),
-            None,
         )
-        .await?;
-        self.spawn(id);
-        self.run(id).await
+        .await
     }
 
     /// Events of a run after `after`, at most `limit`; `only_logs` for log lines only.

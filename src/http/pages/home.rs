@@ -128,7 +128,11 @@ pub async fn dashboard(
         form: StartDefaults {
             // preselect the first controller that still has something to migrate
             controller: q.controller.unwrap_or_else(|| {
-                controllers.iter().find(|c: &&ControllerRow| c.backend != "k8s").map(|c| c.reference.clone()).unwrap_or_default()
+                controllers
+                    .iter()
+                    .find(|c: &&ControllerRow| c.backend != "k8s")
+                    .map(|c| c.reference.clone())
+                    .unwrap_or_default()
             }),
             kind: q
                 .kind

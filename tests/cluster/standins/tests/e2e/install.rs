@@ -199,7 +199,8 @@ impl Installation {
             std::fs::create_dir_all(d).unwrap();
         }
         fresh_namespace(&client, ns).await;
-        let (controller, deployment, config_map, etcd_url, etcd_sts, preset) = match shape {
+        // the tool runs in the controller's image: its LINSTOR version is the image's
+        let (controller, deployment, config_map, etcd_url, etcd_sts, preset, version) = match shape {
             Shape::Piraeus => (
                 CR,
                 format!("{CR}-controller"),
@@ -207,6 +208,7 @@ impl Installation {
                 CR_ETCD_URL,
                 "piraeus-op-etcd",
                 Preset::Piraeus,
+                "1.33.3",
             ),
             Shape::Plain => (
                 PLAIN,
@@ -215,6 +217,7 @@ impl Installation {
                 PLAIN_ETCD_URL,
                 "etcd",
                 Preset::Plain,
+                "1.32.3",
             ),
         };
 
@@ -268,7 +271,8 @@ impl Installation {
                                 "local": {"workDir": dir.join("work"),
                                           "envs": [{"name": "LINSTOR_STANDIN_ETCD_DATA", "value": dataset},
                                                    {"name": "LINSTOR_STANDIN_FAULT_FILE", "value": fault_file},
-                                                   {"name": "KUBECONFIG", "value": controller_kubeconfig}]}}]}
+                                                   {"name": "KUBECONFIG", "value": controller_kubeconfig},
+                                                   {"name": "LINSTOR_STANDIN_VERSION", "value": version}]}}]}
         });
         let execs: Api<DynamicObject> = Api::all_with(client.clone(), &kwok_cluster_exec());
         execs
@@ -330,7 +334,7 @@ impl Installation {
                     "spec": {"replicas": replicas, "strategy": {"type": "Recreate"}, "selector": {"matchLabels": labels},
                              "template": {"metadata": {"labels": labels},
                                           "spec": {"serviceAccountName": "linstor-controller",
-                                                   "containers": [{"name": "linstor-controller", "image": "quay.io/piraeusdatastore/piraeus-server:v1.32.3",
+                                                   "containers": [{"name": "linstor-controller", "image": format!("quay.io/piraeusdatastore/piraeus-server:v{version}"),
                                                                    "args": ["startController"],
                                                                    "env": [{"name": "MASTER_PASSPHRASE", "valueFrom": {"secretKeyRef": {"name": "piraeus-op-passphrase", "key": "MASTER_PASSPHRASE"}}}],
                                                                    "volumeMounts": [{"name": "linstor-conf", "mountPath": "/etc/linstor"}]}],
@@ -354,7 +358,8 @@ impl Installation {
                 .arg("--kubeconfig")
                 .arg(&s.admin_kubeconfig)
                 .arg("--etcd-data")
-                .arg(&dataset),
+                .arg(&dataset)
+                .args(["--linstor-version", version]),
         ));
         let inst = Installation {
             ns: ns.into(),
