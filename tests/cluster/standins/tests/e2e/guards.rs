@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use k8s_openapi::api::authorization::v1::SubjectAccessReview;
 use serde_json::json;
 
 use super::install::{CR_ETCD_URL, Installation, Shape};
@@ -19,14 +20,18 @@ impl Drop for RestoreBinding {
     }
 }
 
-fn controller_may(ns: &str, verb: &str) -> bool {
-    let out = suite()
-        .kubectl()
-        .args(["auth", "can-i", verb, "nodes.internal.linstor.linbit.com"])
-        .arg(format!("--as=system:serviceaccount:{ns}:linstor-controller"))
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim() == "yes"
+/// A SubjectAccessReview: may the controller's ServiceAccount `verb` the k8s backend's objects?
+/// (`kubectl auth can-i` guesses the group from discovery, which fails before the CRDs exist.)
+async fn controller_may(client: &kube::Client, ns: &str, verb: &str) -> bool {
+    let review: SubjectAccessReview = serde_json::from_value(json!({
+        "spec": {"user": format!("system:serviceaccount:{ns}:linstor-controller"),
+                 "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{ns}")],
+                 "resourceAttributes": {"group": "internal.linstor.linbit.com", "resource": "nodes", "verb": verb}}
+    }))
+    .unwrap();
+    let api: kube::Api<SubjectAccessReview> = kube::Api::all(client.clone());
+    let answer = api.create(&Default::default(), &review).await.unwrap();
+    answer.status.is_some_and(|s| s.allowed)
 }
 
 /// Test 4: without the ClusterRoleBinding, preflight names the missing rule and nothing changes.
@@ -40,7 +45,7 @@ async fn missing_k8s_backend_rights_fail_preflight() {
     observe::wait_for(
         Duration::from_secs(10),
         "the chart's k8s-backend rights for the controller",
-        || async { controller_may(&inst.ns, "deletecollection") },
+        || controller_may(&inst.client, &inst.ns, "deletecollection"),
     )
     .await;
     run(
@@ -52,7 +57,7 @@ async fn missing_k8s_backend_rights_fail_preflight() {
     observe::wait_for(
         Duration::from_secs(10),
         "RBAC to notice the deleted binding",
-        || async { !controller_may(&inst.ns, "deletecollection") },
+        || async { !controller_may(&inst.client, &inst.ns, "deletecollection").await },
     )
     .await;
     let cr_before = inst.linstor_controller().await;

@@ -19,14 +19,11 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
+use super::objects;
 use super::observe;
 use super::suite::{NAMESPACES, Suite, suite};
 
-pub const CR: &str = "piraeus-op-cs";
-pub const CR_ETCD_URL: &str = "etcd://piraeus-op-etcd:2379";
-pub const PLAIN: &str = "linstor-controller";
-pub const PLAIN_ETCD_URL: &str = "etcd://etcd.storage.svc:2379";
-pub const IMAGE: &str = "quay.io/piraeusdatastore/piraeus-server:v1.33.3";
+pub use super::objects::{CR, CR_ETCD_URL, PLAIN, PLAIN_ETCD_URL};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
@@ -221,29 +218,10 @@ impl Installation {
             ),
         };
 
-        create::<ServiceAccount>(&client, ns, json!({"metadata": {"name": "linstor-controller"}})).await;
-        create::<Secret>(
-            &client,
-            ns,
-            json!({"metadata": {"name": "piraeus-op-passphrase"}, "type": "Opaque",
-            "stringData": {"MASTER_PASSPHRASE": "not-a-real-passphrase"}}),
-        )
-        .await;
-        let etcd_labels = json!({"app.kubernetes.io/name": "etcd", "app.kubernetes.io/instance": etcd_sts});
-        create::<Service>(
-            &client,
-            ns,
-            json!({"metadata": {"name": etcd_sts, "labels": etcd_labels},
-            "spec": {"clusterIP": "None", "selector": etcd_labels,
-                     "ports": [{"name": "client", "port": 2379}, {"name": "peer", "port": 2380}]}}),
-        )
-        .await;
-        create::<StatefulSet>(&client, ns, json!({"metadata": {"name": etcd_sts, "labels": etcd_labels},
-            "spec": {"replicas": 1, "serviceName": etcd_sts, "selector": {"matchLabels": etcd_labels},
-                     "template": {"metadata": {"labels": etcd_labels},
-                                  "spec": {"containers": [{"name": "etcd", "image": "quay.io/coreos/etcd:v3.4.15",
-                                                           "ports": [{"containerPort": 2379}, {"containerPort": 2380}]}]}}}}))
-        .await;
+        create::<ServiceAccount>(&client, ns, objects::service_account()).await;
+        create::<Secret>(&client, ns, objects::passphrase_secret()).await;
+        create::<Service>(&client, ns, objects::etcd_service(etcd_sts)).await;
+        create::<StatefulSet>(&client, ns, objects::etcd_stateful_set(etcd_sts)).await;
 
         // what the migration pod's commands run with: the etcd data, faults, the controller's token
         let dataset = dir.join("etcd-data.json");
@@ -253,27 +231,23 @@ impl Installation {
         s.write_token_kubeconfig(&controller_kubeconfig, &s.token(ns, "linstor-controller"), ns);
         let tool = dir.join("bin/linstor-database");
         let tool_runs = dir.join("tool-runs.log");
-        std::fs::write(
-            &tool,
-            format!(
-                "#!/bin/bash\n# linstor-database stand-in, timed for the downtime report\nstart=$(date +%s%N)\n\"{}\" \"$@\"\nrc=$?\necho \"$1 $start $(date +%s%N) $rc\" >>\"{}\"\nexit $rc\n",
-                s.bins.tool.display(),
-                tool_runs.display()
-            ),
-        )
-        .unwrap();
+        std::fs::write(&tool, objects::timed_tool(&s.bins.tool, &tool_runs)).unwrap();
         std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let exec = json!({
-            "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "ClusterExec",
-            "metadata": {"name": format!("e2e-{ns}")},
-            "spec": {"selector": {"matchNamespaces": [ns]},
-                     "execs": [{"containers": ["migration"],
-                                "local": {"workDir": dir.join("work"),
-                                          "envs": [{"name": "LINSTOR_STANDIN_ETCD_DATA", "value": dataset},
-                                                   {"name": "LINSTOR_STANDIN_FAULT_FILE", "value": fault_file},
-                                                   {"name": "KUBECONFIG", "value": controller_kubeconfig},
-                                                   {"name": "LINSTOR_STANDIN_VERSION", "value": version}]}}]}
-        });
+        let (data, faults, kubeconfig) = (
+            dataset.display().to_string(),
+            fault_file.display().to_string(),
+            controller_kubeconfig.display().to_string(),
+        );
+        let exec = objects::cluster_exec(
+            ns,
+            &dir.join("work"),
+            &[
+                ("LINSTOR_STANDIN_ETCD_DATA", &data),
+                ("LINSTOR_STANDIN_FAULT_FILE", &faults),
+                ("KUBECONFIG", &kubeconfig),
+                ("LINSTOR_STANDIN_VERSION", version),
+            ],
+        );
         let execs: Api<DynamicObject> = Api::all_with(client.clone(), &kwok_cluster_exec());
         execs
             .patch(
@@ -294,14 +268,7 @@ impl Installation {
         let mut children = Vec::new();
         match shape {
             Shape::Piraeus => {
-                let cr = json!({
-                    "apiVersion": "piraeus.linbit.com/v1", "kind": "LinstorController",
-                    "metadata": {"name": CR, "labels": {"app.kubernetes.io/managed-by": "Helm", "release": "piraeus-op"},
-                                 "annotations": {"meta.helm.sh/release-name": "piraeus-op", "meta.helm.sh/release-namespace": ns}},
-                    "spec": {"replicas": replicas, "dbConnectionURL": CR_ETCD_URL, "controllerImage": IMAGE,
-                             "luksSecret": "piraeus-op-passphrase", "drbdRepoCred": "", "priorityClassName": "",
-                             "logLevel": "info", "sslSecret": null, "dbCertSecret": "", "dbUseClientCert": false}
-                });
+                let cr = objects::linstor_controller(ns, replicas, version);
                 let api: Api<linstor_migrator::cluster::LinstorController> =
                     Api::namespaced(client.clone(), ns);
                 api.create(&PostParams::default(), &obj(cr)).await.unwrap();
@@ -322,23 +289,13 @@ impl Installation {
                 ));
             }
             Shape::Plain => {
-                let labels = json!({"app": PLAIN});
-                create::<ConfigMap>(&client, ns, json!({"metadata": {"name": config_map},
-                    "data": {"linstor.toml": format!("[db]\nconnection_url = \"{etcd_url}\"\n\n[http]\nport = 3370\n"),
-                             "linstor-client.conf": format!("[global]\ncontrollers = http://{PLAIN}.{ns}.svc:3370\n")}}))
-                .await;
-                create::<Service>(&client, ns, json!({"metadata": {"name": PLAIN},
-                    "spec": {"selector": labels, "ports": [{"name": "rest-api", "port": 3370, "targetPort": 3370}]}}))
-                .await;
-                create::<Deployment>(&client, ns, json!({"metadata": {"name": PLAIN, "labels": labels},
-                    "spec": {"replicas": replicas, "strategy": {"type": "Recreate"}, "selector": {"matchLabels": labels},
-                             "template": {"metadata": {"labels": labels},
-                                          "spec": {"serviceAccountName": "linstor-controller",
-                                                   "containers": [{"name": "linstor-controller", "image": format!("quay.io/piraeusdatastore/piraeus-server:v{version}"),
-                                                                   "args": ["startController"],
-                                                                   "env": [{"name": "MASTER_PASSPHRASE", "valueFrom": {"secretKeyRef": {"name": "piraeus-op-passphrase", "key": "MASTER_PASSPHRASE"}}}],
-                                                                   "volumeMounts": [{"name": "linstor-conf", "mountPath": "/etc/linstor"}]}],
-                                                   "volumes": [{"name": "linstor-conf", "configMap": {"name": config_map}}]}}}}))
+                create::<ConfigMap>(&client, ns, objects::plain_config_map(ns, &config_map)).await;
+                create::<Service>(&client, ns, objects::plain_service()).await;
+                create::<Deployment>(
+                    &client,
+                    ns,
+                    objects::plain_deployment(replicas, &config_map, version),
+                )
                 .await;
             }
         }

@@ -8,6 +8,8 @@
 //! with `--ignored --test-threads=1`.
 
 mod install;
+mod measure;
+mod objects;
 mod observe;
 mod service;
 mod suite;
@@ -15,3 +17,4 @@ mod suite;
 mod backup;
 mod guards;
 mod migrate;
+mod operator;

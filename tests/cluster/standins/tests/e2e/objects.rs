@@ -1,0 +1,106 @@
+//! The Kubernetes objects of one test's installation, as the Piraeus v1 chart (REFERENCE.md §2)
+//! or a hand-written plain controller would create them, plus the KWOK ClusterExec that runs the
+//! migration pod's commands on this machine.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+pub const CR: &str = "piraeus-op-cs";
+pub const CR_ETCD_URL: &str = "etcd://piraeus-op-etcd:2379";
+pub const PLAIN: &str = "linstor-controller";
+pub const PLAIN_ETCD_URL: &str = "etcd://etcd.storage.svc:2379";
+
+/// The controller image of a LINSTOR version.
+pub fn image(version: &str) -> String {
+    format!("quay.io/piraeusdatastore/piraeus-server:v{version}")
+}
+
+pub fn service_account() -> Value {
+    json!({"metadata": {"name": "linstor-controller"}})
+}
+
+/// The LUKS passphrase Secret the controller's `MASTER_PASSPHRASE` comes from.
+pub fn passphrase_secret() -> Value {
+    json!({"metadata": {"name": "piraeus-op-passphrase"}, "type": "Opaque",
+           "stringData": {"MASTER_PASSPHRASE": "not-a-real-passphrase"}})
+}
+
+fn etcd_labels(name: &str) -> Value {
+    json!({"app.kubernetes.io/name": "etcd", "app.kubernetes.io/instance": name})
+}
+
+/// The etcd subchart's headless Service.
+pub fn etcd_service(name: &str) -> Value {
+    json!({"metadata": {"name": name, "labels": etcd_labels(name)},
+           "spec": {"clusterIP": "None", "selector": etcd_labels(name),
+                    "ports": [{"name": "client", "port": 2379}, {"name": "peer", "port": 2380}]}})
+}
+
+/// The etcd subchart's StatefulSet (its pod does nothing under KWOK; the data is a file).
+pub fn etcd_stateful_set(name: &str) -> Value {
+    json!({"metadata": {"name": name, "labels": etcd_labels(name)},
+           "spec": {"replicas": 1, "serviceName": name, "selector": {"matchLabels": etcd_labels(name)},
+                    "template": {"metadata": {"labels": etcd_labels(name)},
+                                 "spec": {"containers": [{"name": "etcd", "image": "quay.io/coreos/etcd:v3.4.15",
+                                                          "ports": [{"containerPort": 2379}, {"containerPort": 2380}]}]}}}})
+}
+
+/// The LinstorController of Helm release `piraeus-op` (`<fullname>-cs`).
+pub fn linstor_controller(ns: &str, replicas: i32, version: &str) -> Value {
+    json!({
+        "apiVersion": "piraeus.linbit.com/v1", "kind": "LinstorController",
+        "metadata": {"name": CR, "labels": {"app.kubernetes.io/managed-by": "Helm", "release": "piraeus-op"},
+                     "annotations": {"meta.helm.sh/release-name": "piraeus-op", "meta.helm.sh/release-namespace": ns}},
+        "spec": {"replicas": replicas, "dbConnectionURL": CR_ETCD_URL, "controllerImage": image(version),
+                 "luksSecret": "piraeus-op-passphrase", "drbdRepoCred": "", "priorityClassName": "",
+                 "logLevel": "info", "sslSecret": null, "dbCertSecret": "", "dbUseClientCert": false}
+    })
+}
+
+pub fn plain_config_map(ns: &str, name: &str) -> Value {
+    json!({"metadata": {"name": name},
+           "data": {"linstor.toml": format!("[db]\nconnection_url = \"{PLAIN_ETCD_URL}\"\n\n[http]\nport = 3370\n"),
+                    "linstor-client.conf": format!("[global]\ncontrollers = http://{PLAIN}.{ns}.svc:3370\n")}})
+}
+
+pub fn plain_service() -> Value {
+    json!({"metadata": {"name": PLAIN},
+           "spec": {"selector": {"app": PLAIN}, "ports": [{"name": "rest-api", "port": 3370, "targetPort": 3370}]}})
+}
+
+/// A controller Deployment nobody owns.
+pub fn plain_deployment(replicas: i32, config_map: &str, version: &str) -> Value {
+    let labels = json!({"app": PLAIN});
+    json!({"metadata": {"name": PLAIN, "labels": labels},
+           "spec": {"replicas": replicas, "strategy": {"type": "Recreate"}, "selector": {"matchLabels": labels},
+                    "template": {"metadata": {"labels": labels},
+                                 "spec": {"serviceAccountName": "linstor-controller",
+                                          "containers": [{"name": "linstor-controller", "image": image(version),
+                                                          "args": ["startController"],
+                                                          "env": [{"name": "MASTER_PASSPHRASE", "valueFrom": {"secretKeyRef": {"name": "piraeus-op-passphrase", "key": "MASTER_PASSPHRASE"}}}],
+                                                          "volumeMounts": [{"name": "linstor-conf", "mountPath": "/etc/linstor"}]}],
+                                          "volumes": [{"name": "linstor-conf", "configMap": {"name": config_map}}]}}}})
+}
+
+/// Runs the commands of container `migration` in `ns` as local processes in `work_dir`.
+pub fn cluster_exec(ns: &str, work_dir: &Path, envs: &[(&str, &str)]) -> Value {
+    let envs: Vec<Value> = envs.iter().map(|(k, v)| json!({"name": k, "value": v})).collect();
+    json!({
+        "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "ClusterExec",
+        "metadata": {"name": format!("e2e-{ns}")},
+        "spec": {"selector": {"matchNamespaces": [ns]},
+                 "execs": [{"containers": ["migration"], "local": {"workDir": work_dir, "envs": envs}}]}
+    })
+}
+
+/// A wrapper of the `linstor-database` stand-in that appends `SUBCOMMAND START_NS END_NS EXIT`
+/// to `runs` (the tool's own wall time, for the downtime split).
+pub fn timed_tool(real: &Path, runs: &Path) -> String {
+    format!(
+        "#!/bin/bash\n# linstor-database stand-in, timed for the downtime report\nstart=$(date +%s%N)\n\"{}\" \"$@\"\nrc=$?\n\
+         echo \"$1 $start $(date +%s%N) $rc\" >>\"{}\"\nexit $rc\n",
+        real.display(),
+        runs.display()
+    )
+}
