@@ -161,11 +161,17 @@ async fn a_fault_at_each_step_leaves_the_cluster_as_it_was() {
             assert_eq!(before, h.sim.fingerprint());
             continue;
         }
-        h.sim.inject(step, Fault::Error);
-        let (run, _) = engine
-            .create_run(request(RunKind::Migrate), &actor(), None)
-            .await
-            .unwrap();
+        // the switch is first asked for during the import (best effort, retried by the switch
+        // step); an operator that never renders the ConfigMap is what fails the switch itself
+        let fault = if step == StepName::Switch {
+            Fault::Hang
+        } else {
+            Fault::Error
+        };
+        h.sim.inject(step, fault);
+        let mut req = request(RunKind::Migrate);
+        req.options.controller_timeout_seconds = 5;
+        let (run, _) = engine.create_run(req, &actor(), None).await.unwrap();
         let run = settle(&engine, &run.id).await;
         let expected = if step.in_downtime() {
             RunState::RolledBack

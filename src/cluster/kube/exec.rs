@@ -56,6 +56,10 @@ pub(super) fn exit_code(status: Option<&Status>) -> Result<i32, String> {
     })
 }
 
+/// kube-rs buffers 1 KiB per pipe by default; a larger stdout buffer lets a file copy stream
+/// at several times the speed (measured against `kubectl cp` in the cluster suite).
+const STDOUT_BUFFER: usize = 256 * 1024;
+
 fn attach_params(container: &str) -> AttachParams {
     AttachParams::default()
         .container(container)
@@ -63,6 +67,7 @@ fn attach_params(container: &str) -> AttachParams {
         .stdout(true)
         .stderr(true)
         .tty(false)
+        .max_stdout_buf_size(STDOUT_BUFFER)
 }
 
 async fn start(
@@ -186,7 +191,8 @@ pub(super) async fn copy_from_pod(
                 errors.extend_from_slice(&buf[..n.min(room)]);
             }
         };
-        let (result, ()) = tokio::join!(tokio::io::copy(&mut stdout, dest), read_errors);
+        let mut reader = tokio::io::BufReader::with_capacity(STDOUT_BUFFER, &mut stdout);
+        let (result, ()) = tokio::join!(tokio::io::copy_buf(&mut reader, dest), read_errors);
         copied = result;
     };
     let (status, drained) = finish(&mut process, drain).await;

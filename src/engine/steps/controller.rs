@@ -32,13 +32,13 @@ async fn set_replicas(cluster: &dyn Cluster, info: &ControllerInfo, replicas: i3
     Ok(())
 }
 
-/// Points the controller at `url` and waits until its ConfigMap says so.
-async fn set_connection_url(
+/// Asks for the controller to be pointed at `url`: the CR's `dbConnectionURL` (the operator
+/// renders the ConfigMap later), or the ConfigMap itself for an unowned controller.
+async fn request_connection_url(
     cluster: &dyn Cluster,
     info: &ControllerInfo,
     url: &str,
     original_toml: Option<&str>,
-    timeout: Duration,
 ) -> Result<(), StepError> {
     let cm = info
         .config_map
@@ -46,13 +46,16 @@ async fn set_connection_url(
         .ok_or_else(|| StepError::Failed("the controller has no ConfigMap".into()))?;
     match info.kind {
         ControllerKind::LinstorController => {
-            cluster
-                .patch_linstor_controller(
-                    &info.namespace,
-                    &info.name,
-                    json!({"spec": {"dbConnectionURL": url}}),
-                )
-                .await?
+            let cr = cluster
+                .get_linstor_controller(&info.namespace, &info.name)
+                .await?;
+            // look first: a resumed run or the early request may have set it already
+            if cr.and_then(|cr| cr.spec.db_connection_url).as_deref() != Some(url) {
+                let patch = json!({"spec": {"dbConnectionURL": url}});
+                cluster
+                    .patch_linstor_controller(&info.namespace, &info.name, patch)
+                    .await?
+            }
         }
         ControllerKind::Deployment => {
             let current = cluster
@@ -87,6 +90,22 @@ async fn set_connection_url(
             }
         }
     }
+    Ok(())
+}
+
+/// Points the controller at `url` and waits until its ConfigMap says so.
+async fn set_connection_url(
+    cluster: &dyn Cluster,
+    info: &ControllerInfo,
+    url: &str,
+    original_toml: Option<&str>,
+    timeout: Duration,
+) -> Result<(), StepError> {
+    request_connection_url(cluster, info, url, original_toml).await?;
+    let cm = info
+        .config_map
+        .as_deref()
+        .ok_or_else(|| StepError::Failed("the controller has no ConfigMap".into()))?;
     // the operator renders the ConfigMap asynchronously: a controller started before that would
     // run on the old database
     let want = url.to_string();
@@ -98,6 +117,26 @@ async fn set_connection_url(
         .wait_config_map_key(&info.namespace, cm, "linstor.toml", &accept, timeout)
         .await?;
     Ok(())
+}
+
+/// Asks for the switch to `k8s` while the import runs, so that the operator's asynchronous
+/// re-render overlaps the import instead of adding to the downtime. The controller is at 0
+/// replicas, so nothing starts on the new config; the switch step confirms it, and a rollback
+/// restores the original URL. A failure here only costs that overlap.
+pub(super) async fn begin_switch(c: &StepCtx<'_>) -> Result<(), StepError> {
+    let info = c.controller()?.clone();
+    match request_connection_url(c.cluster(), &info, "k8s", c.ctx.original_config_toml.as_deref()).await {
+        Ok(()) => {
+            c.info("asked for connection_url = \"k8s\" now, so the ConfigMap is ready when the import is")
+                .await
+        }
+        Err(e) => {
+            c.warn(&format!(
+                "could not ask for the switch early ({e}); the switch step does it"
+            ))
+            .await
+        }
+    }
 }
 
 async fn wait_started(

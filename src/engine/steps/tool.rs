@@ -100,6 +100,12 @@ pub(super) async fn import(c: &mut StepCtx<'_>) -> StepResult {
     c.save().await?;
     let file = backup_file(c);
     let target = c.inner.settings.pod_paths.target_config_dir.clone();
-    run_tool(c, &["import-db", "-c", &target, &file], "Import finished").await?;
+    let args = ["import-db", "-c", &target, &file];
+    let (switch, imported) = tokio::join!(
+        super::controller::begin_switch(c),
+        run_tool(c, &args, "Import finished")
+    );
+    imported?;
+    switch?;
     Ok("imported into the k8s backend".into())
 }
