@@ -224,6 +224,18 @@ pub async fn discover(cluster: &dyn Cluster) -> ClusterResult<Vec<ControllerInfo
     Ok(out)
 }
 
+/// A client for the controller's LINSTOR REST API (its Service; https with its client
+/// certificate Secret when the CR names one).
+pub async fn linstor_api(
+    cluster: &dyn Cluster,
+    info: &ControllerInfo,
+) -> ClusterResult<std::sync::Arc<dyn crate::linstor::rest::LinstorApi>> {
+    let service = info.service.as_deref().unwrap_or(&info.name);
+    cluster
+        .linstor_api(&info.namespace, service, info.https_client_secret.as_deref())
+        .await
+}
+
 /// The controller `r`, freshly read; `NotFound` when there is none.
 pub async fn find(cluster: &dyn Cluster, r: &ControllerRef) -> ClusterResult<ControllerInfo> {
     discover(cluster)

@@ -152,14 +152,7 @@ async fn wait_started(
         info.namespace, info.deployment
     ))
     .await?;
-    let api = c
-        .cluster()
-        .linstor_api(
-            &info.namespace,
-            info.service.as_deref().unwrap_or(&info.name),
-            info.https_client_secret.as_deref(),
-        )
-        .await?;
+    let api = crate::cluster::controller::linstor_api(c.cluster(), info).await?;
     let deadline = tokio::time::Instant::now() + timeout;
     let mut delay = Duration::from_millis(50);
     loop {

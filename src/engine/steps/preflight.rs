@@ -290,15 +290,7 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
 
     // the REST API answers (the snapshot and the final verification need it)
     if info.replicas > 0 {
-        match c
-            .cluster()
-            .linstor_api(
-                &info.namespace,
-                info.service.as_deref().unwrap_or(&info.name),
-                info.https_client_secret.as_deref(),
-            )
-            .await
-        {
+        match crate::cluster::controller::linstor_api(c.cluster(), &info).await {
             Ok(api) => match api.version().await {
                 Ok(v) => check(
                     "rest-api",

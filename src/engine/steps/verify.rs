@@ -6,14 +6,7 @@ use crate::linstor::rest::{compare_snapshots, take_snapshot};
 
 async fn snapshot_now(c: &StepCtx<'_>) -> Result<crate::linstor::rest::ClusterSnapshot, StepError> {
     let info = c.controller()?;
-    let api = c
-        .cluster()
-        .linstor_api(
-            &info.namespace,
-            info.service.as_deref().unwrap_or(&info.name),
-            info.https_client_secret.as_deref(),
-        )
-        .await?;
+    let api = crate::cluster::controller::linstor_api(c.cluster(), info).await?;
     take_snapshot(api.as_ref())
         .await
         .map_err(|e| StepError::Failed(e.to_string()))
@@ -46,14 +39,7 @@ pub(super) async fn cluster(c: &mut StepCtx<'_>) -> StepResult {
         c.log.line(Some(c.step), "error", d).await?;
     }
     let info = c.controller()?;
-    let api = c
-        .cluster()
-        .linstor_api(
-            &info.namespace,
-            info.service.as_deref().unwrap_or(&info.name),
-            info.https_client_secret.as_deref(),
-        )
-        .await?;
+    let api = crate::cluster::controller::linstor_api(c.cluster(), info).await?;
     let since = c.ctx.started_at_ms.unwrap_or(before.taken_at_ms);
     let reports = api
         .error_reports(since)
