@@ -12,6 +12,7 @@ pub mod helm;
 pub mod kube;
 pub mod pod;
 pub mod sim;
+pub mod tool_guard;
 
 use std::sync::Arc;
 use std::time::Duration;
