@@ -55,9 +55,16 @@ pub async fn engine(
         backup_dir: common.backup_dir.clone(),
         ..PodPaths::default()
     };
-    settings.lease_namespace = common.lease_namespace.clone();
-    if let Ok(pod) = std::env::var("POD_NAME") {
-        settings.instance_id = pod;
-    }
+    // on a real cluster every run holds its controller's Lease (in the controller's namespace),
+    // so that the CLI and the in-cluster service, or two replicas, never act on one controller
+    settings.leases = !common.demo;
+    settings.instance_id = match std::env::var("POD_NAME") {
+        Ok(pod) => pod,
+        Err(_) => format!(
+            "{}-{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "linstor-migrator".into()),
+            std::process::id()
+        ),
+    };
     Engine::start(db, cluster, settings, metrics).await
 }

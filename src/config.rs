@@ -69,9 +69,6 @@ pub struct Common {
         default_value = "/etc/linstor-target"
     )]
     pub target_config_dir: String,
-    /// Namespace for the per-controller Lease that keeps replicas of this service apart.
-    #[arg(long, global = true, env = "LINSTOR_MIGRATOR_LEASE_NAMESPACE")]
-    pub lease_namespace: Option<String>,
     /// Log format.
     #[arg(long, global = true, env = "LINSTOR_MIGRATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

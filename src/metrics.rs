@@ -37,6 +37,10 @@ pub struct Metrics {
     pub backup_bytes: Gauge,
     pub sse_subscribers: Gauge,
     pub http_requests: Family<HttpLabels, Counter>,
+    /// Rollbacks that gave up (runs now `rollback_failed`): an alarm.
+    pub rollbacks_failed: Counter,
+    /// Tasks started to drive runs (one per run at a time).
+    pub run_tasks_started: Counter,
 }
 
 impl Default for Metrics {
@@ -72,8 +76,22 @@ impl Default for Metrics {
         );
         let http_requests = Family::<HttpLabels, Counter>::default();
         registry.register("http_requests", "HTTP requests served", http_requests.clone());
+        let rollbacks_failed = Counter::default();
+        registry.register(
+            "rollbacks_failed",
+            "Rollbacks that gave up after their retries and need a person",
+            rollbacks_failed.clone(),
+        );
+        let run_tasks_started = Counter::default();
+        registry.register(
+            "run_tasks_started",
+            "Tasks started to drive runs",
+            run_tasks_started.clone(),
+        );
         Self {
             registry,
+            rollbacks_failed,
+            run_tasks_started,
             step_duration_seconds,
             runs,
             active_runs,

@@ -72,13 +72,34 @@ pub enum RunState {
     Failed,
     Cancelled,
     RolledBack,
+    /// A rollback gave up after its retries: the controller needs the commands in the run's
+    /// report (or a resume, which continues the rollback). Holds the controller like an active
+    /// run: no new run may start on it.
+    RollbackFailed,
 }
 
 impl RunState {
     pub const ACTIVE: [RunState; 3] = [RunState::Queued, RunState::Running, RunState::Waiting];
+    pub const ALL: [RunState; 8] = [
+        RunState::Queued,
+        RunState::Running,
+        RunState::Waiting,
+        RunState::Succeeded,
+        RunState::Failed,
+        RunState::Cancelled,
+        RunState::RolledBack,
+        RunState::RollbackFailed,
+    ];
 
+    /// No task drives a run in a final state (it may still be resumed or rolled back).
     pub fn is_final(self) -> bool {
         !Self::ACTIVE.contains(&self)
+    }
+
+    /// True while the run keeps other runs off its controller: active, or a rollback that
+    /// has not finished.
+    pub fn holds_controller(self) -> bool {
+        !self.is_final() || self == RunState::RollbackFailed
     }
 
     pub fn as_str(self) -> &'static str {
@@ -90,6 +111,25 @@ impl RunState {
             RunState::Failed => "failed",
             RunState::Cancelled => "cancelled",
             RunState::RolledBack => "rolled_back",
+            RunState::RollbackFailed => "rollback_failed",
+        }
+    }
+}
+
+/// Which way a run is going. Once a run has entered `rolling_back` it never goes forward again:
+/// the rollback finishes, or ends `rollback_failed` and is continued by a resume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Forward,
+    RollingBack,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Forward => "forward",
+            Phase::RollingBack => "rolling_back",
         }
     }
 }
@@ -229,18 +269,8 @@ macro_rules! impl_from_str {
 }
 
 impl_from_str!(RunKind, [RunKind::Preflight, RunKind::Backup, RunKind::Migrate]);
-impl_from_str!(
-    RunState,
-    [
-        RunState::Queued,
-        RunState::Running,
-        RunState::Waiting,
-        RunState::Succeeded,
-        RunState::Failed,
-        RunState::Cancelled,
-        RunState::RolledBack
-    ]
-);
+impl_from_str!(RunState, RunState::ALL);
+impl_from_str!(Phase, [Phase::Forward, Phase::RollingBack]);
 impl_from_str!(
     StepState,
     [

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use serde::Serialize;
 use tokio::io::AsyncWrite;
@@ -153,6 +153,8 @@ pub trait Cluster: Send + Sync + 'static {
     /// Deployments in all namespaces.
     async fn list_deployments(&self) -> ClusterResult<Vec<Deployment>>;
     async fn get_deployment(&self, ns: &str, name: &str) -> ClusterResult<Option<Deployment>>;
+    /// A StatefulSet (etcd's), or `None`.
+    async fn get_stateful_set(&self, ns: &str, name: &str) -> ClusterResult<Option<StatefulSet>>;
     async fn get_config_map(&self, ns: &str, name: &str) -> ClusterResult<Option<ConfigMap>>;
     async fn get_secret(&self, ns: &str, name: &str) -> ClusterResult<Option<Secret>>;
     async fn get_pod(&self, ns: &str, name: &str) -> ClusterResult<Option<Pod>>;
@@ -188,8 +190,23 @@ pub trait Cluster: Send + Sync + 'static {
     // --- waits (the real implementation watches) ---------------------------------------------
     /// Wait until no pod matches `label_selector` in `ns`.
     async fn wait_pods_gone(&self, ns: &str, label_selector: &str, timeout: Duration) -> ClusterResult<()>;
-    /// Wait until the Deployment's rollout is complete with `spec.replicas` ready replicas.
-    async fn wait_deployment_ready(&self, ns: &str, name: &str, timeout: Duration) -> ClusterResult<()>;
+    /// Wait until the Deployment asks for `replicas` (an operator may not have scaled it yet:
+    /// 0 of 0 ready is not "started") and its rollout is complete with that many ready.
+    async fn wait_deployment_ready(
+        &self,
+        ns: &str,
+        name: &str,
+        replicas: i32,
+        timeout: Duration,
+    ) -> ClusterResult<()>;
+    /// Wait until the StatefulSet asks for `replicas` and that many of its pods are ready.
+    async fn wait_stateful_set_ready(
+        &self,
+        ns: &str,
+        name: &str,
+        replicas: i32,
+        timeout: Duration,
+    ) -> ClusterResult<()>;
     /// Wait until the pod is Running with all containers ready; image pull errors, unschedulable
     /// and failed pods end the wait early with [`ClusterError::PodStart`].
     async fn wait_pod_running(&self, ns: &str, name: &str, timeout: Duration) -> ClusterResult<()>;

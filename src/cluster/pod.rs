@@ -15,7 +15,6 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::controller::CONTROLLER_CONTAINER;
-use crate::engine::PodPaths;
 
 /// Label that marks objects made by this service.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
@@ -32,6 +31,34 @@ const TARGET_VOLUME: &str = "linstor-target-config";
 const BACKUP_VOLUME: &str = "backup";
 const LOGS_VOLUME: &str = "logs";
 const TMP_VOLUME: &str = "tmp";
+
+/// Where the tool and the configurations are inside the migration pod.
+#[derive(Debug, Clone)]
+pub struct PodPaths {
+    /// The `linstor-database` binary.
+    pub tool: String,
+    /// Where the migration pod mounts the controller's own config (the Deployment mounts it at
+    /// `/etc/linstor`; its mounts under that path move along).
+    pub source_config_dir: String,
+    /// Where the target (`k8s`) `linstor.toml` is mounted.
+    pub target_config_dir: String,
+    /// The emptyDir for export files (and the tool guard's pid file).
+    pub backup_dir: String,
+    /// The emptyDir the tool writes its logs into (its working directory's `logs`).
+    pub logs_dir: String,
+}
+
+impl Default for PodPaths {
+    fn default() -> Self {
+        Self {
+            tool: "/usr/share/linstor-server/bin/linstor-database".into(),
+            source_config_dir: "/etc/linstor".into(),
+            target_config_dir: "/etc/linstor-target".into(),
+            backup_dir: "/backup".into(),
+            logs_dir: "/logs".into(),
+        }
+    }
+}
 
 /// Names of the objects a run creates.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -47,7 +47,11 @@ fn backup_from_row(r: &sqlx::sqlite::SqliteRow) -> DbResult<BackupRecord> {
 }
 
 impl Db {
-    pub async fn insert_backup(&self, b: &BackupRecord) -> DbResult<()> {
+    /// Records a backup file and stores the run's context (which names it) in one transaction,
+    /// so that a crash never leaves a record the run does not know, nor a context naming a
+    /// record that does not exist.
+    pub async fn insert_backup(&self, b: &BackupRecord, context: &serde_json::Value) -> DbResult<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO backups (id, run_id, controller, file_name, path, size_bytes, sha256, created_at, \
              exported_from, linstor_version, tables, rows, purpose) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -65,10 +69,26 @@ impl Db {
         .bind(b.tables)
         .bind(b.rows)
         .bind(&b.purpose)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| conflict_or(e, &format!("backup {} of run {} exists", b.file_name, b.run_id)))?;
+        sqlx::query("UPDATE runs SET context = ? WHERE id = ?")
+            .bind(context.to_string())
+            .bind(&b.run_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// The backup of a run with this file name, if recorded.
+    pub async fn backup_named(&self, run_id: &str, file_name: &str) -> DbResult<Option<BackupRecord>> {
+        let row = sqlx::query("SELECT * FROM backups WHERE run_id = ? AND file_name = ?")
+            .bind(run_id)
+            .bind(file_name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(backup_from_row).transpose()
     }
 
     pub async fn backup(&self, id: &str) -> DbResult<Option<BackupRecord>> {

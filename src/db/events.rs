@@ -66,6 +66,43 @@ fn event_from_row(r: &sqlx::sqlite::SqliteRow) -> DbResult<EventRecord> {
     })
 }
 
+/// Appends an event on `conn` (a transaction or a pooled connection) and returns it with its
+/// sequence number.
+pub(super) async fn insert_event(
+    conn: &mut sqlx::SqliteConnection,
+    run_id: &str,
+    kind: EventKind,
+    step: Option<StepName>,
+    level: &str,
+    message: &str,
+    data: Option<&serde_json::Value>,
+) -> DbResult<EventRecord> {
+    let at = Utc::now();
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO events (run_id, at, kind, step, level, message, data) VALUES (?, ?, ?, ?, ?, ?, ?) \
+         RETURNING seq",
+    )
+    .bind(run_id)
+    .bind(at)
+    .bind(kind.as_str())
+    .bind(step.map(|s| s.as_str()))
+    .bind(level)
+    .bind(message)
+    .bind(data.map(|d| d.to_string()))
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(EventRecord {
+        seq,
+        run_id: run_id.to_string(),
+        at,
+        kind,
+        step,
+        level: level.to_string(),
+        message: message.to_string(),
+        data: data.cloned(),
+    })
+}
+
 impl Db {
     /// Appends an event and returns it with its sequence number.
     pub async fn append_event(
@@ -77,30 +114,8 @@ impl Db {
         message: &str,
         data: Option<&serde_json::Value>,
     ) -> DbResult<EventRecord> {
-        let at = Utc::now();
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO events (run_id, at, kind, step, level, message, data) VALUES (?, ?, ?, ?, ?, ?, ?) \
-             RETURNING seq",
-        )
-        .bind(run_id)
-        .bind(at)
-        .bind(kind.as_str())
-        .bind(step.map(|s| s.as_str()))
-        .bind(level)
-        .bind(message)
-        .bind(data.map(|d| d.to_string()))
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(EventRecord {
-            seq,
-            run_id: run_id.to_string(),
-            at,
-            kind,
-            step,
-            level: level.to_string(),
-            message: message.to_string(),
-            data: data.cloned(),
-        })
+        let mut conn = self.pool.acquire().await?;
+        insert_event(&mut conn, run_id, kind, step, level, message, data).await
     }
 
     /// Events of a run with `seq > after`, oldest first, at most `limit`; `only_logs` leaves out

@@ -4,6 +4,7 @@
 mod backups;
 mod events;
 mod runs;
+mod transition;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -15,7 +16,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use backups::BackupRecord;
 pub use events::{EventKind, EventRecord};
-pub use runs::{AuditEntry, NewRunRecord, RunRecord, StepRecord};
+pub use runs::{AuditEntry, NewRunRecord, Originals, RunRecord, StepRecord};
+pub use transition::{ErrorChange, NewEvent, Require, RunChange};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "linstor-migrator.db";

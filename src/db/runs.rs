@@ -4,7 +4,24 @@ use chrono::{DateTime, Utc};
 use sqlx::Row as _;
 
 use super::{Db, DbError, DbResult, conflict_or, parse};
-use crate::model::{Actor, ControllerRef, RunKind, RunOptions, RunState, StepName, StepState};
+use crate::cluster::controller::ControllerInfo;
+use crate::model::{Actor, ControllerRef, Phase, RunKind, RunOptions, RunState, StepName, StepState};
+
+/// What a rollback restores, recorded by preflight in columns of their own and frozen once the
+/// downtime begins: a rollback never depends on the run's JSON context.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Originals {
+    /// `dbConnectionURL` of the CR, or the ConfigMap's `connection_url`.
+    pub connection_url: Option<String>,
+    pub replicas: i32,
+    /// The original `linstor.toml` (restored verbatim on an unowned controller's ConfigMap).
+    pub config_toml: Option<String>,
+    /// The etcd StatefulSet the URL names, and its replicas (scale_down_etcd is undone).
+    pub etcd_stateful_set: Option<String>,
+    pub etcd_replicas: Option<i32>,
+    /// The controller as found: which object is patched, its pods, its REST service.
+    pub target: ControllerInfo,
+}
 
 /// A run as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,11 +38,23 @@ pub struct RunRecord {
     pub error: Option<String>,
     pub idempotency_key: Option<String>,
     pub request_digest: Option<String>,
-    pub rolling_back: bool,
+    pub phase: Phase,
     pub cancel_requested: bool,
     pub context: serde_json::Value,
     pub downtime_started_at: Option<DateTime<Utc>>,
     pub downtime_ended_at: Option<DateTime<Utc>>,
+    /// The first reason a rollback began.
+    pub rollback_cause: Option<String>,
+    pub approved_by: Option<String>,
+    /// The switch to `k8s` was asked for: the controller's URL may say `k8s` from then on.
+    pub switch_requested: bool,
+    pub originals: Option<Originals>,
+}
+
+impl RunRecord {
+    pub fn rolling_back(&self) -> bool {
+        self.phase == Phase::RollingBack
+    }
 }
 
 /// One step of a run as stored.
@@ -60,6 +89,22 @@ pub struct NewRunRecord {
     pub request_digest: Option<String>,
 }
 
+fn originals_from_row(r: &sqlx::sqlite::SqliteRow) -> DbResult<Option<Originals>> {
+    let recorded: Option<DateTime<Utc>> = r.try_get("orig_recorded_at")?;
+    if recorded.is_none() {
+        return Ok(None);
+    }
+    let target: String = r.try_get("orig_target")?;
+    Ok(Some(Originals {
+        connection_url: r.try_get("orig_connection_url")?,
+        replicas: r.try_get("orig_replicas")?,
+        config_toml: r.try_get("orig_config_toml")?,
+        etcd_stateful_set: r.try_get("orig_etcd_stateful_set")?,
+        etcd_replicas: r.try_get("orig_etcd_replicas")?,
+        target: serde_json::from_str(&target).map_err(|e| DbError::Corrupt(format!("orig_target: {e}")))?,
+    }))
+}
+
 fn run_from_row(r: &sqlx::sqlite::SqliteRow) -> DbResult<RunRecord> {
     let options: String = r.try_get("options")?;
     let context: String = r.try_get("context")?;
@@ -76,11 +121,17 @@ fn run_from_row(r: &sqlx::sqlite::SqliteRow) -> DbResult<RunRecord> {
         error: r.try_get("error")?,
         idempotency_key: r.try_get("idempotency_key")?,
         request_digest: r.try_get("request_digest")?,
-        rolling_back: r.try_get::<&str, _>("phase")? == "rolling_back",
+        phase: parse(r.try_get::<&str, _>("phase")?)?,
         cancel_requested: r.try_get("cancel_requested")?,
-        context: serde_json::from_str(&context).map_err(|e| DbError::Corrupt(format!("context: {e}")))?,
+        // kept as stored: a context that does not parse is the engine's to report, not a reason
+        // to hide the run
+        context: serde_json::from_str(&context).unwrap_or(serde_json::Value::String(context)),
         downtime_started_at: r.try_get("downtime_started_at")?,
         downtime_ended_at: r.try_get("downtime_ended_at")?,
+        rollback_cause: r.try_get("rollback_cause")?,
+        approved_by: r.try_get("approved_by")?,
+        switch_requested: r.try_get("switch_requested")?,
+        originals: originals_from_row(r)?,
     })
 }
 
@@ -161,10 +212,10 @@ impl Db {
         rows.iter().map(run_from_row).collect()
     }
 
-    /// The active run of a controller, if any.
-    pub async fn active_run_for(&self, controller: &ControllerRef) -> DbResult<Option<RunRecord>> {
+    /// The run that holds a controller (active, or its rollback unfinished), if any.
+    pub async fn run_holding(&self, controller: &ControllerRef) -> DbResult<Option<RunRecord>> {
         let row = sqlx::query(
-            "SELECT * FROM runs WHERE controller = ? AND state IN ('queued', 'running', 'waiting')",
+            "SELECT * FROM runs WHERE controller = ? AND state IN ('queued', 'running', 'waiting', 'rollback_failed')",
         )
         .bind(controller.to_string())
         .fetch_optional(&self.pool)
@@ -172,57 +223,41 @@ impl Db {
         row.as_ref().map(run_from_row).transpose()
     }
 
-    /// Moves a run to `state`; sets started_at on the first start and finished_at on a final
-    /// state. `Conflict` when another run of the controller became active meanwhile.
-    pub async fn set_run_state(&self, id: &str, state: RunState, error: Option<&str>) -> DbResult<()> {
-        let now = Utc::now();
-        sqlx::query(
-            "UPDATE runs SET state = ?, error = COALESCE(?, error), \
-             started_at = CASE WHEN ? = 'running' AND started_at IS NULL THEN ? ELSE started_at END, \
-             finished_at = CASE WHEN ? THEN ? ELSE NULL END WHERE id = ?",
-        )
-        .bind(state.as_str())
-        .bind(error)
-        .bind(state.as_str())
-        .bind(now)
-        .bind(state.is_final())
-        .bind(now)
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| conflict_or(e, "the controller already has an active run"))?;
-        Ok(())
-    }
-
-    /// Clears the error and the rollback/cancel flags before a resume.
-    pub async fn reset_for_resume(&self, id: &str) -> DbResult<()> {
-        sqlx::query("UPDATE runs SET error = NULL, phase = 'forward', cancel_requested = 0 WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn set_rolling_back(&self, id: &str, rolling_back: bool) -> DbResult<()> {
-        sqlx::query("UPDATE runs SET phase = ? WHERE id = ?")
-            .bind(if rolling_back { "rolling_back" } else { "forward" })
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn set_cancel_requested(&self, id: &str) -> DbResult<()> {
-        sqlx::query("UPDATE runs SET cancel_requested = 1 WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
+    /// Stores the context a step has built up.
     pub async fn set_context(&self, id: &str, context: &serde_json::Value) -> DbResult<()> {
         sqlx::query("UPDATE runs SET context = ? WHERE id = ?")
             .bind(context.to_string())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records what a rollback restores. Allowed until the downtime begins (a resumed preflight
+    /// of a run that changed nothing yet may record the controller as it is now); frozen after.
+    pub async fn record_originals(&self, id: &str, o: &Originals) -> DbResult<bool> {
+        let target = serde_json::to_string(&o.target).expect("controller info serializes");
+        let done = sqlx::query(
+            "UPDATE runs SET orig_recorded_at = ?, orig_connection_url = ?, orig_replicas = ?, orig_config_toml = ?, \
+             orig_etcd_stateful_set = ?, orig_etcd_replicas = ?, orig_target = ? \
+             WHERE id = ? AND downtime_started_at IS NULL",
+        )
+        .bind(Utc::now())
+        .bind(&o.connection_url)
+        .bind(o.replicas)
+        .bind(&o.config_toml)
+        .bind(&o.etcd_stateful_set)
+        .bind(o.etcd_replicas)
+        .bind(target)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Notes that the switch to `k8s` is about to be asked for (before asking).
+    pub async fn mark_switch_requested(&self, id: &str) -> DbResult<()> {
+        sqlx::query("UPDATE runs SET switch_requested = 1 WHERE id = ?")
             .bind(id)
             .execute(&self.pool)
             .await?;
@@ -263,56 +298,6 @@ impl Db {
                 })
             })
             .collect()
-    }
-
-    /// Sets a step's state; `running` stamps started_at (and clears the end), final states stamp
-    /// finished_at, `pending` clears both.
-    pub async fn set_step_state(
-        &self,
-        run_id: &str,
-        step: StepName,
-        state: StepState,
-        message: Option<&str>,
-    ) -> DbResult<()> {
-        let now = Some(Utc::now());
-        let (started, finished) = match state {
-            StepState::Pending => (None, None),
-            StepState::Running => (now, None),
-            _ => (None, now),
-        };
-        sqlx::query(
-            "UPDATE steps SET state = ?, message = ?, \
-             started_at = CASE WHEN ? = 'pending' THEN NULL ELSE COALESCE(?, started_at) END, \
-             finished_at = ? WHERE run_id = ? AND name = ?",
-        )
-        .bind(state.as_str())
-        .bind(message)
-        .bind(state.as_str())
-        .bind(started)
-        .bind(finished)
-        .bind(run_id)
-        .bind(step.as_str())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn add_audit(
-        &self,
-        run_id: &str,
-        actor: &Actor,
-        action: &str,
-        detail: Option<&str>,
-    ) -> DbResult<()> {
-        sqlx::query("INSERT INTO audit (run_id, at, actor, action, detail) VALUES (?, ?, ?, ?, ?)")
-            .bind(run_id)
-            .bind(Utc::now())
-            .bind(actor.as_str())
-            .bind(action)
-            .bind(detail)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     pub async fn audit(&self, run_id: &str) -> DbResult<Vec<AuditEntry>> {

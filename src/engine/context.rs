@@ -1,6 +1,7 @@
 //! What a run learns as it goes (stored as JSON with the run, so a resumed run knows it too):
-//! the controller as found, the original settings to roll back to, check results, the snapshot
-//! and the verification results.
+//! the controller as found, check results, the plan, the snapshot and the verification results.
+//! What a rollback needs is not here: it lives in columns of its own (`db::Originals`), so a
+//! rollback never depends on this document parsing.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -32,12 +33,6 @@ pub struct Check {
 #[serde(default)]
 pub struct RunContext {
     pub controller: Option<ControllerInfo>,
-    /// `dbConnectionURL` (or the ConfigMap's connection_url) before the run changed anything.
-    pub original_connection_url: Option<String>,
-    /// The controller's replica count before the run stopped it.
-    pub original_replicas: Option<i32>,
-    /// The original `linstor.toml` of an unowned controller's ConfigMap (restored on rollback).
-    pub original_config_toml: Option<String>,
     pub checks: Vec<Check>,
     /// What the run will do, in words.
     pub plan: Vec<String>,
@@ -58,18 +53,31 @@ pub struct RunContext {
     /// Helm release drift (`cluster::helm::HelmDrift` as JSON).
     #[schema(value_type = Option<Object>)]
     pub helm: Option<serde_json::Value>,
-    /// The command that persists the change in Helm.
+    /// The command that persists the change in Helm (shown only after a successful migration).
     pub helm_command: Option<String>,
-    pub approved_by: Option<String>,
-    pub cancelled_by: Option<String>,
-    /// Why the rollback happened.
-    pub rollback_cause: Option<String>,
     pub etcd_scaled_down: Option<String>,
+    /// Where a rollback gave up, the controller's state then, and how to finish by hand.
+    pub rollback_failure: Option<RollbackFailure>,
+}
+
+/// A rollback that gave up after its retries: what failed, what the cluster looked like, and
+/// the commands that finish the job by hand.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RollbackFailure {
+    /// The rollback action that kept failing.
+    pub action: String,
+    pub error: String,
+    /// What the service saw of the controller when it gave up.
+    pub observed: Vec<String>,
+    /// Shell commands (kubectl) that finish the rollback, in order.
+    pub commands: Vec<String>,
 }
 
 impl RunContext {
-    pub fn from_value(v: &serde_json::Value) -> Self {
-        serde_json::from_value(v.clone()).unwrap_or_default()
+    /// The stored context; an error when it does not parse (never an empty one in its place:
+    /// writing that back would erase what the run found).
+    pub fn parse(v: &serde_json::Value) -> Result<Self, String> {
+        serde_json::from_value(v.clone()).map_err(|e| format!("the run's stored context does not parse: {e}"))
     }
 
     pub fn to_value(&self) -> serde_json::Value {

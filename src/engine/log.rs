@@ -1,13 +1,13 @@
-//! The log of one run: every line and transition is stored, then published, under one lock so
-//! that subscribers see events in sequence order.
+//! The log of one run: every line, step change and run transition is stored, then published,
+//! under one lock per run so that subscribers see events in sequence order.
 
 use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
 use super::bus::EventBus;
-use crate::db::{Db, DbResult, EventKind, EventRecord};
-use crate::model::StepName;
+use crate::db::{Db, DbResult, EventKind, EventRecord, RunChange};
+use crate::model::{StepName, StepState};
 
 /// Writes events of one run. Cheap to clone.
 #[derive(Clone)]
@@ -52,5 +52,39 @@ impl RunLog {
         self.event(EventKind::Log, step, level, message, None)
             .await
             .map(|_| ())
+    }
+
+    /// A line that must not stop what is being done when the database cannot take it (a
+    /// rollback keeps restoring the cluster): it then goes to stderr, with the run's id.
+    pub async fn say(&self, step: Option<StepName>, level: &str, message: &str) {
+        if let Err(e) = self.line(step, level, message).await {
+            tracing::error!(run = %self.run_id, "could not store a log line ({e}): {level}: {message}");
+        }
+    }
+
+    /// Applies a run change (state, steps, audit, its events) in one transaction, then
+    /// publishes its events.
+    pub async fn commit(&self, change: &RunChange) -> DbResult<()> {
+        let _order = self.order.lock().await;
+        let events = self.db.apply(change).await?;
+        for ev in events {
+            self.bus.publish(ev);
+        }
+        Ok(())
+    }
+
+    /// Sets a step's state with its event, in one transaction.
+    pub async fn step(&self, step: StepName, state: StepState, message: Option<&str>) -> DbResult<()> {
+        let text = match message {
+            Some(m) => format!("{}: {state}: {m}", step.title()),
+            None => format!("{}: {state}", step.title()),
+        };
+        let _order = self.order.lock().await;
+        let ev = self
+            .db
+            .step_event(&self.run_id, step, state, message, &text)
+            .await?;
+        self.bus.publish(ev);
+        Ok(())
     }
 }

@@ -1,17 +1,24 @@
-//! The run engine: creates runs, drives each one through its steps in a background task,
-//! rolls back failures during downtime, resumes interrupted runs on start-up, and answers the
-//! questions of the HTTP layer and the CLI. Every transition is stored before it is published.
+//! The run engine: creates runs, drives each one through its steps in a background task (at
+//! most one per run: `registry`), rolls back failures during the downtime (`rollback`), resumes
+//! interrupted runs on start-up, and answers the questions of the HTTP layer and the CLI. Every
+//! state change goes through the transition table (`lifecycle`) and is stored before it is
+//! published or acted on.
 
+mod actions;
 mod bus;
 mod context;
+mod invariants;
+mod lease;
+pub mod lifecycle;
 mod log;
+mod registry;
+mod rollback;
 mod runner;
 mod steps;
 mod view;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -19,54 +26,36 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use context::{Check, CheckLevel, RunContext};
-pub use view::{BackupView, DowntimeView, RunSummary, RunView, StepView};
+pub use crate::cluster::pod::PodPaths;
+pub use context::{Check, CheckLevel, RollbackFailure, RunContext};
+pub use lease::lease_name;
+pub use rollback::RetryPolicy;
+pub use steps::control::etcd_stateful_set;
+pub use steps::{k8s_backend_rules, own_rules};
+pub use view::{BackupView, DowntimeView, OriginalView, RunSummary, RunView, StepView};
 
 use crate::cluster::controller::{self, ControllerInfo};
 use crate::cluster::{Cluster, ClusterError};
 use crate::db::{BackupRecord, Db, DbError, EventRecord, NewRunRecord};
 use crate::metrics::Metrics;
-use crate::model::{Actor, ControllerRef, RunKind, RunOptions, RunState, StepName, StepState};
-
-/// Where the tool and the configurations are inside the migration pod.
-#[derive(Debug, Clone)]
-pub struct PodPaths {
-    /// The `linstor-database` binary.
-    pub tool: String,
-    /// Where the migration pod mounts the controller's own config (the Deployment mounts it at
-    /// `/etc/linstor`; its mounts under that path move along).
-    pub source_config_dir: String,
-    /// Where the target (`k8s`) `linstor.toml` is mounted.
-    pub target_config_dir: String,
-    /// The emptyDir for export files.
-    pub backup_dir: String,
-    /// The emptyDir the tool writes its logs into (its working directory's `logs`).
-    pub logs_dir: String,
-}
-
-impl Default for PodPaths {
-    fn default() -> Self {
-        Self {
-            tool: "/usr/share/linstor-server/bin/linstor-database".into(),
-            source_config_dir: "/etc/linstor".into(),
-            target_config_dir: "/etc/linstor-target".into(),
-            backup_dir: "/backup".into(),
-            logs_dir: "/logs".into(),
-        }
-    }
-}
+use crate::model::{Actor, RunKind, RunOptions, RunState, StepName};
 
 /// How the engine behaves; built from the command line.
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
     pub data_dir: PathBuf,
     pub pod_paths: PodPaths,
-    /// Identity of this process for Leases (pod name in a cluster).
+    /// Identity of this process in Leases (the pod's name in a cluster).
     pub instance_id: String,
-    /// Namespace for the per-controller Lease; `None` disables Leases (single replica, demo).
-    pub lease_namespace: Option<String>,
+    /// Take the controller's Lease (in its namespace) while a run is driven: on for a real
+    /// cluster, so that a CLI and the service, or two replicas, never act on one controller.
+    pub leases: bool,
+    /// How long a Lease lasts without renewal (renewed at a third of it).
+    pub lease_ttl: Duration,
     /// Longest a `linstor-database` run may take.
     pub tool_timeout: Duration,
+    /// How rollback actions are retried before a rollback gives up.
+    pub rollback_retry: RetryPolicy,
     /// Test hook: the run task stops (as if the process died) right after this step is
     /// recorded as succeeded.
     pub stop_after_step: Option<StepName>,
@@ -78,8 +67,10 @@ impl EngineSettings {
             data_dir,
             pod_paths: PodPaths::default(),
             instance_id: format!("linstor-migrator-{}", std::process::id()),
-            lease_namespace: None,
+            leases: false,
+            lease_ttl: Duration::from_secs(30),
             tool_timeout: Duration::from_secs(30 * 60),
+            rollback_retry: RetryPolicy::default(),
             stop_after_step: None,
         }
     }
@@ -124,7 +115,7 @@ pub struct CreateRun {
     pub kind: RunKind,
     /// `namespace/name` of the controller.
     #[schema(value_type = String, example = "piraeus-datastore/piraeus-op-cs")]
-    pub controller: ControllerRef,
+    pub controller: crate::model::ControllerRef,
     #[serde(default)]
     pub options: RunOptions,
 }
@@ -138,9 +129,7 @@ pub(crate) struct Inner {
     /// Cancels the running tasks for a shutdown: they stop at a safe point and stay resumable.
     pub(crate) shutdown: CancellationToken,
     tracker: TaskTracker,
-    /// User cancellation per run that has a task, with the task's generation.
-    cancels: Mutex<HashMap<String, (u64, CancellationToken)>>,
-    generation: std::sync::atomic::AtomicU64,
+    registry: registry::Registry,
 }
 
 /// The engine; cheap to clone.
@@ -167,16 +156,15 @@ impl Engine {
                 metrics,
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
-                cancels: Mutex::new(HashMap::new()),
-                generation: std::sync::atomic::AtomicU64::new(0),
+                registry: registry::Registry::default(),
             }),
         };
         for run in engine.inner.db.active_runs().await? {
-            if run.state == RunState::Waiting {
+            if run.state == RunState::Waiting && !run.cancel_requested {
                 continue;
             }
-            tracing::info!(run = %run.id, state = %run.state, "resuming interrupted run");
-            engine.spawn(&run.id);
+            tracing::info!(run = %run.id, state = %run.state, phase = %run.phase, "resuming interrupted run");
+            engine.ensure_driving(&run.id);
         }
         Ok(engine)
     }
@@ -197,27 +185,28 @@ impl Engine {
         &self.inner.metrics
     }
 
-    fn spawn(&self, run_id: &str) {
-        let token = CancellationToken::new();
-        let generation = self
-            .inner
-            .generation
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.inner
-            .cancels
-            .lock()
-            .expect("cancels lock")
-            .insert(run_id.to_string(), (generation, token.clone()));
+    /// Makes sure a task drives the run: starts one, or tells the one driving it to look again.
+    fn ensure_driving(&self, run_id: &str) {
+        if self.inner.shutdown.is_cancelled() {
+            return;
+        }
+        let Some(token) = self.inner.registry.claim(run_id) else {
+            return;
+        };
+        self.inner.metrics.run_tasks_started.inc();
         let inner = self.inner.clone();
         let id = run_id.to_string();
-        self.inner.tracker.spawn(async move {
-            runner::drive(&inner, &id, token).await;
-            // a newer task for the same run (approve, resume) keeps its entry
-            let mut map = inner.cancels.lock().expect("cancels lock");
-            if map.get(&id).is_some_and(|(g, _)| *g == generation) {
-                map.remove(&id);
+        let handle = self.inner.tracker.spawn(async move {
+            let mut token = token;
+            loop {
+                runner::drive(&inner, &id, token).await;
+                match inner.registry.pass_done(&id, inner.shutdown.is_cancelled()) {
+                    Some(next) => token = next,
+                    None => break,
+                }
             }
         });
+        self.inner.registry.set_abort(run_id, handle.abort_handle());
     }
 
     /// Discovered controllers.
@@ -265,15 +254,11 @@ impl Engine {
             }
             Err(e) => return Err(e.into()),
         }
-        if let Some(active) = self.inner.db.active_run_for(&req.controller).await? {
-            return Err(EngineError::Conflict {
-                message: format!(
-                    "controller {} already has an active run {}",
-                    req.controller, active.id
-                ),
-                run_id: Some(active.id),
-            });
+        if let Some(holding) = self.inner.db.run_holding(&req.controller).await? {
+            return Err(holding_conflict(&req.controller, &holding));
         }
+        // another linstor-migrator process (a CLI, another replica) works on this controller
+        let lease = self.take_lease(&req.controller).await?;
         let id = uuid::Uuid::now_v7().to_string();
         let new = NewRunRecord {
             id: id.clone(),
@@ -287,13 +272,20 @@ impl Engine {
         match self.inner.db.insert_run(&new).await {
             Ok(_) => {}
             Err(DbError::Conflict(message)) => {
+                if let Some(name) = &lease {
+                    let _ = self
+                        .inner
+                        .cluster
+                        .release_lease(&req.controller.namespace, name, &self.inner.settings.instance_id)
+                        .await;
+                }
                 // lost a race: another request with the same key, or for the same controller
                 if let Some(key) = &idempotency_key
                     && let Some(existing) = self.inner.db.run_by_idempotency_key(key).await?
                 {
                     return Ok((self.run(&existing.id).await?, false));
                 }
-                let run_id = self.inner.db.active_run_for(&req.controller).await?.map(|r| r.id);
+                let run_id = self.inner.db.run_holding(&req.controller).await?.map(|r| r.id);
                 return Err(EngineError::Conflict { message, run_id });
             }
             Err(e) => return Err(e.into()),
@@ -307,18 +299,39 @@ impl Engine {
             None,
         )
         .await?;
-        self.spawn(&id);
+        self.ensure_driving(&id);
         Ok((self.run(&id).await?, true))
+    }
+
+    /// Takes the controller's Lease for a new run (the run's task renews it); `Some(name)` when
+    /// taken, 409 when another live process holds it.
+    async fn take_lease(&self, controller: &crate::model::ControllerRef) -> EngineResult<Option<String>> {
+        if !self.inner.settings.leases {
+            return Ok(None);
+        }
+        let name = lease_name(controller);
+        let s = &self.inner.settings;
+        if !self
+            .inner
+            .cluster
+            .acquire_lease(&controller.namespace, &name, &s.instance_id, s.lease_ttl)
+            .await?
+        {
+            return Err(EngineError::Conflict {
+                message: format!(
+                    "another linstor-migrator process (a CLI or another replica) works on controller {controller}: it holds \
+                     Lease {}/{name}",
+                    controller.namespace
+                ),
+                run_id: None,
+            });
+        }
+        Ok(Some(name))
     }
 
     /// A run with its steps, backups and audit trail.
     pub async fn run(&self, id: &str) -> EngineResult<RunView> {
-        let run = self
-            .inner
-            .db
-            .run(id)
-            .await?
-            .ok_or_else(|| EngineError::NotFound(format!("run {id}")))?;
+        let run = self.record(id).await?;
         view::run_view(&self.inner.db, run).await
     }
 
@@ -328,156 +341,23 @@ impl Engine {
         Ok(runs.into_iter().map(view::run_summary).collect())
     }
 
+    /// The run that holds a controller now (active, or its rollback unfinished).
+    pub async fn run_holding(
+        &self,
+        controller: &crate::model::ControllerRef,
+    ) -> EngineResult<Option<RunView>> {
+        match self.inner.db.run_holding(controller).await? {
+            Some(run) => Ok(Some(view::run_view(&self.inner.db, run).await?)),
+            None => Ok(None),
+        }
+    }
+
     async fn record(&self, id: &str) -> EngineResult<crate::db::RunRecord> {
         self.inner
             .db
             .run(id)
             .await?
             .ok_or_else(|| EngineError::NotFound(format!("run {id}")))
-    }
-
-    fn conflict(run: &crate::db::RunRecord, action: &str) -> EngineError {
-        EngineError::Conflict {
-            message: format!("cannot {action} run {} in state {}", run.id, run.state),
-            run_id: Some(run.id.clone()),
-        }
-    }
-
-    /// Asks an active run to stop at its next safe point and roll back.
-    pub async fn cancel(&self, id: &str, actor: &Actor) -> EngineResult<RunView> {
-        let run = self.record(id).await?;
-        if run.state.is_final() {
-            return Err(Self::conflict(&run, "cancel"));
-        }
-        self.inner.db.set_cancel_requested(id).await?;
-        self.inner.db.add_audit(id, actor, "cancel", None).await?;
-        let log = log::RunLog::new(id, self.inner.db.clone(), self.inner.bus.clone());
-        log.line(None, "warn", &format!("cancel requested by {actor}"))
-            .await?;
-        let token = self
-            .inner
-            .cancels
-            .lock()
-            .expect("cancels lock")
-            .get(id)
-            .map(|(_, t)| t.clone());
-        match token {
-            Some(t) => t.cancel(),
-            // queued-but-not-running or waiting: let a task do the cancelling
-            None => self.spawn(id),
-        }
-        self.run(id).await
-    }
-
-    /// Makes a run active again; 409 when its controller has another active run meanwhile.
-    async fn activate(&self, run: &crate::db::RunRecord) -> EngineResult<()> {
-        self.inner
-            .db
-            .set_run_state(&run.id, RunState::Running, None)
-            .await
-            .map_err(|e| match e {
-                DbError::Conflict(_) => EngineError::Conflict {
-                    message: format!("controller {} already has another active run", run.controller),
-                    run_id: None,
-                },
-                other => other.into(),
-            })
-    }
-
-    /// Records who did what, tells the subscribers and hands the run to a task.
-    async fn hand_over(
-        &self,
-        id: &str,
-        actor: &Actor,
-        action: &str,
-        detail: Option<&str>,
-        message: &str,
-    ) -> EngineResult<RunView> {
-        self.inner.db.add_audit(id, actor, action, detail).await?;
-        let log = log::RunLog::new(id, self.inner.db.clone(), self.inner.bus.clone());
-        log.event(
-            crate::db::EventKind::Run,
-            None,
-            RunState::Running.as_str(),
-            message,
-            None,
-        )
-        .await?;
-        self.spawn(id);
-        self.run(id).await
-    }
-
-    /// Releases a run waiting at the approval gate.
-    pub async fn approve(&self, id: &str, actor: &Actor) -> EngineResult<RunView> {
-        let run = self.record(id).await?;
-        if run.state != RunState::Waiting {
-            return Err(Self::conflict(&run, "approve"));
-        }
-        let mut ctx = RunContext::from_value(&run.context);
-        ctx.approved_by = Some(actor.to_string());
-        self.inner.db.set_context(id, &ctx.to_value()).await?;
-        self.activate(&run).await?;
-        self.hand_over(
-            id,
-            actor,
-            "approve",
-            None,
-            &format!("downtime approved by {actor}"),
-        )
-        .await
-    }
-
-    /// Continues a failed run from its failed step.
-    pub async fn resume(&self, id: &str, actor: &Actor) -> EngineResult<RunView> {
-        let run = self.record(id).await?;
-        if run.state != RunState::Failed {
-            return Err(Self::conflict(&run, "resume"));
-        }
-        let failed = self
-            .inner
-            .db
-            .steps(id)
-            .await?
-            .into_iter()
-            .find(|s| s.state == StepState::Failed);
-        self.activate(&run).await?;
-        self.inner.db.reset_for_resume(id).await?;
-        if let Some(step) = &failed {
-            self.inner
-                .db
-                .set_step_state(id, step.name, StepState::Pending, None)
-                .await?;
-        }
-        let step = failed.as_ref().map(|s| s.name.as_str());
-        self.hand_over(id, actor, "resume", step, &format!("resumed by {actor}"))
-            .await
-    }
-
-    /// Rolls back a finished run that changed the cluster (manual rollback; after a successful
-    /// migration this loses whatever changed in LINSTOR since).
-    pub async fn rollback(&self, id: &str, actor: &Actor) -> EngineResult<RunView> {
-        let run = self.record(id).await?;
-        let changed = run.downtime_started_at.is_some();
-        if !run.state.is_final()
-            || run.state == RunState::RolledBack
-            || run.kind == RunKind::Preflight
-            || !changed
-        {
-            return Err(Self::conflict(&run, "roll back"));
-        }
-        self.activate(&run).await?;
-        let mut ctx = RunContext::from_value(&run.context);
-        ctx.rollback_cause = Some(format!("manual rollback requested by {actor}"));
-        self.inner.db.set_context(id, &ctx.to_value()).await?;
-        self.inner.db.set_rolling_back(id, true).await?;
-        self.hand_over(
-            id,
-            actor,
-            "rollback",
-            None,
-            &format!("manual rollback requested by {actor}"),
-        )
-        .await
     }
 
     /// Events of a run after `after`, at most `limit`; `only_logs` for log lines only.
@@ -522,13 +402,13 @@ impl Engine {
         Ok((b, path))
     }
 
-    /// Waits until the run is in a final state or waiting (CLI, tests).
+    /// Waits until the run is in a final state or waiting, with no task driving it (CLI, tests).
     pub async fn wait_settled(&self, id: &str) -> EngineResult<RunView> {
         let mut rx = self.subscribe(id);
         loop {
             let run = self.record(id).await?;
-            let running_task = self.inner.cancels.lock().expect("cancels lock").contains_key(id);
-            if (run.state.is_final() || run.state == RunState::Waiting) && !running_task {
+            let settled = run.state.is_final() || (run.state == RunState::Waiting && !run.cancel_requested);
+            if settled && !self.is_driving(id) {
                 return self.run(id).await;
             }
             // wake on any event, or re-check periodically
@@ -551,9 +431,37 @@ impl Engine {
         }
     }
 
+    /// Stops every task at its next await without reaching a safe point: what a SIGKILL does to
+    /// the process (tests use it to crash the engine anywhere). Runs stay as stored.
+    pub fn kill(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.registry.abort_all();
+    }
+
     /// True when the run has a task in this process.
     pub fn is_driving(&self, id: &str) -> bool {
-        self.inner.cancels.lock().expect("cancels lock").contains_key(id)
+        self.inner.registry.is_driving(id)
+    }
+
+    /// Tasks this engine started to drive runs (never two at once for one run).
+    pub fn tasks_started(&self) -> u64 {
+        self.inner.registry.tasks_started()
+    }
+}
+
+fn holding_conflict(controller: &crate::model::ControllerRef, run: &crate::db::RunRecord) -> EngineError {
+    let message = if run.state == RunState::RollbackFailed {
+        format!(
+            "controller {controller} has run {} whose rollback failed: finish it (resume it, or follow its manual \
+             steps and then resume it) before starting another",
+            run.id
+        )
+    } else {
+        format!("controller {controller} already has an active run {}", run.id)
+    };
+    EngineError::Conflict {
+        message,
+        run_id: Some(run.id.clone()),
     }
 }
 

@@ -1,255 +1,78 @@
-//! Drives one run through its steps: records each transition before acting, stops at the
-//! approval gate, rolls back a failure during the downtime, and leaves an interrupted run
-//! resumable (its running step is run again on the next start; steps are idempotent).
+//! Drives one run: takes the controller's Lease, then either runs the steps forward or
+//! continues its rollback. Every state change goes through the lifecycle table and is stored
+//! before it is acted on; a step's start and end are stored around it. A run interrupted at any
+//! await (a crash, a kill, a shutdown, a lost Lease) is left as stored and resumed later: its
+//! running step runs again (steps are idempotent), after the invariants of the downtime were
+//! checked again.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context as _;
-use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+use super::invariants;
+use super::lease;
+use super::lifecycle::{Action, transition};
 use super::log::RunLog;
+use super::rollback;
 use super::steps::{self, StepCtx, StepError};
 use super::{Inner, RunContext};
-use crate::db::{EventKind, RunRecord};
-use crate::model::{RunKind, RunState, StepName, StepState};
+use crate::db::{DbError, ErrorChange, EventKind, NewEvent, RunChange, RunRecord, StepRecord};
+use crate::model::{Phase, RunKind, RunState, StepName, StepState};
 
-/// Lease duration; renewed at a third of it.
-const LEASE_TTL: Duration = Duration::from_secs(30);
+/// Why a pass ended without finishing the run.
+fn interrupted(inner: &Inner, stop: &CancellationToken, cancel: &CancellationToken) -> bool {
+    stop.is_cancelled() && !cancel.is_cancelled() || inner.shutdown.is_cancelled()
+}
 
+/// One pass over a run: everything this task can do for it now.
 pub(super) async fn drive(inner: &Inner, id: &str, cancel: CancellationToken) {
-    if let Err(e) = drive_leased(inner, id, cancel).await {
-        tracing::error!(run = id, "run failed internally: {e:#}");
-        let log = RunLog::new(id, inner.db.clone(), inner.bus.clone());
-        let _ = log.line(None, "error", &format!("internal error: {e:#}")).await;
-        if !inner.shutdown.is_cancelled() {
-            let _ = set_state(
-                inner,
-                &log,
-                id,
-                RunState::Failed,
-                Some(&format!("internal error: {e:#}")),
-            )
-            .await;
-        }
-    }
-}
-
-fn lease_name(run: &RunRecord) -> String {
-    let digest = hex::encode(Sha256::digest(run.controller.to_string()));
-    format!("linstor-migrator-{}", &digest[..16])
-}
-
-/// Holds the controller's Lease (when configured) while the run is driven.
-async fn drive_leased(inner: &Inner, id: &str, cancel: CancellationToken) -> anyhow::Result<()> {
-    let run = inner.db.run(id).await?.context("run vanished")?;
-    let Some(ns) = inner.settings.lease_namespace.clone() else {
-        return drive_run(inner, id, cancel).await;
-    };
-    let name = lease_name(&run);
-    let holder = inner.settings.instance_id.clone();
-    if !inner
-        .cluster
-        .acquire_lease(&ns, &name, &holder, LEASE_TTL)
-        .await?
-    {
-        let log = RunLog::new(id, inner.db.clone(), inner.bus.clone());
-        log.line(
-            None,
-            "warn",
-            &format!("Lease {ns}/{name} is held by another replica; it drives this run"),
-        )
-        .await?;
-        return Ok(());
-    }
-    let renew = {
-        let cluster = inner.cluster.clone();
-        let (ns, name, holder) = (ns.clone(), name.clone(), holder.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(LEASE_TTL / 3).await;
-                if let Err(e) = cluster.acquire_lease(&ns, &name, &holder, LEASE_TTL).await {
-                    tracing::warn!("failed to renew Lease {ns}/{name}: {e}");
-                }
-            }
-        })
-    };
-    let result = drive_run(inner, id, cancel).await;
-    renew.abort();
-    if let Err(e) = inner.cluster.release_lease(&ns, &name, &holder).await {
-        tracing::warn!("failed to release Lease {ns}/{name}: {e}");
-    }
-    result
-}
-
-async fn set_state(
-    inner: &Inner,
-    log: &RunLog,
-    id: &str,
-    state: RunState,
-    error: Option<&str>,
-) -> anyhow::Result<()> {
-    inner.db.set_run_state(id, state, error).await?;
-    let msg = match error {
-        Some(e) => format!("run {state}: {e}"),
-        None => format!("run {state}"),
-    };
-    log.event(EventKind::Run, None, state.as_str(), &msg, None)
-        .await?;
-    Ok(())
-}
-
-async fn set_step(
-    inner: &Inner,
-    log: &RunLog,
-    id: &str,
-    step: StepName,
-    state: StepState,
-    message: Option<&str>,
-) -> anyhow::Result<()> {
-    inner.db.set_step_state(id, step, state, message).await?;
-    let text = match message {
-        Some(m) => format!("{}: {state}: {m}", step.title()),
-        None => format!("{}: {state}", step.title()),
-    };
-    log.event(EventKind::Step, Some(step), state.as_str(), &text, None)
-        .await?;
-    Ok(())
-}
-
-async fn drive_run(inner: &Inner, id: &str, cancel: CancellationToken) -> anyhow::Result<()> {
     let log = RunLog::new(id, inner.db.clone(), inner.bus.clone());
-    // `stop` ends a step's waits: a user cancel or a shutdown
+    let run = match inner.db.run(id).await {
+        Ok(Some(run)) => run,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!(run = id, "cannot read the run: {e}");
+            return;
+        }
+    };
+    let needs_task = run.state == RunState::Queued
+        || run.state == RunState::Running
+        || (run.state == RunState::Waiting && run.cancel_requested);
+    if !needs_task {
+        return;
+    }
+    let lease = if inner.settings.leases {
+        match lease::hold(inner, &run.controller, &log, &inner.shutdown).await {
+            Some(l) => Some(l),
+            None => return,
+        }
+    } else {
+        None
+    };
+    // `stop` ends a step's waits: a user's cancel, a shutdown, a lost Lease
     let stop = CancellationToken::new();
     let _stop_on = {
         let (stop, cancel, shutdown) = (stop.clone(), cancel.clone(), inner.shutdown.clone());
-        let task = tokio::spawn(async move {
+        let lost = lease.as_ref().map(|l| l.lost.clone()).unwrap_or_default();
+        AbortOnDrop(tokio::spawn(async move {
             tokio::select! {
-                _ = cancel.cancelled() => {}
-                _ = shutdown.cancelled() => {}
+                () = cancel.cancelled() => {}
+                () = shutdown.cancelled() => {}
+                () = lost.cancelled() => {}
             }
             stop.cancel();
-        });
-        AbortOnDrop(task)
+        }))
     };
-
-    loop {
-        let run = inner.db.run(id).await?.context("run vanished")?;
-        if run.rolling_back {
-            return rollback(inner, &log, run).await;
-        }
-        if run.state.is_final() {
-            return Ok(());
-        }
-        if run.cancel_requested {
-            return cancelled(inner, &log, run).await;
-        }
-        if run.state == RunState::Waiting || inner.shutdown.is_cancelled() {
-            return Ok(());
-        }
-        if run.state == RunState::Queued {
-            set_state(inner, &log, id, RunState::Running, None).await?;
-        }
-        let all = inner.db.steps(id).await?;
-        let Some(next) = all
-            .iter()
-            .find(|s| !matches!(s.state, StepState::Succeeded | StepState::Skipped))
-        else {
-            set_state(inner, &log, id, RunState::Succeeded, None).await?;
-            return Ok(());
-        };
-        let step = next.name;
-        let context = RunContext::from_value(&run.context);
-        if run.kind == RunKind::Migrate
-            && run.options.approve_before_downtime
-            && step == StepName::StopController
-            && context.approved_by.is_none()
-        {
-            log.line(None, "info", "waiting for approval before the downtime begins")
-                .await?;
-            set_state(inner, &log, id, RunState::Waiting, None).await?;
-            return Ok(());
-        }
-
-        set_step(inner, &log, id, step, StepState::Running, None).await?;
-        let started = Instant::now();
-        let mut sc = StepCtx {
-            inner,
-            run: run.clone(),
-            log: log.clone(),
-            step,
-            ctx: context,
-            stop: stop.clone(),
-            rolling_back: false,
-        };
-        let result = tokio::select! {
-            r = steps::execute(&mut sc) => r,
-            _ = stop.cancelled() => Err(StepError::Failed("interrupted".into())),
-        };
-        inner.db.set_context(id, &sc.ctx.to_value()).await?;
-        let seconds = started.elapsed().as_secs_f64();
-        match result {
-            Ok(message) => {
-                inner
-                    .metrics
-                    .observe_step(run.kind.as_str(), step.as_str(), "succeeded", seconds);
-                set_step(inner, &log, id, step, StepState::Succeeded, Some(&message)).await?;
-                if inner.settings.stop_after_step == Some(step) {
-                    return Ok(());
-                }
-            }
-            Err(_) if inner.shutdown.is_cancelled() => {
-                log.line(
-                    Some(step),
-                    "warn",
-                    "interrupted by shutdown; the run resumes at this step on the next start",
-                )
-                .await?;
-                return Ok(());
-            }
-            Err(e) => {
-                let cancelled = cancel.is_cancelled();
-                let message = if cancelled {
-                    "cancelled".to_string()
-                } else {
-                    e.to_string()
-                };
-                inner
-                    .metrics
-                    .observe_step(run.kind.as_str(), step.as_str(), "failed", seconds);
-                log.line(Some(step), "error", &message).await?;
-                set_step(inner, &log, id, step, StepState::Failed, Some(&message)).await?;
-                if cancelled {
-                    continue; // handled at the top: cancel_requested is set
-                }
-                let cause = format!("{} failed: {message}", step.title());
-                if step.in_downtime() && run.kind != RunKind::Preflight {
-                    if run.options.auto_rollback {
-                        let mut ctx =
-                            RunContext::from_value(&inner.db.run(id).await?.context("run vanished")?.context);
-                        ctx.rollback_cause = Some(cause);
-                        inner.db.set_context(id, &ctx.to_value()).await?;
-                        inner.db.set_rolling_back(id, true).await?;
-                        continue;
-                    }
-                    let error = format!(
-                        "{cause}; automatic rollback is disabled: the controller is still stopped. Resume the run or roll it back"
-                    );
-                    set_state(inner, &log, id, RunState::Failed, Some(&error)).await?;
-                } else if step < StepName::StopController {
-                    // nothing of the controller changed; remove what the run made
-                    let fresh = inner.db.run(id).await?.context("run vanished")?;
-                    remove_own_objects(inner, &log, &fresh).await;
-                    set_state(inner, &log, id, RunState::Failed, Some(&cause)).await?;
-                } else {
-                    let error = format!(
-                        "{cause}; the controller runs on the new backend, a manual rollback is offered"
-                    );
-                    set_state(inner, &log, id, RunState::Failed, Some(&error)).await?;
-                }
-                return Ok(());
-            }
-        }
+    let lost = lease.as_ref().map(|l| l.lost.clone()).unwrap_or_default();
+    let result = forward(inner, &log, id, &stop, &cancel, &lost).await;
+    if let Err(e) = result
+        && !interrupted(inner, &stop, &cancel)
+    {
+        internal_error(inner, &log, id, &format!("{e:#}"), &lost).await;
+    }
+    if let Some(l) = lease {
+        l.release(inner.cluster.as_ref()).await;
     }
 }
 
@@ -261,154 +84,423 @@ impl Drop for AbortOnDrop {
     }
 }
 
-async fn remove_own_objects(inner: &Inner, log: &RunLog, run: &RunRecord) {
-    let ctx = RunContext::from_value(&run.context);
-    let result = steps::remove_migration_objects(
-        inner.cluster.as_ref(),
-        &run.controller.namespace,
-        ctx.migration_pod.as_deref(),
-        ctx.target_config_map.as_deref(),
-    )
-    .await;
-    let _ = match result {
-        Ok(()) if ctx.migration_pod.is_some() => {
-            log.line(None, "info", "deleted the migration pod and its ConfigMap")
-                .await
-        }
-        Ok(()) => Ok(()),
-        Err(e) => {
-            log.line(None, "warn", &format!("could not delete the migration pod: {e}"))
-                .await
-        }
-    };
-}
-
-/// A cancel before the downtime removes the run's objects; during or after it, it rolls back.
-async fn cancelled(inner: &Inner, log: &RunLog, run: RunRecord) -> anyhow::Result<()> {
-    if run.downtime_started_at.is_some() && run.kind != RunKind::Preflight {
-        let mut ctx = RunContext::from_value(&run.context);
-        ctx.rollback_cause.get_or_insert_with(|| "cancelled".into());
-        inner.db.set_context(&run.id, &ctx.to_value()).await?;
-        inner.db.set_rolling_back(&run.id, true).await?;
-        let run = inner.db.run(&run.id).await?.context("run vanished")?;
-        return rollback(inner, log, run).await;
-    }
-    remove_own_objects(inner, log, &run).await;
-    mark_rest(inner, log, &run.id, false).await?;
-    set_state(
-        inner,
-        log,
-        &run.id,
-        RunState::Cancelled,
-        Some("cancelled before the downtime; nothing was changed"),
-    )
-    .await
-}
-
-/// Marks the steps after a rollback: done steps of the downtime become `rolled_back`, pending
-/// ones `skipped`, an interrupted one `failed`.
-async fn mark_rest(inner: &Inner, log: &RunLog, id: &str, rolled_back: bool) -> anyhow::Result<()> {
-    for s in inner.db.steps(id).await? {
-        let new = match s.state {
-            StepState::Pending => StepState::Skipped,
-            StepState::Running => StepState::Failed,
-            StepState::Succeeded
-                if rolled_back && (s.name.in_downtime() || s.name == StepName::PreparePod) =>
-            {
-                StepState::RolledBack
-            }
-            _ => continue,
-        };
-        set_step(inner, log, id, s.name, new, s.message.as_deref()).await?;
-    }
-    Ok(())
-}
-
-/// Puts the controller back as it was before the run; resumable (the phase is stored).
-async fn rollback(inner: &Inner, log: &RunLog, run: RunRecord) -> anyhow::Result<()> {
-    let mut ctx = RunContext::from_value(&run.context);
-    let cause = ctx
-        .rollback_cause
-        .clone()
-        .unwrap_or_else(|| "rollback requested".into());
-    log.line(None, "warn", &format!("rolling back: {cause}")).await?;
-    // a rollback is not interrupted by a cancel, only by a shutdown (and then resumed)
+/// The token a rollback stops on: only a shutdown or a lost Lease, never a cancel.
+fn rollback_stop(inner: &Inner, lost: &CancellationToken) -> CancellationToken {
     let stop = inner.shutdown.child_token();
-    let mut sc = StepCtx {
-        inner,
-        run: run.clone(),
-        log: log.clone(),
-        step: StepName::StartController,
-        ctx: ctx.clone(),
-        stop: stop.clone(),
-        rolling_back: true,
-    };
-    let result: Result<(), StepError> = async {
-        if run.downtime_started_at.is_some() {
-            steps::rollback_controller(&mut sc).await?;
-            sc.info("the controller runs on its original database again")
-                .await?;
+    let (s, l) = (stop.clone(), lost.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            () = l.cancelled() => s.cancel(),
+            () = s.cancelled() => {}
         }
-        Ok(())
-    }
-    .await;
-    if inner.shutdown.is_cancelled() {
-        log.line(
-            None,
-            "warn",
-            "rollback interrupted by shutdown; it resumes on the next start",
-        )
-        .await?;
-        return Ok(());
-    }
-    ctx = sc.ctx;
-    let run = inner.db.run(&run.id).await?.context("run vanished")?;
-    if let Err(e) = result {
-        let error = format!("rollback failed: {e} (rolled back because: {cause}); retry the rollback");
-        log.line(None, "error", &error).await?;
-        inner.db.set_context(&run.id, &ctx.to_value()).await?;
-        inner.db.set_rolling_back(&run.id, false).await?;
-        set_state(inner, log, &run.id, RunState::Failed, Some(&error)).await?;
-        return Ok(());
-    }
-    remove_own_objects(inner, log, &run).await;
-    if ctx.import_started {
-        match inner.cluster.k8s_backend_inventory().await {
-            Ok(inv) => {
-                if inv.total_objects() > 0 {
-                    log.line(
-                        None,
-                        "warn",
-                        &format!(
-                            "the k8s backend holds {} objects from the import; the controller does not use them and \
-                             the next import replaces them",
-                            inv.total_objects()
-                        ),
-                    )
-                    .await?;
+    });
+    stop
+}
+
+async fn forward(
+    inner: &Inner,
+    log: &RunLog,
+    id: &str,
+    stop: &CancellationToken,
+    cancel: &CancellationToken,
+    lost: &CancellationToken,
+) -> anyhow::Result<()> {
+    let mut first_pass = true;
+    loop {
+        let run = inner.db.run(id).await?.context("run vanished")?;
+        if run.phase == Phase::RollingBack {
+            if run.state == RunState::Running {
+                return rollback::run(inner, log, run, &rollback_stop(inner, lost)).await;
+            }
+            return Ok(());
+        }
+        if run.state.is_final() || (run.state == RunState::Waiting && !run.cancel_requested) {
+            return Ok(());
+        }
+        if inner.shutdown.is_cancelled() || lost.is_cancelled() {
+            return Ok(());
+        }
+        if run.cancel_requested {
+            return cancelled(inner, log, run, lost).await;
+        }
+        if run.state == RunState::Queued {
+            commit_or_reread(log, transition(id, run.state, run.phase, Action::Start)).await?;
+            continue;
+        }
+        let ctx = match RunContext::parse(&run.context) {
+            Ok(ctx) => ctx,
+            Err(e) => return broken_context(inner, log, run, e, lost).await,
+        };
+        let all = inner.db.steps(id).await?;
+        if first_pass {
+            first_pass = false;
+            if let Some(why) = invariants::check(inner, &run, &all).await {
+                let cause = format!("after the run was interrupted, {why}");
+                return begin_rollback(inner, log, run, None, cause, None, lost).await;
+            }
+        }
+        let Some(step) = all
+            .iter()
+            .find(|s| !matches!(s.state, StepState::Succeeded | StepState::Skipped))
+            .map(|s| s.name)
+        else {
+            let change = transition(id, run.state, run.phase, Action::Succeed)
+                .map(|c| with_run_event(c, RunState::Succeeded, "run succeeded".into()));
+            commit_or_reread(log, change).await?;
+            continue;
+        };
+        if step == StepName::StopController
+            && run.kind != RunKind::Preflight
+            && run.options.approve_before_downtime
+            && run.approved_by.is_none()
+        {
+            let change = transition(id, run.state, run.phase, Action::Gate).map(|c| {
+                with_run_event(
+                    c,
+                    RunState::Waiting,
+                    "waiting for approval before the downtime begins".into(),
+                )
+            });
+            commit_or_reread(log, change).await?;
+            return Ok(());
+        }
+
+        log.step(step, StepState::Running, None).await?;
+        let started = Instant::now();
+        let mut sc = StepCtx {
+            inner,
+            run: run.clone(),
+            log: log.clone(),
+            step,
+            ctx,
+            stop: stop.clone(),
+        };
+        let result = tokio::select! {
+            r = steps::execute(&mut sc) => r,
+            () = stop.cancelled() => Err(StepError::Failed("interrupted".into())),
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        let context = sc.ctx.to_value();
+        match result {
+            Ok(message) => {
+                inner
+                    .metrics
+                    .observe_step(run.kind.as_str(), step.as_str(), "succeeded", seconds);
+                inner.db.set_context(id, &context).await?;
+                log.step(step, StepState::Succeeded, Some(&message)).await?;
+                if inner.settings.stop_after_step == Some(step) {
+                    return Ok(());
                 }
-                ctx.k8s_backend_after_rollback = Some(inv);
+            }
+            Err(_) if inner.shutdown.is_cancelled() || lost.is_cancelled() => {
+                inner.db.set_context(id, &context).await?;
+                log.say(
+                    Some(step),
+                    "warn",
+                    "interrupted (shutdown or lost Lease); the run resumes at this step",
+                )
+                .await;
+                return Ok(());
             }
             Err(e) => {
-                log.line(None, "warn", &format!("cannot list the k8s backend: {e}"))
-                    .await?
+                inner
+                    .metrics
+                    .observe_step(run.kind.as_str(), step.as_str(), "failed", seconds);
+                if cancel.is_cancelled() {
+                    inner.db.set_context(id, &context).await?;
+                    log.step(step, StepState::Failed, Some("cancelled")).await?;
+                    continue; // the cancel is stored: the top of the loop handles it
+                }
+                let message = e.to_string();
+                log.say(Some(step), "error", &message).await;
+                return step_failed(inner, log, run, step, message, context, lost).await;
             }
         }
     }
-    inner.db.set_context(&run.id, &ctx.to_value()).await?;
-    mark_rest(inner, log, &run.id, true).await?;
-    inner.db.set_rolling_back(&run.id, false).await?;
-    let state = if run.cancel_requested {
-        RunState::Cancelled
-    } else {
-        RunState::RolledBack
+}
+
+/// A step failed (not by a cancel or a shutdown): roll back, or fail, as the step's place asks.
+async fn step_failed(
+    inner: &Inner,
+    log: &RunLog,
+    run: RunRecord,
+    step: StepName,
+    message: String,
+    context: serde_json::Value,
+    lost: &CancellationToken,
+) -> anyhow::Result<()> {
+    let cause = format!("{} failed: {message}", step.title());
+    let failed_step = (step, StepState::Failed, Some(message.clone()));
+    if step.in_downtime() && run.kind != RunKind::Preflight {
+        if run.options.auto_rollback {
+            return begin_rollback(inner, log, run, Some(failed_step), cause, Some(context), lost).await;
+        }
+        let error = format!(
+            "{cause}; automatic rollback is disabled. {}",
+            invariants::stopped_controller_state(inner, &run).await
+        );
+        return fail(log, &run, Some(failed_step), error, Some(context)).await;
+    }
+    if step < StepName::StopController {
+        // nothing of the controller changed; remove what the run made
+        remove_own_objects(inner, log, &run, &context).await;
+        return fail(log, &run, Some(failed_step), cause, Some(context)).await;
+    }
+    let error = format!(
+        "{cause}. The controller runs on the new backend; resume to retry this step, or roll back (changes made in \
+         LINSTOR since the start are lost)"
+    );
+    fail(log, &run, Some(failed_step), error, Some(context)).await
+}
+
+fn with_run_event(mut change: RunChange, state: RunState, message: String) -> RunChange {
+    change.events.push(NewEvent {
+        kind: EventKind::Run,
+        step: None,
+        level: state.as_str().to_string(),
+        message,
+    });
+    change
+}
+
+/// Commits a transition; a lost race (conflict) is fine: the caller reads the run again.
+async fn commit_or_reread(log: &RunLog, change: Option<RunChange>) -> anyhow::Result<()> {
+    let Some(change) = change else { return Ok(()) };
+    match log.commit(&change).await {
+        Ok(()) | Err(DbError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn fail(
+    log: &RunLog,
+    run: &RunRecord,
+    step: Option<(StepName, StepState, Option<String>)>,
+    error: String,
+    context: Option<serde_json::Value>,
+) -> anyhow::Result<()> {
+    let Some(mut change) = transition(&run.id, run.state, run.phase, Action::Fail) else {
+        return Ok(());
     };
-    set_state(
-        inner,
-        log,
-        &run.id,
-        state,
-        Some(&format!("{cause}; rolled back, the etcd data was never changed")),
+    change.steps.extend(step);
+    change.context = context;
+    change.error = ErrorChange::Set(error.clone());
+    let change = with_run_event(change, RunState::Failed, format!("run failed: {error}"));
+    commit_or_reread(log, Some(change)).await
+}
+
+/// Enters the rollback (one transaction: the failed step, the cause, the context, the phase)
+/// and runs it. When the database cannot take the change, the cluster is rolled back anyway
+/// (from what this task knows) and the outcome is recorded when the database works again.
+async fn begin_rollback(
+    inner: &Inner,
+    log: &RunLog,
+    run: RunRecord,
+    step: Option<(StepName, StepState, Option<String>)>,
+    cause: String,
+    context: Option<serde_json::Value>,
+    lost: &CancellationToken,
+) -> anyhow::Result<()> {
+    let Some(mut change) = transition(&run.id, run.state, run.phase, Action::BeginRollback) else {
+        return Ok(());
+    };
+    change.steps.extend(step);
+    change.context = context;
+    change.rollback_cause = Some(cause.clone());
+    let change = with_run_event(change, RunState::Running, format!("rolling back: {cause}"));
+    let run = match log.commit(&change).await {
+        Ok(()) => inner.db.run(&run.id).await?.context("run vanished")?,
+        Err(DbError::Conflict(_)) => return Ok(()),
+        Err(e) => {
+            tracing::error!(run = %run.id, "cannot record the start of the rollback ({e}); rolling back anyway");
+            let mut run = run;
+            run.phase = Phase::RollingBack;
+            run.rollback_cause.get_or_insert(cause);
+            run
+        }
+    };
+    rollback::run(inner, log, run, &rollback_stop(inner, lost)).await
+}
+
+/// A cancel: before the downtime the run's objects go and the run ends `cancelled`; during or
+/// after it, the run rolls back like a failure.
+async fn cancelled(
+    inner: &Inner,
+    log: &RunLog,
+    run: RunRecord,
+    lost: &CancellationToken,
+) -> anyhow::Result<()> {
+    let who = inner
+        .db
+        .audit(&run.id)
+        .await?
+        .into_iter()
+        .rev()
+        .find(|a| a.action == "cancel")
+        .map(|a| a.actor)
+        .unwrap_or_else(|| "someone".into());
+    if run.downtime_started_at.is_some() && run.kind != RunKind::Preflight {
+        return begin_rollback(inner, log, run, None, format!("cancelled by {who}"), None, lost).await;
+    }
+    let context = run.context.clone();
+    remove_own_objects(inner, log, &run, &context).await;
+    let Some(mut change) = transition(&run.id, run.state, run.phase, Action::Cancelled) else {
+        return Ok(());
+    };
+    change.steps = rest_of_steps(&inner.db.steps(&run.id).await?, false);
+    change.error = ErrorChange::Set(format!(
+        "cancelled by {who} before the downtime; nothing of the controller was changed"
+    ));
+    let change = with_run_event(change, RunState::Cancelled, format!("run cancelled by {who}"));
+    commit_or_reread(log, Some(change)).await
+}
+
+/// The steps after a run ended early: pending ones are skipped, an interrupted one failed, and
+/// (after a rollback) done steps of the downtime and the pod rolled back.
+pub(super) fn rest_of_steps(
+    steps: &[StepRecord],
+    rolled_back: bool,
+) -> Vec<(StepName, StepState, Option<String>)> {
+    steps
+        .iter()
+        .filter_map(|s| {
+            let new = match s.state {
+                StepState::Pending => StepState::Skipped,
+                StepState::Running => StepState::Failed,
+                StepState::Succeeded
+                    if rolled_back && (s.name.in_downtime() || s.name == StepName::PreparePod) =>
+                {
+                    StepState::RolledBack
+                }
+                _ => return None,
+            };
+            Some((s.name, new, s.message.clone()))
+        })
+        .collect()
+}
+
+/// Deletes the migration pod and target ConfigMap of a run (names derived from the run, so this
+/// works even when the context is lost).
+pub(super) async fn remove_own_objects(
+    inner: &Inner,
+    log: &RunLog,
+    run: &RunRecord,
+    context: &serde_json::Value,
+) {
+    let ctx = RunContext::parse(context).unwrap_or_default();
+    let controller = ctx
+        .controller
+        .clone()
+        .or_else(|| run.originals.as_ref().map(|o| o.target.clone()));
+    let Some(info) = controller else { return };
+    let names = crate::cluster::pod::MigrationObjects::for_run(&info.name, &run.id);
+    let result = steps::remove_migration_objects(
+        inner.cluster.as_ref(),
+        &info.namespace,
+        Some(&names.pod),
+        Some(&names.target_config_map),
     )
-    .await
+    .await;
+    match result {
+        Ok(()) if ctx.migration_pod.is_some() => {
+            log.say(None, "info", "deleted the migration pod and its ConfigMap")
+                .await
+        }
+        Ok(()) => {}
+        Err(e) => {
+            log.say(None, "warn", &format!("could not delete the migration pod: {e}"))
+                .await
+        }
+    }
+}
+
+/// The stored context does not parse: the run cannot go on. During the downtime it rolls back
+/// (from the original columns, which do not depend on the context); otherwise it fails.
+async fn broken_context(
+    inner: &Inner,
+    log: &RunLog,
+    run: RunRecord,
+    problem: String,
+    lost: &CancellationToken,
+) -> anyhow::Result<()> {
+    log.say(None, "error", &problem).await;
+    if run.downtime_started_at.is_some() && run.kind != RunKind::Preflight {
+        return begin_rollback(inner, log, run, None, problem, None, lost).await;
+    }
+    let context = run.context.clone();
+    remove_own_objects(inner, log, &run, &context).await;
+    fail(log, &run, None, problem, None).await
+}
+
+/// The pass failed outside any step (the database, a corrupt row): the run cannot go on. During
+/// the downtime the cluster is rolled back anyway; otherwise the run fails, if that can be stored.
+async fn internal_error(inner: &Inner, log: &RunLog, id: &str, problem: &str, lost: &CancellationToken) {
+    tracing::error!(run = id, "run failed internally: {problem}");
+    log.say(None, "error", &format!("internal error: {problem}"))
+        .await;
+    let run = match inner.db.run(id).await {
+        Ok(Some(run)) => run,
+        _ => {
+            tracing::error!(
+                run = id,
+                "cannot read the run to recover from the internal error; it is resumed at the next start"
+            );
+            return;
+        }
+    };
+    let cause = format!("internal error: {problem}");
+    let result = if run.phase == Phase::RollingBack {
+        rollback::run(inner, log, run, &rollback_stop(inner, lost)).await
+    } else if run.downtime_started_at.is_some() && run.kind != RunKind::Preflight && !run.state.is_final() {
+        begin_rollback(inner, log, run, None, cause, None, lost).await
+    } else if run.state == RunState::Running {
+        fail(log, &run, None, cause, None).await
+    } else {
+        Ok(())
+    };
+    if let Err(e) = result {
+        tracing::error!(
+            run = id,
+            "could not record the failure: {e:#}; the run is resumed at the next start"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(name: StepName, state: StepState) -> StepRecord {
+        StepRecord {
+            idx: 0,
+            name,
+            state,
+            started_at: None,
+            finished_at: None,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn after_a_rollback_done_downtime_steps_are_rolled_back_and_the_rest_skipped() {
+        let steps = [
+            step(StepName::Preflight, StepState::Succeeded),
+            step(StepName::PreparePod, StepState::Succeeded),
+            step(StepName::StopController, StepState::Succeeded),
+            step(StepName::Export, StepState::Running),
+            step(StepName::Import, StepState::Pending),
+        ];
+        let rest = rest_of_steps(&steps, true);
+        let states: Vec<_> = rest.iter().map(|(n, s, _)| (*n, *s)).collect();
+        assert_eq!(
+            states,
+            vec![
+                (StepName::PreparePod, StepState::RolledBack),
+                (StepName::StopController, StepState::RolledBack),
+                (StepName::Export, StepState::Failed),
+                (StepName::Import, StepState::Skipped),
+            ]
+        );
+        assert_eq!(rest_of_steps(&steps, false).len(), 2);
+    }
 }

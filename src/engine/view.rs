@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use super::{EngineResult, RunContext};
 use crate::db::{AuditEntry, BackupRecord, Db, RunRecord, StepRecord};
-use crate::model::{RunKind, RunOptions, RunState, StepName, StepState};
+use crate::model::{Phase, RunKind, RunOptions, RunState, StepName, StepState};
 
 /// A step of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -65,6 +65,16 @@ pub struct DowntimeView {
     pub seconds: f64,
 }
 
+/// What a rollback restores, as preflight recorded it (the `linstor.toml` text is not shown:
+/// it can hold database passwords).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct OriginalView {
+    pub connection_url: Option<String>,
+    pub replicas: i32,
+    pub etcd_stateful_set: Option<String>,
+    pub etcd_replicas: Option<i32>,
+}
+
 /// A run in full.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct RunView {
@@ -80,8 +90,20 @@ pub struct RunView {
     pub error: Option<String>,
     /// The step running now (or that failed last).
     pub current_step: Option<StepName>,
+    /// `forward`, or `rolling_back` from the moment a rollback began (for good).
+    pub phase: Phase,
+    /// True while a rollback runs.
     pub rolling_back: bool,
     pub cancel_requested: bool,
+    /// The first reason a rollback began.
+    pub rollback_cause: Option<String>,
+    pub approved_by: Option<String>,
+    pub original: Option<OriginalView>,
+    /// What the Helm values must say now, for every final state but a successful migration
+    /// (whose report has the command that persists `k8s`).
+    pub helm_advice: Option<String>,
+    /// Set when the run's stored context does not parse (the report is then empty).
+    pub context_error: Option<String>,
     pub downtime: Option<DowntimeView>,
     pub steps: Vec<StepView>,
     pub backups: Vec<BackupView>,
@@ -145,6 +167,28 @@ pub(super) fn run_summary(run: RunRecord) -> RunSummary {
     }
 }
 
+/// What the Helm values must say after a run that did not (or no longer does) leave the
+/// controller on `k8s`.
+fn helm_advice(run: &RunRecord) -> Option<String> {
+    let url = run.originals.as_ref()?.connection_url.clone()?;
+    if run.kind != RunKind::Migrate || !run.state.is_final() || run.state == RunState::Succeeded {
+        return None;
+    }
+    // nothing of the controller changed: no advice needed
+    run.downtime_started_at?;
+    Some(match run.state {
+        RunState::RollbackFailed => format!(
+            "Do not change the Helm values: operator.controller.dbConnectionURL must stay {url} and etcd must stay              enabled while the rollback is finished."
+        ),
+        RunState::Failed if run.phase == Phase::Forward => format!(
+            "Do not change the Helm values yet: until the run is resumed to success or rolled back,              operator.controller.dbConnectionURL stays {url} and etcd stays enabled."
+        ),
+        _ => format!(
+            "Keep the Helm values as they are: the controller runs on {url}, so operator.controller.dbConnectionURL              stays {url} and etcd stays enabled. Do not persist k8s."
+        ),
+    })
+}
+
 pub(super) async fn run_view(db: &Db, run: RunRecord) -> EngineResult<RunView> {
     let steps: Vec<StepView> = db.steps(&run.id).await?.into_iter().map(step_view).collect();
     let backups = db
@@ -159,9 +203,27 @@ pub(super) async fn run_view(db: &Db, run: RunRecord) -> EngineResult<RunView> {
         .find(|s| s.state == StepState::Running)
         .or_else(|| steps.iter().rev().find(|s| s.state == StepState::Failed))
         .map(|s| s.name);
+    let (mut report, context_error) = match RunContext::parse(&run.context) {
+        Ok(c) => (c, None),
+        Err(e) => (RunContext::default(), Some(e)),
+    };
+    // the command that persists k8s in Helm belongs to a migration that succeeded (and was not
+    // rolled back since): anywhere else, following it would point the controller at k8s data
+    // that is not (or no longer) its database
+    if !(run.kind == RunKind::Migrate && run.state == RunState::Succeeded) {
+        report.helm_command = None;
+    }
     Ok(RunView {
         downtime: downtime(&run),
-        report: RunContext::from_value(&run.context),
+        helm_advice: helm_advice(&run),
+        original: run.originals.as_ref().map(|o| OriginalView {
+            connection_url: o.connection_url.clone(),
+            replicas: o.replicas,
+            etcd_stateful_set: o.etcd_stateful_set.clone(),
+            etcd_replicas: o.etcd_replicas,
+        }),
+        context_error,
+        report,
         id: run.id,
         kind: run.kind,
         controller: run.controller.to_string(),
@@ -173,8 +235,11 @@ pub(super) async fn run_view(db: &Db, run: RunRecord) -> EngineResult<RunView> {
         finished_at: run.finished_at,
         error: run.error,
         current_step,
-        rolling_back: run.rolling_back,
+        phase: run.phase,
+        rolling_back: run.phase == Phase::RollingBack && !run.state.is_final(),
         cancel_requested: run.cancel_requested,
+        rollback_cause: run.rollback_cause,
+        approved_by: run.approved_by,
         steps,
         backups,
         audit,

@@ -275,7 +275,7 @@ async fn config_maps_deployments_leases_and_reviews() {
         .create(&PostParams::default(), &deployment)
         .await
         .expect("create deployment");
-    c.wait_deployment_ready(ns, "ctrl", WAIT).await.expect("ready");
+    c.wait_deployment_ready(ns, "ctrl", 1, WAIT).await.expect("ready");
     assert_eq!(c.list_pods(ns, "app=ctrl").await.expect("pods").len(), 1);
     assert!(
         c.list_deployments()
@@ -286,7 +286,7 @@ async fn config_maps_deployments_leases_and_reviews() {
     );
     c.scale_deployment(ns, "ctrl", 0).await.expect("scale");
     c.wait_pods_gone(ns, "app=ctrl", WAIT).await.expect("gone");
-    c.wait_deployment_ready(ns, "ctrl", WAIT)
+    c.wait_deployment_ready(ns, "ctrl", 0, WAIT)
         .await
         .expect("ready at zero");
 

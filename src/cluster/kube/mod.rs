@@ -131,6 +131,10 @@ impl Cluster for KubeCluster {
         reads::get_opt::<Deployment>(&self.client, "Deployment", ns, name).await
     }
 
+    async fn get_stateful_set(&self, ns: &str, name: &str) -> ClusterResult<Option<StatefulSet>> {
+        reads::get_opt::<StatefulSet>(&self.client, "StatefulSet", ns, name).await
+    }
+
     async fn get_config_map(&self, ns: &str, name: &str) -> ClusterResult<Option<ConfigMap>> {
         reads::get_opt::<ConfigMap>(&self.client, "ConfigMap", ns, name).await
     }
@@ -196,8 +200,24 @@ impl Cluster for KubeCluster {
         waits::wait_pods_gone(&self.client, ns, label_selector, timeout).await
     }
 
-    async fn wait_deployment_ready(&self, ns: &str, name: &str, timeout: Duration) -> ClusterResult<()> {
-        waits::wait_deployment_ready(&self.client, ns, name, timeout).await
+    async fn wait_deployment_ready(
+        &self,
+        ns: &str,
+        name: &str,
+        replicas: i32,
+        timeout: Duration,
+    ) -> ClusterResult<()> {
+        waits::wait_deployment_ready(&self.client, ns, name, replicas, timeout).await
+    }
+
+    async fn wait_stateful_set_ready(
+        &self,
+        ns: &str,
+        name: &str,
+        replicas: i32,
+        timeout: Duration,
+    ) -> ClusterResult<()> {
+        waits::wait_stateful_set_ready(&self.client, ns, name, replicas, timeout).await
     }
 
     async fn wait_pod_running(&self, ns: &str, name: &str, timeout: Duration) -> ClusterResult<()> {

@@ -1,7 +1,7 @@
 //! Pure readings of object status that the waits act on: is a Deployment's rollout complete, and
 //! can a pod still start. Kept free of I/O so they are tested on hand-made objects.
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
 /// Where a Deployment's rollout stands.
@@ -17,6 +17,33 @@ pub enum RolloutState {
 
 /// Reads a Deployment's rollout the way `kubectl rollout status` does, but strictly: the counts
 /// must equal `spec.replicas` (a controller that must run exactly once cannot have extras).
+/// Whether a StatefulSet asks for `replicas` and has that many ready pods of its current
+/// generation; `Err` says what it waits for.
+pub fn stateful_set_ready(s: &StatefulSet, replicas: i32) -> Result<(), String> {
+    let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    if want != replicas {
+        return Err(format!(
+            "the StatefulSet asks for {want} replicas, not {replicas} yet"
+        ));
+    }
+    let status = s.status.as_ref().ok_or("the StatefulSet has no status yet")?;
+    let generation = s.metadata.generation.unwrap_or(0);
+    let observed = status.observed_generation.unwrap_or(0);
+    if observed < generation {
+        return Err(format!(
+            "the StatefulSet controller has seen generation {observed} of {generation}"
+        ));
+    }
+    let ready = status.ready_replicas.unwrap_or(0);
+    if ready != replicas || status.replicas != replicas {
+        return Err(format!(
+            "{ready} of {replicas} replicas ready ({} exist)",
+            status.replicas
+        ));
+    }
+    Ok(())
+}
+
 pub fn deployment_rollout(deployment: &Deployment) -> RolloutState {
     let generation = deployment.metadata.generation.unwrap_or(0);
     let Some(status) = deployment.status.as_ref() else {

@@ -8,7 +8,7 @@ use std::pin::pin;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
@@ -17,7 +17,7 @@ use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use super::errors::{error_chain, fatal_watch_error, object_ref};
-use super::status::{PodStartState, RolloutState, deployment_rollout, pod_start_state};
+use super::status::{PodStartState, RolloutState, deployment_rollout, pod_start_state, stateful_set_ready};
 use crate::cluster::{ClusterError, ClusterResult};
 
 /// What a condition makes of the objects currently watched.
@@ -158,11 +158,12 @@ pub(super) async fn wait_pod_deleted(
     .await
 }
 
-/// Until the Deployment's rollout is complete ([`deployment_rollout`]).
+/// Until the Deployment asks for `replicas` and its rollout is complete ([`deployment_rollout`]).
 pub(super) async fn wait_deployment_ready(
     client: &kube::Client,
     ns: &str,
     name: &str,
+    replicas: i32,
     timeout: Duration,
 ) -> ClusterResult<()> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
@@ -176,6 +177,14 @@ pub(super) async fn wait_deployment_ready(
         |deployments| match deployments.first() {
             // The operator may be about to re-create it: keep waiting, the timeout says why.
             None => Verdict::Wait("the Deployment does not exist".into()),
+            // the operator scales the Deployment after the CR changed: until then 0 of 0 ready
+            // would look like a finished rollout
+            Some(d) if d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) != replicas => {
+                Verdict::Wait(format!(
+                    "the Deployment asks for {} replicas, not {replicas} yet",
+                    d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+                ))
+            }
             Some(d) => match deployment_rollout(d) {
                 RolloutState::Complete => Verdict::Done,
                 RolloutState::Progressing(reason) => Verdict::Wait(reason),
@@ -185,6 +194,30 @@ pub(super) async fn wait_deployment_ready(
             },
         },
     )
+    .await
+}
+
+/// Until the StatefulSet asks for `replicas` and that many pods are ready ([`stateful_set_ready`]).
+pub(super) async fn wait_stateful_set_ready(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    replicas: i32,
+    timeout: Duration,
+) -> ClusterResult<()> {
+    let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+    let what = format!("StatefulSet {} to be ready", object_ref(ns, name));
+    watch_until(api, by_name(name), &what, timeout, |sets| match sets.first() {
+        None => Verdict::Fail(ClusterError::NotFound {
+            kind: "StatefulSet",
+            namespace: ns.to_string(),
+            name: name.to_string(),
+        }),
+        Some(s) => match stateful_set_ready(s, replicas) {
+            Ok(()) => Verdict::Done,
+            Err(reason) => Verdict::Wait(reason),
+        },
+    })
     .await
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
@@ -52,6 +52,10 @@ impl Cluster for SimCluster {
     async fn get_deployment(&self, ns: &str, name: &str) -> ClusterResult<Option<Deployment>> {
         self.read_gate("get deployment").await?;
         Ok(self.lock().deployments.get(&key(ns, name)).cloned())
+    }
+
+    async fn get_stateful_set(&self, ns: &str, name: &str) -> ClusterResult<Option<StatefulSet>> {
+        Ok(self.lock().stateful_sets.get(&key(ns, name)).cloned())
     }
 
     async fn get_config_map(&self, ns: &str, name: &str) -> ClusterResult<Option<ConfigMap>> {
@@ -152,8 +156,25 @@ impl Cluster for SimCluster {
         self.wait_pods_gone_impl(ns, label_selector, timeout).await
     }
 
-    async fn wait_deployment_ready(&self, ns: &str, name: &str, timeout: Duration) -> ClusterResult<()> {
-        self.wait_deployment_ready_impl(ns, name, timeout).await
+    async fn wait_deployment_ready(
+        &self,
+        ns: &str,
+        name: &str,
+        replicas: i32,
+        timeout: Duration,
+    ) -> ClusterResult<()> {
+        self.wait_deployment_ready_impl(ns, name, replicas, timeout).await
+    }
+
+    async fn wait_stateful_set_ready(
+        &self,
+        ns: &str,
+        name: &str,
+        replicas: i32,
+        timeout: Duration,
+    ) -> ClusterResult<()> {
+        self.wait_stateful_set_ready_impl(ns, name, replicas, timeout)
+            .await
     }
 
     async fn wait_pod_running(&self, ns: &str, name: &str, timeout: Duration) -> ClusterResult<()> {

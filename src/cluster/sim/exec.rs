@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::faults::Fault;
-use super::shell::{self, Out};
+use super::shell::Out;
 use super::state::key;
 use super::{SimCluster, fs};
 use crate::cluster::{ClusterError, ClusterResult, ExecLine, ExecOutcome};
@@ -50,11 +50,20 @@ impl SimCluster {
             }
             st.timing.exec_line_interval
         };
-        let out = Out { tx: lines, interval };
+        let out = Out {
+            tx: lines,
+            interval,
+            pid: 0,
+        };
+        // the command is a process of the pod: a cancelled exec leaves it running
+        let done = self.spawn_process(ns, pod, container, command.to_vec(), out);
         tokio::select! {
             biased;
             () = cancel.cancelled() => Err(ClusterError::Cancelled),
-            code = shell::run(self, ns, pod, container, command, &out) => code.map(|exit_code| ExecOutcome { exit_code }),
+            code = done => match code {
+                Ok(code) => code.map(|exit_code| ExecOutcome { exit_code }),
+                Err(_) => Err(ClusterError::Api(format!("exec in pod {pod}: the stream ended without a status"))),
+            },
         }
     }
 

@@ -46,6 +46,16 @@ pub enum Fault {
     ImagePullError,
 }
 
+/// A refusal that lasts until it is lifted (unlike a [`Fault`], which fires once): for tests of
+/// a rollback that meets the same refusal on every retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Refusal {
+    /// Every patch of a LinstorController is refused (an admission webhook, an outage).
+    CrPatch,
+    /// Every scale of a StatefulSet is refused.
+    StatefulSetScale,
+}
+
 /// Faults waiting to fire, and what the REST mapping needs to know.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Faults {

@@ -61,6 +61,12 @@ pub struct SimEffects {
     pub copies: u64,
     /// Every controller pod start, in order.
     pub controller_starts: Vec<ControllerStart>,
+    /// `linstor-database` processes started (under the tool guard or not).
+    pub tool_runs: u64,
+    /// `linstor-database` processes started while another one ran in the same pod.
+    pub tool_overlaps: u64,
+    /// Processes killed (by a tool guard, or with their pod).
+    pub processes_killed: u64,
 }
 
 impl SimEffects {

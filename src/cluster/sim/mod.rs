@@ -24,6 +24,7 @@ mod install;
 mod k8s_backend;
 mod operator;
 mod pods;
+mod processes;
 mod rest;
 mod rest_views;
 mod shell;
@@ -49,7 +50,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-pub use faults::Fault;
+pub use faults::{Fault, Refusal};
 pub use fingerprint::{ControllerStart, SimEffects, SimFingerprint};
 
 use crate::cluster::UserInfo;
@@ -197,6 +198,17 @@ impl SimCluster {
     /// (see [`Fault`] for the mapping of operations to steps).
     pub fn inject(&self, at: StepName, fault: Fault) {
         self.lock().faults.inject(at, fault);
+    }
+
+    /// Makes every operation of a kind fail (`on`) until lifted (`off`).
+    pub fn refuse(&self, refusal: Refusal, on: bool) {
+        let mut st = self.lock();
+        if on {
+            st.refusals.insert(refusal);
+        } else {
+            st.refusals.remove(&refusal);
+        }
+        st.touch();
     }
 
     /// Faults injected but not fired yet.

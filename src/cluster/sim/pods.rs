@@ -97,8 +97,10 @@ impl SimCluster {
         self.gate(StepName::Cleanup, &[Fault::Error], "delete pod")
             .await?;
         let mut st = self.lock();
-        // grace period 0: gone at once, and its emptyDirs with it
-        if st.pods.remove(&key(ns, name)).is_some() {
+        // grace period 0: gone at once, with its processes and emptyDirs
+        let k = key(ns, name);
+        super::processes::kill_pod_processes(&mut st, &k);
+        if st.pods.remove(&k).is_some() {
             st.effects.pods_deleted += 1;
             st.reconcile_workloads();
             st.touch();

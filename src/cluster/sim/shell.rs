@@ -10,13 +10,14 @@ use tokio::sync::mpsc;
 use super::SimCluster;
 use super::fs::{self, Entry};
 use super::state::key;
-use super::tool;
+use super::{processes, tool};
 use crate::cluster::{ClusterError, ClusterResult, ExecLine, Stream};
 
-/// Where an exec'd command prints, paced like a real process.
+/// Where an exec'd command prints, paced like a real process, and which process it is.
 pub(crate) struct Out {
     pub tx: mpsc::Sender<ExecLine>,
     pub interval: Duration,
+    pub pid: u64,
 }
 
 impl Out {
@@ -94,6 +95,9 @@ pub(crate) async fn run(
     let Some(first) = argv.first() else {
         return Err(ClusterError::Api("exec: no command given".into()));
     };
+    if let Some((pid_file, command)) = crate::cluster::tool_guard::parse(argv) {
+        return processes::guard(sim, ns, pod, container, pid_file, command, out).await;
+    }
     let program = first.rsplit('/').next().unwrap_or(first);
     let args = &argv[1..];
     match program {

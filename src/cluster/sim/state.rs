@@ -76,6 +76,16 @@ pub(crate) struct EtcdCluster {
     pub data: ExportDocument,
 }
 
+/// A process started by an exec in a pod: it lives until it ends, is killed, or its pod goes,
+/// whatever happens to the exec connection that started it.
+#[derive(Debug, Clone)]
+pub(crate) struct SimProcess {
+    pub pod: Key,
+    pub argv: Vec<String>,
+    /// Cancelled to kill it (SIGKILL: the command stops at its next await).
+    pub kill: tokio_util::sync::CancellationToken,
+}
+
 /// A Lease.
 #[derive(Debug, Clone)]
 pub(crate) struct Lease {
@@ -131,6 +141,14 @@ pub(crate) struct State {
     pub start_hung: BTreeSet<Key>,
     /// Deployments whose next terminating pod never finishes (StopController Hang).
     pub stop_hung: BTreeSet<Key>,
+    /// Live exec'd processes by pid.
+    pub processes: BTreeMap<u64, SimProcess>,
+    /// Tool-guard locks: `(pod, pid file)` -> the pid holding it.
+    pub guard_locks: BTreeMap<(Key, String), u64>,
+    /// `linstor-database` processes running now, per pod.
+    pub tools_running: BTreeMap<Key, u32>,
+    /// Refusals that last until lifted (see `SimCluster::refuse`).
+    pub refusals: BTreeSet<super::faults::Refusal>,
     events: Vec<Scheduled>,
     seq: u64,
     rng: u64,
@@ -160,6 +178,10 @@ impl State {
             operator_stalled: BTreeSet::new(),
             start_hung: BTreeSet::new(),
             stop_hung: BTreeSet::new(),
+            processes: BTreeMap::new(),
+            guard_locks: BTreeMap::new(),
+            tools_running: BTreeMap::new(),
+            refusals: BTreeSet::new(),
             events: Vec::new(),
             seq: 0,
             rng: 0x5eed_1234_abcd_0042,

@@ -31,7 +31,7 @@ async fn a_direct_scale_of_an_owned_deployment_is_reverted() {
         Some(1),
         "the operator re-applies the CR's replicas"
     );
-    sim.wait_deployment_ready(NS, "piraeus-op-cs-controller", WAIT)
+    sim.wait_deployment_ready(NS, "piraeus-op-cs-controller", 1, WAIT)
         .await
         .expect("ready again");
 
@@ -108,7 +108,7 @@ async fn a_controller_started_before_the_reconcile_runs_on_etcd() {
     sim.patch_linstor_controller(NS, "piraeus-op-cs", patch)
         .await
         .expect("patch");
-    sim.wait_deployment_ready(NS, "piraeus-op-cs-controller", WAIT)
+    sim.wait_deployment_ready(NS, "piraeus-op-cs-controller", 1, WAIT)
         .await
         .expect("ready");
     let urls = sim.controller_connection_urls(NS, "piraeus-op-cs-controller");
@@ -214,10 +214,10 @@ async fn stop_and_start_hangs_time_out_once() {
         .await
         .expect("patch");
     let r = sim
-        .wait_deployment_ready(NS, "piraeus-op-cs-controller", Duration::from_millis(50))
+        .wait_deployment_ready(NS, "piraeus-op-cs-controller", 1, Duration::from_millis(50))
         .await;
     assert!(matches!(r, Err(ClusterError::Timeout { .. })), "{r:?}");
-    sim.wait_deployment_ready(NS, "piraeus-op-cs-controller", WAIT)
+    sim.wait_deployment_ready(NS, "piraeus-op-cs-controller", 1, WAIT)
         .await
         .expect("ready after all");
 

@@ -49,6 +49,8 @@ pub(crate) async fn linstor_database(
     args: &[String],
     out: &Out,
 ) -> ClusterResult<i32> {
+    // counted while it runs: two at once in one pod is what the tool guard prevents
+    let _running = super::processes::ToolRunning::start(sim, ns, pod);
     let (cmd, dir, file) = match parse(args) {
         Ok(p) => p,
         Err((msg, usage)) => {

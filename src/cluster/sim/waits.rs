@@ -51,6 +51,34 @@ impl SimCluster {
         }
     }
 
+    pub(crate) async fn wait_stateful_set_ready_impl(
+        &self,
+        ns: &str,
+        name: &str,
+        replicas: i32,
+        timeout: Duration,
+    ) -> ClusterResult<()> {
+        let sk = key(ns, name);
+        self.wait_for(
+            timeout,
+            format!("StatefulSet {ns}/{name} to be ready"),
+            |st| {
+                let Some(s) = st.stateful_sets.get(&sk) else {
+                    return Some(Err(ClusterError::NotFound {
+                        kind: "StatefulSet",
+                        namespace: ns.into(),
+                        name: name.into(),
+                    }));
+                };
+                let desired = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                let ready = s.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+                (desired == replicas && ready == replicas).then_some(Ok(()))
+            },
+            |_| {},
+        )
+        .await
+    }
+
     pub(crate) async fn wait_pods_gone_impl(
         &self,
         ns: &str,
@@ -92,6 +120,7 @@ impl SimCluster {
         &self,
         ns: &str,
         name: &str,
+        replicas: i32,
         timeout: Duration,
     ) -> ClusterResult<()> {
         let fault = self
@@ -119,7 +148,9 @@ impl SimCluster {
                 };
                 let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
                 let s = d.status.clone().unwrap_or_default();
-                let done = s.observed_generation >= d.metadata.generation
+                // the operator scales the Deployment after the CR: 0 of 0 is not started
+                let done = desired == replicas
+                    && s.observed_generation >= d.metadata.generation
                     && s.ready_replicas.unwrap_or(0) == desired
                     && s.replicas.unwrap_or(0) == desired
                     && s.updated_replicas.unwrap_or(0) == desired;

@@ -126,6 +126,12 @@ impl SimCluster {
         name: &str,
         patch: serde_json::Value,
     ) -> ClusterResult<()> {
+        if self.lock().refusals.contains(&super::faults::Refusal::CrPatch) {
+            return Err(ClusterError::Api(format!(
+                "Internal error occurred: failed calling webhook for LinstorController {ns}/{name}: \
+                 connection refused (simulated refusal)"
+            )));
+        }
         let spec = patch.get("spec");
         let url_change = spec.and_then(|s| s.get("dbConnectionURL")).is_some();
         let replicas = spec
@@ -221,6 +227,12 @@ impl SimCluster {
         replicas: i32,
     ) -> ClusterResult<()> {
         let mut st = self.lock();
+        if st.refusals.contains(&super::faults::Refusal::StatefulSetScale) {
+            return Err(ClusterError::Forbidden(format!(
+                "statefulsets.apps \"{name}\" is forbidden: cannot patch resource \"statefulsets/scale\" in {ns} \
+                 (simulated refusal)"
+            )));
+        }
         let sts = st
             .stateful_sets
             .get_mut(&key(ns, name))

@@ -1,12 +1,24 @@
-//! The steps. Each one looks at the cluster before it acts and only does what is still missing,
-//! so a step that is run again after an interruption does no harm.
+//! The steps, one file each, in the order of a migration (DESIGN.md "The migrate steps"). Each
+//! step looks at the cluster before it acts and only does what is still missing, so a step that
+//! runs again after an interruption does no harm. `control`, `tool` and `files` hold what several
+//! steps (and the rollback) share.
 
-mod backup;
-mod controller;
-mod pod;
+pub(super) mod control;
+pub(super) mod files;
+pub(super) mod tool;
+
+mod cleanup;
+mod copy_backup;
+mod export;
+mod import;
 mod preflight;
-mod tool;
-mod verify;
+mod prepare_pod;
+mod snapshot;
+mod start_controller;
+mod stop_controller;
+mod switch;
+mod verify_cluster;
+mod verify_data;
 
 use tokio_util::sync::CancellationToken;
 
@@ -17,8 +29,8 @@ use crate::cluster::{Cluster, ClusterError};
 use crate::db::RunRecord;
 use crate::model::StepName;
 
-pub(super) use controller::rollback_controller;
-pub(super) use pod::remove_migration_objects;
+pub use preflight::{k8s_backend_rules, own_rules};
+pub(super) use prepare_pod::remove_migration_objects;
 
 /// Why a step did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -46,26 +58,21 @@ pub(super) struct StepCtx<'a> {
     pub log: RunLog,
     pub step: StepName,
     pub ctx: RunContext,
+    /// Ends the step's waits: a cancel, a shutdown, a lost Lease.
     pub stop: CancellationToken,
-    /// Log lines of a rollback belong to no step.
-    pub rolling_back: bool,
 }
 
 impl StepCtx<'_> {
-    pub fn log_step(&self) -> Option<StepName> {
-        (!self.rolling_back).then_some(self.step)
-    }
-
     pub fn cluster(&self) -> &dyn Cluster {
         self.inner.cluster.as_ref()
     }
 
     pub async fn info(&self, msg: &str) -> Result<(), StepError> {
-        Ok(self.log.line(self.log_step(), "info", msg).await?)
+        Ok(self.log.line(Some(self.step), "info", msg).await?)
     }
 
     pub async fn warn(&self, msg: &str) -> Result<(), StepError> {
-        Ok(self.log.line(self.log_step(), "warn", msg).await?)
+        Ok(self.log.line(Some(self.step), "warn", msg).await?)
     }
 
     /// The controller as found by preflight.
@@ -74,6 +81,14 @@ impl StepCtx<'_> {
             .controller
             .as_ref()
             .ok_or_else(|| StepError::Failed("preflight has not found the controller".into()))
+    }
+
+    /// The migration pod's name (derived from the run, so known even before it exists).
+    pub fn migration_pod(&self) -> Result<String, StepError> {
+        self.ctx
+            .migration_pod
+            .clone()
+            .ok_or_else(|| StepError::Failed("no migration pod".into()))
     }
 
     /// Stores the context now (before an action whose effect must be known after a crash).
@@ -90,16 +105,16 @@ impl StepCtx<'_> {
 pub(super) async fn execute(c: &mut StepCtx<'_>) -> StepResult {
     match c.step {
         StepName::Preflight => preflight::run(c).await,
-        StepName::PreparePod => pod::prepare(c).await,
-        StepName::Snapshot => verify::snapshot(c).await,
-        StepName::StopController => controller::stop(c).await,
-        StepName::Export => tool::export(c).await,
-        StepName::CopyBackup => backup::copy(c).await,
-        StepName::Import => tool::import(c).await,
-        StepName::VerifyData => backup::verify_data(c).await,
-        StepName::Switch => controller::switch(c).await,
-        StepName::StartController => controller::start(c).await,
-        StepName::VerifyCluster => verify::cluster(c).await,
-        StepName::Cleanup => pod::cleanup(c).await,
+        StepName::PreparePod => prepare_pod::run(c).await,
+        StepName::Snapshot => snapshot::run(c).await,
+        StepName::StopController => stop_controller::run(c).await,
+        StepName::Export => export::run(c).await,
+        StepName::CopyBackup => copy_backup::run(c).await,
+        StepName::Import => import::run(c).await,
+        StepName::VerifyData => verify_data::run(c).await,
+        StepName::Switch => switch::run(c).await,
+        StepName::StartController => start_controller::run(c).await,
+        StepName::VerifyCluster => verify_cluster::run(c).await,
+        StepName::Cleanup => cleanup::run(c).await,
     }
 }

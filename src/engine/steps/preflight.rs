@@ -2,9 +2,11 @@
 //! checks versions, permissions (its own and the controller ServiceAccount's), the REST API and
 //! existing `k8s` data, and records what a rollback needs: the original URL and replica count.
 
+use super::control::etcd_stateful_set;
 use super::{StepCtx, StepError, StepResult};
 use crate::cluster::controller::{self, ControllerInfo, ControllerKind, version_tuple};
 use crate::cluster::{AccessQuestion, ClusterError, helm};
+use crate::db::Originals;
 use crate::engine::{Check, CheckLevel};
 use crate::linstor::toml::Backend;
 use crate::model::RunKind;
@@ -56,6 +58,10 @@ pub fn own_rules(kind: RunKind, c: &ControllerInfo) -> Vec<AccessQuestion> {
     q.push(AccessQuestion::new("", "pods/exec", "create", ns));
     for verb in ["create", "update", "patch", "delete"] {
         q.push(AccessQuestion::new("", "configmaps", verb, ns));
+    }
+    // the per-controller Lease that keeps a second linstor-migrator (a CLI, another replica) off
+    for verb in ["get", "create", "update", "delete"] {
+        q.push(AccessQuestion::new("coordination.k8s.io", "leases", verb, ns));
     }
     match c.kind {
         ControllerKind::LinstorController => {
@@ -364,31 +370,10 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
             .await?;
     }
 
-    // what a rollback restores: recorded once, never overwritten by a resumed run
-    let original_url = match info.kind {
-        ControllerKind::LinstorController => c
-            .cluster()
-            .get_linstor_controller(&info.namespace, &info.name)
-            .await?
-            .and_then(|cr| cr.spec.db_connection_url)
-            .or(info.connection_url.clone()),
-        ControllerKind::Deployment => info.connection_url.clone(),
-    };
-    if c.ctx.original_connection_url.is_none() {
-        c.ctx.original_connection_url = original_url;
-    }
-    if c.ctx.original_replicas.is_none() {
-        c.ctx.original_replicas = Some(info.replicas);
-    }
-    if c.ctx.original_config_toml.is_none()
-        && let Some(cm) = &info.config_map
-    {
-        c.ctx.original_config_toml = c
-            .cluster()
-            .get_config_map(&info.namespace, cm)
-            .await?
-            .and_then(|m| m.data)
-            .and_then(|d| d.get("linstor.toml").cloned());
+    // what a rollback restores, in columns of their own (frozen once the downtime begins)
+    if kind != RunKind::Preflight {
+        let originals = originals(c, &info).await?;
+        c.inner.db.record_originals(&c.run.id, &originals).await?;
     }
     c.ctx
         .started_at_ms
@@ -403,6 +388,47 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
         )));
     }
     Ok("all checks passed".into())
+}
+
+/// The controller as it is now, before the run changes anything.
+async fn originals(c: &StepCtx<'_>, info: &ControllerInfo) -> Result<Originals, StepError> {
+    let connection_url = match info.kind {
+        ControllerKind::LinstorController => c
+            .cluster()
+            .get_linstor_controller(&info.namespace, &info.name)
+            .await?
+            .and_then(|cr| cr.spec.db_connection_url)
+            .filter(|u| !u.is_empty())
+            .or(info.connection_url.clone()),
+        ControllerKind::Deployment => info.connection_url.clone(),
+    };
+    let config_toml = match &info.config_map {
+        Some(cm) => c
+            .cluster()
+            .get_config_map(&info.namespace, cm)
+            .await?
+            .and_then(|m| m.data)
+            .and_then(|d| d.get("linstor.toml").cloned()),
+        None => None,
+    };
+    let etcd = connection_url.as_deref().and_then(etcd_stateful_set);
+    let etcd_replicas = match &etcd {
+        Some(sts) => c
+            .cluster()
+            .get_stateful_set(&info.namespace, sts)
+            .await?
+            .and_then(|s| s.spec.and_then(|s| s.replicas)),
+        None => None,
+    };
+    Ok(Originals {
+        connection_url,
+        replicas: info.replicas,
+        config_toml,
+        // only a StatefulSet that exists next to the controller is ever scaled
+        etcd_stateful_set: etcd.filter(|_| etcd_replicas.is_some()),
+        etcd_replicas,
+        target: info.clone(),
+    })
 }
 
 fn plan(kind: RunKind, c: &ControllerInfo) -> Vec<String> {

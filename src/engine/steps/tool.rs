@@ -1,39 +1,52 @@
-//! Steps 5 and 7: run `linstor-database` in the migration pod with its output streamed into the
-//! run log. Success is exit 0 **and** the `... finished` line (REFERENCE.md §3: the tool exits 0
-//! on bad arguments); the export file itself is validated when it is copied out.
+//! Running `linstor-database` in the migration pod, always under the tool guard
+//! (`cluster::tool_guard`): one tool process at a time, a leftover of an interrupted exec stopped
+//! and gone before the next one starts. Its output is streamed into the run log. Success is
+//! exit 0 **and** the `... finished` line (REFERENCE.md §3: the tool exits 0 on bad arguments);
+//! the export file itself is validated when it is copied out.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use super::{StepCtx, StepError, StepResult};
-use crate::cluster::{ClusterError, Stream, pod};
+use tokio_util::sync::CancellationToken;
 
-/// The export file in the pod for a run of this kind.
-pub(super) fn backup_file(c: &StepCtx<'_>) -> String {
-    format!("{}/{}", c.inner.settings.pod_paths.backup_dir, backup_name(c))
-}
+use super::{StepCtx, StepError};
+use crate::cluster::{ClusterError, ExecLine, Stream, pod, tool_guard};
+use crate::model::RunKind;
 
-pub(super) fn backup_name(c: &StepCtx<'_>) -> &'static str {
-    match c.run.kind {
-        crate::model::RunKind::Migrate => "backup-before-migration.json",
+/// Longest the guard may take to stop a leftover tool (it escalates to SIGKILL after 20 s).
+const STOP_PATIENCE: Duration = Duration::from_secs(60);
+
+/// The export file's name for a run of this kind.
+pub(super) fn backup_name(kind: RunKind) -> &'static str {
+    match kind {
+        RunKind::Migrate => "backup-before-migration.json",
         _ => "backup.json",
     }
 }
 
-/// Runs the tool with `args`; `finished` is the line that proves success.
+/// The export file in the pod.
+pub(super) fn backup_file(c: &StepCtx<'_>) -> String {
+    format!(
+        "{}/{}",
+        c.inner.settings.pod_paths.backup_dir,
+        backup_name(c.run.kind)
+    )
+}
+
+/// Runs the tool with `args` under the guard; `finished` is the line that proves success. On a
+/// timeout or a cancel the dropped exec's process is stopped (and waited for) before this
+/// returns, unless the service itself is shutting down (the next start's guard does it then).
 pub(super) async fn run_tool(c: &StepCtx<'_>, args: &[&str], finished: &str) -> Result<(), StepError> {
     let info = c.controller()?;
-    let pod_name = c
-        .ctx
-        .migration_pod
-        .clone()
-        .ok_or_else(|| StepError::Failed("no migration pod".into()))?;
-    let tool = c.inner.settings.pod_paths.tool.clone();
-    let mut command = vec![tool.clone()];
+    let pod_name = c.migration_pod()?;
+    let paths = &c.inner.settings.pod_paths;
+    let mut command = vec![paths.tool.clone()];
     command.extend(args.iter().map(|s| s.to_string()));
     c.info(&format!("$ {}", command.join(" "))).await?;
+    let guarded = tool_guard::wrap(&tool_guard::pid_file(&paths.backup_dir), &command);
 
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<crate::cluster::ExecLine>(1024);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<ExecLine>(1024);
     let saw_finished = Arc::new(AtomicBool::new(false));
     let log = c.log.clone();
     let step = c.step;
@@ -48,30 +61,42 @@ pub(super) async fn run_tool(c: &StepCtx<'_>, args: &[&str], finished: &str) -> 
                 Stream::Stdout => "stdout",
                 Stream::Stderr => "stderr",
             };
-            // a lost log line must not fail the tool run; the database error is logged
-            if let Err(e) = log.line(Some(step), level, &line.line).await {
-                tracing::error!("failed to store a log line: {e}");
-            }
+            // a lost log line must not fail the tool run; the database error goes to stderr
+            log.say(Some(step), level, &line.line).await;
         }
     });
     let exec = c.cluster().exec(
         &info.namespace,
         &pod_name,
         pod::CONTAINER,
-        &command,
+        &guarded,
         tx,
         c.stop.clone(),
     );
-    let outcome = match tokio::time::timeout(c.inner.settings.tool_timeout, exec).await {
+    let timeout = c.inner.settings.tool_timeout;
+    let outcome = match tokio::time::timeout(timeout, exec).await {
         Ok(r) => r,
         Err(_) => Err(ClusterError::Timeout {
-            what: format!("{tool} {}", args.first().unwrap_or(&"")),
-            seconds: c.inner.settings.tool_timeout.as_secs(),
+            what: format!("linstor-database {}", args.first().unwrap_or(&"")),
+            seconds: timeout.as_secs(),
         }),
     };
     // all lines are stored before the verdict
     let _ = writer.await;
-    let outcome = outcome?;
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            if !c.inner.shutdown.is_cancelled() {
+                stop_tool(c, &pod_name).await;
+            }
+            return Err(e.into());
+        }
+    };
+    if outcome.exit_code == tool_guard::EXIT_CANNOT_STOP {
+        return Err(StepError::Failed(
+            "a linstor-database left running by an interrupted run does not stop; see the log".into(),
+        ));
+    }
     if outcome.exit_code != 0 {
         return Err(StepError::Failed(format!(
             "linstor-database {} exited with {}",
@@ -87,25 +112,65 @@ pub(super) async fn run_tool(c: &StepCtx<'_>, args: &[&str], finished: &str) -> 
     Ok(())
 }
 
-pub(super) async fn export(c: &mut StepCtx<'_>) -> StepResult {
-    let file = backup_file(c);
-    let source = c.inner.settings.pod_paths.source_config_dir.clone();
-    run_tool(c, &["export-db", "-c", &source, &file], "Export finished").await?;
-    Ok(format!("exported to {file}"))
+/// Stops a tool left running in the migration pod and waits until it is gone (best effort: it
+/// says what it could not do). Used after a dropped exec and before a rollback.
+pub(in crate::engine) async fn stop_tool(c: &StepCtx<'_>, pod_name: &str) {
+    let Ok(info) = c.controller() else { return };
+    let said = stop_tool_in(
+        c.cluster(),
+        &info.namespace,
+        pod_name,
+        &c.inner.settings.pod_paths.backup_dir,
+    )
+    .await;
+    for (level, line) in said {
+        c.log.say(Some(c.step), level, &line).await;
+    }
 }
 
-pub(super) async fn import(c: &mut StepCtx<'_>) -> StepResult {
-    // recorded first: from here on the k8s backend may hold (partial) data
-    c.ctx.import_started = true;
-    c.save().await?;
-    let file = backup_file(c);
-    let target = c.inner.settings.pod_paths.target_config_dir.clone();
-    let args = ["import-db", "-c", &target, &file];
-    let (switch, imported) = tokio::join!(
-        super::controller::begin_switch(c),
-        run_tool(c, &args, "Import finished")
+/// Runs the guard without a command in `pod`: returns what it said, as log lines.
+pub(in crate::engine) async fn stop_tool_in(
+    cluster: &dyn crate::cluster::Cluster,
+    ns: &str,
+    pod_name: &str,
+    backup_dir: &str,
+) -> Vec<(&'static str, String)> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<ExecLine>(64);
+    let command = tool_guard::stop(&tool_guard::pid_file(backup_dir));
+    let collect = tokio::spawn(async move {
+        let mut lines = Vec::new();
+        while let Some(l) = rx.recv().await {
+            lines.push(("warn", l.line));
+        }
+        lines
+    });
+    let exec = cluster.exec(
+        ns,
+        pod_name,
+        pod::CONTAINER,
+        &command,
+        tx,
+        CancellationToken::new(),
     );
-    imported?;
-    switch?;
-    Ok("imported into the k8s backend".into())
+    let result = tokio::time::timeout(STOP_PATIENCE, exec).await;
+    let mut said = collect.await.unwrap_or_default();
+    match result {
+        Ok(Ok(o)) if o.exit_code == 0 => {}
+        Ok(Ok(o)) => said.push((
+            "warn",
+            format!(
+                "the tool guard could not stop a leftover linstor-database (exit {})",
+                o.exit_code
+            ),
+        )),
+        Ok(Err(e)) => said.push((
+            "warn",
+            format!("could not check for a leftover linstor-database: {e}"),
+        )),
+        Err(_) => said.push((
+            "warn",
+            format!("stopping a leftover linstor-database took longer than {STOP_PATIENCE:?}"),
+        )),
+    }
+    said
 }

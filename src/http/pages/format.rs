@@ -74,6 +74,7 @@ pub fn run_state_label(s: RunState) -> &'static str {
         RunState::Failed => "failed",
         RunState::Cancelled => "cancelled",
         RunState::RolledBack => "rolled back",
+        RunState::RollbackFailed => "rollback failed",
     }
 }
 

@@ -88,7 +88,7 @@ pub fn report_view(run: &RunView) -> ReportView {
             .collect(),
         helm_command: r.helm_command.clone().unwrap_or_default(),
         helm_drift,
-        rollback_cause: r.rollback_cause.clone().unwrap_or_default(),
+        rollback_cause: run.rollback_cause.clone().unwrap_or_default(),
         k8s_leftover: r
             .k8s_backend_after_rollback
             .as_ref()
@@ -101,6 +101,6 @@ pub fn report_view(run: &RunView) -> ReportView {
             })
             .unwrap_or_default(),
         etcd_scaled_down: r.etcd_scaled_down.clone().unwrap_or_default(),
-        approved_by: r.approved_by.clone().unwrap_or_default(),
+        approved_by: run.approved_by.clone().unwrap_or_default(),
     }
 }

@@ -187,9 +187,9 @@ pub fn run_page_view(run: &RunView) -> RunPageView {
         rolling_back: run.rolling_back,
         cancel_requested: run.cancel_requested,
         source: run
-            .report
-            .original_connection_url
-            .clone()
+            .original
+            .as_ref()
+            .and_then(|o| o.connection_url.clone())
             .or_else(|| controller.and_then(|c| c.connection_url.clone()))
             .unwrap_or_default(),
         image: controller.and_then(|c| c.image.clone()).unwrap_or_default(),

@@ -1,39 +1,17 @@
-//! Step 3 (snapshot through the REST API) and step 11 (compare after the start, list error
-//! reports since the run began).
+//! Step 11: the controller's view through the REST API after the start, compared with step 3's
+//! snapshot (identity fields only), and the error reports written since the run began.
 
 use super::{StepCtx, StepError, StepResult};
-use crate::linstor::rest::{compare_snapshots, take_snapshot};
+use crate::linstor::rest::compare_snapshots;
 
-async fn snapshot_now(c: &StepCtx<'_>) -> Result<crate::linstor::rest::ClusterSnapshot, StepError> {
-    let info = c.controller()?;
-    let api = crate::cluster::controller::linstor_api(c.cluster(), info).await?;
-    take_snapshot(api.as_ref())
-        .await
-        .map_err(|e| StepError::Failed(e.to_string()))
-}
-
-pub(super) async fn snapshot(c: &mut StepCtx<'_>) -> StepResult {
-    let s = snapshot_now(c).await?;
-    let volumes: usize = s.resources.iter().map(|r| r.volumes.len()).sum();
-    let msg = format!(
-        "{} nodes, {} storage pools, {} resources, {} volumes",
-        s.nodes.len(),
-        s.storage_pools.len(),
-        s.resources.len(),
-        volumes
-    );
-    c.info(&format!("recorded {msg}")).await?;
-    c.ctx.snapshot_before = Some(s);
-    Ok(msg)
-}
-
-pub(super) async fn cluster(c: &mut StepCtx<'_>) -> StepResult {
+/// Step 11.
+pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
     let before = c
         .ctx
         .snapshot_before
         .clone()
         .ok_or_else(|| StepError::Failed("no snapshot from before".into()))?;
-    let after = snapshot_now(c).await?;
+    let after = super::snapshot::snapshot_now(c).await?;
     let cmp = compare_snapshots(&before, &after);
     for d in &cmp.differences {
         c.log.line(Some(c.step), "error", d).await?;

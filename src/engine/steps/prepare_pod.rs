@@ -1,4 +1,6 @@
-//! Step 2 (prepare the migration pod before the downtime) and step 12 (clean up).
+//! Step 2: the migration pod, made **before** the downtime from the controller Deployment's own
+//! pod template (`cluster::pod`), with a ConfigMap holding the target `linstor.toml`; then a look
+//! inside: the tool is there and both configurations are mounted as expected.
 
 use std::time::Duration;
 
@@ -6,9 +8,9 @@ use super::{StepCtx, StepError, StepResult};
 use crate::cluster::pod::{self, MigrationObjects, RUN_LABEL};
 use crate::cluster::{ClusterError, Stream};
 use crate::linstor::toml::{Backend, LinstorConfig, target_config};
-use crate::model::RunKind;
 
-pub(super) async fn prepare(c: &mut StepCtx<'_>) -> StepResult {
+/// Step 2.
+pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
     let info = c.controller()?.clone();
     let ns = info.namespace.clone();
     let names = MigrationObjects::for_run(&info.name, &c.run.id);
@@ -23,9 +25,10 @@ pub(super) async fn prepare(c: &mut StepCtx<'_>) -> StepResult {
         .ok_or_else(|| StepError::Failed(format!("Deployment {ns}/{} is gone", info.deployment)))?;
     let paths = c.inner.settings.pod_paths.clone();
     let source_toml = c
-        .ctx
-        .original_config_toml
-        .clone()
+        .run
+        .originals
+        .as_ref()
+        .and_then(|o| o.config_toml.clone())
         .ok_or_else(|| StepError::Failed("the controller's linstor.toml is unknown".into()))?;
     let target = target_config(&source_toml).map_err(StepError::Failed)?;
     c.cluster()
@@ -105,11 +108,7 @@ pub(super) async fn prepare(c: &mut StepCtx<'_>) -> StepResult {
 /// Runs a short command in the migration pod and returns its exit code and stdout.
 pub(super) async fn exec_quiet(c: &StepCtx<'_>, cmd: &[&str]) -> Result<(i32, String), StepError> {
     let info = c.controller()?;
-    let pod = c
-        .ctx
-        .migration_pod
-        .as_deref()
-        .ok_or_else(|| StepError::Failed("no migration pod".into()))?;
+    let pod = c.migration_pod()?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<crate::cluster::ExecLine>(256);
     let command: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
     let collect = tokio::spawn(async move {
@@ -124,7 +123,14 @@ pub(super) async fn exec_quiet(c: &StepCtx<'_>, cmd: &[&str]) -> Result<(i32, St
     });
     let outcome = c
         .cluster()
-        .exec(&info.namespace, pod, pod::CONTAINER, &command, tx, c.stop.clone())
+        .exec(
+            &info.namespace,
+            &pod,
+            pod::CONTAINER,
+            &command,
+            tx,
+            c.stop.clone(),
+        )
         .await?;
     let out = collect.await.map_err(|e| StepError::Internal(e.into()))?;
     Ok((outcome.exit_code, out))
@@ -144,50 +150,4 @@ pub(in crate::engine) async fn remove_migration_objects(
         cluster.delete_config_map(ns, cm).await?;
     }
     Ok(())
-}
-
-pub(super) async fn cleanup(c: &mut StepCtx<'_>) -> StepResult {
-    let info = c.controller()?.clone();
-    remove_migration_objects(
-        c.cluster(),
-        &info.namespace,
-        c.ctx.migration_pod.as_deref(),
-        c.ctx.target_config_map.as_deref(),
-    )
-    .await?;
-    c.info("deleted the migration pod and the target ConfigMap")
-        .await?;
-    if c.run.kind != RunKind::Migrate {
-        return Ok("cleaned up".into());
-    }
-    if let Some(cmd) = c.ctx.helm_command.clone() {
-        c.warn(&format!(
-            "persist the change in Helm, or the next helm upgrade reverts it: {cmd}"
-        ))
-        .await?;
-    }
-    if c.run.options.scale_down_etcd {
-        let host = c
-            .ctx
-            .original_connection_url
-            .as_deref()
-            .and_then(|u| u.strip_prefix("etcd://"))
-            .and_then(|h| h.split([',', ':', '/']).next())
-            .map(|h| h.split('.').next().unwrap_or(h).to_string());
-        match host {
-            Some(sts) => match c.cluster().scale_stateful_set(&info.namespace, &sts, 0).await {
-                Ok(()) => {
-                    c.info(&format!(
-                        "scaled StatefulSet {}/{sts} to 0; its volumes and data are kept",
-                        info.namespace
-                    ))
-                    .await?;
-                    c.ctx.etcd_scaled_down = Some(sts);
-                }
-                Err(e) => c.warn(&format!("could not scale etcd down: {e}")).await?,
-            },
-            None => c.warn("the etcd StatefulSet is unknown; left as it is").await?,
-        }
-    }
-    Ok("cleaned up; etcd data kept".into())
 }
