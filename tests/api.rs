@@ -5,6 +5,8 @@ mod common;
 
 #[path = "api/backups.rs"]
 mod backups;
+#[path = "api/concurrency.rs"]
+mod concurrency;
 #[path = "api/pages.rs"]
 mod pages;
 #[path = "api/runs.rs"]

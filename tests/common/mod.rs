@@ -144,8 +144,14 @@ impl TestApp {
         let run = self
             .wait_for(id, state, |r| {
                 r["state"] == state
-                    || ["succeeded", "failed", "cancelled", "rolled_back"]
-                        .contains(&r["state"].as_str().unwrap_or(""))
+                    || [
+                        "succeeded",
+                        "failed",
+                        "cancelled",
+                        "rolled_back",
+                        "rollback_failed",
+                    ]
+                    .contains(&r["state"].as_str().unwrap_or(""))
             })
             .await;
         assert_eq!(run["state"], state, "run {id} ended otherwise: {run:#}");

@@ -50,21 +50,25 @@ impl SimCluster {
             }
             st.timing.exec_line_interval
         };
+        // the exec holds the stream; the process only a weak handle of it
         let out = Out {
-            tx: lines,
+            tx: lines.downgrade(),
             interval,
             pid: 0,
         };
         // the command is a process of the pod: a cancelled exec leaves it running
         let done = self.spawn_process(ns, pod, container, command.to_vec(), out);
-        tokio::select! {
+        let result = tokio::select! {
             biased;
             () = cancel.cancelled() => Err(ClusterError::Cancelled),
             code = done => match code {
                 Ok(code) => code.map(|exit_code| ExecOutcome { exit_code }),
                 Err(_) => Err(ClusterError::Api(format!("exec in pod {pod}: the stream ended without a status"))),
             },
-        }
+        };
+        // the stream closes with the exec, whatever the process does
+        drop(lines);
+        result
     }
 
     pub(crate) async fn copy_from_pod_impl(

@@ -13,9 +13,11 @@ use super::state::key;
 use super::{processes, tool};
 use crate::cluster::{ClusterError, ClusterResult, ExecLine, Stream};
 
-/// Where an exec'd command prints, paced like a real process, and which process it is.
+/// Where an exec'd command prints, paced like a real process, and which process it is. The
+/// process only holds a weak handle of the exec's stream: once the exec is gone (cancelled,
+/// timed out, its client killed), what it prints goes nowhere, and it runs on.
 pub(crate) struct Out {
-    pub tx: mpsc::Sender<ExecLine>,
+    pub tx: mpsc::WeakSender<ExecLine>,
     pub interval: Duration,
     pub pid: u64,
 }
@@ -23,7 +25,9 @@ pub(crate) struct Out {
 impl Out {
     async fn send(&self, stream: Stream, line: String) {
         // a caller that stopped listening must not stop the command
-        let _ = self.tx.send(ExecLine { stream, line }).await;
+        if let Some(tx) = self.tx.upgrade() {
+            let _ = tx.send(ExecLine { stream, line }).await;
+        }
         if !self.interval.is_zero() {
             tokio::time::sleep(self.interval).await;
         }

@@ -81,17 +81,20 @@ pub(super) async fn run_tool(c: &StepCtx<'_>, args: &[&str], finished: &str) -> 
             seconds: timeout.as_secs(),
         }),
     };
-    // all lines are stored before the verdict
-    let _ = writer.await;
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
+            // the dropped exec's process runs on in the pod: it is stopped (and waited for)
+            // before anything else runs there
             if !c.inner.shutdown.is_cancelled() {
                 stop_tool(c, &pod_name).await;
             }
+            drain(writer).await;
             return Err(e.into());
         }
     };
+    // all lines are stored before the verdict
+    drain(writer).await;
     if outcome.exit_code == tool_guard::EXIT_CANNOT_STOP {
         return Err(StepError::Failed(
             "a linstor-database left running by an interrupted run does not stop; see the log".into(),
@@ -110,6 +113,19 @@ pub(super) async fn run_tool(c: &StepCtx<'_>, args: &[&str], finished: &str) -> 
         )));
     }
     Ok(())
+}
+
+/// Waits for the log writer to store what the exec delivered (it ends when the exec's stream
+/// closes; bounded, so that a stream that never closes cannot hold the step).
+async fn drain(writer: tokio::task::JoinHandle<()>) {
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(Duration::from_secs(10), writer)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the tool's output stream did not close; its last lines may be missing from the log");
+        abort.abort();
+    }
 }
 
 /// Stops a tool left running in the migration pod and waits until it is gone (best effort: it

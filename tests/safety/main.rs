@@ -1,0 +1,77 @@
+//! The safety core against the simulated cluster: crashes at any point, a rollback that meets a
+//! refusing cluster, a tool left running by a killed service, invariants after a resume, a
+//! stored context that no longer parses, and the Lease of a dead holder.
+
+mod crash_anywhere;
+mod crashing;
+mod interruptions;
+mod rollback_failure;
+
+use std::path::Path;
+use std::time::Duration;
+
+use linstor_migrator::cluster::sim::{SimCluster, SimTiming};
+use linstor_migrator::engine::{CreateRun, EngineSettings, RetryPolicy};
+use linstor_migrator::model::{ControllerRef, RunKind, RunOptions};
+
+pub const CR: (&str, &str) = SimCluster::CR_CONTROLLER;
+
+/// A data directory and a simulated cluster whose tool takes a little time (so that a crash can
+/// land while it runs).
+pub struct Bench {
+    pub dir: tempfile::TempDir,
+    pub sim: SimCluster,
+}
+
+impl Bench {
+    pub fn new() -> Self {
+        let timing = SimTiming {
+            export: Duration::from_millis(3),
+            import_per_row: Duration::from_micros(20),
+            ..SimTiming::instant()
+        };
+        // the data directory on tmpfs when there is one: these tests are about order, not
+        // about fsync (every stored event is one), and hundreds of runs would wait on the disk
+        let shm = Path::new("/dev/shm");
+        let dir = if shm.is_dir() {
+            tempfile::tempdir_in(shm).unwrap()
+        } else {
+            tempfile::tempdir().unwrap()
+        };
+        Self {
+            dir,
+            sim: SimCluster::new(timing),
+        }
+    }
+}
+
+/// Settings of a restarted service in the same pod: the same Lease identity, fast retries.
+pub fn settings(dir: &Path) -> EngineSettings {
+    let mut s = EngineSettings::new(dir.to_path_buf());
+    s.instance_id = "linstor-migrator-0".into();
+    s.leases = true;
+    s.tool_timeout = Duration::from_secs(20);
+    s.rollback_retry = RetryPolicy {
+        attempts: 3,
+        min_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+    };
+    s
+}
+
+pub fn request(kind: RunKind) -> CreateRun {
+    CreateRun {
+        kind,
+        controller: ControllerRef::new(CR.0, CR.1),
+        options: RunOptions {
+            controller_timeout_seconds: 10,
+            pod_timeout_seconds: 10,
+            ..RunOptions::default()
+        },
+    }
+}
+
+pub fn sha256_file(path: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
