@@ -23,6 +23,12 @@ pub struct Bench {
     pub sim: SimCluster,
 }
 
+impl Default for Bench {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Bench {
     pub fn new() -> Self {
         let timing = SimTiming {
