@@ -19,6 +19,7 @@ use super::install::{ControllerPace, Installation, Shape};
 use super::migrate::{RUN_TIMEOUT, assert_migrated};
 use super::observe;
 use super::service::{Service, step_state};
+use super::suite::suite;
 
 /// How long the widened moment lasts: long enough for a 100 ms poll and a kill on a loaded
 /// machine, short enough to keep the test quick.
@@ -208,7 +209,12 @@ async fn killed_during(point: KillPoint) {
         ),
     }
     inst.assert_tool_runs_one_at_a_time_and_gone();
-    eprintln!("killed at {point:?}: the run ended {}", run["state"]);
+    suite().report(&format!(
+        "test 9 killed at {point:?} ({} running): the run ended {}, {} linstor-database runs",
+        point.step(),
+        run["state"],
+        inst.tool_starts().len()
+    ));
 }
 
 /// Test 9a: killed while the controller pod is terminating.

@@ -97,6 +97,14 @@ impl Drop for Installation {
         for c in &mut self.children {
             let _ = c.start_kill();
         }
+        // stand-in runs this test caused that are still alive (a test that failed before the
+        // service stopped them): KWOK's exec'd processes outlive everything else here
+        let alive: Vec<i32> = running::starts(&self.standin_state)
+            .iter()
+            .filter(|s| s.process.alive())
+            .map(|s| s.process.pid as i32)
+            .collect();
+        observe::kill(&alive);
     }
 }
 
