@@ -22,6 +22,10 @@
 #   KWOK_VOLUME_GATE (a label KEY=VALUE, default unset: pods with that label stay Pending until
 #   they carry the annotation kwok.e2e.linstor-migrator.io/volumes=mounted; KWOK has no kubelet
 #   that mounts volumes before starting containers, so a test that writes them sets it).
+# Always: a pod annotated kwok.e2e.linstor-migrator.io/start-delay=<Go duration> becomes Ready
+#   that long after KWOK first sees it Pending, one annotated .../stop-delay=<duration> is gone
+#   that long after its deletion (a controller that takes its time to start or shut down);
+#   without the annotations KWOK acts at once, as by default.
 #
 # On failure it stops whatever it started (via stop.sh) and prints the tail of the logs.
 set -euo pipefail
@@ -329,6 +333,22 @@ open(path, "w").write(head + sep + tail[:i] + gate + tail[i:])
 PY
   log "pods labelled $KWOK_VOLUME_GATE wait for their volumes"
 fi
+# Start and stop delays from pod annotations: a delay (durationFrom, a jq query) on the pod-ready
+# and pod-delete stages; a missing annotation is no delay.
+python3 - "$DIR/kwok/kwok.yaml" <<'PY'
+import sys
+path = sys.argv[1]
+text = open(path).read()
+for stage, annotation in (("pod-ready", "start-delay"), ("pod-delete", "stop-delay")):
+    head, sep, tail = text.partition("  name: %s\n" % stage)
+    assert sep, "no %s stage" % stage
+    anchor = "spec:\n"
+    i = tail.index(anchor) + len(anchor)
+    delay = ("  delay:\n    durationFrom:\n      jq:\n        expression: "
+             "'.metadata.annotations[\"kwok.e2e.linstor-migrator.io/%s\"]'\n") % annotation
+    text = head + sep + tail[:i] + delay + tail[i:]
+open(path, "w").write(text)
+PY
 launch kwok env HOME="$DIR/kwok/home" "$CLUSTER_BIN/kwok" \
   --kubeconfig="$DIR/kubeconfig" \
   --config="$DIR/kwok/kwok.yaml" \

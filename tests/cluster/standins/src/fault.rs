@@ -47,7 +47,14 @@ pub enum FaultKind {
     Partial,
     /// `corrupt`: export only: writes half the file but logs `Export finished` and exits 0.
     Corrupt,
+    /// `slow`: import only: after the first rows are written, pauses [`SLOW_PAUSE`] before each
+    /// further batch, then finishes normally (a long import to interrupt).
+    Slow,
 }
+
+/// The pause before each batch of rows of a `slow` import (about 45 batches for the piraeus
+/// dataset: some 4.5 s more).
+pub const SLOW_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl FaultKind {
     fn parse(s: &str) -> Option<Self> {
@@ -58,6 +65,7 @@ impl FaultKind {
             "hang" => FaultKind::Hang,
             "partial" => FaultKind::Partial,
             "corrupt" => FaultKind::Corrupt,
+            "slow" => FaultKind::Slow,
             _ => return None,
         })
     }
@@ -93,12 +101,15 @@ impl FromStr for Fault {
             }
         };
         let kind = FaultKind::parse(kind).ok_or_else(|| {
-            format!("unknown fault {kind:?} in {s:?} (exit1, exit2, usage, hang, partial, corrupt)")
+            format!("unknown fault {kind:?} in {s:?} (exit1, exit2, usage, hang, partial, corrupt, slow)")
         })?;
         if kind == FaultKind::Corrupt && operation != Some(Operation::Export) {
             return Err(format!(
                 "fault {s:?}: corrupt applies to export only (export:corrupt)"
             ));
+        }
+        if kind == FaultKind::Slow && operation != Some(Operation::Import) {
+            return Err(format!("fault {s:?}: slow applies to import only (import:slow)"));
         }
         Ok(Fault { operation, kind })
     }
@@ -178,6 +189,8 @@ mod tests {
         assert!("import:explode".parse::<Fault>().is_err());
         assert!("restore:exit1".parse::<Fault>().is_err());
         assert!("import:corrupt".parse::<Fault>().is_err());
+        assert_eq!("import:slow".parse::<Fault>().unwrap().kind, FaultKind::Slow);
+        assert!("slow".parse::<Fault>().is_err());
         assert_eq!(
             parse_list("export:corrupt, import:partial # two\n\n")
                 .unwrap()

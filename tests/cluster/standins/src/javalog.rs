@@ -106,7 +106,9 @@ impl JavaLog {
 
     fn emit(&mut self, level: &str, message: &str) {
         let line = format_line(Utc::now(), level, &self.module, message);
-        println!("{line}");
+        // as Java's System.out: an output nobody reads any more (an exec connection that went
+        // away) does not stop the tool, where println! would panic on EPIPE
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
         // the log file is best effort, as logback's file appender is
         let _ = writeln!(self.file, "{line}");
     }

@@ -211,3 +211,72 @@ fn hang_sleeps_until_killed() {
     child.wait().unwrap();
     assert!(!Path::new(&pod.root.join("backup/b.json")).exists());
 }
+
+#[test]
+fn a_run_started_while_another_is_alive_is_recorded_as_overlapping() {
+    use linstor_standins::dbtool::running;
+    let pod = Pod::new(Some(ETCD));
+    let state = pod.work.join("state");
+    let state_env = ("LINSTOR_STANDIN_STATE_DIR", state.to_str().unwrap());
+    let mut hanging = pod
+        .command(
+            &["export-db", "/backup/hung.json"],
+            &[state_env, ("LINSTOR_STANDIN_FAULT", "hang")],
+        )
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while running::starts(&state).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hanging export did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let out = pod.run(&["export-db", "/backup/b.json"], &[state_env]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let starts = running::starts(&state);
+    assert_eq!(starts.len(), 2);
+    assert!(starts[0].concurrent_with.is_empty());
+    assert_eq!(starts[0].process.pid, hanging.id());
+    let overlap: Vec<u32> = starts[1].concurrent_with.iter().map(|r| r.process.pid).collect();
+    assert_eq!(overlap, vec![hanging.id()]);
+    assert_eq!(
+        starts[1].concurrent_with[0].args,
+        ["export-db", "/backup/hung.json"]
+    );
+    assert!(starts[0].process.alive());
+
+    // killed, its file stays behind but names no live run
+    hanging.kill().unwrap();
+    hanging.wait().unwrap();
+    assert!(!starts[0].process.alive());
+    assert!(state.join("running").join(hanging.id().to_string()).exists());
+    let out = pod.run(&["export-db", "/backup/b.json"], &[state_env]);
+    assert_eq!(out.status.code(), Some(0));
+    let starts = running::starts(&state);
+    assert_eq!(starts.len(), 3);
+    assert!(starts[2].concurrent_with.is_empty(), "{:?}", starts[2]);
+    // a normal exit removes its own file
+    assert!(
+        !state
+            .join("running")
+            .join(starts[2].process.pid.to_string())
+            .exists()
+    );
+}
+
+#[test]
+fn an_unwritable_state_dir_is_a_test_bug() {
+    let pod = Pod::new(Some(ETCD));
+    let file = pod.work.join("not-a-dir");
+    std::fs::write(&file, "").unwrap();
+    let out = pod.run(
+        &["export-db", "/backup/b.json"],
+        &[("LINSTOR_STANDIN_STATE_DIR", file.to_str().unwrap())],
+    );
+    assert_eq!(out.status.code(), Some(96));
+    assert!(text(&out.stderr).contains("cannot record this run"));
+}

@@ -24,6 +24,17 @@ struct Args {
     /// How long a changed dbConnectionURL waits before it reaches the ConfigMap.
     #[arg(long, default_value_t = 1500)]
     config_delay_ms: u64,
+    /// KEY=VALUE: one more annotation of the controller's pod template (repeatable), e.g.
+    /// `kwok.e2e.linstor-migrator.io/stop-delay=4s` (see tests/cluster/start.sh).
+    #[arg(long = "pod-annotation", value_parser = key_value)]
+    pod_annotations: Vec<(String, String)>,
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
 }
 
 #[tokio::main]
@@ -42,12 +53,14 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings {
         resync: Duration::from_secs(args.resync_seconds.max(1)),
         config_delay: Duration::from_millis(args.config_delay_ms),
+        pod_annotations: args.pod_annotations.into_iter().collect(),
     };
     eprintln!(
-        "piraeus-operator stand-in: namespace {}, resync {:?}, ConfigMap delay {:?}",
+        "piraeus-operator stand-in: namespace {}, resync {:?}, ConfigMap delay {:?}, pod annotations {:?}",
         args.namespace.as_deref().unwrap_or("(all)"),
         settings.resync,
-        settings.config_delay
+        settings.config_delay,
+        settings.pod_annotations
     );
     operator::run(client, args.namespace.as_deref(), settings).await;
     Ok(())

@@ -106,6 +106,9 @@ async fn into_k8s(job: &mut Job<'_>, doc: &ExportDocument) -> Result<(), JavaExc
         job.log
             .info(&format!("Importing table {} ({} entries)", t.name, t.data.len()));
         for chunk in t.data[..take].chunks(200) {
+            if job.fault == Some(FaultKind::Slow) && done > 0 {
+                tokio::time::sleep(crate::fault::SLOW_PAUSE).await;
+            }
             k8s::create_rows(&client, table, chunk).await?;
             done += chunk.len();
             if last_progress.elapsed() >= PROGRESS_EVERY {

@@ -4,13 +4,15 @@
 //!
 //! Exit codes as the real tool: 0 success, **0 on bad arguments** (usage on stderr), 1 on an
 //! exception (Java stack trace on stderr, error report in `./logs`), 2 when `linstor.toml` does
-//! not parse or names an unknown scheme. 97 is the stand-in's own: an invalid fault list.
+//! not parse or names an unknown scheme. 97 and 96 are the stand-in's own: an invalid fault list,
+//! and a state directory ([`running`]) it cannot record its start in.
 
 pub mod cli;
 pub mod config;
 mod export;
 mod import;
 pub mod k8s;
+pub mod running;
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +26,8 @@ use config::Database;
 pub const ETCD_DATA_ENV: &str = "LINSTOR_STANDIN_ETCD_DATA";
 /// Exit code for an invalid fault specification (a test bug, not a tool behaviour).
 pub const EXIT_BAD_FAULT: i32 = 97;
+/// Exit code when the start cannot be recorded in `LINSTOR_STANDIN_STATE_DIR` (a test bug too).
+pub const EXIT_BAD_STATE_DIR: i32 = 96;
 
 /// What the stand-in takes from its environment.
 #[derive(Debug, Clone, Default)]
@@ -40,6 +44,9 @@ pub struct ToolEnv {
     pub fault_file: Option<PathBuf>,
     /// Where `./logs` is (the working directory).
     pub workdir: PathBuf,
+    /// `LINSTOR_STANDIN_STATE_DIR` (a local path, not rooted): where starts and live runs are
+    /// recorded ([`running`]); unset: not recorded.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl ToolEnv {
@@ -53,6 +60,7 @@ impl ToolEnv {
             fault: var(fault::FAULT_ENV),
             fault_file: var(fault::FAULT_FILE_ENV).map(PathBuf::from),
             workdir: PathBuf::from("."),
+            state_dir: var(running::STATE_DIR_ENV).map(PathBuf::from),
         }
     }
 }
@@ -68,8 +76,26 @@ pub(crate) struct Job<'a> {
     pub fault: Option<FaultKind>,
 }
 
-/// Runs the tool with `args` (without the program name); returns the exit code.
+/// Runs the tool with `args` (without the program name); returns the exit code. With a state
+/// directory the run is recorded there from its first moment to its end ([`running`]).
 pub async fn run(args: &[String], env: &ToolEnv) -> i32 {
+    let _registration = match &env.state_dir {
+        Some(dir) => match running::register(dir, args) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!(
+                    "linstor-database stand-in: cannot record this run in {}: {e}",
+                    dir.display()
+                );
+                return EXIT_BAD_STATE_DIR;
+            }
+        },
+        None => None,
+    };
+    run_registered(args, env).await
+}
+
+async fn run_registered(args: &[String], env: &ToolEnv) -> i32 {
     let (command, config_dir, file) = match cli::parse(args) {
         Invocation::Help { command } => {
             print!("{}", cli::usage_text(command));

@@ -10,13 +10,15 @@
 //!   `config_delay` after the change was first seen (the real operator writes it at its next
 //!   reconcile): scaling up right after patching the CR starts the controller on the old config,
 //! - puts the hash of the ConfigMap as it is into the pod template, so a changed ConfigMap
-//!   restarts the rollout.
+//!   restarts the rollout,
+//! - adds the test's own pod-template annotations (`Settings::pod_annotations`), e.g. the ones
+//!   that make KWOK start or stop the controller pods slowly (tests/cluster/start.sh).
 //!
 //! It is only a client of the API server; it listens on nothing.
 
 pub mod render;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,12 +38,14 @@ use render::Owned;
 pub const FIELD_MANAGER: &str = "piraeus-operator";
 
 /// How the stand-in paces itself.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// Reconcile every CR at least this often (the real operator: 1 minute).
     pub resync: Duration,
     /// How long a changed `linstor.toml` waits before it reaches the ConfigMap.
     pub config_delay: Duration,
+    /// Extra annotations of the controller's pod template (not part of the real operator).
+    pub pod_annotations: BTreeMap<String, String>,
 }
 
 impl Default for Settings {
@@ -49,6 +53,7 @@ impl Default for Settings {
         Self {
             resync: Duration::from_secs(5),
             config_delay: Duration::from_millis(1500),
+            pod_annotations: BTreeMap::new(),
         }
     }
 }
@@ -171,7 +176,17 @@ pub async fn reconcile(cr: Arc<LinstorController>, ctx: Arc<Context>) -> Result<
     };
 
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
-    let wanted = render::deployment(&cr, &owner, &render::config_hash(&toml));
+    let mut wanted = render::deployment(&cr, &owner, &render::config_hash(&toml));
+    if let Some(spec) = wanted.spec.as_mut()
+        && !ctx.settings.pod_annotations.is_empty()
+    {
+        spec.template
+            .metadata
+            .get_or_insert_default()
+            .annotations
+            .get_or_insert_default()
+            .extend(ctx.settings.pod_annotations.clone());
+    }
     let before = deployments.get_opt(&owned.deployment).await?;
     let applied = deployments
         .patch(

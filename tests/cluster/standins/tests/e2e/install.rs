@@ -14,6 +14,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceA
 use kube::Resource;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use linstor_standins::dataset::{self, Preset};
+use linstor_standins::dbtool::running::{self, STATE_DIR_ENV};
 use linstor_standins::podfs::PodFs;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -31,6 +32,33 @@ pub enum Shape {
     Piraeus,
     /// A Deployment nobody owns, with its own ConfigMap.
     Plain,
+}
+
+/// How long KWOK takes to start and to stop a controller pod (zero: at once, as KWOK does by
+/// default). A real controller takes seconds for both (a JVM starting, loading its database;
+/// shutting down); the tests that must hit those moments widen them with this.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ControllerPace {
+    /// Pod created -> Ready (KWOK's pod-ready stage waits this long).
+    pub start: Duration,
+    /// Pod deleted -> gone (KWOK's pod-delete stage waits this long).
+    pub stop: Duration,
+}
+
+impl ControllerPace {
+    /// The pod-template annotations start.sh's KWOK stages read.
+    fn annotations(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (key, d) in [
+            (objects::START_DELAY_ANNOTATION, self.start),
+            (objects::STOP_DELAY_ANNOTATION, self.stop),
+        ] {
+            if !d.is_zero() {
+                out.push(format!("{key}={}ms", d.as_millis()));
+            }
+        }
+        out
+    }
 }
 
 pub struct Installation {
@@ -53,6 +81,8 @@ pub struct Installation {
     /// run's wall time in `tool_runs`.
     pub tool: PathBuf,
     pub tool_runs: PathBuf,
+    /// The stand-in's own record of its starts and live runs (`LINSTOR_STANDIN_STATE_DIR`).
+    pub standin_state: PathBuf,
     /// The etcd data and the one-shot fault file of the linstor-database stand-in.
     pub dataset: PathBuf,
     pub fault_file: PathBuf,
@@ -67,6 +97,14 @@ impl Drop for Installation {
         for c in &mut self.children {
             let _ = c.start_kill();
         }
+        // stand-in runs this test caused that are still alive (a test that failed before the
+        // service stopped them): KWOK's exec'd processes outlive everything else here
+        let alive: Vec<i32> = running::starts(&self.standin_state)
+            .iter()
+            .filter(|s| s.process.alive())
+            .map(|s| s.process.pid as i32)
+            .collect();
+        observe::kill(&alive);
     }
 }
 
@@ -187,6 +225,12 @@ fn kwok_cluster_exec() -> ApiResource {
 impl Installation {
     /// Installs a controller with `replicas` in `ns`; returns once it is ready and its REST API answers.
     pub async fn new(ns: &str, shape: Shape, replicas: i32) -> Installation {
+        Self::with_pace(ns, shape, replicas, ControllerPace::default()).await
+    }
+
+    /// [`Installation::new`] with controller pods that start and stop at `pace` (Piraeus shape:
+    /// the operator stand-in puts the annotations into the pod template).
+    pub async fn with_pace(ns: &str, shape: Shape, replicas: i32, pace: ControllerPace) -> Installation {
         let s: &Suite = suite();
         let client = admin_client().await;
         let dir = s.work.join(ns);
@@ -231,12 +275,14 @@ impl Installation {
         s.write_token_kubeconfig(&controller_kubeconfig, &s.token(ns, "linstor-controller"), ns);
         let tool = dir.join("bin/linstor-database");
         let tool_runs = dir.join("tool-runs.log");
+        let standin_state = dir.join("standin");
         std::fs::write(&tool, objects::timed_tool(&s.bins.tool, &tool_runs)).unwrap();
         std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let (data, faults, kubeconfig) = (
+        let (data, faults, kubeconfig, state) = (
             dataset.display().to_string(),
             fault_file.display().to_string(),
             controller_kubeconfig.display().to_string(),
+            standin_state.display().to_string(),
         );
         let exec = objects::cluster_exec(
             ns,
@@ -246,6 +292,7 @@ impl Installation {
                 ("LINSTOR_STANDIN_FAULT_FILE", &faults),
                 ("KUBECONFIG", &kubeconfig),
                 ("LINSTOR_STANDIN_VERSION", version),
+                (STATE_DIR_ENV, &state),
             ],
         );
         let execs: Api<DynamicObject> = Api::all_with(client.clone(), &kwok_cluster_exec());
@@ -285,10 +332,19 @@ impl Installation {
                             "1500",
                         ])
                         .arg("--kubeconfig")
-                        .arg(&s.admin_kubeconfig),
+                        .arg(&s.admin_kubeconfig)
+                        .args(
+                            pace.annotations()
+                                .iter()
+                                .flat_map(|a| ["--pod-annotation", a.as_str()]),
+                        ),
                 ));
             }
             Shape::Plain => {
+                assert!(
+                    pace.annotations().is_empty(),
+                    "ControllerPace needs the operator stand-in (Shape::Piraeus)"
+                );
                 create::<ConfigMap>(&client, ns, objects::plain_config_map(ns, &config_map)).await;
                 create::<Service>(&client, ns, objects::plain_service()).await;
                 create::<Deployment>(
@@ -333,6 +389,7 @@ impl Installation {
             dir,
             tool,
             tool_runs,
+            standin_state,
             dataset,
             fault_file,
             rest_url,
@@ -408,6 +465,26 @@ impl Installation {
                 .map(|c| format!("configmap/{}", c.metadata.name.clone().unwrap_or_default())),
         );
         out
+    }
+
+    /// Every start of the linstor-database stand-in in this installation's migration pods, as
+    /// the stand-in itself recorded it (also the ones the wrapper never saw end).
+    pub fn tool_starts(&self) -> Vec<running::Start> {
+        running::starts(&self.standin_state)
+    }
+
+    /// Asserts that no stand-in run started while another one of this installation was alive
+    /// (the migration pod's one-at-a-time rule), and that none is alive any more.
+    pub fn assert_tool_runs_one_at_a_time_and_gone(&self) {
+        let starts = self.tool_starts();
+        let overlaps: Vec<&running::Start> =
+            starts.iter().filter(|s| !s.concurrent_with.is_empty()).collect();
+        assert!(
+            overlaps.is_empty(),
+            "linstor-database runs overlapped in the migration pod: {overlaps:#?}\nall starts: {starts:#?}"
+        );
+        let alive: Vec<&running::Start> = starts.iter().filter(|s| s.process.alive()).collect();
+        assert!(alive.is_empty(), "linstor-database runs still alive: {alive:#?}");
     }
 
     /// (subcommand, seconds) of every linstor-database run so far.

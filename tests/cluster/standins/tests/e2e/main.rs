@@ -15,6 +15,7 @@ mod service;
 mod suite;
 
 mod backup;
+mod crash;
 mod guards;
 mod migrate;
 mod operator;

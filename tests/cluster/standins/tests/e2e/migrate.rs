@@ -12,7 +12,7 @@ use super::observe::{self, PodClock};
 use super::service::{Service, step_state};
 use super::suite::suite;
 
-const RUN_TIMEOUT: Duration = Duration::from_secs(240);
+pub(super) const RUN_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// The backup a run made before touching anything (not the verification export).
 async fn main_backup(svc: &Service, run: &Value) -> (Value, Vec<u8>, ExportDocument) {
@@ -32,7 +32,7 @@ async fn main_backup(svc: &Service, run: &Value) -> (Value, Vec<u8>, ExportDocum
 }
 
 /// Everything a successful migration must leave behind.
-async fn assert_migrated(inst: &Installation, svc: &Service, run: &Value, etcd_sha_before: &str) {
+pub(super) async fn assert_migrated(inst: &Installation, svc: &Service, run: &Value, etcd_sha_before: &str) {
     let log = svc.log_text(run["id"].as_str().unwrap()).await;
     assert_eq!(run["state"], "succeeded", "run: {run:#}\nlog:\n{log}");
     if inst.shape == Shape::Piraeus {
@@ -79,6 +79,7 @@ async fn assert_migrated(inst: &Installation, svc: &Service, run: &Value, etcd_s
     );
     let etcd_sha = observe::sha256_hex(&std::fs::read(&inst.dataset).unwrap());
     assert_eq!(etcd_sha, etcd_sha_before, "the etcd data changed");
+    inst.assert_tool_runs_one_at_a_time_and_gone();
 }
 
 /// Test 1, with the downtime report.
@@ -145,9 +146,12 @@ async fn failed_import_rolls_back() {
     );
     assert!(inst.config_toml().await.contains(&inst.etcd_url));
     assert_eq!(inst.migration_objects().await, Vec::<String>::new());
+    inst.assert_tool_runs_one_at_a_time_and_gone();
 }
 
 /// Test 3: the service is SIGKILLed while exporting; after a restart the run resumes and succeeds.
+/// The export the killed service started lives on (a dropped exec does not stop its process):
+/// the restarted service must stop it before it runs the tool again, never beside it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the loopback control plane: tests/cluster/e2e"]
 async fn killed_service_resumes_the_run() {
@@ -164,10 +168,17 @@ async fn killed_service_resumes_the_run() {
         !observe::processes_with(&needles).is_empty()
     })
     .await;
+    let hanging = inst
+        .tool_starts()
+        .into_iter()
+        .find(|s| s.args.first().map(String::as_str) == Some("export-db"))
+        .expect("the stand-in recorded the hanging export");
 
     svc.kill().await;
-    // the exec'd export outlives the exec connection, as it would in a real container
-    observe::kill(&observe::processes_with(&needles));
+    assert!(
+        hanging.process.alive(),
+        "the export outlives the killed service's exec connection, as in a real container"
+    );
     svc.restart().await;
 
     let run = svc.wait_final(&id, RUN_TIMEOUT).await;
@@ -181,6 +192,16 @@ async fn killed_service_resumes_the_run() {
         exports >= 3,
         "the export ran again after the restart (and once for verification): {:?}",
         inst.tool_runs()
+    );
+    // assert_migrated checked that no two runs overlapped and none is left; and by name:
+    assert!(
+        !hanging.process.alive(),
+        "the export the killed service left running is gone: {hanging:?}"
+    );
+    assert_eq!(
+        observe::processes_with(&needles),
+        Vec::<i32>::new(),
+        "stand-in exports still running"
     );
 }
 

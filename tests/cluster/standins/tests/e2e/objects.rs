@@ -10,6 +10,10 @@ pub const CR: &str = "piraeus-op-cs";
 pub const CR_ETCD_URL: &str = "etcd://piraeus-op-etcd:2379";
 pub const PLAIN: &str = "linstor-controller";
 pub const PLAIN_ETCD_URL: &str = "etcd://etcd.storage.svc:2379";
+/// Pod annotations that tests/cluster/start.sh's KWOK stages read: how long after its creation
+/// a pod becomes Ready, and how long after its deletion it is gone (Go durations: `1500ms`).
+pub const START_DELAY_ANNOTATION: &str = "kwok.e2e.linstor-migrator.io/start-delay";
+pub const STOP_DELAY_ANNOTATION: &str = "kwok.e2e.linstor-migrator.io/stop-delay";
 
 /// The controller image of a LINSTOR version.
 pub fn image(version: &str) -> String {
@@ -94,13 +98,30 @@ pub fn cluster_exec(ns: &str, work_dir: &Path, envs: &[(&str, &str)]) -> Value {
     })
 }
 
-/// A wrapper of the `linstor-database` stand-in that appends `SUBCOMMAND START_NS END_NS EXIT`
-/// to `runs` (the tool's own wall time, for the downtime split).
+/// A wrapper of the `linstor-database` stand-in that appends `SUBCOMMAND START_NS END_NS EXIT PID`
+/// to `runs` (the tool's own wall time, for the downtime split; PID is the stand-in's). The tool
+/// runs as a child, so that its end is recorded even when it is killed; a SIGTERM to the wrapper
+/// (the service's tool guard stopping a run an interrupted exec left behind: the wrapper is what
+/// the guard execs) is passed on to it, and the wrapper ends with it.
 pub fn timed_tool(real: &Path, runs: &Path) -> String {
     format!(
-        "#!/bin/bash\n# linstor-database stand-in, timed for the downtime report\nstart=$(date +%s%N)\n\"{}\" \"$@\"\nrc=$?\n\
-         echo \"$1 $start $(date +%s%N) $rc\" >>\"{}\"\nexit $rc\n",
-        real.display(),
-        runs.display()
+        r#"#!/bin/bash
+# linstor-database stand-in, timed for the downtime report
+start=$(date +%s%N)
+"{real}" "$@" <&0 &
+tool=$!
+trap 'kill -TERM "$tool" 2>/dev/null' TERM
+wait "$tool"
+rc=$?
+# a trapped signal interrupts wait: wait on until the tool itself has ended
+while kill -0 "$tool" 2>/dev/null; do
+  wait "$tool"
+  rc=$?
+done
+echo "$1 $start $(date +%s%N) $rc $tool" >>"{runs}"
+exit $rc
+"#,
+        real = real.display(),
+        runs = runs.display()
     )
 }

@@ -55,14 +55,16 @@ impl Service {
             path(&inst.target_config_dir),
             "--backup-dir".into(),
             path(&inst.backup_dir),
-            "--lease-namespace".into(),
-            RELEASE_NS.into(),
         ];
         let env = vec![
             ("KUBECONFIG".to_string(), path(&s.service_kubeconfig)),
             ("LINSTOR_MIGRATOR_TOKEN".into(), TOKEN.into()),
             // the same identity after a restart, as a restarted container of one pod has
             ("POD_NAME".into(), format!("linstor-migrator-e2e-{}", inst.ns)),
+            // as an environment variable, not `--lease-namespace`: the service is moving the
+            // Lease into the controller's namespace and the flag goes away (an unknown
+            // variable is ignored, an unknown flag is not)
+            ("LINSTOR_MIGRATOR_LEASE_NAMESPACE".into(), RELEASE_NS.into()),
             (
                 "RUST_LOG".into(),
                 std::env::var("E2E_SERVICE_LOG").unwrap_or_else(|_| "info,kube=warn,hyper=warn".into()),
@@ -166,7 +168,13 @@ impl Service {
 
     /// Waits until the run is in a final state; returns it.
     pub async fn wait_final(&self, id: &str, timeout: Duration) -> Value {
-        let final_states = ["succeeded", "failed", "cancelled", "rolled_back"];
+        let final_states = [
+            "succeeded",
+            "failed",
+            "cancelled",
+            "rolled_back",
+            "rollback_failed",
+        ];
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let run = self.run(id).await;

@@ -13,7 +13,7 @@ pub const RELEASE_NS: &str = "linstor-migrator";
 /// The ClusterRoleBinding that gives the controllers' ServiceAccounts the k8s-backend rights.
 pub const K8S_BACKEND_BINDING: &str = "linstor-migrator-k8s-backend";
 /// One namespace per test; the chart binds the k8s-backend rights to `linstor-controller` in each.
-pub const NAMESPACES: [&str; 8] = [
+pub const NAMESPACES: [&str; 11] = [
     "piraeus-datastore",
     "e2e-rollback",
     "e2e-resume",
@@ -22,6 +22,9 @@ pub const NAMESPACES: [&str; 8] = [
     "e2e-backup",
     "storage",
     "e2e-operator",
+    "e2e-crash-stop",
+    "e2e-crash-import",
+    "e2e-crash-start",
 ];
 
 /// The binaries under test.
