@@ -29,7 +29,9 @@ pub fn init_tracing(format: LogFormat) {
 /// The cluster the configuration asks for.
 pub async fn cluster(common: &Common) -> anyhow::Result<Arc<dyn Cluster>> {
     if common.demo {
-        return Ok(Arc::new(SimCluster::new(SimTiming::demo())));
+        return Ok(Arc::new(SimCluster::new(
+            SimTiming::demo().scaled(common.demo_pace),
+        )));
     }
     let options = KubeOptions {
         linstor_url_override: common.linstor_url.clone(),

@@ -1,6 +1,11 @@
 //! One run from a terminal: `linstor-migrator migrate|backup|preflight`. Prints the plan, asks
 //! for confirmation, shows step progress and ends with the backup's path and SHA-256 and the
-//! verification summary. Exit status: 0 success, 1 failure or rollback, 2 usage error.
+//! verification summary. A run a previous invocation left unfinished (a crash, a killed
+//! terminal) is followed and finished instead of starting another. Ctrl-C cancels like the
+//! cancel button (the run stops at its next safe point and rolls back); a second Ctrl-C prints
+//! the controller's state and exits, the run recorded as it is. With a real cluster the CLI
+//! holds the controller's Lease like the service, so the two never act on one controller.
+//! Exit status: 0 success, 1 failure or rollback, 2 usage error, 130 interrupted.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
@@ -24,6 +29,9 @@ pub enum CliError {
     /// The run failed, was rolled back or could not start: exit 1.
     #[error("{0}")]
     Failed(String),
+    /// Ctrl-C twice: the run is left as recorded (exit 130, as a shell reports SIGINT).
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl CliError {
@@ -31,6 +39,7 @@ impl CliError {
         match self {
             CliError::Usage(_) => 2,
             CliError::Failed(_) => 1,
+            CliError::Interrupted(_) => 130,
         }
     }
 }
@@ -125,34 +134,41 @@ pub async fn run(common: &Common, kind: RunKind, args: &RunArgs) -> Result<(), C
         }
     }
 
-    let options = RunOptions {
-        approve_before_downtime: args.approve_before_downtime,
-        auto_rollback: !args.no_rollback,
-        allow_non_etcd_source: args.allow_non_etcd_source,
-        scale_down_etcd: args.scale_down_etcd,
-        ..RunOptions::default()
-    };
     let actor = Actor::new(format!(
         "cli:{}",
         std::env::var("USER").unwrap_or_else(|_| "unknown".into())
     ));
-    let req = CreateRun {
-        kind,
-        controller: reference,
-        options,
+    let mut interrupts = Interrupts::listen()?;
+    let result = match engine.run_holding(&reference).await.map_err(failed)? {
+        // a run this data directory started before and did not finish: finish that one
+        Some(held) => finish_held(&engine, held, &actor, args, &mut interrupts).await?,
+        None => {
+            let options = RunOptions {
+                approve_before_downtime: args.approve_before_downtime,
+                auto_rollback: !args.no_rollback,
+                allow_non_etcd_source: args.allow_non_etcd_source,
+                scale_down_etcd: args.scale_down_etcd,
+                ..RunOptions::default()
+            };
+            let req = CreateRun {
+                kind,
+                controller: reference,
+                options,
+            };
+            let (run, _) = engine.create_run(req, &actor, None).await.map_err(|e| match e {
+                EngineError::Invalid(m) => CliError::Usage(m),
+                other => failed(other),
+            })?;
+            follow(&engine, &run.id, &actor, &mut interrupts).await?
+        }
     };
-    let (run, _) = engine.create_run(req, &actor, None).await.map_err(|e| match e {
-        EngineError::Invalid(m) => CliError::Usage(m),
-        other => failed(other),
-    })?;
-    let result = follow(&engine, &run.id).await?;
     let result = if result.state == RunState::Waiting {
         if !confirm("Steps 1-3 are done. Begin the downtime now?")? {
-            engine.cancel(&run.id, &actor).await.map_err(failed)?;
+            engine.cancel(&result.id, &actor).await.map_err(failed)?;
         } else {
-            engine.approve(&run.id, &actor).await.map_err(failed)?;
+            engine.approve(&result.id, &actor).await.map_err(failed)?;
         }
-        follow(&engine, &run.id).await?
+        follow(&engine, &result.id, &actor, &mut interrupts).await?
     } else {
         result
     };
@@ -166,6 +182,70 @@ pub async fn run(common: &Common, kind: RunKind, args: &RunArgs) -> Result<(), C
             result.id,
             result.error.unwrap_or_default()
         ))),
+    }
+}
+
+/// A run of this controller that an earlier invocation left unfinished: an interrupted one is
+/// followed (the engine resumed it on start); a rollback that gave up is retried when confirmed.
+async fn finish_held(
+    engine: &crate::engine::Engine,
+    held: RunView,
+    actor: &Actor,
+    args: &RunArgs,
+    interrupts: &mut Interrupts,
+) -> Result<RunView, CliError> {
+    if held.state == RunState::RollbackFailed {
+        println!(
+            "run {} of this controller could not finish its rollback:",
+            held.id
+        );
+        println!("  {}", held.error.as_deref().unwrap_or(""));
+        if let Some(f) = &held.report.rollback_failure {
+            println!("  to finish it by hand:");
+            for c in &f.commands {
+                println!("    {c}");
+            }
+        }
+        if !args.yes && !confirm("Retry the rollback now?")? {
+            return Err(failed(format!(
+                "run {} still needs its rollback finished",
+                held.id
+            )));
+        }
+        engine.resume(&held.id, actor).await.map_err(failed)?;
+    } else {
+        println!(
+            "following run {} ({} {}), which an earlier invocation left unfinished",
+            held.id, held.kind, held.state
+        );
+    }
+    follow(engine, &held.id, actor, interrupts).await
+}
+
+/// Ctrl-C presses while following a run: one listener for the whole command, so that a press
+/// that arrives while the output is being printed is not lost.
+struct Interrupts {
+    count: u32,
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    fn listen() -> Result<Self, CliError> {
+        Ok(Self {
+            count: 0,
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .map_err(|e| failed(format!("cannot listen for Ctrl-C: {e}")))?,
+        })
+    }
+
+    /// The next press.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        self.signal.recv().await;
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -193,8 +273,15 @@ fn confirm(question: &str) -> Result<bool, CliError> {
     Ok(matches!(line.trim(), "y" | "Y" | "yes"))
 }
 
-/// Shows progress until the run settles (final or waiting).
-async fn follow(engine: &crate::engine::Engine, id: &str) -> Result<RunView, CliError> {
+/// Shows progress until the run settles (final or waiting). Ctrl-C cancels the run (a safe
+/// point, then a rollback); a second one prints the controller's state and gives up following,
+/// leaving the run recorded as it is.
+async fn follow(
+    engine: &crate::engine::Engine,
+    id: &str,
+    actor: &Actor,
+    interrupts: &mut Interrupts,
+) -> Result<RunView, CliError> {
     let view = engine.run(id).await.map_err(failed)?;
     let bar = ProgressBar::new(view.steps.len() as u64);
     bar.set_style(
@@ -217,26 +304,72 @@ async fn follow(engine: &crate::engine::Engine, id: &str) -> Result<RunView, Cli
             .filter(|s| s.state.as_str() == "succeeded" || s.state.as_str() == "skipped")
             .count();
         bar.set_position(done as u64);
-        if (v.state.is_final() || v.state == RunState::Waiting) && !engine.is_driving(id) {
+        let settled = v.state.is_final() || (v.state == RunState::Waiting && !v.cancel_requested);
+        if settled && !engine.is_driving(id) {
             for ev in engine.events(id, last, 10_000, false).await.map_err(failed)? {
                 show(&bar, &ev);
             }
             bar.finish_and_clear();
             return Ok(v);
         }
-        let _ = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await;
+        tokio::select! {
+            _ = tokio::time::timeout(Duration::from_millis(500), rx.recv()) => {}
+            () = interrupts.next() => {
+                interrupts.count += 1;
+                if interrupts.count >= 2 {
+                    bar.finish_and_clear();
+                    return Err(interrupted(engine, id).await);
+                }
+                let said = match engine.cancel(id, actor).await {
+                    Ok(_) => "Ctrl-C: cancelling; the run stops at its next safe point and rolls back if the controller \
+                              was stopped. Ctrl-C again to stop following (the run stays recorded)."
+                        .to_string(),
+                    Err(e) => format!(
+                        "Ctrl-C: {e}. It goes on by itself; Ctrl-C again to stop following (the run stays recorded)."
+                    ),
+                };
+                print_line(&bar, said);
+            }
+        }
+    }
+}
+
+/// The second Ctrl-C: what the controller looks like now and how to pick the run up again.
+async fn interrupted(engine: &crate::engine::Engine, id: &str) -> CliError {
+    let run = engine.run(id).await;
+    println!();
+    match &run {
+        Ok(r) => println!(
+            "run {id} is recorded as {} ({:?}); it is not finished",
+            r.state, r.phase
+        ),
+        Err(e) => println!("run {id}: {e}"),
+    }
+    match engine.describe_controller(id).await {
+        Ok(lines) if !lines.is_empty() => {
+            println!("the controller now:");
+            for l in lines {
+                println!("  {l}");
+            }
+        }
+        Ok(_) => println!("the controller was not changed"),
+        Err(e) => println!("cannot look at the controller: {e}"),
+    }
+    println!("run the same command with the same --data-dir to finish the run");
+    CliError::Interrupted(format!("interrupted; run {id} is left as recorded"))
+}
+
+/// A line above the progress bar, or plainly without a terminal (the bar is hidden then).
+fn print_line(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        println!("{line}")
+    } else {
+        bar.println(line)
     }
 }
 
 fn show(bar: &ProgressBar, ev: &crate::db::EventRecord) {
-    // without a terminal the bar is hidden: print the lines plainly
-    let print = |line: String| {
-        if bar.is_hidden() {
-            println!("{line}")
-        } else {
-            bar.println(line)
-        }
-    };
+    let print = |line: String| print_line(bar, line);
     match ev.kind {
         EventKind::Step if ev.level == "running" => {
             bar.set_message(ev.message.clone());

@@ -32,6 +32,16 @@ pub struct Common {
     /// Use a simulated cluster instead of Kubernetes (nothing real is touched).
     #[arg(long, global = true, env = "LINSTOR_MIGRATOR_DEMO")]
     pub demo: bool,
+    /// Scales the simulated cluster's durations (`0.1`: ten times faster than the demo's
+    /// realistic pace; for tests of the CLI and the pages).
+    #[arg(
+        long,
+        global = true,
+        env = "LINSTOR_MIGRATOR_DEMO_PACE",
+        default_value_t = 1.0,
+        hide = true
+    )]
+    pub demo_pace: f64,
     /// Base URL of the LINSTOR REST API instead of http://<service>.<namespace>.svc:3370
     /// (needed outside the cluster).
     #[arg(long, global = true, env = "LINSTOR_MIGRATOR_LINSTOR_URL")]

@@ -62,7 +62,7 @@ function durationText(ms) {
 
 const STEP_ICONS = { pending: "○", running: "●", succeeded: "✓", failed: "✗", skipped: "–", rolled_back: "↺" };
 const STATE_LABELS = { queued: "queued", running: "running", waiting: "waiting for approval", succeeded: "succeeded",
-  failed: "failed", cancelled: "cancelled", rolled_back: "rolled back" };
+  failed: "failed", cancelled: "cancelled", rolled_back: "rolled back", rollback_failed: "rollback failed" };
 
 function followRun(run) {
   const id = run.dataset.runId;

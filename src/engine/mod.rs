@@ -438,6 +438,16 @@ impl Engine {
         self.inner.registry.abort_all();
     }
 
+    /// The run's controller now (replicas, database URL, pods, etcd) against what the run found
+    /// before it changed anything; empty when the run never got that far.
+    pub async fn describe_controller(&self, id: &str) -> EngineResult<Vec<String>> {
+        let run = self.record(id).await?;
+        Ok(match &run.originals {
+            Some(o) => rollback::describe_controller(self.inner.cluster.as_ref(), o).await,
+            None => Vec::new(),
+        })
+    }
+
     /// True when the run has a task in this process.
     pub fn is_driving(&self, id: &str) -> bool {
         self.inner.registry.is_driving(id)

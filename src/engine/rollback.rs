@@ -125,7 +125,11 @@ pub(super) async fn run(
         stop,
         run: &run,
     };
-    rb.say("warn", &format!("rolling back: {cause}")).await;
+    rb.say(
+        "warn",
+        "restoring what the run changed: the database URL, etcd's replicas, the controller's replicas",
+    )
+    .await;
     let Some(o) = run.originals.clone() else {
         // preflight records the originals before anything changes: nothing to restore
         return finish(&rb, &cause, None).await;
@@ -430,8 +434,12 @@ async fn give_up(rb: &Rollback<'_>, o: &Originals, cause: &str, problem: String)
 
 /// What the controller looks like now, in words (each read on its own; a failed read says so).
 async fn observe(rb: &Rollback<'_>, o: &Originals) -> Vec<String> {
+    describe_controller(rb.inner.cluster.as_ref(), o).await
+}
+
+/// The controller's replicas, database URL, pods and etcd now, against what the run found.
+pub(super) async fn describe_controller(cluster: &dyn crate::cluster::Cluster, o: &Originals) -> Vec<String> {
     let info = &o.target;
-    let cluster = rb.inner.cluster.as_ref();
     let mut out = Vec::new();
     let what = match info.kind {
         ControllerKind::LinstorController => format!("LinstorController {}/{}", info.namespace, info.name),

@@ -92,6 +92,23 @@ impl SimTiming {
         }
     }
 
+    /// Every duration times `factor` (a factor that is not a positive number keeps them).
+    pub fn scaled(self, factor: f64) -> Self {
+        if !(factor.is_finite() && factor > 0.0) {
+            return self;
+        }
+        let s = |d: Duration| d.mul_f64(factor);
+        Self {
+            pod_start: s(self.pod_start),
+            controller_stop: s(self.controller_stop),
+            controller_start: s(self.controller_start),
+            operator_reconcile: s(self.operator_reconcile),
+            export: s(self.export),
+            import_per_row: s(self.import_per_row),
+            exec_line_interval: s(self.exec_line_interval),
+        }
+    }
+
     /// Next to nothing, for tests.
     pub fn instant() -> Self {
         Self {

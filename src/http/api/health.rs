@@ -67,16 +67,7 @@ async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
         .run_counts()
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
-    let all = [
-        RunState::Queued,
-        RunState::Running,
-        RunState::Waiting,
-        RunState::Succeeded,
-        RunState::Failed,
-        RunState::Cancelled,
-        RunState::RolledBack,
-    ];
-    for s in all {
+    for s in RunState::ALL {
         let n = counts
             .iter()
             .find(|(state, _)| *state == s)

@@ -24,6 +24,17 @@ pub struct ReportView {
     pub k8s_leftover: String,
     pub etcd_scaled_down: String,
     pub approved_by: String,
+    /// What the Helm values must say after anything but a successful migration.
+    pub helm_advice: String,
+    /// A rollback that gave up: what the service saw, and the commands that finish it.
+    pub rollback_failure: Option<RollbackFailureView>,
+}
+
+pub struct RollbackFailureView {
+    pub error: String,
+    pub observed: Vec<String>,
+    /// The commands as one copyable script.
+    pub commands: String,
 }
 
 pub fn report_view(run: &RunView) -> ReportView {
@@ -102,5 +113,15 @@ pub fn report_view(run: &RunView) -> ReportView {
             .unwrap_or_default(),
         etcd_scaled_down: r.etcd_scaled_down.clone().unwrap_or_default(),
         approved_by: run.approved_by.clone().unwrap_or_default(),
+        helm_advice: run.helm_advice.clone().unwrap_or_default(),
+        rollback_failure: r
+            .rollback_failure
+            .as_ref()
+            .filter(|_| run.state == crate::model::RunState::RollbackFailed)
+            .map(|f| RollbackFailureView {
+                error: f.error.clone(),
+                observed: f.observed.clone(),
+                commands: f.commands.join("\n"),
+            }),
     }
 }

@@ -66,6 +66,18 @@ impl ActionButton {
                     run.controller
                 ),
             },
+            Action::Resume if run.state == RunState::RollbackFailed => Self {
+                action: "resume",
+                label: "Retry the rollback…",
+                heading: "Retry the rollback",
+                style: "danger",
+                noun: "Retry",
+                confirm: format!(
+                    "Retry the rollback of {}? Each action looks at the cluster first and only does what is still \
+                     missing; steps you did by hand are recognised.",
+                    run.controller
+                ),
+            },
             Action::Resume => Self {
                 action: "resume",
                 label: "Resume from the failed step…",
@@ -91,21 +103,24 @@ impl ActionButton {
     }
 }
 
-/// The actions the engine accepts in the run's state (the engine still decides).
+/// The actions the run's state allows, from the engine's transition table (the engine still
+/// decides: a lost race is a 409).
 pub fn actions(run: &RunView) -> Vec<ActionButton> {
+    use crate::engine::lifecycle::{Action as A, next};
+    let allowed = |a: A| next(run.state, run.phase, a).is_some();
     let mut out = Vec::new();
-    let active = !run.state.is_final();
-    if run.state == RunState::Waiting {
+    if allowed(A::Approve) && !run.cancel_requested {
         out.push(Action::Approve);
     }
-    if run.state == RunState::Failed {
+    if allowed(A::Resume) {
         out.push(Action::Resume);
     }
-    if active && !run.cancel_requested {
+    if allowed(A::Cancel) && !run.cancel_requested {
         out.push(Action::Cancel);
     }
-    let changed = run.downtime.is_some();
-    if !active && run.state != RunState::RolledBack && run.kind != RunKind::Preflight && changed {
+    // a failed rollback is continued by "resume"; a manual rollback needs something to undo
+    let changed = run.downtime.is_some() && run.kind != RunKind::Preflight;
+    if allowed(A::Rollback) && changed && run.state != RunState::RollbackFailed {
         out.push(Action::Rollback);
     }
     out.into_iter()
