@@ -22,15 +22,31 @@ fn lines_with(log: &str, needle: &str) -> usize {
     log.lines().filter(|l| l.contains(needle)).count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fifty_parallel_approvals_start_the_downtime_once() {
-    let app = spawn_app().await;
+/// A migration waiting at the approval gate: its id and the engine's task count then.
+async fn waiting_run(app: &crate::common::TestApp) -> (String, u64) {
     let run = app
         .start("migrate", CONTROLLER, json!({"approve_before_downtime": true}))
         .await;
-    let id = run["id"].as_str().unwrap();
-    app.wait_state(id, "waiting").await;
-    let tasks_before = app.engine.tasks_started();
+    let id = run["id"].as_str().unwrap().to_string();
+    app.wait_state(&id, "waiting").await;
+    (id, app.engine.tasks_started())
+}
+
+async fn log_text(app: &crate::common::TestApp, id: &str) -> String {
+    app.get(&format!("/api/v1/runs/{id}/logs.txt"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_parallel_approvals_start_the_downtime_once() {
+    let app = spawn_app().await;
+    let (id, tasks_before) = waiting_run(&app).await;
+    let id = id.as_str();
 
     let answers = post_all(&app, id, &["approve"; 50]).await;
     let ok = answers.iter().filter(|(_, s)| *s == 200).count();
@@ -43,14 +59,7 @@ async fn fifty_parallel_approvals_start_the_downtime_once() {
         1,
         "one task drove the run after the approval"
     );
-    let log = app
-        .get(&format!("/api/v1/runs/{id}/logs.txt"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let log = log_text(&app, id).await;
     assert_eq!(lines_with(&log, "spec.replicas = 0"), 1, "{log}");
     assert_eq!(lines_with(&log, "export-db -c /etc/linstor "), 1, "{log}");
     assert_eq!(lines_with(&log, "import-db"), 1, "{log}");
@@ -66,12 +75,8 @@ async fn fifty_parallel_approvals_start_the_downtime_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_parallel_mixed_actions_have_one_winner_per_kind_and_a_consistent_end() {
     let app = spawn_app().await;
-    let run = app
-        .start("migrate", CONTROLLER, json!({"approve_before_downtime": true}))
-        .await;
-    let id = run["id"].as_str().unwrap();
-    app.wait_state(id, "waiting").await;
-    let tasks_before = app.engine.tasks_started();
+    let (id, tasks_before) = waiting_run(&app).await;
+    let id = id.as_str();
 
     let kinds = ["approve", "resume", "cancel", "rollback"];
     let actions: Vec<&str> = (0..50).map(|i| kinds[i % kinds.len()]).collect();
@@ -101,14 +106,7 @@ async fn fifty_parallel_mixed_actions_have_one_winner_per_kind_and_a_consistent_
     }
     // one task at a time: a second pass of the same task may handle the cancel, never a second task
     assert_eq!(app.engine.tasks_started() - tasks_before, 1);
-    let log = app
-        .get(&format!("/api/v1/runs/{id}/logs.txt"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let log = log_text(&app, id).await;
     assert!(lines_with(&log, "spec.replicas = 0") <= 1, "{log}");
     assert!(lines_with(&log, "export-db -c /etc/linstor ") <= 1, "{log}");
 }

@@ -11,13 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use linstor_migrator::cluster::sim::{Fault, SimFingerprint};
-use linstor_migrator::db::Db;
-use linstor_migrator::engine::{Engine, RunView};
+use linstor_migrator::engine::Engine;
 use linstor_migrator::metrics::Metrics;
 use linstor_migrator::model::{Actor, RunKind, RunState, StepName};
 
 use super::crashing::{CrashPoint, CrashingCluster};
-use super::{Bench, request, settings, sha256_file};
+use super::{Bench, engine_with, request, settings, settle, sha256_file};
 
 #[derive(Debug, Clone, Copy)]
 struct Scenario {
@@ -68,22 +67,13 @@ struct Reference {
 }
 
 async fn engine_on(bench: &Bench, cluster: Arc<dyn linstor_migrator::cluster::Cluster>) -> Engine {
-    let db = Db::open(bench.dir.path()).await.unwrap();
-    Engine::start(
-        db,
+    engine_with(
+        bench,
         cluster,
         settings(bench.dir.path()),
         Arc::new(Metrics::default()),
     )
     .await
-    .unwrap()
-}
-
-async fn settle(engine: &Engine, id: &str) -> RunView {
-    tokio::time::timeout(Duration::from_secs(60), engine.wait_settled(id))
-        .await
-        .expect("the run settles")
-        .unwrap()
 }
 
 fn arm(bench: &Bench, scenario: &Scenario) {

@@ -2,50 +2,15 @@
 //! starts), a stored context that no longer parses, the Lease of a dead holder and of a live
 //! one, the approval gate of a backup run, and cancels of a waiting run.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use linstor_migrator::cluster::Cluster;
 use linstor_migrator::cluster::pod::MigrationObjects;
 use linstor_migrator::cluster::sim::Fault;
-use linstor_migrator::db::Db;
-use linstor_migrator::engine::{Engine, EngineError, EngineSettings, RunView, lease_name};
-use linstor_migrator::metrics::Metrics;
-use linstor_migrator::model::{Actor, ControllerRef, RunKind, RunState, StepName, StepState};
+use linstor_migrator::engine::{EngineError, lease_name};
+use linstor_migrator::model::{Actor, ControllerRef, RunKind, RunState, StepName};
 
-use super::{Bench, CR, request, settings};
-
-async fn engine(bench: &Bench, s: EngineSettings) -> Engine {
-    let db = Db::open(bench.dir.path()).await.unwrap();
-    Engine::start(db, Arc::new(bench.sim.clone()), s, Arc::new(Metrics::default()))
-        .await
-        .unwrap()
-}
-
-async fn settle(engine: &Engine, id: &str) -> RunView {
-    tokio::time::timeout(Duration::from_secs(60), engine.wait_settled(id))
-        .await
-        .expect("the run settles")
-        .unwrap()
-}
-
-async fn poll(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !done().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-async fn step_running(engine: &Engine, id: &str, step: StepName) -> bool {
-    let run = engine.run(id).await.unwrap();
-    run.steps
-        .iter()
-        .any(|s| s.name == step && s.state == StepState::Running)
-}
+use super::{Bench, CR, engine, poll, request, settings, settle, step_running};
 
 fn actor() -> Actor {
     Actor::new("operator")

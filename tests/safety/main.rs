@@ -8,10 +8,14 @@ mod interruptions;
 mod rollback_failure;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use linstor_migrator::cluster::Cluster;
 use linstor_migrator::cluster::sim::{SimCluster, SimTiming};
-use linstor_migrator::engine::{CreateRun, EngineSettings, RetryPolicy};
+use linstor_migrator::db::Db;
+use linstor_migrator::engine::{CreateRun, Engine, EngineSettings, RetryPolicy, RunView};
+use linstor_migrator::metrics::Metrics;
 use linstor_migrator::model::{ControllerRef, RunKind, RunOptions};
 
 pub const CR: (&str, &str) = SimCluster::CR_CONTROLLER;
@@ -63,6 +67,68 @@ pub fn settings(dir: &Path) -> EngineSettings {
         max_delay: Duration::from_millis(20),
     };
     s
+}
+
+/// An engine on the bench's data directory and `cluster` (the bench's simulated one, or a
+/// wrapper of it).
+pub async fn engine_with(
+    bench: &Bench,
+    cluster: Arc<dyn Cluster>,
+    s: EngineSettings,
+    metrics: Arc<Metrics>,
+) -> Engine {
+    let db = Db::open(bench.dir.path()).await.unwrap();
+    Engine::start(db, cluster, s, metrics).await.unwrap()
+}
+
+/// An engine on the bench's simulated cluster.
+pub async fn engine(bench: &Bench, s: EngineSettings) -> Engine {
+    engine_with(
+        bench,
+        Arc::new(bench.sim.clone()),
+        s,
+        Arc::new(Metrics::default()),
+    )
+    .await
+}
+
+/// Waits until the run settles; when it does not, the panic shows its log.
+pub async fn settle(engine: &Engine, id: &str) -> RunView {
+    match tokio::time::timeout(Duration::from_secs(60), engine.wait_settled(id)).await {
+        Ok(run) => run.unwrap(),
+        Err(_) => {
+            let log = engine.events(id, 0, 10_000, false).await.unwrap();
+            let said: Vec<String> = log
+                .iter()
+                .map(|e| format!("{} {:?} {}", e.level, e.step, e.message))
+                .collect();
+            panic!(
+                "the run did not settle: {:?}\n{}",
+                engine.run(id).await.unwrap().state,
+                said.join("\n")
+            );
+        }
+    }
+}
+
+/// Polls `done` with a deadline.
+pub async fn poll(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !done().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// True while `step` of the run is running.
+pub async fn step_running(engine: &Engine, id: &str, step: linstor_migrator::model::StepName) -> bool {
+    let run = engine.run(id).await.unwrap();
+    run.steps
+        .iter()
+        .any(|s| s.name == step && s.state == linstor_migrator::model::StepState::Running)
 }
 
 pub fn request(kind: RunKind) -> CreateRun {

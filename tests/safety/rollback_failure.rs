@@ -9,56 +9,11 @@ use std::time::Duration;
 
 use linstor_migrator::cluster::Cluster;
 use linstor_migrator::cluster::sim::{Fault, Refusal};
-use linstor_migrator::db::Db;
-use linstor_migrator::engine::{Engine, EngineError, EngineSettings, RunView};
+use linstor_migrator::engine::{Engine, EngineError};
 use linstor_migrator::metrics::Metrics;
-use linstor_migrator::model::{Actor, RunKind, RunState, StepName, StepState};
+use linstor_migrator::model::{Actor, RunKind, RunState, StepName};
 
-use super::{Bench, CR, request, settings};
-
-async fn engine(bench: &Bench, s: EngineSettings, metrics: Arc<Metrics>) -> Engine {
-    let db = Db::open(bench.dir.path()).await.unwrap();
-    Engine::start(db, Arc::new(bench.sim.clone()), s, metrics)
-        .await
-        .unwrap()
-}
-
-async fn settle(engine: &Engine, id: &str) -> RunView {
-    match tokio::time::timeout(Duration::from_secs(60), engine.wait_settled(id)).await {
-        Ok(run) => run.unwrap(),
-        Err(_) => {
-            let log = engine.events(id, 0, 10_000, false).await.unwrap();
-            let said: Vec<String> = log
-                .iter()
-                .map(|e| format!("{} {:?} {}", e.level, e.step, e.message))
-                .collect();
-            panic!(
-                "the run did not settle: {:?}\n{}",
-                engine.run(id).await.unwrap().state,
-                said.join("\n")
-            );
-        }
-    }
-}
-
-async fn wait_step_running(engine: &Engine, id: &str, step: StepName) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let run = engine.run(id).await.unwrap();
-        if run
-            .steps
-            .iter()
-            .any(|s| s.name == step && s.state == StepState::Running)
-        {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "step {step} never ran: {run:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
+use super::{Bench, CR, engine, engine_with, poll, request, settings, settle, step_running};
 
 fn actor() -> Actor {
     Actor::new("operator")
@@ -85,12 +40,15 @@ async fn a_refused_rollback_ends_rollback_failed_with_instructions_and_a_resume_
     let mut s = settings(bench.dir.path());
     s.tool_timeout = Duration::from_secs(1);
     let metrics = Arc::new(Metrics::default());
-    let engine = engine(&bench, s, metrics.clone()).await;
+    let engine = engine_with(&bench, Arc::new(bench.sim.clone()), s, metrics.clone()).await;
     let (run, _) = engine
         .create_run(request(RunKind::Migrate), &actor(), None)
         .await
         .unwrap();
-    wait_step_running(&engine, &run.id, StepName::VerifyData).await;
+    poll("the verification export", async || {
+        step_running(&engine, &run.id, StepName::VerifyData).await
+    })
+    .await;
     // from now on the cluster refuses every change of the LinstorController
     bench.sim.refuse(Refusal::CrPatch, true);
 
@@ -167,7 +125,7 @@ async fn a_refused_rollback_ends_rollback_failed_with_instructions_and_a_resume_
 async fn a_manual_rollback_after_scale_down_etcd_brings_etcd_back_first() {
     let bench = Bench::new();
     let before = bench.sim.fingerprint();
-    let engine = engine(&bench, settings(bench.dir.path()), Arc::new(Metrics::default())).await;
+    let engine = engine(&bench, settings(bench.dir.path())).await;
     let mut req = request(RunKind::Migrate);
     req.options.scale_down_etcd = true;
     let (run, _) = engine.create_run(req, &actor(), None).await.unwrap();
@@ -220,7 +178,7 @@ async fn without_automatic_rollback_nothing_is_switched_and_a_hand_started_contr
     let bench = Bench::new();
     let before = bench.sim.fingerprint();
     bench.sim.inject(StepName::Import, Fault::PartialImport);
-    let engine = engine(&bench, settings(bench.dir.path()), Arc::new(Metrics::default())).await;
+    let engine = engine(&bench, settings(bench.dir.path())).await;
     let mut req = request(RunKind::Migrate);
     req.options.auto_rollback = false;
     let (run, _) = engine.create_run(req, &actor(), None).await.unwrap();

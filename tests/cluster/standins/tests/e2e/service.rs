@@ -10,7 +10,7 @@ use tokio::process::{Child, Command};
 
 use super::install::{Installation, free_port, spawn};
 use super::observe;
-use super::suite::{RELEASE_NS, suite};
+use super::suite::suite;
 
 const TOKEN: &str = "e2e-token-3c9f1a";
 
@@ -61,10 +61,6 @@ impl Service {
             ("LINSTOR_MIGRATOR_TOKEN".into(), TOKEN.into()),
             // the same identity after a restart, as a restarted container of one pod has
             ("POD_NAME".into(), format!("linstor-migrator-e2e-{}", inst.ns)),
-            // as an environment variable, not `--lease-namespace`: the service is moving the
-            // Lease into the controller's namespace and the flag goes away (an unknown
-            // variable is ignored, an unknown flag is not)
-            ("LINSTOR_MIGRATOR_LEASE_NAMESPACE".into(), RELEASE_NS.into()),
             (
                 "RUST_LOG".into(),
                 std::env::var("E2E_SERVICE_LOG").unwrap_or_else(|_| "info,kube=warn,hyper=warn".into()),
