@@ -52,6 +52,10 @@ pub struct HttpSettings {
     pub public_metrics: bool,
     /// Interval of keep-alive comments on event streams.
     pub sse_keep_alive: Duration,
+    /// How long `/readyz` trusts a successful cluster check before it asks the cluster again.
+    pub ready_ok_for: Duration,
+    /// How long `/readyz` repeats a failed cluster check's answer before it asks again.
+    pub ready_retry_after: Duration,
 }
 
 impl HttpSettings {
@@ -66,6 +70,8 @@ impl HttpSettings {
             body_limit: 64 * 1024,
             public_metrics: true,
             sse_keep_alive: Duration::from_secs(15),
+            ready_ok_for: Duration::from_secs(10),
+            ready_retry_after: Duration::from_secs(2),
         }
     }
 }
@@ -78,6 +84,8 @@ pub struct AppState {
     pub settings: Arc<HttpSettings>,
     /// Cancelled when the server stops accepting requests: event streams end.
     pub closing: CancellationToken,
+    /// The cluster half of `/readyz`, shared by every probe.
+    pub readiness: Arc<api::readiness::ReadinessCache>,
 }
 
 impl AppState {
@@ -85,11 +93,14 @@ impl AppState {
     /// it once on stderr (never into the logs).
     pub fn new(engine: Engine, settings: HttpSettings) -> anyhow::Result<AppState> {
         let auth = auth::Authenticator::new(&settings, engine.cluster().clone())?;
+        let readiness =
+            api::readiness::ReadinessCache::new(settings.ready_ok_for, settings.ready_retry_after);
         Ok(AppState {
             engine,
             auth: Arc::new(auth),
             settings: Arc::new(settings),
             closing: CancellationToken::new(),
+            readiness: Arc::new(readiness),
         })
     }
 
