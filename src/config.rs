@@ -119,7 +119,13 @@ pub struct ServeArgs {
     /// Namespace of the SubjectAccessReview for `--auth kubernetes` (empty: cluster-wide).
     #[arg(long, env = "LINSTOR_MIGRATOR_AUTH_NAMESPACE", default_value = "")]
     pub auth_namespace: String,
-    /// Mark the session cookie Secure (when served behind TLS).
+    /// With `--auth none`: listen on a non-loopback address and answer requests for any host name.
+    /// Without it, `--auth none` refuses to listen anywhere but on loopback, and answers only
+    /// requests for localhost, 127.0.0.1 or [::1] (421 otherwise; this stops DNS-rebinding pages).
+    #[arg(long, env = "LINSTOR_MIGRATOR_ALLOW_UNAUTHENTICATED_REMOTE")]
+    pub allow_unauthenticated_remote: bool,
+    /// Always mark the session cookie Secure. Without it the cookie is Secure whenever the login
+    /// came over TLS or with `X-Forwarded-Proto: https` (a TLS-terminating ingress).
     #[arg(long, env = "LINSTOR_MIGRATOR_SECURE_COOKIES")]
     pub secure_cookies: bool,
     /// Seconds a shutdown waits for runs to reach a safe point.

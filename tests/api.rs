@@ -9,6 +9,8 @@ mod backups;
 mod pages;
 #[path = "api/runs.rs"]
 mod runs;
+#[path = "api/security.rs"]
+mod security;
 #[path = "api/sse.rs"]
 mod sse;
 

@@ -44,8 +44,12 @@ pub struct HttpSettings {
     pub access: AccessQuestion,
     /// How long a browser session lasts.
     pub session_ttl: Duration,
-    /// Mark the session cookie `Secure` (behind TLS).
+    /// Always mark the session cookie `Secure`; without it, only answers to requests that came
+    /// over TLS (directly or as `X-Forwarded-Proto: https`) set it.
     pub secure_cookies: bool,
+    /// Answer only requests for `localhost`, `127.0.0.1` or `[::1]` (any port), 421 otherwise:
+    /// on by default with `--auth none`, where a DNS-rebinding page could otherwise drive the API.
+    pub loopback_hosts_only: bool,
     /// Largest request body accepted.
     pub body_limit: usize,
     /// Serve `/metrics` without authentication (Prometheus scrapes without credentials).
@@ -67,6 +71,7 @@ impl HttpSettings {
             access: AccessQuestion::new("linstor-migrator.piraeus.io", "runs", "create", ""),
             session_ttl: Duration::from_secs(12 * 3600),
             secure_cookies: false,
+            loopback_hosts_only: auth == AuthMode::None,
             body_limit: 64 * 1024,
             public_metrics: true,
             sse_keep_alive: Duration::from_secs(15),
@@ -130,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .merge(assets::router())
         .fallback(observe::not_found)
         .layer(DefaultBodyLimit::max(state.settings.body_limit))
+        .layer(from_fn_with_state(state.clone(), auth::require_loopback_host))
         .layer(from_fn_with_state(state.clone(), observe::track))
         .with_state(state)
 }
