@@ -69,12 +69,38 @@ pub struct Common {
         default_value = "/etc/linstor-target"
     )]
     pub target_config_dir: String,
+    /// Namespaces whose LINSTOR controllers to manage, comma-separated; empty (the default): all.
+    /// When set, controllers are discovered by listing each of these namespaces, so that the
+    /// service needs rights only there (the Helm chart's namespaced RBAC).
+    #[arg(
+        long,
+        global = true,
+        env = "LINSTOR_MIGRATOR_NAMESPACES",
+        value_delimiter = ',',
+        value_name = "NS,..."
+    )]
+    pub namespaces: Vec<String>,
     /// Namespace for the per-controller Lease that keeps replicas of this service apart.
     #[arg(long, global = true, env = "LINSTOR_MIGRATOR_LEASE_NAMESPACE")]
     pub lease_namespace: Option<String>,
     /// Log format.
     #[arg(long, global = true, env = "LINSTOR_MIGRATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+impl Common {
+    /// [`Common::namespaces`] without blanks and duplicates, sorted; empty means all.
+    pub fn managed_namespaces(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .namespaces
+            .iter()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -153,4 +179,22 @@ pub struct RunArgs {
     /// Scale the etcd StatefulSet to 0 after a successful migration (data kept).
     #[arg(long)]
     pub scale_down_etcd: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_are_a_comma_separated_list() {
+        let cli = Cli::try_parse_from(["linstor-migrator", "--namespaces", " b,a,,b ", "serve"]).unwrap();
+        assert_eq!(cli.common.managed_namespaces(), ["a", "b"]);
+        let cli = Cli::try_parse_from(["linstor-migrator", "serve", "--namespaces=x"]).unwrap();
+        assert_eq!(cli.common.managed_namespaces(), ["x"]);
+        let cli = Cli::try_parse_from(["linstor-migrator", "serve"]).unwrap();
+        assert!(
+            cli.common.managed_namespaces().is_empty(),
+            "default: all namespaces"
+        );
+    }
 }
