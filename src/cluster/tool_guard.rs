@@ -83,12 +83,18 @@ mod tests {
 
     #[test]
     fn parse_recognises_only_guard_invocations() {
-        let cmd = wrap("/backup/.linstor-database.pid", &["linstor-database".into(), "export-db".into()]);
+        let cmd = wrap(
+            "/backup/.linstor-database.pid",
+            &["linstor-database".into(), "export-db".into()],
+        );
         let (pid, rest) = parse(&cmd).expect("a guard invocation");
         assert_eq!(pid, "/backup/.linstor-database.pid");
         assert_eq!(rest, ["linstor-database".to_string(), "export-db".to_string()]);
         assert_eq!(parse(&stop("/b/p")).map(|(_, r)| r.len()), Some(0));
-        let other: Vec<String> = ["bash", "-c", "echo hi", NAME, "/p"].iter().map(|s| s.to_string()).collect();
+        let other: Vec<String> = ["bash", "-c", "echo hi", NAME, "/p"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert!(parse(&other).is_none());
     }
 
@@ -113,7 +119,10 @@ mod tests {
         let second = spawn(&wrap(&pid_file, &touch)).wait_with_output().unwrap();
         let said = String::from_utf8_lossy(&second.stderr);
         assert!(second.status.success(), "{said}");
-        assert!(said.contains(&format!("stopping linstor-database (pid {first_pid})")), "{said}");
+        assert!(
+            said.contains(&format!("stopping linstor-database (pid {first_pid})")),
+            "{said}"
+        );
         let _ = first.wait();
         assert!(!alive(first_pid), "the first tool is gone");
         assert!(std::path::Path::new(&marker).exists(), "the second command ran");
