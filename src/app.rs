@@ -35,6 +35,7 @@ pub async fn cluster(common: &Common) -> anyhow::Result<Arc<dyn Cluster>> {
     }
     let options = KubeOptions {
         linstor_url_override: common.linstor_url.clone(),
+        namespaces: common.managed_namespaces(),
     };
     let kube = KubeCluster::from_default_config(options)
         .await

@@ -79,9 +79,35 @@ pub struct Common {
         default_value = "/etc/linstor-target"
     )]
     pub target_config_dir: String,
+    /// Namespaces whose LINSTOR controllers to manage, comma-separated; empty (the default): all.
+    /// When set, controllers are discovered by listing each of these namespaces, so that the
+    /// service needs rights only there (the Helm chart's namespaced RBAC).
+    #[arg(
+        long,
+        global = true,
+        env = "LINSTOR_MIGRATOR_NAMESPACES",
+        value_delimiter = ',',
+        value_name = "NS,..."
+    )]
+    pub namespaces: Vec<String>,
     /// Log format.
     #[arg(long, global = true, env = "LINSTOR_MIGRATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+impl Common {
+    /// [`Common::namespaces`] without blanks and duplicates, sorted; empty means all.
+    pub fn managed_namespaces(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .namespaces
+            .iter()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -126,7 +152,13 @@ pub struct ServeArgs {
     /// Namespace of the SubjectAccessReview for `--auth kubernetes` (empty: cluster-wide).
     #[arg(long, env = "LINSTOR_MIGRATOR_AUTH_NAMESPACE", default_value = "")]
     pub auth_namespace: String,
-    /// Mark the session cookie Secure (when served behind TLS).
+    /// With `--auth none`: listen on a non-loopback address and answer requests for any host name.
+    /// Without it, `--auth none` refuses to listen anywhere but on loopback, and answers only
+    /// requests for localhost, 127.0.0.1 or [::1] (421 otherwise; this stops DNS-rebinding pages).
+    #[arg(long, env = "LINSTOR_MIGRATOR_ALLOW_UNAUTHENTICATED_REMOTE")]
+    pub allow_unauthenticated_remote: bool,
+    /// Always mark the session cookie Secure. Without it the cookie is Secure whenever the login
+    /// came over TLS or with `X-Forwarded-Proto: https` (a TLS-terminating ingress).
     #[arg(long, env = "LINSTOR_MIGRATOR_SECURE_COOKIES")]
     pub secure_cookies: bool,
     /// Seconds a shutdown waits for runs to reach a safe point.
@@ -154,4 +186,22 @@ pub struct RunArgs {
     /// Scale the etcd StatefulSet to 0 after a successful migration (data kept).
     #[arg(long)]
     pub scale_down_etcd: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_are_a_comma_separated_list() {
+        let cli = Cli::try_parse_from(["linstor-migrator", "--namespaces", " b,a,,b ", "serve"]).unwrap();
+        assert_eq!(cli.common.managed_namespaces(), ["a", "b"]);
+        let cli = Cli::try_parse_from(["linstor-migrator", "serve", "--namespaces=x"]).unwrap();
+        assert_eq!(cli.common.managed_namespaces(), ["x"]);
+        let cli = Cli::try_parse_from(["linstor-migrator", "serve"]).unwrap();
+        assert!(
+            cli.common.managed_namespaces().is_empty(),
+            "default: all namespaces"
+        );
+    }
 }

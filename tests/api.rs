@@ -11,6 +11,8 @@ mod concurrency;
 mod pages;
 #[path = "api/runs.rs"]
 mod runs;
+#[path = "api/security.rs"]
+mod security;
 #[path = "api/sse.rs"]
 mod sse;
 

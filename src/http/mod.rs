@@ -44,14 +44,22 @@ pub struct HttpSettings {
     pub access: AccessQuestion,
     /// How long a browser session lasts.
     pub session_ttl: Duration,
-    /// Mark the session cookie `Secure` (behind TLS).
+    /// Always mark the session cookie `Secure`; without it, only answers to requests that came
+    /// over TLS (directly or as `X-Forwarded-Proto: https`) set it.
     pub secure_cookies: bool,
+    /// Answer only requests for `localhost`, `127.0.0.1` or `[::1]` (any port), 421 otherwise:
+    /// on by default with `--auth none`, where a DNS-rebinding page could otherwise drive the API.
+    pub loopback_hosts_only: bool,
     /// Largest request body accepted.
     pub body_limit: usize,
     /// Serve `/metrics` without authentication (Prometheus scrapes without credentials).
     pub public_metrics: bool,
     /// Interval of keep-alive comments on event streams.
     pub sse_keep_alive: Duration,
+    /// How long `/readyz` trusts a successful cluster check before it asks the cluster again.
+    pub ready_ok_for: Duration,
+    /// How long `/readyz` repeats a failed cluster check's answer before it asks again.
+    pub ready_retry_after: Duration,
 }
 
 impl HttpSettings {
@@ -63,9 +71,12 @@ impl HttpSettings {
             access: AccessQuestion::new("linstor-migrator.piraeus.io", "runs", "create", ""),
             session_ttl: Duration::from_secs(12 * 3600),
             secure_cookies: false,
+            loopback_hosts_only: auth == AuthMode::None,
             body_limit: 64 * 1024,
             public_metrics: true,
             sse_keep_alive: Duration::from_secs(15),
+            ready_ok_for: Duration::from_secs(10),
+            ready_retry_after: Duration::from_secs(2),
         }
     }
 }
@@ -78,6 +89,8 @@ pub struct AppState {
     pub settings: Arc<HttpSettings>,
     /// Cancelled when the server stops accepting requests: event streams end.
     pub closing: CancellationToken,
+    /// The cluster half of `/readyz`, shared by every probe.
+    pub readiness: Arc<api::readiness::ReadinessCache>,
 }
 
 impl AppState {
@@ -85,11 +98,14 @@ impl AppState {
     /// it once on stderr (never into the logs).
     pub fn new(engine: Engine, settings: HttpSettings) -> anyhow::Result<AppState> {
         let auth = auth::Authenticator::new(&settings, engine.cluster().clone())?;
+        let readiness =
+            api::readiness::ReadinessCache::new(settings.ready_ok_for, settings.ready_retry_after);
         Ok(AppState {
             engine,
             auth: Arc::new(auth),
             settings: Arc::new(settings),
             closing: CancellationToken::new(),
+            readiness: Arc::new(readiness),
         })
     }
 
@@ -119,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .merge(assets::router())
         .fallback(observe::not_found)
         .layer(DefaultBodyLimit::max(state.settings.body_limit))
+        .layer(from_fn_with_state(state.clone(), auth::require_loopback_host))
         .layer(from_fn_with_state(state.clone(), observe::track))
         .with_state(state)
 }

@@ -1,6 +1,11 @@
 //! `linstor.toml` (REFERENCE.md §4): parse it with a real TOML parser, classify the database
 //! backend, and write the target configuration with `[db]` replaced by `connection_url = "k8s"`
-//! (edited with toml_edit so that comments and every other section survive).
+//! (edited with toml_edit so that comments and every other section survive), and show it without
+//! its secrets ([`redact`]).
+
+mod redact;
+
+pub use redact::{REDACTED, UNPARSEABLE, redact};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

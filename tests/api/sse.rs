@@ -176,3 +176,39 @@ async fn idle_subscribers_do_not_hold_up_the_run() {
     drop(idle);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn keep_alive_comments_are_not_events() {
+    let app = spawn_app().await;
+    let run = app
+        .start("migrate", CONTROLLER, json!({"approve_before_downtime": true}))
+        .await;
+    let id = run["id"].as_str().unwrap();
+    app.wait_state(id, "waiting").await;
+
+    // a quiet stream: read until a keep-alive comment arrived (every second in the tests)
+    let mut reader = connect(&app, id, None).await;
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + crate::common::PATIENCE;
+    while reader.comments == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no keep-alive arrived");
+        // `next` is cancel-safe: what it read stays buffered in the reader
+        if let Ok(ev) = tokio::time::timeout(std::time::Duration::from_millis(100), reader.next()).await {
+            events.push(ev.expect("the stream stays open while the run waits"));
+        }
+    }
+    app.post(&format!("/api/v1/runs/{id}/approve"), &json!({}))
+        .send()
+        .await
+        .unwrap();
+    events.extend(read_to_close(&mut reader).await);
+
+    assert_eq!(events.last().unwrap().event, "end");
+    for ev in &events {
+        assert!(
+            ev.id.is_some() && !ev.data.is_empty(),
+            "a comment became an event: {ev:?}"
+        );
+    }
+    app.stop().await;
+}

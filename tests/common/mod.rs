@@ -219,6 +219,11 @@ impl SseReader {
                 };
                 let mut has_field = false;
                 for line in block.lines() {
+                    // `lines()` yields the block's terminating empty line too: it is no field, and
+                    // counting it as one turned every keep-alive comment into an empty event
+                    if line.is_empty() {
+                        continue;
+                    }
                     if line.starts_with(':') {
                         self.comments += 1;
                         continue;

@@ -77,35 +77,36 @@ token
 {{- end }}
 
 {{/*
+The namespaces the service manages, comma-separated: watchNamespaces, or the release namespace
+when that is empty; empty itself with rbac.clusterWide (every namespace). The Deployment passes it
+as LINSTOR_MIGRATOR_NAMESPACES and rbac.yaml makes a Role in each.
+*/}}
+{{- define "linstor-migrator.managedNamespaces" -}}
+{{- if .Values.rbac.clusterWide }}
+{{- if .Values.watchNamespaces }}
+{{- fail "rbac.clusterWide manages every namespace: leave watchNamespaces empty, or set rbac.clusterWide=false to manage only the listed namespaces" }}
+{{- end }}
+{{- else }}
+{{- join "," (default (list .Release.Namespace) .Values.watchNamespaces) }}
+{{- end }}
+{{- end }}
+
+{{/*
 RBAC of the service itself, in two parts. Every rule names the code that needs it; keep them in step
 with src/engine/steps/preflight.rs (`own_rules`, what preflight checks) and src/cluster/kube/.
 
-"clusterRules": always cluster-wide (cluster-scoped resources, or discovery across all namespaces).
+"clusterRules": what is cluster-scoped by nature, so always in a ClusterRole.
 */}}
 {{- define "linstor-migrator.clusterRules" -}}
-# Discovery lists LinstorControllers and Deployments in all namespaces (cluster/kube/reads.rs);
-# waits watch the controller Deployment (cluster/kube/waits.rs).
-- apiGroups: ["piraeus.linbit.com"]
-  resources: ["linstorcontrollers"]
-  verbs: ["get", "list", "watch"]
-- apiGroups: ["apps"]
-  resources: ["deployments"]
-  verbs: ["get", "list", "watch"]
-# Discovery reads each controller's linstor.toml from its ConfigMap (cluster/controller.rs) to show
-# its backend, and preflight refuses a migration when another controller already uses the k8s
-# backend; a forbidden read would fail the whole discovery. `get` only: names come from the
-# Deployments.
-- apiGroups: [""]
-  resources: ["configmaps"]
-  verbs: ["get"]
-# Preflight inventories the k8s backend: the internal.linstor.linbit.com CRDs and their objects
-# (cluster/kube/inventory.rs). Read-only: the import itself runs as the controller's ServiceAccount.
+# Preflight inventories the k8s backend: the internal.linstor.linbit.com CRDs and their objects,
+# all cluster-scoped (cluster/kube/inventory.rs). Read-only: the import itself runs as the
+# controller's ServiceAccount.
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
-  verbs: ["list"]
+  verbs: ["get", "list", "watch"]
 - apiGroups: ["internal.linstor.linbit.com"]
   resources: ["*"]
-  verbs: ["get", "list"]
+  verbs: ["get", "list", "watch"]
 # Preflight checks its own rights and the controller ServiceAccount's (cluster/kube/authz.rs).
 - apiGroups: ["authorization.k8s.io"]
   resources: ["selfsubjectaccessreviews", "subjectaccessreviews"]
@@ -113,10 +114,25 @@ with src/engine/steps/preflight.rs (`own_rules`, what preflight checks) and src/
 {{- end }}
 
 {{/*
-"namespacedRules": what a run does in a controller's namespace. One ClusterRole when
-watchNamespaces is empty, else a Role in each listed namespace.
+"namespacedRules": what the service reads and does in a controller's namespace. A Role in each
+managed namespace (linstor-migrator.managedNamespaces), or with rbac.clusterWide one ClusterRole.
 */}}
 {{- define "linstor-migrator.namespacedRules" -}}
+# Discovery lists LinstorControllers and Deployments in each managed namespace
+# (cluster/kube/reads.rs, LINSTOR_MIGRATOR_NAMESPACES); waits watch the controller Deployment
+# (cluster/kube/waits.rs). Stop, start and the switch patch spec.replicas and dbConnectionURL of
+# the LinstorController (a JSON merge patch).
+- apiGroups: ["piraeus.linbit.com"]
+  resources: ["linstorcontrollers"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch"]
+# The scale subresource of an unowned controller Deployment and of the etcd StatefulSet
+# (optional scale-down after a migration; its data is never deleted).
+- apiGroups: ["apps"]
+  resources: ["deployments/scale", "statefulsets/scale"]
+  verbs: ["patch"]
 # The migration pod: create, wait for it (watch), find controller pods (list), delete it
 # (cluster/kube/writes.rs, waits.rs).
 - apiGroups: [""]
@@ -128,21 +144,17 @@ watchNamespaces is empty, else a Role in each listed namespace.
 - apiGroups: [""]
   resources: ["pods/exec"]
   verbs: ["get", "create"]
-# linstor.toml of the controller (watched for the operator's re-render; written only for a
-# Deployment no LinstorController owns), and the target-config ConfigMap of the migration pod
-# (created, then deleted).
+# linstor.toml of the controller (read by discovery, watched for the operator's re-render, written
+# only for a Deployment no LinstorController owns), and the target-config ConfigMap of the
+# migration pod (created, then deleted).
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
-# Stop and start: spec.replicas (and dbConnectionURL) of the LinstorController as a JSON merge
-# patch; the scale subresource of an unowned controller Deployment and of the etcd StatefulSet
-# (optional scale-down after a migration; its data is never deleted).
-- apiGroups: ["piraeus.linbit.com"]
-  resources: ["linstorcontrollers"]
-  verbs: ["patch"]
-- apiGroups: ["apps"]
-  resources: ["deployments/scale", "statefulsets/scale"]
-  verbs: ["patch"]
+# The per-controller Lease, in the controller's namespace, that keeps every other instance (another
+# replica, or the CLI on a laptop) off a controller while a run drives it (cluster/kube/lease.rs).
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "create", "update", "delete"]
 {{- if .Values.rbac.readSecrets }}
 # Helm release Secrets (listed with the field selector type=helm.sh/release.v1; list cannot be
 # narrowed further) and the REST API client certificate Secret of https controllers.
@@ -150,16 +162,6 @@ watchNamespaces is empty, else a Role in each listed namespace.
   resources: ["secrets"]
   verbs: ["get", "list"]
 {{- end }}
-{{- end }}
-
-{{/*
-The Lease that keeps two replicas of the service off the same controller
-(cluster/kube/lease.rs); namespaced to the release namespace.
-*/}}
-{{- define "linstor-migrator.leaseRules" -}}
-- apiGroups: ["coordination.k8s.io"]
-  resources: ["leases"]
-  verbs: ["get", "create", "update", "delete"]
 {{- end }}
 
 {{/*

@@ -98,6 +98,7 @@ mod tests {
         );
         let over = KubeOptions {
             linstor_url_override: Some("http://127.0.0.1:8080/".into()),
+            ..KubeOptions::default()
         };
         assert_eq!(
             base_url(&over, "piraeus", "piraeus-op-cs", true),

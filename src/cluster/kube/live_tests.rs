@@ -8,6 +8,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, PostParams};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -332,6 +333,65 @@ async fn config_maps_deployments_leases_and_reviews() {
         matches!(&denied, Err(ClusterError::Forbidden(m)) if m.contains("deployments")),
         "{denied:?}"
     );
+
+    // Scoped to its namespace, the same ServiceAccount discovers with a Role there alone.
+    let rbac: (Role, RoleBinding) = (
+        serde_json::from_value(json!({"metadata": {"name": "discover", "namespace": ns},
+            "rules": [
+                {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["list"]},
+                {"apiGroups": ["piraeus.linbit.com"], "resources": ["linstorcontrollers"], "verbs": ["list"]}]}))
+        .expect("role"),
+        serde_json::from_value(json!({"metadata": {"name": "discover", "namespace": ns},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "discover"},
+            "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": ns}]}))
+        .expect("binding"),
+    );
+    Api::<Role>::namespaced(c.client().clone(), ns)
+        .create(&PostParams::default(), &rbac.0)
+        .await
+        .expect("create role");
+    Api::<RoleBinding>::namespaced(c.client().clone(), ns)
+        .create(&PostParams::default(), &rbac.1)
+        .await
+        .expect("create binding");
+    let mut config = kube::Config::infer().await.expect("config");
+    config.auth_info.impersonate = Some(sa.clone());
+    let scoped = KubeOptions {
+        namespaces: vec![ns.to_string()],
+        ..KubeOptions::default()
+    };
+    let scoped = KubeCluster::from_config(config, scoped).expect("client");
+    assert!(scoped.describe().ends_with(&format!("namespaces {ns}")));
+    // RBAC caches in the API server catch up within moments
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let listed = loop {
+        match scoped.list_deployments().await {
+            Ok(listed) => break listed,
+            Err(ClusterError::Forbidden(_)) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("scoped list: {e}"),
+        }
+    };
+    assert!(
+        listed.iter().any(|d| d.metadata.name.as_deref() == Some("ctrl")),
+        "{listed:?}"
+    );
+    assert!(
+        listed.iter().all(|d| d.metadata.namespace.as_deref() == Some(ns)),
+        "only its namespace"
+    );
+    assert!(
+        scoped
+            .list_linstor_controllers()
+            .await
+            .expect("scoped CRs")
+            .is_empty()
+    );
+    assert!(matches!(
+        limited.list_deployments().await,
+        Err(ClusterError::Forbidden(_))
+    ));
 
     // No LinstorController in this namespace, whether or not the CRD is installed (the cluster
     // suite of tests/cluster/e2e installs it): an empty answer, not an error.

@@ -47,6 +47,10 @@ pub struct KubeOptions {
     /// Base URL of the LINSTOR REST API to use instead of the controller's in-cluster Service
     /// (`http://<service>.<ns>.svc:3370`), for runs from outside the cluster and for tests.
     pub linstor_url_override: Option<String>,
+    /// The namespaces whose controllers to discover, each listed on its own; empty: all
+    /// namespaces in one cluster-wide list. Scoped, the service needs no cluster-wide read of
+    /// LinstorControllers and Deployments.
+    pub namespaces: Vec<String>,
 }
 
 /// Selects rustls' crypto provider for the process; call it before building any kube client.
@@ -106,17 +110,21 @@ impl KubeCluster {
 #[async_trait]
 impl Cluster for KubeCluster {
     fn describe(&self) -> String {
-        match &self.api_url {
+        let api = match &self.api_url {
             Some(url) => format!("Kubernetes API at {url}"),
             None => format!(
                 "Kubernetes API (default namespace {})",
                 self.client.default_namespace()
             ),
+        };
+        match self.options.namespaces.as_slice() {
+            [] => api,
+            scoped => format!("{api}, namespaces {}", scoped.join(", ")),
         }
     }
 
     async fn list_linstor_controllers(&self) -> ClusterResult<Vec<LinstorController>> {
-        reads::list_linstor_controllers(&self.client).await
+        reads::list_linstor_controllers(&self.client, &self.options.namespaces).await
     }
 
     async fn get_linstor_controller(&self, ns: &str, name: &str) -> ClusterResult<Option<LinstorController>> {
@@ -124,7 +132,7 @@ impl Cluster for KubeCluster {
     }
 
     async fn list_deployments(&self) -> ClusterResult<Vec<Deployment>> {
-        reads::list_deployments(&self.client).await
+        reads::list_deployments(&self.client, &self.options.namespaces).await
     }
 
     async fn get_deployment(&self, ns: &str, name: &str) -> ClusterResult<Option<Deployment>> {

@@ -64,23 +64,64 @@ where
     }
 }
 
-/// `LinstorController` CRs in all namespaces; without the CRD (404) there are none.
-pub(super) async fn list_linstor_controllers(client: &kube::Client) -> ClusterResult<Vec<LinstorController>> {
-    let api: Api<LinstorController> = Api::all(client.clone());
-    match list_all(&api, &ListParams::default()).await {
-        Ok(items) => Ok(items),
-        // No Piraeus Operator v1 installed: not an error, discovery falls back to Deployments.
-        Err(e) if is_not_found(&e) => Ok(Vec::new()),
-        Err(e) => Err(map_kube_error("list", "LinstorController", "", "", e)),
+/// `LinstorController` CRs in `namespaces` (empty: all namespaces); without the CRD (404) there
+/// are none.
+pub(super) async fn list_linstor_controllers(
+    client: &kube::Client,
+    namespaces: &[String],
+) -> ClusterResult<Vec<LinstorController>> {
+    let mut out = Vec::new();
+    for api in scoped_apis::<LinstorController>(client, namespaces) {
+        match list_all(&api.api, &ListParams::default()).await {
+            Ok(items) => out.extend(items),
+            // No Piraeus Operator v1 installed: not an error, discovery falls back to Deployments.
+            Err(e) if is_not_found(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(map_kube_error("list", "LinstorController", api.ns, "", e)),
+        }
     }
+    Ok(out)
 }
 
-/// Deployments in all namespaces.
-pub(super) async fn list_deployments(client: &kube::Client) -> ClusterResult<Vec<Deployment>> {
-    let api: Api<Deployment> = Api::all(client.clone());
-    list_all(&api, &ListParams::default())
-        .await
-        .map_err(|e| map_kube_error("list", "Deployment", "", "", e))
+/// Deployments in `namespaces` (empty: all namespaces).
+pub(super) async fn list_deployments(
+    client: &kube::Client,
+    namespaces: &[String],
+) -> ClusterResult<Vec<Deployment>> {
+    let mut out = Vec::new();
+    for api in scoped_apis::<Deployment>(client, namespaces) {
+        let items = list_all(&api.api, &ListParams::default())
+            .await
+            .map_err(|e| map_kube_error("list", "Deployment", api.ns, "", e))?;
+        out.extend(items);
+    }
+    Ok(out)
+}
+
+/// An `Api` of one namespace, or of all (`ns` empty).
+pub(super) struct ScopedApi<'a, K> {
+    pub api: Api<K>,
+    pub ns: &'a str,
+}
+
+/// One `Api` per namespace in `namespaces`, or one for all namespaces when it is empty. Listed
+/// one after the other: a scoped service manages a handful of namespaces.
+pub(super) fn scoped_apis<'a, K>(client: &kube::Client, namespaces: &'a [String]) -> Vec<ScopedApi<'a, K>>
+where
+    K: kube::Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+{
+    if namespaces.is_empty() {
+        return vec![ScopedApi {
+            api: Api::all(client.clone()),
+            ns: "",
+        }];
+    }
+    namespaces
+        .iter()
+        .map(|ns| ScopedApi {
+            api: Api::namespaced(client.clone(), ns),
+            ns: ns.as_str(),
+        })
+        .collect()
 }
 
 /// Pods in `ns` matching a label selector.

@@ -1,7 +1,8 @@
 //! Health and metrics: `/livez` (the process answers), `/healthz` (the same), `/readyz` (the
-//! database and the cluster answer) and `/metrics` (Prometheus, gauges filled at scrape time).
+//! database and the cluster answer; the cluster's answer is cached, see [`super::readiness`]) and
+//! `/metrics` (Prometheus, gauges filled at scrape time).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -39,23 +40,34 @@ async fn livez() -> Json<Health> {
 }
 
 async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Health>> {
+    // the database is local and cheap to ask: every time
     state.engine.db().ping().await.map_err(|e| {
         tracing::warn!("readiness: database: {e}");
         ApiError::Unavailable("database is not available".into())
     })?;
-    let cluster =
+    state
+        .readiness
+        .get(Instant::now(), || cluster_check(&state))
+        .await
+        .map_err(ApiError::Unavailable)?;
+    Ok(Json(Health { status: "ok" }))
+}
+
+/// Whether the Kubernetes API answers a LinstorController list; the message for the probe when not.
+async fn cluster_check(state: &AppState) -> Result<(), String> {
+    let listed =
         tokio::time::timeout(CLUSTER_TIMEOUT, state.engine.cluster().list_linstor_controllers()).await;
-    match cluster {
-        Ok(Ok(_)) => Ok(Json(Health { status: "ok" })),
+    match listed {
+        Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => {
+            // logged once per check, not once per cached answer
             tracing::warn!("readiness: cluster: {e}");
-            Err(ApiError::Unavailable(
-                "the Kubernetes API is not reachable".into(),
-            ))
+            Err("the Kubernetes API is not reachable".into())
         }
-        Err(_) => Err(ApiError::Unavailable(
-            "the Kubernetes API did not answer in time".into(),
-        )),
+        Err(_) => {
+            tracing::warn!("readiness: cluster: no answer within {CLUSTER_TIMEOUT:?}");
+            Err("the Kubernetes API did not answer in time".into())
+        }
     }
 }
 

@@ -7,6 +7,7 @@ pub mod events;
 pub mod health;
 pub mod logs;
 pub mod openapi;
+pub mod readiness;
 pub mod runs;
 
 use axum::Router;

@@ -1,8 +1,10 @@
 //! Who is calling: bearer tokens (`--auth token`), Kubernetes TokenReview plus a
 //! SubjectAccessReview (`--auth kubernetes`), or nobody in particular (`--auth none`); browser
 //! sessions on top of either. Two middlewares put a [`Caller`] into every protected request:
-//! [`require_api`] answers 401 JSON, [`require_page`] redirects to the login page.
+//! [`require_api`] answers 401 JSON, [`require_page`] redirects to the login page. With
+//! `--auth none`, [`require_loopback_host`] keeps DNS-rebinding pages out.
 
+mod host;
 mod session;
 
 use std::collections::HashMap;
@@ -17,7 +19,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
 
-pub use session::{Flash, SessionInfo, SessionStore, cookie_value, set_cookie};
+pub use host::{LOOPBACK_HOSTS, is_loopback_host, require_loopback_host};
+pub use session::{Flash, SessionInfo, SessionStore, cookie_value, secure_cookie, set_cookie};
 
 use super::error::ApiError;
 use super::{AppState, HttpSettings, TOKEN_ENV};
@@ -238,11 +241,8 @@ pub async fn require_page(State(state): State<AppState>, mut req: Request, next:
     }
     if state.auth.mode() == AuthMode::None {
         let session = state.auth.sessions.create(Actor::new("anonymous"));
-        let cookie = set_cookie(
-            Some(&session),
-            state.auth.sessions.ttl(),
-            state.settings.secure_cookies,
-        );
+        let secure = secure_cookie(state.settings.secure_cookies, req.uri(), req.headers());
+        let cookie = set_cookie(Some(&session), state.auth.sessions.ttl(), secure);
         req.extensions_mut().insert(Caller {
             actor: session.actor.clone(),
             session: Some(session),

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use subtle::ConstantTimeEq as _;
 
 use crate::model::Actor;
@@ -157,6 +157,33 @@ pub fn cookie_value(headers: &HeaderMap) -> Option<String> {
         .map(|(_, value)| value.trim().to_string())
 }
 
+/// Whether the session cookie of this request's answer must be `Secure`: always with
+/// `--secure-cookies` (`always`), otherwise when the browser reached us over TLS, directly (an
+/// `https` request URI) or through a TLS-terminating proxy (`X-Forwarded-Proto: https`,
+/// `Forwarded: proto=https`; the first entry is the one the browser's connection hit).
+/// These headers are believed from anyone on purpose: they can only add `Secure`, and a client
+/// that sends them over plain HTTP merely loses its own cookie.
+pub fn secure_cookie(always: bool, uri: &Uri, headers: &HeaderMap) -> bool {
+    let https = |v: &str| v.trim().trim_matches('"').eq_ignore_ascii_case("https");
+    let first = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::to_string)
+    };
+    let forwarded_proto = first(header::FORWARDED).is_some_and(|entry| {
+        entry
+            .split(';')
+            .filter_map(|pair| pair.split_once('='))
+            .any(|(k, v)| k.trim().eq_ignore_ascii_case("proto") && https(v))
+    });
+    always
+        || uri.scheme_str() == Some("https")
+        || first(header::HeaderName::from_static("x-forwarded-proto")).is_some_and(|v| https(&v))
+        || forwarded_proto
+}
+
 /// `Set-Cookie` for a new session (or, with `None`, one that deletes it).
 pub fn set_cookie(session: Option<&SessionInfo>, ttl: Duration, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
@@ -201,5 +228,37 @@ mod tests {
             HeaderValue::from_static("a=1; lm_session=abc ; b=2"),
         );
         assert_eq!(cookie_value(&h).as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn cookies_are_secure_behind_tls() {
+        let plain: Uri = "/login".parse().unwrap();
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        assert!(!secure_cookie(false, &plain, &HeaderMap::new()));
+        assert!(
+            secure_cookie(true, &plain, &HeaderMap::new()),
+            "--secure-cookies: always"
+        );
+        let tls: Uri = "https://migrator.example/login".parse().unwrap();
+        assert!(secure_cookie(false, &tls, &HeaderMap::new()));
+        for (pairs, want) in [
+            (&[("x-forwarded-proto", "https")][..], true),
+            (&[("x-forwarded-proto", "HTTPS, http")][..], true),
+            (&[("x-forwarded-proto", "http")][..], false),
+            (&[("x-forwarded-proto", "http, https")][..], false),
+            (&[("forwarded", "for=10.0.0.1;proto=https;host=x")][..], true),
+            (
+                &[("forwarded", "for=10.0.0.1;proto=http, proto=https")][..],
+                false,
+            ),
+        ] {
+            assert_eq!(secure_cookie(false, &plain, &headers(pairs)), want, "{pairs:?}");
+        }
     }
 }

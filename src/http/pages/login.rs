@@ -2,13 +2,13 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::{CsrfForm, Layout, render};
 use crate::http::AppState;
-use crate::http::auth::{AuthMode, Caller, cookie_value, set_cookie};
+use crate::http::auth::{AuthMode, Caller, cookie_value, secure_cookie, set_cookie};
 use crate::http::error::ApiError;
 
 #[derive(Template)]
@@ -66,6 +66,7 @@ pub struct LoginForm {
 
 pub async fn login(
     State(state): State<AppState>,
+    uri: Uri,
     headers: HeaderMap,
     axum::Form(form): axum::Form<LoginForm>,
 ) -> Response {
@@ -82,11 +83,8 @@ pub async fn login(
     match state.auth.verify_token(form.token.trim()).await {
         Ok(actor) => {
             let session = state.auth.sessions.create(actor);
-            let cookie = set_cookie(
-                Some(&session),
-                state.auth.sessions.ttl(),
-                state.settings.secure_cookies,
-            );
+            let secure = secure_cookie(state.settings.secure_cookies, &uri, &headers);
+            let cookie = set_cookie(Some(&session), state.auth.sessions.ttl(), secure);
             ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
         }
         Err(ApiError::Unauthorized) => page(
@@ -107,12 +105,15 @@ pub struct LogoutForm {}
 
 pub async fn logout(
     State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
     caller: Caller,
     CsrfForm(_): CsrfForm<LogoutForm>,
 ) -> Response {
     if let Some(s) = &caller.session {
         state.auth.sessions.remove(&s.id);
     }
-    let cookie = set_cookie(None, state.auth.sessions.ttl(), state.settings.secure_cookies);
+    let secure = secure_cookie(state.settings.secure_cookies, &uri, &headers);
+    let cookie = set_cookie(None, state.auth.sessions.ttl(), secure);
     ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
 }

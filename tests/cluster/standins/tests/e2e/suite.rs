@@ -121,11 +121,14 @@ impl Suite {
     }
 
     /// The chart's templates `files`, rendered with one controller ServiceAccount per test namespace.
+    /// Cluster-wide (`rbac.clusterWide`): every test deletes and recreates its namespace, which
+    /// would take a namespaced Role with it.
     pub fn render_chart(&self, files: &[&str]) -> String {
         let mut cmd = Command::new(&self.helm);
         cmd.args(["template", RELEASE])
             .arg(self.repo.join("deploy/linstor-migrator"))
-            .args(["--namespace", RELEASE_NS]);
+            .args(["--namespace", RELEASE_NS])
+            .args(["--set", "rbac.clusterWide=true"]);
         for (i, ns) in NAMESPACES.iter().enumerate() {
             cmd.arg("--set")
                 .arg(format!("controllerRbac.serviceAccounts[{i}].namespace={ns}"));
