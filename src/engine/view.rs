@@ -65,14 +65,15 @@ pub struct DowntimeView {
     pub seconds: f64,
 }
 
-/// What a rollback restores, as preflight recorded it (the `linstor.toml` text is not shown:
-/// it can hold database passwords).
+/// What a rollback restores, as preflight recorded it.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct OriginalView {
     pub connection_url: Option<String>,
     pub replicas: i32,
     pub etcd_stateful_set: Option<String>,
     pub etcd_replicas: Option<i32>,
+    /// The controller's `linstor.toml` with passwords, keys and passphrases redacted.
+    pub linstor_toml: Option<String>,
 }
 
 /// A run in full.
@@ -221,6 +222,7 @@ pub(super) async fn run_view(db: &Db, run: RunRecord) -> EngineResult<RunView> {
             replicas: o.replicas,
             etcd_stateful_set: o.etcd_stateful_set.clone(),
             etcd_replicas: o.etcd_replicas,
+            linstor_toml: o.config_toml.as_deref().map(crate::linstor::toml::redact),
         }),
         context_error,
         report,
