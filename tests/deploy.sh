@@ -187,6 +187,7 @@ NAMESPACED = [
     ("piraeus.linbit.com", "linstorcontrollers", "get"), ("piraeus.linbit.com", "linstorcontrollers", "list"),
     ("piraeus.linbit.com", "linstorcontrollers", "watch"), ("piraeus.linbit.com", "linstorcontrollers", "patch"),
     ("apps", "deployments/scale", "patch"), ("apps", "statefulsets/scale", "patch"),
+    ("apps", "statefulsets", "get"), ("apps", "statefulsets", "list"), ("apps", "statefulsets", "watch"),
 ]
 LEASE = [("coordination.k8s.io", "leases", v) for v in ("get", "create", "update", "delete")]
 SECRETS = [("", "secrets", "get"), ("", "secrets", "list")]

@@ -128,6 +128,11 @@ managed namespace (linstor-migrator.managedNamespaces), or with rbac.clusterWide
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch"]
+# Preflight records the etcd StatefulSet's replicas, and a rollback waits for them to be ready
+# again before it starts the controller (engine/steps/preflight.rs, engine/rollback.rs).
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["get", "list", "watch"]
 # The scale subresource of an unowned controller Deployment and of the etcd StatefulSet
 # (optional scale-down after a migration; its data is never deleted).
 - apiGroups: ["apps"]
