@@ -351,6 +351,19 @@ impl fmt::Display for ControllerRef {
     }
 }
 
+/// How step 8 checks the imported data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyMode {
+    /// Read the `k8s` backend's objects directly and compare them row by row with the backup
+    /// (seconds, whatever the size).
+    #[default]
+    Direct,
+    /// Export the `k8s` backend again with `linstor-database` and compare the two exports (also
+    /// proves the tool can read what was written; 7-17 s more downtime on the real tool).
+    Tool,
+}
+
 /// Options of a run; every field has a safe default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -367,6 +380,8 @@ pub struct RunOptions {
     pub controller_timeout_seconds: u64,
     /// Seconds to wait for the migration pod to be Running.
     pub pod_timeout_seconds: u64,
+    /// How the imported data is verified.
+    pub verify: VerifyMode,
 }
 
 impl Default for RunOptions {
@@ -378,6 +393,7 @@ impl Default for RunOptions {
             scale_down_etcd: false,
             controller_timeout_seconds: 300,
             pod_timeout_seconds: 300,
+            verify: VerifyMode::Direct,
         }
     }
 }

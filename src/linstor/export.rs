@@ -79,7 +79,7 @@ pub struct ExportHeader {
 }
 
 /// What is known of one table after reading it: row count and a digest per primary key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 pub struct TableSummary {
     pub name: String,
     pub rows: u64,
@@ -322,9 +322,10 @@ pub fn scalar_text(v: &serde_json::Value) -> String {
     }
 }
 
-/// SHA-256 of a row's canonical JSON (keys sorted).
+/// SHA-256 of a row's canonical JSON (keys sorted, null columns left out: the export and the
+/// `k8s` backend omit them, and an explicit null means the same row).
 pub fn row_digest(row: &Row) -> [u8; 32] {
-    let sorted: BTreeMap<&String, &serde_json::Value> = row.iter().collect();
+    let sorted: BTreeMap<&String, &serde_json::Value> = row.iter().filter(|(_, v)| !v.is_null()).collect();
     let bytes = serde_json::to_vec(&sorted).expect("a JSON map serializes");
     Sha256::digest(&bytes).into()
 }

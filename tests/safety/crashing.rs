@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use linstor_migrator::cluster::sim::SimCluster;
 use linstor_migrator::cluster::{
     AccessDecision, AccessQuestion, Cluster, ClusterResult, ExecLine, ExecOutcome, K8sBackendInventory,
-    LinstorController, UserInfo,
+    K8sBackendPage, LinstorController, UserInfo,
 };
 use linstor_migrator::linstor::rest::LinstorApi;
 use tokio::io::AsyncWrite;
@@ -142,6 +142,21 @@ impl Cluster for CrashingCluster {
 
     async fn k8s_backend_inventory(&self) -> ClusterResult<K8sBackendInventory> {
         around!(self, "k8s_backend_inventory", self.sim.k8s_backend_inventory())
+    }
+
+    async fn list_k8s_backend_page(
+        &self,
+        plural: &str,
+        version: &str,
+        limit: u32,
+        continue_token: Option<&str>,
+    ) -> ClusterResult<K8sBackendPage> {
+        around!(
+            self,
+            "list_k8s_backend_page",
+            self.sim
+                .list_k8s_backend_page(plural, version, limit, continue_token)
+        )
     }
 
     async fn patch_linstor_controller(

@@ -41,10 +41,10 @@ async fn a_refused_rollback_ends_rollback_failed_with_instructions_and_a_resume_
     s.tool_timeout = Duration::from_secs(1);
     let metrics = Arc::new(Metrics::default());
     let engine = engine_with(&bench, Arc::new(bench.sim.clone()), s, metrics.clone()).await;
-    let (run, _) = engine
-        .create_run(request(RunKind::Migrate), &actor(), None)
-        .await
-        .unwrap();
+    let mut req = request(RunKind::Migrate);
+    // a re-export with the tool, which hangs
+    req.options.verify = linstor_migrator::model::VerifyMode::Tool;
+    let (run, _) = engine.create_run(req, &actor(), None).await.unwrap();
     poll("the verification export", async || {
         step_running(&engine, &run.id, StepName::VerifyData).await
     })

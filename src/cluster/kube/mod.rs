@@ -6,6 +6,7 @@
 //! without a server.
 
 mod authz;
+mod backend_objects;
 mod errors;
 mod exec;
 mod inventory;
@@ -32,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     AccessDecision, AccessQuestion, Cluster, ClusterResult, ExecLine, ExecOutcome, K8sBackendInventory,
-    LinstorController, UserInfo,
+    K8sBackendPage, LinstorController, UserInfo,
 };
 use crate::linstor::rest::LinstorApi;
 
@@ -165,6 +166,16 @@ impl Cluster for KubeCluster {
 
     async fn k8s_backend_inventory(&self) -> ClusterResult<K8sBackendInventory> {
         inventory::k8s_backend_inventory(&self.client).await
+    }
+
+    async fn list_k8s_backend_page(
+        &self,
+        plural: &str,
+        version: &str,
+        limit: u32,
+        continue_token: Option<&str>,
+    ) -> ClusterResult<K8sBackendPage> {
+        backend_objects::list_page(&self.client, plural, version, limit, continue_token).await
     }
 
     async fn patch_linstor_controller(

@@ -20,7 +20,9 @@ use crate::model::StepName;
 /// - `CopyBackup`: `copy_from_pod` (`Error`: the stream breaks after part of the bytes).
 /// - `Import`: exec of `import-db` (`ExitOne`, `UsageExitZero`, `Hang`, `Error`, `PartialImport`:
 ///   truncates, imports about half, then fails with exit 1 and leaves the rows).
-/// - `VerifyData`: exec of `export-db` on the `k8s` config (`ExitOne`, `Error`, `UsageExitZero`, `Hang`).
+/// - `VerifyData`: a direct LIST of the `k8s` backend's objects (`Error`), or with
+///   `options.verify = "tool"` the exec of `export-db` on the `k8s` config (`ExitOne`, `Error`,
+///   `UsageExitZero`, `Hang`).
 /// - `Switch`: a CR patch of `dbConnectionURL`, a write of a controller's ConfigMap (`Error`;
 ///   `Hang`: the operator does not re-render the ConfigMap until a wait for it times out).
 /// - `StartController`: scaling up, `wait_deployment_ready` (`Error`; `Hang`: never ready until

@@ -22,6 +22,7 @@ mod fingerprint;
 mod fs;
 mod install;
 mod k8s_backend;
+mod k8s_objects;
 mod operator;
 mod pods;
 mod processes;

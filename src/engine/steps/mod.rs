@@ -7,6 +7,8 @@ pub(super) mod control;
 pub(super) mod files;
 pub(super) mod tool;
 
+mod backend;
+
 mod cleanup;
 mod copy_backup;
 mod export;
