@@ -38,6 +38,7 @@ impl RunKind {
                 Preflight,
                 PreparePod,
                 Snapshot,
+                PrepareTarget,
                 StopController,
                 Export,
                 CopyBackup,
@@ -166,6 +167,7 @@ pub enum StepName {
     Preflight,
     PreparePod,
     Snapshot,
+    PrepareTarget,
     StopController,
     Export,
     CopyBackup,
@@ -178,10 +180,11 @@ pub enum StepName {
 }
 
 impl StepName {
-    pub const ALL: [StepName; 12] = [
+    pub const ALL: [StepName; 13] = [
         StepName::Preflight,
         StepName::PreparePod,
         StepName::Snapshot,
+        StepName::PrepareTarget,
         StepName::StopController,
         StepName::Export,
         StepName::CopyBackup,
@@ -198,6 +201,7 @@ impl StepName {
             StepName::Preflight => "preflight",
             StepName::PreparePod => "prepare_pod",
             StepName::Snapshot => "snapshot",
+            StepName::PrepareTarget => "prepare_target",
             StepName::StopController => "stop_controller",
             StepName::Export => "export",
             StepName::CopyBackup => "copy_backup",
@@ -216,6 +220,7 @@ impl StepName {
             StepName::Preflight => "Preflight checks",
             StepName::PreparePod => "Prepare migration pod",
             StepName::Snapshot => "Snapshot cluster state",
+            StepName::PrepareTarget => "Prepare the k8s backend",
             StepName::StopController => "Stop controller",
             StepName::Export => "Export database",
             StepName::CopyBackup => "Copy backup",
@@ -364,6 +369,20 @@ pub enum VerifyMode {
     Tool,
 }
 
+/// How step 7 writes the data into the `k8s` backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportMode {
+    /// `linstor-database import-db` of the consistent export (it truncates, then creates one
+    /// object per row, serially).
+    #[default]
+    Tool,
+    /// A pre-copy before the stop, then during the downtime only the rows that differ from the
+    /// consistent export, many at a time; the verification falls back to the tool when the result
+    /// is not equal.
+    Delta,
+}
+
 /// Options of a run; every field has a safe default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -382,6 +401,8 @@ pub struct RunOptions {
     pub pod_timeout_seconds: u64,
     /// How the imported data is verified.
     pub verify: VerifyMode,
+    /// How the data is written into the `k8s` backend.
+    pub import: ImportMode,
 }
 
 impl Default for RunOptions {
@@ -394,6 +415,7 @@ impl Default for RunOptions {
             controller_timeout_seconds: 300,
             pod_timeout_seconds: 300,
             verify: VerifyMode::Direct,
+            import: ImportMode::Tool,
         }
     }
 }
@@ -444,7 +466,7 @@ mod tests {
     }
 
     #[test]
-    fn downtime_is_steps_four_to_ten() {
+    fn downtime_is_steps_five_to_eleven() {
         let migrate = RunKind::Migrate.steps();
         let down: Vec<usize> = migrate
             .iter()
@@ -452,6 +474,6 @@ mod tests {
             .filter(|(_, s)| s.in_downtime())
             .map(|(i, _)| i + 1)
             .collect();
-        assert_eq!(down, (4..=10).collect::<Vec<_>>());
+        assert_eq!(down, (5..=11).collect::<Vec<_>>());
     }
 }

@@ -11,6 +11,7 @@ pub mod crd;
 pub mod helm;
 pub mod kube;
 pub mod pod;
+pub mod pod_write;
 pub mod sim;
 pub mod tool_guard;
 
@@ -189,6 +190,24 @@ pub trait Cluster: Send + Sync + 'static {
         limit: u32,
         continue_token: Option<&str>,
     ) -> ClusterResult<K8sBackendPage>;
+    /// Creates a backend object (a row): `AlreadyExists` when one of that name exists.
+    async fn create_k8s_backend_object(
+        &self,
+        plural: &str,
+        version: &str,
+        kind: &str,
+        object: &K8sBackendObject,
+    ) -> ClusterResult<()>;
+    /// Replaces a backend object's whole `spec` (columns that became null disappear);
+    /// `NotFound` when it does not exist.
+    async fn replace_k8s_backend_spec(
+        &self,
+        plural: &str,
+        version: &str,
+        object: &K8sBackendObject,
+    ) -> ClusterResult<()>;
+    /// Deletes a backend object; absent is fine.
+    async fn delete_k8s_backend_object(&self, plural: &str, version: &str, name: &str) -> ClusterResult<()>;
 
     // --- writes ----------------------------------------------------------------------------
     /// JSON merge patch on a `LinstorController` (CRs take no strategic merge patches).

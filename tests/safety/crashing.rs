@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use linstor_migrator::cluster::sim::SimCluster;
 use linstor_migrator::cluster::{
     AccessDecision, AccessQuestion, Cluster, ClusterResult, ExecLine, ExecOutcome, K8sBackendInventory,
-    K8sBackendPage, LinstorController, UserInfo,
+    K8sBackendObject, K8sBackendPage, LinstorController, UserInfo,
 };
 use linstor_migrator::linstor::rest::LinstorApi;
 use tokio::io::AsyncWrite;
@@ -156,6 +156,41 @@ impl Cluster for CrashingCluster {
             "list_k8s_backend_page",
             self.sim
                 .list_k8s_backend_page(plural, version, limit, continue_token)
+        )
+    }
+
+    async fn create_k8s_backend_object(
+        &self,
+        plural: &str,
+        version: &str,
+        kind: &str,
+        object: &K8sBackendObject,
+    ) -> ClusterResult<()> {
+        around!(
+            self,
+            "create_k8s_backend_object",
+            self.sim.create_k8s_backend_object(plural, version, kind, object)
+        )
+    }
+
+    async fn replace_k8s_backend_spec(
+        &self,
+        plural: &str,
+        version: &str,
+        object: &K8sBackendObject,
+    ) -> ClusterResult<()> {
+        around!(
+            self,
+            "replace_k8s_backend_spec",
+            self.sim.replace_k8s_backend_spec(plural, version, object)
+        )
+    }
+
+    async fn delete_k8s_backend_object(&self, plural: &str, version: &str, name: &str) -> ClusterResult<()> {
+        around!(
+            self,
+            "delete_k8s_backend_object",
+            self.sim.delete_k8s_backend_object(plural, version, name)
         )
     }
 

@@ -1,22 +1,116 @@
-//! The objects of LINSTOR's `k8s` backend read directly, page by page: each is a row of a table
-//! (REFERENCE.md §3: cluster-scoped, group `internal.linstor.linbit.com`, `spec` = the row).
-//! The data verification compares them with the backup without a second tool export.
+//! The objects of LINSTOR's `k8s` backend, read and written directly: each is a row of a table
+//! (REFERENCE.md §3: cluster-scoped, group `internal.linstor.linbit.com`, named by the SHA-256 of
+//! the row's primary key, `spec` = the row with null columns left out). The data verification
+//! reads them page by page; the delta import creates, replaces and deletes single rows.
 
-use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 
+use super::FIELD_MANAGER;
 use super::errors::{is_not_found, map_kube_error};
 use crate::cluster::{ClusterResult, K8sBackendObject, K8sBackendPage};
 
 const GROUP: &str = "internal.linstor.linbit.com";
 
-fn resource(plural: &str, version: &str) -> ApiResource {
+fn resource(plural: &str, version: &str, kind: &str) -> ApiResource {
     ApiResource {
         group: GROUP.into(),
         version: version.into(),
         api_version: format!("{GROUP}/{version}"),
-        // only the plural is in the URL; the kind is not needed to list
-        kind: String::new(),
+        // only the plural is in the URL; the kind goes into created objects
+        kind: kind.into(),
         plural: plural.into(),
+    }
+}
+
+fn api(client: &kube::Client, plural: &str, version: &str, kind: &str) -> Api<DynamicObject> {
+    Api::all_with(client.clone(), &resource(plural, version, kind))
+}
+
+fn what(plural: &str) -> String {
+    format!("{plural}.{GROUP}")
+}
+
+/// Creates the object of a row.
+pub(super) async fn create(
+    client: &kube::Client,
+    plural: &str,
+    version: &str,
+    kind: &str,
+    object: &K8sBackendObject,
+) -> ClusterResult<()> {
+    let ar = resource(plural, version, kind);
+    let mut o = DynamicObject::new(&object.name, &ar);
+    o.data = serde_json::json!({"spec": object.spec});
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PostParams::default()
+    };
+    api(client, plural, version, kind)
+        .create(&params, &o)
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            map_kube_error(
+                "create",
+                "CustomResource",
+                "",
+                &format!("{}/{}", what(plural), object.name),
+                e,
+            )
+        })
+}
+
+/// Replaces the whole `spec` with a JSON patch: keys not in the new row go (a merge patch would
+/// keep them), and no resourceVersion is needed.
+pub(super) async fn replace_spec(
+    client: &kube::Client,
+    plural: &str,
+    version: &str,
+    object: &K8sBackendObject,
+) -> ClusterResult<()> {
+    let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+        {"op": "replace", "path": "/spec", "value": object.spec}
+    ]))
+    .expect("a valid JSON patch");
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    api(client, plural, version, "")
+        .patch(&object.name, &params, &Patch::<()>::Json(patch))
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            map_kube_error(
+                "patch",
+                "CustomResource",
+                "",
+                &format!("{}/{}", what(plural), object.name),
+                e,
+            )
+        })
+}
+
+/// Deletes the object of a row; absent is fine.
+pub(super) async fn delete(
+    client: &kube::Client,
+    plural: &str,
+    version: &str,
+    name: &str,
+) -> ClusterResult<()> {
+    match api(client, plural, version, "")
+        .delete(name, &DeleteParams::default())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(map_kube_error(
+            "delete",
+            "CustomResource",
+            "",
+            &format!("{}/{name}", what(plural)),
+            e,
+        )),
     }
 }
 
@@ -28,7 +122,7 @@ pub(super) async fn list_page(
     limit: u32,
     continue_token: Option<&str>,
 ) -> ClusterResult<K8sBackendPage> {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource(plural, version));
+    let api = api(client, plural, version, "");
     let mut lp = ListParams::default().limit(limit);
     if let Some(token) = continue_token {
         lp = lp.continue_token(token);

@@ -18,7 +18,7 @@ use super::writes::not_found;
 use super::{SimCluster, access};
 use crate::cluster::{
     AccessDecision, AccessQuestion, Cluster, ClusterResult, ExecLine, ExecOutcome, K8sBackendInventory,
-    K8sBackendPage, LinstorController, UserInfo,
+    K8sBackendObject, K8sBackendPage, LinstorController, UserInfo,
 };
 use crate::linstor::rest::LinstorApi;
 use crate::linstor::schema;
@@ -123,6 +123,29 @@ impl Cluster for SimCluster {
         continue_token: Option<&str>,
     ) -> ClusterResult<K8sBackendPage> {
         self.list_k8s_backend_page_impl(plural, limit, continue_token)
+    }
+
+    async fn create_k8s_backend_object(
+        &self,
+        plural: &str,
+        _version: &str,
+        _kind: &str,
+        object: &K8sBackendObject,
+    ) -> ClusterResult<()> {
+        self.create_k8s_backend_object_impl(plural, object)
+    }
+
+    async fn replace_k8s_backend_spec(
+        &self,
+        plural: &str,
+        _version: &str,
+        object: &K8sBackendObject,
+    ) -> ClusterResult<()> {
+        self.replace_k8s_backend_spec_impl(plural, object)
+    }
+
+    async fn delete_k8s_backend_object(&self, plural: &str, _version: &str, name: &str) -> ClusterResult<()> {
+        self.delete_k8s_backend_object_impl(plural, name)
     }
 
     async fn patch_linstor_controller(

@@ -59,6 +59,18 @@ pub fn own_rules(kind: RunKind, c: &ControllerInfo) -> Vec<AccessQuestion> {
     for verb in ["create", "update", "patch", "delete"] {
         q.push(AccessQuestion::new("", "configmaps", verb, ns));
     }
+    // the k8s backend's objects: read by the verification, deleted when a backend holds data
+    // before an import, written by the delta import (cluster-scoped)
+    if kind == RunKind::Migrate {
+        for verb in ["list", "create", "patch", "delete"] {
+            q.push(AccessQuestion::new(
+                crate::linstor::schema::K8S_GROUP,
+                "*",
+                verb,
+                "",
+            ));
+        }
+    }
     // the etcd StatefulSet's replicas (recorded, and restored before a rollback starts the controller)
     for verb in ["get", "list", "watch"] {
         q.push(AccessQuestion::new("apps", "statefulsets", verb, ns));

@@ -117,7 +117,34 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
             inventory.rollback_objects
         )));
     }
-    let cmp = export::compare(&expected, &found);
+    let mut cmp = export::compare(&expected, &found);
+    let delta_ran = c
+        .ctx
+        .import_report
+        .as_ref()
+        .is_some_and(|r| r.delta.is_some() && r.fallback.is_none());
+    if !cmp.is_equal() && delta_ran {
+        // the delta import did not produce the export: the tool's import runs in its place, in
+        // the same downtime (over an emptied backend), and the check is made again
+        let why = format!(
+            "after the delta import the k8s backend differs: {}",
+            report(&cmp).join("; ")
+        );
+        c.warn(&format!("{why}; falling back to linstor-database import-db"))
+            .await?;
+        c.ctx.import_report.get_or_insert_with(Default::default).fallback = Some(why);
+        c.save().await?;
+        let emptied = super::import::tool_import(c).await?;
+        c.ctx
+            .import_report
+            .get_or_insert_with(Default::default)
+            .emptied_objects += emptied;
+        let again = match c.run.options.verify {
+            VerifyMode::Direct => direct_read(c, &expected).await?,
+            VerifyMode::Tool => tool_export(c).await?,
+        };
+        cmp = export::compare(&expected, &again);
+    }
     let equal = cmp.is_equal();
     for line in report(&cmp) {
         c.log.line(Some(c.step), "error", &line).await?;
