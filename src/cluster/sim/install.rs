@@ -139,10 +139,15 @@ pub(crate) fn standard(st: &mut State) {
         "metadata": with(meta(NS, "piraeus-op-cs", CR_UID),
                          json!({"labels": helm_labels(), "annotations": {"meta.helm.sh/release-name": "piraeus-op",
                                                                         "meta.helm.sh/release-namespace": NS}})),
-        "spec": {"replicas": 1, "dbConnectionURL": CR_ETCD_URL, "controllerImage": CR_IMAGE,
-                 "luksSecret": "piraeus-op-passphrase", "drbdRepoCred": "piraeus-regcred", "logLevel": "info",
-                 "priorityClassName": "system-cluster-critical", "sslSecret": null, "dbCertSecret": "",
-                 "dbUseClientCert": false, "resources": {}, "affinity": {}, "tolerations": []},
+        // the spec as the v1.10.8 chart renders it (rendered/default.yaml): unset strings are
+        // `""`, `dbCertSecret` is null; only the image is the 1.33.3 one users set
+        "spec": {"priorityClassName": "", "dbConnectionURL": CR_ETCD_URL, "luksSecret": "piraeus-op-passphrase",
+                 "sslSecret": "", "dbCertSecret": null, "dbUseClientCert": false, "drbdRepoCred": "",
+                 "controllerImage": CR_IMAGE, "imagePullPolicy": "IfNotPresent",
+                 "linstorHttpsControllerSecret": "", "linstorHttpsClientSecret": "",
+                 "tolerations": [{"effect": "NoSchedule", "key": "node-role.kubernetes.io/master", "operator": "Exists"},
+                                 {"effect": "NoSchedule", "key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}],
+                 "resources": {}, "replicas": 1},
         "status": {"errors": [], "ControllerStatus": {"nodeName": "k8s-control-1", "registeredOnController": true}}
     });
     if let Ok(cr) = serde_json::from_value(cr) {

@@ -214,7 +214,7 @@ fn source(
             let mut doc = super::state::K8sBackend::default().to_export(version);
             doc.exported_from = "sql/h2".into();
             doc.k8s_version = None;
-            doc.sql_version = Some(48);
+            doc.sql_version = Some(48.into());
             Ok(doc)
         }
         _ => Err((

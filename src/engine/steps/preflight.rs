@@ -422,8 +422,11 @@ async fn originals(c: &StepCtx<'_>, info: &ControllerInfo) -> Result<Originals, 
         Some(sts) => match c.cluster().get_stateful_set(&info.namespace, sts).await {
             Ok(s) => s.and_then(|s| s.spec.and_then(|s| s.replicas)),
             Err(e) => {
-                c.warn(&format!("cannot read the etcd StatefulSet {}/{sts}: {e}", info.namespace))
-                    .await?;
+                c.warn(&format!(
+                    "cannot read the etcd StatefulSet {}/{sts}: {e}",
+                    info.namespace
+                ))
+                .await?;
                 None
             }
         },

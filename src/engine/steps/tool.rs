@@ -1,17 +1,17 @@
 //! Running `linstor-database` in the migration pod, always under the tool guard
 //! (`cluster::tool_guard`): one tool process at a time, a leftover of an interrupted exec stopped
 //! and gone before the next one starts. Its output is streamed into the run log. Success is
-//! exit 0 **and** the `... finished` line (REFERENCE.md §3: the tool exits 0 on bad arguments);
-//! the export file itself is validated when it is copied out.
+//! exit 0 **and** the `... finished` line (REFERENCE.md §3: the tool exits 0 on bad arguments),
+//! judged by [`tool_output::judge`], which tells a failure in one line (the innermost `Caused by:`
+//! of the stack trace); the export file itself is validated when it is copied out.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use super::{StepCtx, StepError};
 use crate::cluster::{ClusterError, ExecLine, Stream, pod, tool_guard};
+use crate::linstor::tool_output::{self, ToolOutput};
 use crate::model::RunKind;
 
 /// Longest the guard may take to stop a leftover tool (it escalates to SIGKILL after 20 s).
@@ -47,23 +47,23 @@ pub(super) async fn run_tool(c: &StepCtx<'_>, args: &[&str], finished: &str) -> 
     let guarded = tool_guard::wrap(&tool_guard::pid_file(&paths.backup_dir), &command);
 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<ExecLine>(1024);
-    let saw_finished = Arc::new(AtomicBool::new(false));
     let log = c.log.clone();
     let step = c.step;
-    let seen = saw_finished.clone();
-    let marker = finished.to_string();
     let writer = tokio::spawn(async move {
+        let mut output = ToolOutput::default();
         while let Some(line) = rx.recv().await {
-            if line.line.contains(marker.as_str()) {
-                seen.store(true, Ordering::SeqCst);
-            }
-            let level = match line.stream {
-                Stream::Stdout => "stdout",
-                Stream::Stderr => "stderr",
+            let (level, kept) = match line.stream {
+                Stream::Stdout => ("stdout", &mut output.stdout),
+                Stream::Stderr => ("stderr", &mut output.stderr),
             };
             // a lost log line must not fail the tool run; the database error goes to stderr
             log.say(Some(step), level, &line.line).await;
+            // kept for the verdict (bounded: the whole output is in the log)
+            if kept.len() < KEPT_LINES {
+                kept.push(line.line);
+            }
         }
+        output
     });
     let exec = c.cluster().exec(
         &info.namespace,
@@ -94,37 +94,37 @@ pub(super) async fn run_tool(c: &StepCtx<'_>, args: &[&str], finished: &str) -> 
         }
     };
     // all lines are stored before the verdict
-    drain(writer).await;
+    let mut output = drain(writer).await;
     if outcome.exit_code == tool_guard::EXIT_CANNOT_STOP {
         return Err(StepError::Failed(
             "a linstor-database left running by an interrupted run does not stop; see the log".into(),
         ));
     }
-    if outcome.exit_code != 0 {
-        return Err(StepError::Failed(format!(
-            "linstor-database {} exited with {}",
-            args[0], outcome.exit_code
-        )));
-    }
-    if !saw_finished.load(Ordering::SeqCst) {
-        return Err(StepError::Failed(format!(
-            "linstor-database {} exited 0 without printing {finished:?}: it did not run (bad arguments?)",
-            args[0]
-        )));
-    }
-    Ok(())
+    output.exit_code = outcome.exit_code;
+    debug_assert_eq!(tool_output::finished_marker(args[0]), finished);
+    tool_output::judge(args[0], &output).map_err(|f| {
+        // the full stack trace is in the log above; the step's error is its one-line reason
+        StepError::Failed(f.to_string())
+    })
 }
 
+/// Lines of each stream kept for the verdict.
+const KEPT_LINES: usize = 5000;
+
 /// Waits for the log writer to store what the exec delivered (it ends when the exec's stream
-/// closes; bounded, so that a stream that never closes cannot hold the step).
-async fn drain(writer: tokio::task::JoinHandle<()>) {
+/// closes; bounded, so that a stream that never closes cannot hold the step); returns what it kept.
+async fn drain(writer: tokio::task::JoinHandle<ToolOutput>) -> ToolOutput {
     let abort = writer.abort_handle();
-    if tokio::time::timeout(Duration::from_secs(10), writer)
-        .await
-        .is_err()
-    {
-        tracing::warn!("the tool's output stream did not close; its last lines may be missing from the log");
-        abort.abort();
+    match tokio::time::timeout(Duration::from_secs(10), writer).await {
+        Ok(Ok(output)) => output,
+        Ok(Err(_)) => ToolOutput::default(),
+        Err(_) => {
+            tracing::warn!(
+                "the tool's output stream did not close; its last lines may be missing from the log"
+            );
+            abort.abort();
+            ToolOutput::default()
+        }
     }
 }
 

@@ -1,0 +1,1 @@
+//! The LINSTOR REST API's views of a database (placeholder filled below).
