@@ -52,9 +52,9 @@ pub fn crd_names() -> Vec<(String, String, String)> {
 fn property(sql_type: &str) -> Value {
     match sql_type {
         "BLOB" => json!({"type": "string", "format": "byte"}),
-        "BIGINT" | "TIMESTAMP" | "DATE" => json!({"type": "integer", "format": "int64"}),
+        "BIGINT" | "DATE" => json!({"type": "integer", "format": "int64"}),
         "INTEGER" => json!({"type": "integer", "format": "int32"}),
-        "SMALLINT" => json!({"type": "integer", "format": "int32"}),
+        "SMALLINT" | "TIMESTAMP" => json!({"type": "integer"}),
         "BOOLEAN" => json!({"type": "boolean"}),
         _ => json!({"type": "string"}),
     }
@@ -108,7 +108,9 @@ pub fn all_crds() -> Vec<Value> {
                 ROLLBACK_PLURAL,
                 ROLLBACK_KIND,
                 "v1",
-                json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}),
+                json!({"type": "object", "required": ["rollback_map", "delete_map"], "properties": {
+                    "delete_map": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+                    "rollback_map": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}),
             ),
         ])
         .collect()
