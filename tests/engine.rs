@@ -497,3 +497,26 @@ async fn missing_controller_rbac_fails_preflight_naming_the_rule() {
     );
     assert_eq!(before, h.sim.fingerprint());
 }
+
+#[tokio::test]
+async fn stale_rollback_objects_fail_preflight() {
+    let h = Harness::new();
+    h.sim.add_rollback_objects(2);
+    let engine = h.engine().await;
+    let before = h.sim.fingerprint();
+    let (run, _) = engine
+        .create_run(request(RunKind::Migrate), &actor(), None)
+        .await
+        .unwrap();
+    let run = settle(&engine, &run.id).await;
+    assert_eq!(run.state, RunState::Failed);
+    assert!(
+        run.report
+            .checks
+            .iter()
+            .any(|c| c.name == "k8s-backend" && c.message.contains("2 Rollback object(s)")),
+        "{:?}",
+        run.report.checks
+    );
+    assert_eq!(before, h.sim.fingerprint());
+}

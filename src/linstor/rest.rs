@@ -506,10 +506,11 @@ mod tests {
     #[test]
     fn the_operators_controller_node_swap_is_expected() {
         let mut before = snap();
+        let satellite = before.nodes[0].clone();
         let ctl = |name: &str| Node {
             name: name.into(),
             node_type: "CONTROLLER".into(),
-            ..before.nodes[0].clone()
+            ..satellite.clone()
         };
         before.nodes.push(ctl("piraeus-op-cs-controller-7d9f8-aaaaa"));
         let mut after = snap();

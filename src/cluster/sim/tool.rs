@@ -282,11 +282,7 @@ async fn export(
         *st.effects.exports.entry(doc.exported_from.clone()).or_insert(0) += 1;
         st.touch();
     }
-    out.out(log(&format!(
-        "Export finished: {} tables, {} rows",
-        doc.tables.len(),
-        doc.tables.iter().map(|t| t.data.len()).sum::<usize>()
-    )))
-    .await;
+    // the real tool's last line is exactly this (tests/fixtures/linstor-1.33.3/tool/01)
+    out.out(log("Export finished")).await;
     Ok(0)
 }

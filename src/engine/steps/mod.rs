@@ -12,6 +12,7 @@ mod copy_backup;
 mod export;
 mod import;
 mod preflight;
+mod preflight_data;
 mod prepare_pod;
 mod snapshot;
 mod start_controller;
