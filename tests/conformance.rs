@@ -195,7 +195,7 @@ fn one_changed_missing_or_extra_row_is_found_by_table_and_primary_key() {
         assert_eq!(cmp.differences.len(), 1, "{what}: {:?}", cmp.differences);
         let d = &cmp.differences[0];
         assert_eq!(d.name, t, "{what}");
-        assert_eq!(d.examples, [key.clone()], "{what}");
+        assert_eq!(d.examples, std::slice::from_ref(&key), "{what}");
         let counts = (d.changed, d.missing, d.extra);
         let expected = match what {
             "changed" => (1, 0, 0),

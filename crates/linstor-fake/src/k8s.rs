@@ -155,8 +155,8 @@ pub struct ApiError {
     pub code: u16,
     /// The Status message (`volumegroups.internal.linstor.linbit.com is forbidden: ...`).
     pub message: String,
-    /// For a 403: the verb, resource and group refused.
-    pub forbidden: Option<(String, String, String)>,
+    /// For a 403: the verb, resource and group refused (boxed: errors stay small).
+    pub forbidden: Option<Box<(String, String, String)>>,
 }
 
 impl ApiError {
@@ -181,7 +181,7 @@ impl ApiError {
             message: format!(
                 "{subject} is forbidden: User \"{user}\" cannot {verb} resource \"{resource}\" in API group \"{group}\" at the cluster scope"
             ),
-            forbidden: Some((verb.into(), resource.into(), group.into())),
+            forbidden: Some(Box::new((verb.into(), resource.into(), group.into()))),
         }
     }
 }

@@ -38,7 +38,7 @@ fn template(f: &Failure) -> &'static str {
 
 /// fabric8's `KubernetesClientException` message for a refused call.
 fn fabric8(server: &str, e: &ApiError) -> String {
-    let (group, kind, name) = match &e.forbidden {
+    let (group, kind, name) = match e.forbidden.as_deref() {
         Some((_, resource, group)) => {
             let name = e
                 .message
