@@ -259,8 +259,14 @@ impl K8sStore {
         self.objects.get(ROLLBACK_PLURAL).map_or(0, BTreeMap::len)
     }
 
-    /// Adds `n` `Rollback` objects, as an interrupted schema migration leaves them.
+    /// Adds `n` `Rollback` objects (and their CRD), as an interrupted transaction leaves them.
     pub fn add_rollbacks(&mut self, n: usize) {
+        if let Some(crd) = all_crds()
+            .into_iter()
+            .find(|c| c["spec"]["names"]["plural"] == ROLLBACK_PLURAL)
+        {
+            self.put_crd(&crd);
+        }
         let m = self.objects.entry(ROLLBACK_PLURAL.into()).or_default();
         for _ in 0..n {
             let name = format!("rollback-{}", m.len());

@@ -1,8 +1,8 @@
 //! The LINSTOR REST API's views of a database, in the shapes LINSTOR 1.33.3 answers with
 //! (recorded: tests/fixtures/linstor-1.33.3/rest): `/v1/controller/version`, `/v1/nodes`,
 //! `/v1/view/storage-pools`, `/v1/view/resources`, as JSON. Display names come from the `*_DSP_*`
-//! columns, properties from `PROPS_CONTAINERS` (instances `/NODES/<N>`, `/STORPOOLCONF/<N>/<P>`,
-//! `/RESOURCES/<N>/<R>`), node types from their codes. Whether the satellites are connected is the
+//! columns, properties from `PROPS_CONTAINERS` (instances `/NODES/<N>`, `/STOR_POOLS/<N>/<P>`,
+//! `/RSCS/<N>/<R>`, LINSTOR 1.33's names), node types from their codes. Whether the satellites are connected is the
 //! caller's (`online`): offline satellites show what the recording shows (OFFLINE, the providers a
 //! controller knows without a satellite, a "No active connection" report on every pool).
 
@@ -135,7 +135,7 @@ pub fn storage_pools(t: &Tables, online: bool, at: &str) -> Vec<Value> {
             let kind = s(r, "driver_name");
             let diskless = kind == "DISKLESS";
             let mut p = json!({"storage_pool_name": name, "node_name": node, "provider_kind": kind});
-            let props = props(t, &format!("/STORPOOLCONF/{}/{pool}", s(r, "node_name")));
+            let props = props(t, &format!("/STOR_POOLS/{}/{pool}", s(r, "node_name")));
             if !props.is_empty() {
                 p["props"] = json!(props);
             }
@@ -216,7 +216,7 @@ pub fn resources(t: &Tables, online: bool) -> Vec<Value> {
             let flags: Vec<&str> = if diskless { vec!["DRBD_DISKLESS", "TIE_BREAKER"] } else { vec![] };
             Some(json!({
                 "name": rsc_dsp, "node_name": node_dsp, "flags": flags,
-                "props": props(t, &format!("/RESOURCES/{node}/{rsc}")),
+                "props": props(t, &format!("/RSCS/{node}/{rsc}")),
                 "uuid": s(r, "uuid"), "volumes": volumes,
             }))
         })

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::dataset_sec;
-use crate::linstor::export::{ExportDocument, ExportTable, Row};
+use crate::linstor::export::{ExportDocument, ExportTable, Row, without_nulls};
 use crate::linstor::schema;
 
 /// The satellites of the Piraeus-managed cluster.
@@ -83,6 +83,11 @@ impl Builder {
         self.tables.entry(table.to_string()).or_default().push(row);
     }
 
+    /// Adds a row as it is (lower-case column names).
+    pub fn add_row(&mut self, table: &str, row: Row) {
+        self.tables.entry(table.to_string()).or_default().push(row);
+    }
+
     /// One property of a props container (`/NODES/K8S-WORKER-1`, ...).
     pub fn prop(&mut self, instance: &str, key: &str, value: &str) {
         self.add(
@@ -95,24 +100,24 @@ impl Builder {
         );
     }
 
+    /// The document as the real 1.33.3 exports it: its header versions, the 39 exported tables
+    /// in its order (the four it never writes dropped), null columns left out.
     fn finish(self, linstor_version: &str, timestamp_ms: i64) -> ExportDocument {
         let mut tables = self.tables;
-        ExportDocument {
-            linstor_version: linstor_version.into(),
-            export_timestamp_ms: timestamp_ms,
-            exported_from: "etcd".into(),
-            data_version: schema::DATA_VERSION.into(),
-            sql_version: None,
-            k8s_version: None,
-            etcd_version: Some(56),
-            tables: schema::tables()
-                .iter()
-                .map(|t| ExportTable {
-                    data: tables.remove(&t.name).unwrap_or_default(),
-                    ..ExportTable::from_schema(t)
-                })
-                .collect(),
-        }
+        let mut doc = ExportDocument::empty_1_33_3("etcd", timestamp_ms);
+        doc.linstor_version = linstor_version.into();
+        doc.tables = schema::exported_tables()
+            .map(|t| ExportTable {
+                data: tables
+                    .remove(&t.name)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(without_nulls)
+                    .collect(),
+                ..ExportTable::from_schema(t)
+            })
+            .collect();
+        doc
     }
 }
 
@@ -156,10 +161,7 @@ pub(crate) fn plain_controller() -> ExportDocument {
 
 fn generate(spec: &Spec<'_>) -> ExportDocument {
     let mut b = Builder::new(spec.seed);
-    let mut protected: Vec<String> = dataset_sec::SYSTEM_OBJECTS
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut protected: Vec<String> = Vec::new();
     dataset_sec::defaults(&mut b);
     let cluster_id = b.rng.uuid();
     for (k, v) in [
@@ -179,11 +181,12 @@ fn generate(spec: &Spec<'_>) -> ExportDocument {
         ("TcpPortAutoRange", "7000-7999"),
         ("MinorNrAutoRange", "1000-49999"),
     ] {
-        b.prop("/CTRLCFG", k, v);
+        b.prop("/CTRL", k, v);
     }
 
     for (pool, dsp) in [
         ("DFLTDISKLESSSTORPOOL", "DfltDisklessStorPool"),
+        ("DFLTSTORPOOL", "DfltStorPool"),
         ("LVM-THIN", "lvm-thin"),
     ] {
         let uuid = b.rng.uuid();
@@ -238,7 +241,7 @@ fn generate(spec: &Spec<'_>) -> ExportDocument {
                     ("FLAGS", json!(0)),
                 ],
             );
-            let inst = format!("/RESOURCEGROUPS/{name}");
+            let inst = format!("/RSC_GRPS/{name}");
             b.prop(&inst, "DrbdOptions/Resource/quorum", "majority");
             b.prop(&inst, "DrbdOptions/Resource/on-no-quorum", "suspend-io");
             b.prop(&inst, "DrbdOptions/Net/allow-two-primaries", "yes");
@@ -254,7 +257,7 @@ fn generate(spec: &Spec<'_>) -> ExportDocument {
             ("KVS_DSP_NAME", json!("linstor-csi")),
         ],
     );
-    b.prop("/KEYVALUESTORES/LINSTOR-CSI", "csi/version", "v1.6.4");
+    b.prop("/KVS/LINSTOR-CSI", "csi/version", "v1.6.4");
     protected.push("/keyvaluestores/LINSTOR-CSI".into());
 
     super::dataset_rsc::nodes(&mut b, spec, &mut protected);

@@ -90,7 +90,7 @@ pub(crate) fn storage_pools(t: &Tables) -> Vec<StoragePool> {
                 provider_kind: kind,
                 free_capacity: free,
                 total_capacity: total,
-                props: props(t, &format!("/STORPOOLCONF/{}/{pool}", s(r, "node_name"))),
+                props: props(t, &format!("/STOR_POOLS/{}/{pool}", s(r, "node_name"))),
                 uuid: s(r, "uuid"),
             })
         })
@@ -170,7 +170,7 @@ pub(crate) fn resources(t: &Tables) -> Vec<Resource> {
                 name: rsc_dsp,
                 node_name: node_dsp,
                 flags,
-                props: props(t, &format!("/RESOURCES/{node}/{rsc}")),
+                props: props(t, &format!("/RSCS/{node}/{rsc}")),
                 uuid: s(r, "uuid"),
                 volumes,
             })

@@ -13,7 +13,12 @@ use crate::model::StepName;
 
 #[tokio::test]
 async fn a_direct_scale_of_an_owned_deployment_is_reverted() {
-    let sim = sim();
+    // the operator's reconcile well after the pod is gone: with both a few ms apart, a loaded
+    // machine let the pod come back before the wait saw it gone
+    let sim = SimCluster::new(SimTiming {
+        operator_reconcile: Duration::from_millis(300),
+        ..SimTiming::instant()
+    });
     sim.scale_deployment(NS, "piraeus-op-cs-controller", 0)
         .await
         .expect("scale");
