@@ -8,7 +8,6 @@ use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::dataset;
 use super::operator::render_operator_toml;
 use super::state::{EtcdCluster, Origin, State, key};
 
@@ -213,8 +212,8 @@ pub(crate) fn standard(st: &mut State) {
         key(NS, "sh.helm.release.v1.piraeus-op.v1"),
         obj(helm_release_secret()),
     );
-    for node in dataset::CR_NODES {
-        let name = format!("piraeus-op-ns-node-{}", &dataset::short_hash(node)[..5]);
+    for node in super::names::CR_NODES {
+        let name = format!("piraeus-op-ns-node-{}", &super::names::short_hash(node)[..5]);
         st.add_static_pod(
             NS,
             &name,
@@ -228,7 +227,7 @@ pub(crate) fn standard(st: &mut State) {
             namespace: NS.into(),
             stateful_set: "piraeus-op-etcd".into(),
             controllers: vec!["piraeus-op-cs".into()],
-            data: dataset::cr_controller(),
+            data: linstor_fake::dataset::piraeus(),
         },
     );
 
@@ -276,7 +275,7 @@ pub(crate) fn standard(st: &mut State) {
             namespace: PLAIN_NS.into(),
             stateful_set: "etcd".into(),
             controllers: vec!["linstor-controller".into()],
-            data: dataset::plain_controller(),
+            data: linstor_fake::dataset::plain(),
         },
     );
     st.reconcile_workloads();

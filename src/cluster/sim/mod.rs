@@ -3,9 +3,12 @@
 //!
 //! It is faithful where the migration can go wrong: the operator reverts direct scaling of the
 //! Deployment it owns and re-renders the ConfigMap only after its next reconcile; a controller pod
-//! runs on whatever `linstor.toml` it started with; the simulated `linstor-database` exits 0 on
-//! bad arguments and falls back to an empty H2 database without a config; an import truncates
-//! the `k8s` backend first and leaves partial data when it fails. Faults can be injected per step.
+//! runs on whatever `linstor.toml` it started with. Everything LINSTOR itself does comes from
+//! `linstor-fake`, the one model of LINSTOR replayed against recordings of the real 1.33.3: the
+//! etcd databases (`linstor_fake::dataset`), `linstor-database` (exit 0 on bad arguments, the
+//! silent H2 fallback that then fails, an import that truncates the `k8s` backend first and
+//! leaves partial data when it fails), the `k8s` backend's CRDs and objects and the REST views;
+//! this module is the Kubernetes side they run in. Faults can be injected per step.
 //!
 //! Nothing runs in the background: every access first advances the simulation to "now" (tokio
 //! time, so `tokio::time::pause` works), and waits sleep until the next scheduled event or until
@@ -13,14 +16,12 @@
 
 mod access;
 mod api;
-mod dataset;
-mod dataset_rsc;
-mod dataset_sec;
 mod exec;
 mod faults;
 mod fingerprint;
 mod fs;
 mod install;
+mod names;
 mod operator;
 mod pods;
 mod processes;
@@ -256,7 +257,7 @@ impl SimCluster {
     /// What an export of the CR controller's etcd gives.
     pub fn etcd_dataset(&self) -> ExportDocument {
         self.etcd_dataset_of(Self::CR_CONTROLLER.0, Self::CR_CONTROLLER.1)
-            .unwrap_or_else(dataset::cr_controller)
+            .unwrap_or_else(linstor_fake::dataset::piraeus)
     }
 
     /// The etcd data of a controller of the installation (`namespace`, CR or Deployment name).

@@ -201,7 +201,7 @@ fn datasets_are_valid_realistic_exports() {
     .expect("valid");
     assert!(p.total_rows() < s.total_rows());
     // deterministic
-    assert_eq!(doc, super::dataset::cr_controller());
+    assert_eq!(doc, linstor_fake::dataset::piraeus());
 }
 
 #[tokio::test]

@@ -54,7 +54,11 @@ async fn a_direct_scale_of_an_owned_deployment_is_reverted() {
 
 #[tokio::test]
 async fn the_config_map_follows_a_cr_patch_only_after_the_reconcile() {
-    let sim = sim();
+    // a reconcile a few ms after the patch was missed on a loaded machine: give it 300 ms
+    let sim = SimCluster::new(SimTiming {
+        operator_reconcile: Duration::from_millis(300),
+        ..SimTiming::instant()
+    });
     let before = sim.fingerprint();
     sim.patch_linstor_controller(
         NS,

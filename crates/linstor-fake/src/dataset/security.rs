@@ -6,7 +6,7 @@
 
 use serde_json::json;
 
-use super::dataset::Builder;
+use super::generate::Builder;
 
 /// Tables whose rows every LINSTOR database starts with.
 const DEFAULT_TABLES: [&str; 7] = [
@@ -31,10 +31,10 @@ fn is_default_object(path: &str) -> bool {
 }
 
 /// The rows every LINSTOR database starts with.
-pub(crate) fn defaults(b: &mut Builder) {
-    let recorded = linstor_fake::dataset::recorded();
+pub fn defaults(b: &mut Builder) {
+    let recorded = super::recorded();
     for t in &recorded.tables {
-        let keep = |row: &crate::linstor::export::Row| {
+        let keep = |row: &linstor_model::export::Row| {
             DEFAULT_TABLES.contains(&t.name.as_str())
                 || row
                     .get("object_path")
@@ -53,7 +53,7 @@ pub(crate) fn defaults(b: &mut Builder) {
 }
 
 /// The object protection and ACL of one object the user created.
-pub(crate) fn protect(b: &mut Builder, path: &str) {
+pub fn protect(b: &mut Builder, path: &str) {
     if is_default_object(path) {
         return;
     }

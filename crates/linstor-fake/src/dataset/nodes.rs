@@ -4,9 +4,9 @@
 
 use serde_json::{Value, json};
 
-use super::dataset::{Builder, CREATED_MS, GIB, Spec, b64_json};
+use super::generate::{Builder, CREATED_MS, GIB, Spec, b64_json};
 
-pub(crate) fn resources(b: &mut Builder, spec: &Spec<'_>, rg: &str, protected: &mut Vec<String>) {
+pub fn resources(b: &mut Builder, spec: &Spec<'_>, rg: &str, protected: &mut Vec<String>) {
     let n = spec.nodes.len();
     let mut layer_id = 0i64;
     for r in 0..spec.resources {
@@ -182,7 +182,7 @@ pub(crate) fn resources(b: &mut Builder, spec: &Spec<'_>, rg: &str, protected: &
     }
 }
 
-pub(crate) fn nodes(b: &mut Builder, spec: &Spec<'_>, protected: &mut Vec<String>) {
+pub fn nodes(b: &mut Builder, spec: &Spec<'_>, protected: &mut Vec<String>) {
     for (i, node) in spec.nodes.iter().enumerate() {
         let name = node.to_ascii_uppercase();
         let (uuid, if_uuid) = (b.rng.uuid(), b.rng.uuid());
