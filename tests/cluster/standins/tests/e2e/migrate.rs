@@ -168,11 +168,17 @@ async fn killed_service_resumes_the_run() {
         !observe::processes_with(&needles).is_empty()
     })
     .await;
-    let hanging = inst
-        .tool_starts()
-        .into_iter()
-        .find(|s| s.args.first().map(String::as_str) == Some("export-db"))
-        .expect("the stand-in recorded the hanging export");
+    // the process shows in /proc a moment before it has recorded its start: wait for both
+    let export_start = || {
+        inst.tool_starts()
+            .into_iter()
+            .find(|s| s.args.first().map(String::as_str) == Some("export-db"))
+    };
+    observe::wait_for(Duration::from_secs(30), "the hanging export's record", || async {
+        export_start().is_some()
+    })
+    .await;
+    let hanging = export_start().expect("the stand-in recorded the hanging export");
 
     svc.kill().await;
     assert!(
