@@ -36,6 +36,7 @@ fn timing() -> SimTiming {
         controller_start: Duration::from_millis(1500),
         operator_reconcile: Duration::from_millis(1000),
         export: Duration::from_millis(800),
+        etcd_give_up: Duration::from_secs(5),
         import_per_row: Duration::from_millis(4),
         exec_line_interval: Duration::from_millis(25),
     }

@@ -99,7 +99,10 @@ async fn full_migration_succeeds_and_leaves_a_verified_backup() {
 
     // the data is in the k8s backend and the controller runs on it
     let expected: usize = h.sim.etcd_dataset().tables.iter().map(|t| t.data.len()).sum();
-    assert_eq!(h.sim.k8s_backend_rows().values().sum::<usize>(), expected);
+    let rows = h.sim.k8s_backend_rows();
+    // plus the four access types a fresh cluster's schema migrations write (never exported)
+    assert_eq!(rows["SEC_ACCESS_TYPES"], 4);
+    assert_eq!(rows.values().sum::<usize>(), expected + 4);
     let ctrl = engine
         .controllers()
         .await
@@ -499,6 +502,29 @@ async fn missing_controller_rbac_fails_preflight_naming_the_rule() {
     assert!(
         failing.iter().any(|c| c.message.contains("deletecollection")),
         "{failing:?}"
+    );
+    assert_eq!(before, h.sim.fingerprint());
+}
+
+#[tokio::test]
+async fn stale_rollback_objects_fail_preflight() {
+    let h = Harness::new();
+    h.sim.add_rollback_objects(2);
+    let engine = h.engine().await;
+    let before = h.sim.fingerprint();
+    let (run, _) = engine
+        .create_run(request(RunKind::Migrate), &actor(), None)
+        .await
+        .unwrap();
+    let run = settle(&engine, &run.id).await;
+    assert_eq!(run.state, RunState::Failed);
+    assert!(
+        run.report
+            .checks
+            .iter()
+            .any(|c| c.name == "k8s-backend" && c.message.contains("2 Rollback object(s)")),
+        "{:?}",
+        run.report.checks
     );
     assert_eq!(before, h.sim.fingerprint());
 }

@@ -231,9 +231,9 @@ pub async fn linstor_api(
     info: &ControllerInfo,
 ) -> ClusterResult<std::sync::Arc<dyn crate::linstor::rest::LinstorApi>> {
     let service = info.service.as_deref().unwrap_or(&info.name);
-    cluster
-        .linstor_api(&info.namespace, service, info.https_client_secret.as_deref())
-        .await
+    // an empty Secret name is "no https", as the operator reads it (the chart renders `""`)
+    let secret = info.https_client_secret.as_deref().filter(|s| !s.is_empty());
+    cluster.linstor_api(&info.namespace, service, secret).await
 }
 
 /// The controller `r`, freshly read; `NotFound` when there is none.

@@ -119,11 +119,16 @@ pub struct K8sBackendInventory {
 }
 
 impl K8sBackendInventory {
+    /// The rows of the tables an export holds: not the schema version object, the Rollback
+    /// entries, nor the four `SEC_ACCESS_TYPES` rows the schema migrations create (the tool's
+    /// truncate leaves them, and LINSTOR needs them).
     pub fn total_objects(&self) -> u64 {
-        // rows only: the schema version object and Rollback entries are not data
         self.crds
             .iter()
-            .filter(|(n, _)| !n.starts_with("rollback") && !n.starts_with("linstorversion"))
+            .filter(|(name, _)| {
+                let plural = name.split('.').next().unwrap_or_default();
+                crate::linstor::schema::exported_tables().any(|t| t.plural() == plural)
+            })
             .map(|(_, c)| c)
             .sum()
     }

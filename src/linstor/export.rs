@@ -1,6 +1,7 @@
-//! The `linstor-database` export format (REFERENCE.md §3): the document type used to write
-//! exports (simulated tool, stand-ins), a streaming reader that summarises an export without
-//! holding it in memory, validation of a backup, and the table-by-table comparison of two exports.
+//! The `linstor-database` export format (REFERENCE.md §3): the document type (from
+//! `linstor-model`, shared with the fake LINSTOR), a streaming reader that summarises an export
+//! without holding it in memory, validation of a backup, and the table-by-table comparison of two
+//! exports.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,61 +14,10 @@ use utoipa::ToSchema;
 
 use super::schema;
 
-/// One entry of a table's `column_description`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct ColumnDescription {
-    pub name: String,
-    pub sql_type: i32,
-    pub is_primary_key: bool,
-    pub is_nullable: bool,
-}
-
-/// A row: lower-case column names to JSON values (BLOBs as base64 strings).
-pub type Row = serde_json::Map<String, serde_json::Value>;
-
-/// A table of an export.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExportTable {
-    pub name: String,
-    pub column_description: Vec<ColumnDescription>,
-    pub data: Vec<Row>,
-}
-
-impl ExportTable {
-    /// An empty table with the schema's columns.
-    pub fn from_schema(t: &schema::Table) -> Self {
-        Self {
-            name: t.name.clone(),
-            column_description: t
-                .columns
-                .iter()
-                .map(|c| ColumnDescription {
-                    name: c.name.clone(),
-                    sql_type: c.sql_type_code,
-                    is_primary_key: c.primary_key,
-                    is_nullable: c.nullable,
-                })
-                .collect(),
-            data: Vec::new(),
-        }
-    }
-}
-
-/// A whole export document, in memory (for writing exports; reading uses [`summarize`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExportDocument {
-    pub linstor_version: String,
-    pub export_timestamp_ms: i64,
-    pub exported_from: String,
-    pub data_version: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sql_version: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub k8s_version: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub etcd_version: Option<i64>,
-    pub tables: Vec<ExportTable>,
-}
+pub use linstor_model::export::{
+    ColumnDescription, ExportDocument, ExportTable, Row, k8s_object_name, primary_key, row_digest,
+    scalar_text, versions, without_nulls,
+};
 
 /// The header fields of an export.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
@@ -350,36 +300,6 @@ pub fn schema_only(header: &ExportHeader, tables: &[&str]) -> serde_json::Value 
     }
     doc["tables"] = serde_json::Value::Array(tables);
     doc
-}
-
-/// The text of a scalar as LINSTOR joins primary-key values.
-pub fn scalar_text(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// SHA-256 of a row's canonical JSON (keys sorted, null columns left out: the export and the
-/// `k8s` backend omit them, and an explicit null means the same row).
-pub fn row_digest(row: &Row) -> [u8; 32] {
-    let sorted: BTreeMap<&String, &serde_json::Value> = row.iter().filter(|(_, v)| !v.is_null()).collect();
-    let bytes = serde_json::to_vec(&sorted).expect("a JSON map serializes");
-    Sha256::digest(&bytes).into()
-}
-
-/// The name of a row's object in the `k8s` backend: lower-case hex SHA-256 of the primary-key
-/// values joined by `:` in column order (REFERENCE.md §3).
-pub fn k8s_object_name(table: &schema::Table, row: &Row) -> String {
-    let key: Vec<String> = table
-        .primary_key()
-        .map(|c| {
-            row.get(&c.name.to_ascii_lowercase())
-                .map(scalar_text)
-                .unwrap_or_default()
-        })
-        .collect();
-    hex::encode(Sha256::digest(key.join(":").as_bytes()))
 }
 
 /// What a valid backup must be.

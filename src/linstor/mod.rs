@@ -1,7 +1,9 @@
-//! Facts about LINSTOR itself: its configuration file, its database export format and its REST API.
+//! Facts about LINSTOR itself: its configuration file, its database export format, its REST API
+//! and how its `linstor-database` tool reports success and failure.
 
 pub mod export;
 pub mod export_rows;
 pub mod rest;
 pub mod schema;
 pub mod toml;
+pub mod tool_output;

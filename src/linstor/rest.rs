@@ -168,6 +168,11 @@ pub struct SnapshotComparison {
     pub volumes: usize,
     /// Human-readable differences; empty when equal.
     pub differences: Vec<String>,
+    /// Changes that are expected and not differences: the Piraeus operator registers every
+    /// controller pod as a node of type `CONTROLLER` named after the pod and deletes the node of a
+    /// pod that is gone (about every 10 s), so a restarted controller swaps these nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expected_changes: Vec<String>,
 }
 
 impl SnapshotComparison {
@@ -176,9 +181,75 @@ impl SnapshotComparison {
     }
 }
 
+/// The LINSTOR node type Piraeus Operator v1 registers its controller pods as.
+pub const CONTROLLER_NODE_TYPE: &str = "CONTROLLER";
+
+/// The CONTROLLER nodes of a snapshot, by name.
+fn controller_nodes(s: &ClusterSnapshot) -> std::collections::BTreeSet<String> {
+    s.nodes
+        .iter()
+        .filter(|n| n.node_type.eq_ignore_ascii_case(CONTROLLER_NODE_TYPE))
+        .map(|n| n.name.clone())
+        .collect()
+}
+
+/// `s` without the CONTROLLER nodes in `skip` (and anything placed on them).
+fn without_nodes(s: &ClusterSnapshot, skip: &std::collections::BTreeSet<String>) -> ClusterSnapshot {
+    ClusterSnapshot {
+        nodes: s
+            .nodes
+            .iter()
+            .filter(|n| !skip.contains(&n.name))
+            .cloned()
+            .collect(),
+        storage_pools: s
+            .storage_pools
+            .iter()
+            .filter(|p| !skip.contains(&p.node_name))
+            .cloned()
+            .collect(),
+        resources: s
+            .resources
+            .iter()
+            .filter(|r| !skip.contains(&r.node_name))
+            .cloned()
+            .collect(),
+        ..s.clone()
+    }
+}
+
 /// Compares identity fields (names, types, nodes, pools, volume numbers, sizes); ignores live
-/// fields (connection status, free capacity, disk state, device paths).
+/// fields (connection status, free capacity, disk state, device paths). The operator's
+/// CONTROLLER nodes (one per controller pod, named after it) are not compared: that the old pod's
+/// node went and the new pod's came is expected after a restart and listed in `expected_changes`.
 pub fn compare_snapshots(before: &ClusterSnapshot, after: &ClusterSnapshot) -> SnapshotComparison {
+    let (gone_ctl, new_ctl) = (controller_nodes(before), controller_nodes(after));
+    let mut expected_changes = Vec::new();
+    let went: Vec<&String> = gone_ctl.difference(&new_ctl).collect();
+    let came: Vec<&String> = new_ctl.difference(&gone_ctl).collect();
+    if !went.is_empty() || !came.is_empty() {
+        expected_changes.push(format!(
+            "the operator's CONTROLLER nodes changed with the controller pods: {} gone, {} new \
+             (Piraeus registers each controller pod as a node and removes the node of a pod that is gone)",
+            if went.is_empty() {
+                "none".to_string()
+            } else {
+                format!("{went:?}")
+            },
+            if came.is_empty() {
+                "none".to_string()
+            } else {
+                format!("{came:?}")
+            },
+        ));
+    }
+    let skip: std::collections::BTreeSet<String> = gone_ctl.union(&new_ctl).cloned().collect();
+    let mut cmp = compare_identities(&without_nodes(before, &skip), &without_nodes(after, &skip));
+    cmp.expected_changes = expected_changes;
+    cmp
+}
+
+fn compare_identities(before: &ClusterSnapshot, after: &ClusterSnapshot) -> SnapshotComparison {
     fn diff<K: Ord + std::fmt::Debug + Clone, V: PartialEq + std::fmt::Debug>(
         what: &str,
         a: BTreeMap<K, V>,
@@ -249,6 +320,7 @@ pub fn compare_snapshots(before: &ClusterSnapshot, after: &ClusterSnapshot) -> S
         resources: before.resources.len(),
         volumes: vol_count,
         differences,
+        expected_changes: Vec::new(),
     }
 }
 
@@ -428,6 +500,41 @@ mod tests {
         assert_eq!(
             (cmp.nodes, cmp.storage_pools, cmp.resources, cmp.volumes),
             (1, 1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn the_operators_controller_node_swap_is_expected() {
+        let mut before = snap();
+        let satellite = before.nodes[0].clone();
+        let ctl = |name: &str| Node {
+            name: name.into(),
+            node_type: "CONTROLLER".into(),
+            ..satellite.clone()
+        };
+        before.nodes.push(ctl("piraeus-op-cs-controller-7d9f8-aaaaa"));
+        let mut after = snap();
+        after.nodes.push(ctl("piraeus-op-cs-controller-6c4b2-bbbbb"));
+        let cmp = compare_snapshots(&before, &after);
+        assert!(cmp.is_equal(), "{:?}", cmp.differences);
+        assert_eq!(cmp.nodes, 1, "satellites compared, controller nodes not");
+        assert_eq!(cmp.expected_changes.len(), 1);
+        assert!(
+            cmp.expected_changes[0].contains("7d9f8-aaaaa")
+                && cmp.expected_changes[0].contains("6c4b2-bbbbb")
+        );
+        // the old node not deleted yet, the new one not registered yet: still expected
+        let cmp = compare_snapshots(&before, &snap());
+        assert!(cmp.is_equal() && cmp.expected_changes.len() == 1);
+        // a satellite that disappears is still a difference
+        let mut after = snap();
+        after.nodes.clear();
+        after.nodes.push(ctl("piraeus-op-cs-controller-6c4b2-bbbbb"));
+        let cmp = compare_snapshots(&before, &after);
+        assert!(
+            cmp.differences.iter().any(|d| d.contains("\"n1\" is missing")),
+            "{:?}",
+            cmp.differences
         );
     }
 

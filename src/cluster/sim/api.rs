@@ -21,7 +21,6 @@ use crate::cluster::{
     K8sBackendObject, K8sBackendPage, LinstorController, UserInfo,
 };
 use crate::linstor::rest::LinstorApi;
-use crate::linstor::schema;
 
 #[async_trait]
 impl Cluster for SimCluster {
@@ -94,24 +93,22 @@ impl Cluster for SimCluster {
     }
 
     async fn k8s_backend_inventory(&self) -> ClusterResult<K8sBackendInventory> {
+        // what the real implementation lists: the group's CRDs and the objects of each
         let st = self.lock();
-        let mut crds: Vec<(String, u64)> = st
-            .k8s
-            .tables
-            .iter()
-            .filter_map(|(t, rows)| Some((schema::table(t)?.crd_name.clone(), rows.len() as u64)))
+        let k8s = &st.k8s;
+        let crds: Vec<(String, u64)> = k8s
+            .crds
+            .keys()
+            .map(|name| {
+                let plural = name.split('.').next().unwrap_or_default();
+                let count = k8s.objects.get(plural).map_or(0, |m| m.len() as u64);
+                (name.clone(), count)
+            })
             .collect();
-        if !crds.is_empty() || st.k8s.rollback_objects > 0 {
-            crds.push((
-                format!("rollbacks.{}", schema::K8S_GROUP),
-                st.k8s.rollback_objects,
-            ));
-        }
-        crds.sort();
         Ok(K8sBackendInventory {
             crds,
-            schema_version: st.k8s.schema_version,
-            rollback_objects: st.k8s.rollback_objects,
+            schema_version: k8s.schema_version(),
+            rollback_objects: k8s.rollback_objects() as u64,
         })
     }
 

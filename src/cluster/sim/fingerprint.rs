@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use sha2::{Digest, Sha256};
 
 use super::state::{Origin, State};
-use crate::linstor::export::row_digest;
 
 /// Everything a migration may change, in comparable form.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,14 +88,16 @@ pub(crate) fn take(st: &State) -> SimFingerprint {
         etcd.update(serde_json::to_vec(&e.data).unwrap_or_default());
     }
     let mut k8s = Sha256::new();
-    for (table, rows) in &st.k8s.tables {
-        k8s.update(table.as_bytes());
-        for (obj, row) in rows {
-            k8s.update(obj.as_bytes());
-            k8s.update(row_digest(row));
+    for name in st.k8s.crds.keys() {
+        k8s.update(name.as_bytes());
+    }
+    for (plural, objects) in &st.k8s.objects {
+        k8s.update(plural.as_bytes());
+        for (name, object) in objects {
+            k8s.update(name.as_bytes());
+            k8s.update(serde_json::to_vec(object).unwrap_or_default());
         }
     }
-    k8s.update(format!("{:?}/{}", st.k8s.schema_version, st.k8s.rollback_objects).as_bytes());
     let mut foreign_pods = BTreeMap::new();
     let mut our_pods = BTreeSet::new();
     for ((ns, pod_name), p) in &st.pods {

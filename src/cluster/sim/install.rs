@@ -8,7 +8,6 @@ use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::dataset;
 use super::operator::render_operator_toml;
 use super::state::{EtcdCluster, Origin, State, key};
 
@@ -139,10 +138,15 @@ pub(crate) fn standard(st: &mut State) {
         "metadata": with(meta(NS, "piraeus-op-cs", CR_UID),
                          json!({"labels": helm_labels(), "annotations": {"meta.helm.sh/release-name": "piraeus-op",
                                                                         "meta.helm.sh/release-namespace": NS}})),
-        "spec": {"replicas": 1, "dbConnectionURL": CR_ETCD_URL, "controllerImage": CR_IMAGE,
-                 "luksSecret": "piraeus-op-passphrase", "drbdRepoCred": "piraeus-regcred", "logLevel": "info",
-                 "priorityClassName": "system-cluster-critical", "sslSecret": null, "dbCertSecret": "",
-                 "dbUseClientCert": false, "resources": {}, "affinity": {}, "tolerations": []},
+        // the spec as the v1.10.8 chart renders it (rendered/default.yaml): unset strings are
+        // `""`, `dbCertSecret` is null; only the image is the 1.33.3 one users set
+        "spec": {"priorityClassName": "", "dbConnectionURL": CR_ETCD_URL, "luksSecret": "piraeus-op-passphrase",
+                 "sslSecret": "", "dbCertSecret": null, "dbUseClientCert": false, "drbdRepoCred": "",
+                 "controllerImage": CR_IMAGE, "imagePullPolicy": "IfNotPresent",
+                 "linstorHttpsControllerSecret": "", "linstorHttpsClientSecret": "",
+                 "tolerations": [{"effect": "NoSchedule", "key": "node-role.kubernetes.io/master", "operator": "Exists"},
+                                 {"effect": "NoSchedule", "key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}],
+                 "resources": {}, "replicas": 1},
         "status": {"errors": [], "ControllerStatus": {"nodeName": "k8s-control-1", "registeredOnController": true}}
     });
     if let Ok(cr) = serde_json::from_value(cr) {
@@ -208,8 +212,8 @@ pub(crate) fn standard(st: &mut State) {
         key(NS, "sh.helm.release.v1.piraeus-op.v1"),
         obj(helm_release_secret()),
     );
-    for node in dataset::CR_NODES {
-        let name = format!("piraeus-op-ns-node-{}", &dataset::short_hash(node)[..5]);
+    for node in super::names::CR_NODES {
+        let name = format!("piraeus-op-ns-node-{}", &super::names::short_hash(node)[..5]);
         st.add_static_pod(
             NS,
             &name,
@@ -223,7 +227,7 @@ pub(crate) fn standard(st: &mut State) {
             namespace: NS.into(),
             stateful_set: "piraeus-op-etcd".into(),
             controllers: vec!["piraeus-op-cs".into()],
-            data: dataset::cr_controller(),
+            data: linstor_fake::dataset::piraeus(),
         },
     );
 
@@ -271,7 +275,7 @@ pub(crate) fn standard(st: &mut State) {
             namespace: PLAIN_NS.into(),
             stateful_set: "etcd".into(),
             controllers: vec!["linstor-controller".into()],
-            data: dataset::plain_controller(),
+            data: linstor_fake::dataset::plain(),
         },
     );
     st.reconcile_workloads();

@@ -22,10 +22,14 @@ impl SimCluster {
         if st.faults.take(StepName::VerifyData, &[Fault::Error]).is_some() {
             return Err(api_error(StepName::VerifyData, "list k8s backend objects"));
         }
-        let Some(table) = schema::tables().iter().find(|t| t.plural() == plural) else {
+        if !st
+            .k8s
+            .crds
+            .contains_key(&format!("{plural}.{}", schema::K8S_GROUP))
+        {
             return Ok(K8sBackendPage::default());
-        };
-        let Some(rows) = st.k8s.tables.get(&table.name) else {
+        }
+        let Some(rows) = st.k8s.objects.get(plural) else {
             return Ok(K8sBackendPage::default());
         };
         let limit = limit.max(1) as usize;
@@ -33,13 +37,18 @@ impl SimCluster {
             .iter()
             .filter(|(name, _)| continue_token.is_none_or(|after| name.as_str() > after))
             .take(limit + 1)
-            .map(|(name, row)| K8sBackendObject {
+            .map(|(name, object)| K8sBackendObject {
                 name: name.clone(),
-                spec: row
-                    .iter()
-                    .filter(|(_, v)| !v.is_null())
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
+                spec: object
+                    .get("spec")
+                    .and_then(|s| s.as_object())
+                    .map(|row| {
+                        row.iter()
+                            .filter(|(_, v)| !v.is_null())
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             })
             .collect();
         let more = objects.len() > limit;
@@ -87,20 +96,28 @@ impl SimCluster {
         if Self::lose_write(&mut st) {
             return Ok(());
         }
-        let Some(rows) = st.k8s.tables.get_mut(&table.name) else {
-            return Err(ClusterError::NotFound {
-                kind: "CustomResourceDefinition",
-                namespace: String::new(),
-                name: table.crd_name.clone(),
-            });
-        };
-        if rows.contains_key(&object.name) {
-            return Err(ClusterError::AlreadyExists(format!(
-                "{}/{}",
-                table.crd_name, object.name
-            )));
+        let object_json = serde_json::json!({
+            "apiVersion": format!("{}/{}", schema::K8S_GROUP, schema::DATA_VERSION),
+            "kind": table.crd_kind,
+            "metadata": {"name": object.name},
+            "spec": object.spec,
+        });
+        match st.k8s.create(plural, object_json) {
+            Ok(()) => {}
+            Err(409) => {
+                return Err(ClusterError::AlreadyExists(format!(
+                    "{}/{}",
+                    table.crd_name, object.name
+                )));
+            }
+            Err(_) => {
+                return Err(ClusterError::NotFound {
+                    kind: "CustomResourceDefinition",
+                    namespace: String::new(),
+                    name: table.crd_name.clone(),
+                });
+            }
         }
-        rows.insert(object.name.clone(), object.spec.clone());
         st.effects.backend_writes += 1;
         st.touch();
         Ok(())
@@ -118,11 +135,11 @@ impl SimCluster {
         }
         match st
             .k8s
-            .tables
-            .get_mut(&table.name)
-            .and_then(|rows| rows.get_mut(&object.name))
+            .objects
+            .get_mut(plural)
+            .and_then(|objects| objects.get_mut(&object.name))
         {
-            Some(row) => *row = object.spec.clone(),
+            Some(found) => found["spec"] = serde_json::Value::Object(object.spec.clone()),
             None => {
                 return Err(ClusterError::NotFound {
                     kind: "CustomResource",
@@ -137,13 +154,13 @@ impl SimCluster {
     }
 
     pub(crate) fn delete_k8s_backend_object_impl(&self, plural: &str, name: &str) -> ClusterResult<()> {
-        let table = Self::table_of(plural)?;
+        Self::table_of(plural)?;
         let mut st = self.lock();
         if st
             .k8s
-            .tables
-            .get_mut(&table.name)
-            .and_then(|rows| rows.remove(name))
+            .objects
+            .get_mut(plural)
+            .and_then(|objects| objects.remove(name))
             .is_some()
         {
             st.effects.backend_writes += 1;

@@ -3,9 +3,12 @@
 //!
 //! It is faithful where the migration can go wrong: the operator reverts direct scaling of the
 //! Deployment it owns and re-renders the ConfigMap only after its next reconcile; a controller pod
-//! runs on whatever `linstor.toml` it started with; the simulated `linstor-database` exits 0 on
-//! bad arguments and falls back to an empty H2 database without a config; an import truncates
-//! the `k8s` backend first and leaves partial data when it fails. Faults can be injected per step.
+//! runs on whatever `linstor.toml` it started with. Everything LINSTOR itself does comes from
+//! `linstor-fake`, the one model of LINSTOR replayed against recordings of the real 1.33.3: the
+//! etcd databases (`linstor_fake::dataset`), `linstor-database` (exit 0 on bad arguments, the
+//! silent H2 fallback that then fails, an import that truncates the `k8s` backend first and
+//! leaves partial data when it fails), the `k8s` backend's CRDs and objects and the REST views;
+//! this module is the Kubernetes side they run in. Faults can be injected per step.
 //!
 //! Nothing runs in the background: every access first advances the simulation to "now" (tokio
 //! time, so `tokio::time::pause` works), and waits sleep until the next scheduled event or until
@@ -13,16 +16,13 @@
 
 mod access;
 mod api;
-mod dataset;
-mod dataset_rsc;
-mod dataset_sec;
 mod exec;
 mod faults;
 mod fingerprint;
 mod fs;
 mod install;
-mod k8s_backend;
 mod k8s_objects;
+mod names;
 mod operator;
 mod pods;
 mod processes;
@@ -32,8 +32,6 @@ mod shell;
 mod state;
 mod status;
 mod tool;
-mod tool_args;
-mod tool_import;
 mod waits;
 mod workloads;
 mod writes;
@@ -70,8 +68,11 @@ pub struct SimTiming {
     pub controller_start: Duration,
     /// Delay of the operator's next reconcile: the ConfigMap follows a CR change only then.
     pub operator_reconcile: Duration,
-    /// Total time an export takes (spread over its tables).
+    /// Total time an export takes.
     pub export: Duration,
+    /// How long `linstor-database` tries an unreachable etcd before it fails (the real 1.33.3
+    /// tool: about 60 s, tests/fixtures/linstor-1.33.3/tool/09).
+    pub etcd_give_up: Duration,
     /// Time per imported row (the real tool makes one API call per row).
     pub import_per_row: Duration,
     /// Pause between the tool's log lines.
@@ -88,6 +89,7 @@ impl SimTiming {
             controller_start: Duration::from_secs(5),
             operator_reconcile: Duration::from_secs(4),
             export: Duration::from_secs(2),
+            etcd_give_up: Duration::from_secs(60),
             import_per_row: Duration::from_millis(12),
             exec_line_interval: Duration::from_millis(40),
         }
@@ -105,6 +107,7 @@ impl SimTiming {
             controller_start: s(self.controller_start),
             operator_reconcile: s(self.operator_reconcile),
             export: s(self.export),
+            etcd_give_up: s(self.etcd_give_up),
             import_per_row: s(self.import_per_row),
             exec_line_interval: s(self.exec_line_interval),
         }
@@ -118,6 +121,7 @@ impl SimTiming {
             controller_start: Duration::from_millis(3),
             operator_reconcile: Duration::from_millis(5),
             export: Duration::from_millis(1),
+            etcd_give_up: Duration::from_millis(1),
             import_per_row: Duration::ZERO,
             exec_line_interval: Duration::ZERO,
         }
@@ -245,20 +249,16 @@ impl SimCluster {
     }
 
     /// Rows per table in the `k8s` backend (every table of the schema, empty ones as 0 once
-    /// LINSTOR created its CRDs; nothing before).
+    /// LINSTOR created its CRDs; nothing before). The four `SEC_ACCESS_TYPES` objects a fresh
+    /// import's schema migrations create are rows of a table that is never exported.
     pub fn k8s_backend_rows(&self) -> BTreeMap<String, usize> {
-        self.lock()
-            .k8s
-            .tables
-            .iter()
-            .map(|(t, rows)| (t.clone(), rows.len()))
-            .collect()
+        self.lock().k8s.row_counts()
     }
 
     /// What an export of the CR controller's etcd gives.
     pub fn etcd_dataset(&self) -> ExportDocument {
         self.etcd_dataset_of(Self::CR_CONTROLLER.0, Self::CR_CONTROLLER.1)
-            .unwrap_or_else(dataset::cr_controller)
+            .unwrap_or_else(linstor_fake::dataset::piraeus)
     }
 
     /// The etcd data of a controller of the installation (`namespace`, CR or Deployment name).
@@ -295,14 +295,19 @@ impl SimCluster {
     /// migration's import will replace).
     pub fn preload_k8s_backend(&self, doc: &ExportDocument) {
         let mut st = self.lock();
-        st.k8s.replace_with(doc);
+        let tables: Vec<_> = doc
+            .tables
+            .iter()
+            .filter_map(|t| Some((crate::linstor::schema::table(&t.name)?, t.data.as_slice())))
+            .collect();
+        st.k8s.load(&tables);
         st.touch();
     }
 
     /// Leaves `n` stale `Rollback` objects in the `k8s` backend (linstor-server#357).
     pub fn add_rollback_objects(&self, n: u64) {
         let mut st = self.lock();
-        st.k8s.rollback_objects += n;
+        st.k8s.add_rollbacks(n as usize);
         st.touch();
     }
 

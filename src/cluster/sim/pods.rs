@@ -30,7 +30,7 @@ impl SimCluster {
             (Some(n), _) => n.clone(),
             (None, Some(prefix)) => format!(
                 "{prefix}{}",
-                &super::dataset::short_hash(&st.next_seq().to_string())[..5]
+                &super::names::short_hash(&st.next_seq().to_string())[..5]
             ),
             (None, None) => return Err(ClusterError::Api("pod has neither name nor generateName".into())),
         };
@@ -78,7 +78,7 @@ impl SimCluster {
                 && let Some(spec) = p.pod.spec.as_mut()
             {
                 spec.node_name
-                    .get_or_insert_with(|| super::dataset::CR_NODES[0].into());
+                    .get_or_insert_with(|| super::names::CR_NODES[0].into());
             }
         }
         let delay = st.timing.pod_start;

@@ -33,11 +33,10 @@ pub(crate) fn tables_of(st: &State, ns: &str, url: &str) -> Tables {
             .etcd_for(url, ns)
             .map(|e| doc_tables(&e.data))
             .unwrap_or_default(),
-        Backend::K8s => st
-            .k8s
-            .tables
-            .iter()
-            .map(|(t, m)| (t.clone(), m.values().cloned().collect()))
+        // what the controller loads: the exported tables whose CRDs exist
+        Backend::K8s => crate::linstor::schema::exported_tables()
+            .filter(|t| st.k8s.crds.contains_key(&t.crd_name))
+            .map(|t| (t.name.clone(), st.k8s.rows(t)))
             .collect(),
         _ => Tables::new(),
     }

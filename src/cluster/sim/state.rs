@@ -12,7 +12,6 @@ use super::SimTiming;
 use super::access::Access;
 use super::faults::Faults;
 use super::fingerprint::SimEffects;
-pub(crate) use super::k8s_backend::K8sBackend;
 use crate::cluster::LinstorController;
 use crate::linstor::export::ExportDocument;
 use crate::linstor::rest::ErrorReport;
@@ -128,7 +127,8 @@ pub(crate) struct State {
     pub pods: BTreeMap<Key, SimPod>,
     /// By `connection_url`.
     pub etcd: BTreeMap<String, EtcdCluster>,
-    pub k8s: K8sBackend,
+    /// The cluster's `k8s` database backend (LINSTOR's CRDs and objects, one per cluster).
+    pub k8s: linstor_fake::k8s::K8sStore,
     pub faults: Faults,
     pub effects: SimEffects,
     pub access: Access,
@@ -169,7 +169,7 @@ impl State {
             services: BTreeMap::new(),
             pods: BTreeMap::new(),
             etcd: BTreeMap::new(),
-            k8s: K8sBackend::default(),
+            k8s: Default::default(),
             faults: Faults::default(),
             effects: SimEffects::default(),
             access: Access::default(),

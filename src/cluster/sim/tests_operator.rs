@@ -13,7 +13,12 @@ use crate::model::StepName;
 
 #[tokio::test]
 async fn a_direct_scale_of_an_owned_deployment_is_reverted() {
-    let sim = sim();
+    // the operator's reconcile well after the pod is gone: with both a few ms apart, a loaded
+    // machine let the pod come back before the wait saw it gone
+    let sim = SimCluster::new(SimTiming {
+        operator_reconcile: Duration::from_millis(300),
+        ..SimTiming::instant()
+    });
     sim.scale_deployment(NS, "piraeus-op-cs-controller", 0)
         .await
         .expect("scale");
@@ -49,7 +54,11 @@ async fn a_direct_scale_of_an_owned_deployment_is_reverted() {
 
 #[tokio::test]
 async fn the_config_map_follows_a_cr_patch_only_after_the_reconcile() {
-    let sim = sim();
+    // a reconcile a few ms after the patch was missed on a loaded machine: give it 300 ms
+    let sim = SimCluster::new(SimTiming {
+        operator_reconcile: Duration::from_millis(300),
+        ..SimTiming::instant()
+    });
     let before = sim.fingerprint();
     sim.patch_linstor_controller(
         NS,

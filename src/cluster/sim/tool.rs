@@ -1,43 +1,197 @@
-//! The simulated `linstor-database` (REFERENCE.md §3) with the real tool's traps: exit 0 with
-//! usage on bad arguments, a silent fallback to an empty H2 database without `linstor.toml`,
-//! exit 2 for an unparsable config or unknown scheme, and a non-transactional import into `k8s`
-//! that truncates first and leaves partial data when it fails.
+//! `linstor-database` in a simulated pod: the tool is `linstor_fake::tool` (the one model of
+//! LINSTOR's tool, replayed against the recordings); this file is the Kubernetes side it runs
+//! in: the pod's files (ConfigMap and Secret volumes, emptyDirs), the etcd cluster its
+//! `connection_url` names (reachable while its StatefulSet has a ready pod), the cluster's `k8s`
+//! backend with the rights of the pod's ServiceAccount, the faults injected for the step, and
+//! the simulated time things take.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
 use bytes::Bytes;
+use linstor_fake::k8s::{ApiError, CRD_GROUP, Denied, GROUP, K8sApi, K8sStore, StoreApi, WithStore};
+use linstor_fake::tool::cli::{self, Command, Invocation};
+use linstor_fake::tool::{self as fake_tool, Fault as ToolFault, Host, Wait};
+use serde_json::Value;
 
 use super::SimCluster;
 use super::faults::Fault;
 use super::fs;
 use super::shell::Out;
 use super::state::key;
-use super::tool_args::{Cmd, parse, sub_usage};
 use crate::cluster::{ClusterError, ClusterResult};
 use crate::linstor::export::ExportDocument;
-use crate::linstor::schema;
-use crate::linstor::toml::{Backend, DEFAULT_H2_URL, LinstorConfig};
+use crate::linstor::toml::{Backend, LinstorConfig};
 use crate::model::StepName;
 
-pub(crate) fn log(msg: &str) -> String {
-    format!(
-        "{} [main] INFO  LINSTOR/linstor-database - SYSTEM - {msg}",
-        chrono::Utc::now().format("%H:%M:%S%.3f")
-    )
+/// The cluster's `k8s` backend, reached through the simulated cluster's lock.
+#[derive(Clone)]
+struct SimStore(SimCluster);
+
+impl WithStore for SimStore {
+    fn with_store<R>(&self, f: impl FnOnce(&mut K8sStore) -> R) -> R {
+        let mut st = self.0.lock();
+        let r = f(&mut st.k8s);
+        st.touch();
+        r
+    }
 }
 
-/// Prints a Java exception the way the tool dies with it; returns exit code 1.
-pub(crate) async fn exception(out: &Out, class: &str, message: &str, at: &str) -> ClusterResult<i32> {
-    out.err(format!("Exception in thread \"main\" {class}: {message}"))
-        .await;
-    for frame in [
-        at,
-        "com.linbit.linstor.core.LinstorDatabaseTool.call(LinstorDatabaseTool.java:97)",
-        "picocli.CommandLine.executeUserObject(CommandLine.java:2045)",
-        "picocli.CommandLine.access$1500(CommandLine.java:148)",
-        "com.linbit.linstor.core.LinstorDatabaseTool.main(LinstorDatabaseTool.java:61)",
-    ] {
-        out.err(format!("\tat {frame}")).await;
+/// The API server as the tool's client sees it; counts imports (their first truncation).
+struct SimApi {
+    inner: StoreApi<SimStore>,
+    truncating: AtomicBool,
+}
+
+#[async_trait]
+impl K8sApi for SimApi {
+    fn server(&self) -> String {
+        self.inner.server()
     }
-    Ok(1)
+    fn user(&self) -> String {
+        self.inner.user()
+    }
+    async fn current_crds(&self) -> Result<std::collections::BTreeSet<String>, ApiError> {
+        self.inner.current_crds().await
+    }
+    async fn apply_crd(&self, crd: &Value) -> Result<(), ApiError> {
+        self.inner.apply_crd(crd).await
+    }
+    async fn put_schema_version(&self, version: i64) -> Result<(), ApiError> {
+        self.inner.put_schema_version(version).await
+    }
+    async fn delete_collection(&self, plural: &str) -> Result<(), ApiError> {
+        let r = self.inner.delete_collection(plural).await;
+        if r.is_ok() && !self.truncating.swap(true, Ordering::SeqCst) {
+            self.inner.store.0.lock().effects.imports += 1;
+        }
+        r
+    }
+    async fn create(&self, plural: &str, object: Value) -> Result<(), ApiError> {
+        self.inner.create(plural, object).await
+    }
+    async fn list(&self, plural: &str) -> Result<Vec<Value>, ApiError> {
+        self.inner.list(plural).await
+    }
+}
+
+/// One run of the tool in a pod.
+struct PodHost<'a> {
+    sim: &'a SimCluster,
+    ns: &'a str,
+    pod: &'a str,
+    container: &'a str,
+    out: &'a Out,
+    version: String,
+    fault: Option<ToolFault>,
+    api: SimApi,
+    /// The source an export read (`etcd`, `k8s`), counted when the file is written.
+    source: std::sync::Mutex<Option<&'static str>>,
+    /// Simulated time not slept yet.
+    owed: std::sync::Mutex<Duration>,
+}
+
+#[async_trait]
+impl Host for PodHost<'_> {
+    async fn out(&self, line: String) {
+        self.out.out(line).await;
+    }
+    async fn err(&self, line: String) {
+        self.out.err(line).await;
+    }
+    fn absolute(&self, path: &str) -> String {
+        // the image sets no WORKDIR: relative paths are relative to /
+        fs::normalize(path)
+    }
+    async fn read(&self, path: &str) -> Result<Vec<u8>, String> {
+        let st = self.sim.lock();
+        let p = st
+            .pods
+            .get(&key(self.ns, self.pod))
+            .ok_or("No such file or directory")?;
+        fs::read(&st, self.ns, p, self.container, path)
+    }
+    async fn write(&self, path: &str, bytes: Vec<u8>) -> Result<(), String> {
+        let mut st = self.sim.lock();
+        let p = st
+            .pods
+            .get_mut(&key(self.ns, self.pod))
+            .ok_or("No such file or directory")?;
+        let norm = fs::check_writable(p, self.container, path)?;
+        p.files.insert(norm, Bytes::from(bytes));
+        if let Some(source) = *self.source.lock().unwrap_or_else(|e| e.into_inner()) {
+            *st.effects.exports.entry(source.into()).or_insert(0) += 1;
+        }
+        st.touch();
+        Ok(())
+    }
+    async fn etcd(&self, url: &str) -> Option<ExportDocument> {
+        let st = self.sim.lock();
+        let e = st.etcd_for(url, self.ns)?;
+        let data = st.etcd_running(e).then(|| e.data.clone())?;
+        *self.source.lock().unwrap_or_else(|e| e.into_inner()) = Some("etcd");
+        Some(data)
+    }
+    fn k8s(&self) -> Option<&dyn K8sApi> {
+        *self.source.lock().unwrap_or_else(|e| e.into_inner()) = Some("k8s");
+        Some(&self.api)
+    }
+    fn version(&self) -> String {
+        self.version.clone()
+    }
+    fn fault(&self, _: Command) -> Option<ToolFault> {
+        self.fault
+    }
+    async fn wait(&self, what: Wait) {
+        let t = self.sim.timing();
+        let d = match what {
+            Wait::Export => t.export,
+            Wait::Row => t.import_per_row,
+            Wait::SlowRow => t.import_per_row * 10,
+            Wait::EtcdGiveUp => t.etcd_give_up,
+            Wait::Start | Wait::Migrations => Duration::ZERO,
+        };
+        // rows are paced in slices of at least a millisecond: a timer sleeps no shorter, and a
+        // sleep per row of a few microseconds would make an import of 1,000 rows take seconds
+        let due = {
+            let mut owed = self.owed.lock().unwrap_or_else(|e| e.into_inner());
+            *owed += d;
+            if *owed >= Duration::from_millis(1) {
+                std::mem::take(&mut *owed)
+            } else {
+                Duration::ZERO
+            }
+        };
+        if !due.is_zero() {
+            tokio::time::sleep(due).await;
+        }
+    }
+}
+
+/// The rights of `system:serviceaccount:<ns>:<sa>` the tool needs, as the simulated RBAC says.
+fn rights(sim: &SimCluster, ns: &str, sa: &str) -> Denied {
+    let st = sim.lock();
+    let mut denied = Denied::none();
+    for verb in ["list", "patch", "create"] {
+        if st
+            .access
+            .service_account_may(ns, sa, CRD_GROUP, "customresourcedefinitions", &[verb])
+            .is_err()
+        {
+            denied = denied.deny(CRD_GROUP, "customresourcedefinitions", verb);
+        }
+    }
+    for verb in ["list", "create", "deletecollection"] {
+        if st
+            .access
+            .service_account_may(ns, sa, GROUP, "*", &[verb])
+            .is_err()
+        {
+            denied = denied.deny(GROUP, "*", verb);
+        }
+    }
+    denied
 }
 
 /// Runs `linstor-database ARGS` in the pod.
@@ -51,28 +205,12 @@ pub(crate) async fn linstor_database(
 ) -> ClusterResult<i32> {
     // counted while it runs: two at once in one pod is what the tool guard prevents
     let _running = super::processes::ToolRunning::start(sim, ns, pod);
-    let (cmd, dir, file) = match parse(args) {
-        Ok(p) => p,
-        Err((msg, usage)) => {
-            if !msg.is_empty() {
-                out.err(msg).await;
-            }
-            for l in usage.lines() {
-                out.err(l.to_string()).await;
-            }
-            return Ok(0); // the real tool's trap: bad arguments exit 0
-        }
-    };
-    let toml_path = format!("{}/linstor.toml", dir.trim_end_matches('/'));
-    let (toml, version, sa, fault) = {
+    let (version, sa, fault) = {
         let mut st = sim.lock();
         let p = st
             .pods
             .get(&key(ns, pod))
             .ok_or_else(|| ClusterError::Api(format!("pod {pod} is gone")))?;
-        let toml = fs::read(&st, ns, p, container, &toml_path)
-            .ok()
-            .map(|b| String::from_utf8_lossy(&b).into_owned());
         let spec = p.pod.spec.as_ref();
         let image = spec
             .and_then(|s| fs::container(s, container))
@@ -81,19 +219,36 @@ pub(crate) async fn linstor_database(
         let sa = spec
             .and_then(|s| s.service_account_name.clone())
             .unwrap_or_else(|| "default".into());
-        let target_k8s = toml
-            .as_deref()
-            .and_then(|t| LinstorConfig::parse(t).ok())
-            .is_some_and(|c| c.backend() == Backend::K8s);
+        // which step this run belongs to, for the injected faults: the command and its target;
         // the pre-copy export and the schema-only import of step 4 are told apart by their files
-        let prepare = ["precopy.json", "schema-only.json"]
-            .iter()
-            .any(|f| file.ends_with(&format!("/{f}")));
-        let step = match cmd {
-            _ if prepare => StepName::PrepareTarget,
-            Cmd::Import => StepName::Import,
-            Cmd::Export if target_k8s => StepName::VerifyData,
-            Cmd::Export => StepName::Export,
+        let prepare = |file: &str| {
+            ["precopy.json", "schema-only.json"]
+                .iter()
+                .any(|f| file.ends_with(&format!("/{f}")))
+        };
+        let step = match cli::parse(args) {
+            Invocation::Run { file, .. } if prepare(&file) => Some(StepName::PrepareTarget),
+            Invocation::Run {
+                command: Command::Import,
+                ..
+            } => Some(StepName::Import),
+            Invocation::Run {
+                command: Command::Export,
+                config_dir,
+                ..
+            } => {
+                let toml = format!("{}/linstor.toml", config_dir.trim_end_matches('/'));
+                let target_k8s = fs::read(&st, ns, p, container, &toml)
+                    .ok()
+                    .and_then(|b| LinstorConfig::parse(&String::from_utf8_lossy(&b)).ok())
+                    .is_some_and(|c| c.backend() == Backend::K8s);
+                Some(if target_k8s {
+                    StepName::VerifyData
+                } else {
+                    StepName::Export
+                })
+            }
+            Invocation::Usage { .. } => None,
         };
         let all = [
             Fault::Error,
@@ -102,196 +257,51 @@ pub(crate) async fn linstor_database(
             Fault::Hang,
             Fault::PartialImport,
         ];
-        let fault = st
-            .faults
-            .take(step, if cmd == Cmd::Import { &all } else { &all[..4] });
-        (toml, fs::image_version(&image).unwrap_or((1, 33, 3)), sa, fault)
+        let fault = step.and_then(|s| {
+            let possible = if s == StepName::Import {
+                &all[..]
+            } else {
+                &all[..4]
+            };
+            st.faults.take(s, possible)
+        });
+        let version = fs::image_version(&image)
+            .map(|(a, b, c)| format!("{a}.{b}.{c}"))
+            .unwrap_or_else(|| linstor_fake::VERSION.into());
+        (version, sa, fault)
     };
-    match fault {
+    let fault = match fault {
         Some(Fault::Error) => {
             return Err(ClusterError::Api(
                 "error dialing backend: EOF (simulated fault)".into(),
             ));
         }
-        Some(Fault::UsageExitZero) => {
-            for l in sub_usage(if cmd == Cmd::Export {
-                "export-db"
-            } else {
-                "import-db"
-            })
-            .lines()
-            {
-                out.err(l.to_string()).await;
-            }
-            return Ok(0);
-        }
-        _ => {}
-    }
-    let version_text = format!("{}.{}.{}", version.0, version.1, version.2);
-    out.out(format!(
-        "LINSTOR, Module linstor-database, version {version_text} (4e3f1c0a5b7d9e2f6a8c1b3d5e7f9a0b2c4d6e8f)"
-    ))
-    .await;
-    let url = match &toml {
-        None => DEFAULT_H2_URL.to_string(), // no config: silently the built-in H2 default
-        Some(text) => {
-            out.out(log(&format!("Loading configuration file \"{toml_path}\"")))
-                .await;
-            match LinstorConfig::parse(text) {
-                Ok(c) => c.effective_url().to_string(),
-                Err(e) => {
-                    out.err(format!(
-                        "Error: failed to parse configuration file {toml_path}: {e}"
-                    ))
-                    .await;
-                    return Ok(2);
-                }
-            }
-        }
+        Some(Fault::ExitOne) => Some(ToolFault::Exit1),
+        Some(Fault::UsageExitZero) => Some(ToolFault::Usage),
+        Some(Fault::Hang) => Some(ToolFault::Hang),
+        Some(Fault::PartialImport) => Some(ToolFault::Partial),
+        _ => None,
     };
-    let backend = Backend::classify(&url);
-    if backend == Backend::Unknown || (backend == Backend::Etcd && version >= (1, 34, 0)) {
-        out.err(format!("Error: unsupported database connection URL \"{url}\""))
-            .await;
-        return Ok(2);
-    }
-    out.out(log(&match backend {
-        Backend::Etcd => format!("etcd connection URL is \"{url}\""),
-        Backend::K8s => format!("Kubernetes-CRD connection URL is \"{url}\""),
-        _ => format!("SQL database connection URL is \"{url}\""),
-    }))
-    .await;
-    if fault == Some(Fault::ExitOne) {
-        return exception(
-            out,
-            "com.linbit.linstor.dbdrivers.DatabaseException",
-            "Failed to initialize the database connection (simulated fault)",
-            "com.linbit.linstor.core.LinstorDatabaseTool.initDb(LinstorDatabaseTool.java:141)",
-        )
-        .await;
-    }
-    if fault == Some(Fault::Hang) {
-        out.out(log("Waiting for the database to answer...")).await;
-        return std::future::pending().await;
-    }
-    match cmd {
-        Cmd::Export => export(sim, ns, pod, container, &file, &url, version_text, &sa, out).await,
-        Cmd::Import => {
-            super::tool_import::import(sim, ns, pod, container, &file, &url, version, &sa, fault, out).await
-        }
-    }
-}
-
-/// The source database as an export document, or the exception the tool dies with.
-fn source(
-    sim: &SimCluster,
-    ns: &str,
-    url: &str,
-    version: &str,
-    sa: &str,
-) -> Result<ExportDocument, (String, String)> {
-    let st = sim.lock();
-    match Backend::classify(url) {
-        Backend::Etcd => match st.etcd_for(url, ns) {
-            Some(e) if st.etcd_running(e) => {
-                let mut doc = e.data.clone();
-                doc.linstor_version = version.into();
-                doc.export_timestamp_ms = chrono::Utc::now().timestamp_millis();
-                Ok(doc)
-            }
-            _ => Err((
-                "io.etcd.jetcd.common.exception.EtcdException".into(),
-                format!("UNAVAILABLE: io exception: connection to {url} refused"),
-            )),
+    let api = SimApi {
+        inner: StoreApi {
+            store: SimStore(sim.clone()),
+            server: "https://10.96.0.1:443".into(),
+            user: format!("system:serviceaccount:{ns}:{sa}"),
+            denied: rights(sim, ns, &sa),
         },
-        Backend::K8s => {
-            st.access
-                .service_account_may(ns, sa, schema::K8S_GROUP, "*", &["get", "list"])
-                .map_err(|e| {
-                    (
-                        "io.fabric8.kubernetes.client.KubernetesClientException".to_string(),
-                        format!("Forbidden: {e}"),
-                    )
-                })?;
-            Ok(st.k8s.to_export(version))
-        }
-        Backend::H2 => {
-            let mut doc = super::state::K8sBackend::default().to_export(version);
-            doc.exported_from = "sql/h2".into();
-            doc.k8s_version = None;
-            doc.sql_version = Some(48);
-            Ok(doc)
-        }
-        _ => Err((
-            "java.sql.SQLNonTransientConnectionException".into(),
-            format!("Could not connect to {url}: Connection refused"),
-        )),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn export(
-    sim: &SimCluster,
-    ns: &str,
-    pod: &str,
-    container: &str,
-    file: &str,
-    url: &str,
-    version: String,
-    sa: &str,
-    out: &Out,
-) -> ClusterResult<i32> {
-    let at = "com.linbit.linstor.core.LinstorDatabaseTool.exportDb(LinstorDatabaseTool.java:174)";
-    let doc = match source(sim, ns, url, &version, sa) {
-        Ok(d) => d,
-        Err((class, msg)) => return exception(out, &class, &msg, at).await,
+        truncating: AtomicBool::new(false),
     };
-    let path = {
-        let st = sim.lock();
-        let Some(p) = st.pods.get(&key(ns, pod)) else {
-            return Err(ClusterError::Api(format!("pod {pod} is gone")));
-        };
-        fs::check_writable(p, container, file)
+    let host = PodHost {
+        sim,
+        ns,
+        pod,
+        container,
+        out,
+        version,
+        fault,
+        api,
+        source: std::sync::Mutex::new(None),
+        owed: std::sync::Mutex::new(Duration::ZERO),
     };
-    let path = match path {
-        Ok(p) => p,
-        Err(e) => {
-            return exception(
-                out,
-                "java.nio.file.FileSystemException",
-                &format!("{file}: {e}"),
-                at,
-            )
-            .await;
-        }
-    };
-    out.out(log(&format!("Exporting database to \"{file}\""))).await;
-    let per_table = sim.timing().export / doc.tables.len().max(1) as u32;
-    for t in &doc.tables {
-        out.out(log(&format!(
-            "Exporting table {} ({} rows)",
-            t.name,
-            t.data.len()
-        )))
-        .await;
-        tokio::time::sleep(per_table).await;
-    }
-    let bytes =
-        serde_json::to_vec(&doc).map_err(|e| ClusterError::Api(format!("serializing the export: {e}")))?;
-    {
-        let mut st = sim.lock();
-        let Some(p) = st.pods.get_mut(&key(ns, pod)) else {
-            return Err(ClusterError::Api(format!("pod {pod} is gone")));
-        };
-        p.files.insert(path, Bytes::from(bytes));
-        *st.effects.exports.entry(doc.exported_from.clone()).or_insert(0) += 1;
-        st.touch();
-    }
-    out.out(log(&format!(
-        "Export finished: {} tables, {} rows",
-        doc.tables.len(),
-        doc.tables.iter().map(|t| t.data.len()).sum::<usize>()
-    )))
-    .await;
-    Ok(0)
+    Ok(fake_tool::run(args, &host).await)
 }

@@ -6,7 +6,7 @@ use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentStatus, Stateful
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
-use super::dataset::short_hash;
+use super::names::short_hash;
 use super::state::{Event, Key, Origin, SimPod, State, key};
 use super::status;
 
@@ -27,7 +27,7 @@ impl State {
         pod.metadata.name = Some(name.into());
         pod.metadata.namespace = Some(ns.into());
         pod.metadata.owner_references = Some(vec![owner]);
-        let node = super::dataset::CR_NODES[(self.random() % 4) as usize];
+        let node = super::names::CR_NODES[(self.random() % 4) as usize];
         if let Some(spec) = pod.spec.as_mut() {
             spec.node_name = Some(node.into());
         }

@@ -91,11 +91,11 @@ async fn read_table(
     Ok((summary, misnamed))
 }
 
-/// Reads every table of the schema from the backend (CRD `version`, e.g. `v1-31-1`).
+/// Reads every table an export holds from the backend (CRD `version`, e.g. `v1-31-1`): what the
+/// tool's export of the backend would contain.
 pub(super) async fn read(cluster: Arc<dyn Cluster>, version: &str) -> Result<BackendContents, StepError> {
     // owned futures: borrowing closures here trip the compiler's `Send` check of the task
-    let reads: Vec<_> = schema::tables()
-        .iter()
+    let reads: Vec<_> = schema::exported_tables()
         .map(|t| {
             let (cluster, version) = (cluster.clone(), version.to_string());
             async move { read_table(cluster.as_ref(), t, &version).await }

@@ -191,7 +191,8 @@ pub(super) async fn apply(
 /// tables). Returns how many objects went.
 pub(super) async fn empty(cluster: Arc<dyn Cluster>, version: &str) -> Result<u64, StepError> {
     let mut removed = 0;
-    for table in schema::tables() {
+    // the exported tables, as the tool's truncate: the schema's own rows stay
+    for table in schema::exported_tables() {
         loop {
             let page = cluster
                 .list_k8s_backend_page(table.plural(), version, 500, None)

@@ -15,6 +15,7 @@ mod copy_backup;
 mod export;
 pub(super) mod import;
 mod preflight;
+mod preflight_data;
 mod prepare_pod;
 mod prepare_target;
 mod snapshot;

@@ -235,15 +235,23 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
     // existing data in the k8s backend: the import replaces it
     if kind == RunKind::Migrate {
         match c.cluster().k8s_backend_inventory().await {
-            Ok(inv) if inv.total_objects() > 0 => {
-                check(
-                    "k8s-backend",
-                    CheckLevel::Warning,
-                    format!(
-                        "the k8s backend already holds {} objects; the import will replace them",
-                        inv.total_objects()
-                    ),
-                );
+            Ok(inv) if inv.total_objects() > 0 || inv.rollback_objects > 0 => {
+                if inv.total_objects() > 0 {
+                    // the k8s backend is one per Kubernetes cluster: data there was written by
+                    // another controller or an earlier import (no discovered controller uses it)
+                    check(
+                        "k8s-backend",
+                        CheckLevel::Warning,
+                        format!(
+                            "the k8s backend already holds {} objects (schema version {}) that no controller found                              here uses: written by another LINSTOR controller or an earlier import; the import                              will replace them",
+                            inv.total_objects(),
+                            inv.schema_version.map_or("unknown".into(), |v| v.to_string())
+                        ),
+                    );
+                }
+                if let Some(ch) = super::preflight_data::rollback_objects(&inv) {
+                    check(&ch.name, ch.level, ch.message);
+                }
                 c.ctx.k8s_backend_before = Some(inv);
             }
             Ok(inv) => {
@@ -255,6 +263,30 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
                 CheckLevel::Warning,
                 format!("cannot list the k8s backend: {e}"),
             ),
+        }
+    }
+
+    // an etcd with TLS: the migration pod must see its certificate files
+    if let Some(cm) = &info.config_map
+        && info.backend == Backend::Etcd
+    {
+        let toml = c
+            .cluster()
+            .get_config_map(&info.namespace, cm)
+            .await?
+            .and_then(|m| m.data)
+            .and_then(|d| d.get("linstor.toml").cloned());
+        let config = toml
+            .as_deref()
+            .and_then(|t| crate::linstor::toml::LinstorConfig::parse(t).ok());
+        let deployment = c
+            .cluster()
+            .get_deployment(&info.namespace, &info.deployment)
+            .await?;
+        if let (Some(config), Some(deployment)) = (config, deployment)
+            && let Some(ch) = super::preflight_data::etcd_tls(&config, &deployment)
+        {
+            check(&ch.name, ch.level, ch.message);
         }
     }
 

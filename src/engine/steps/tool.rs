@@ -1,17 +1,17 @@
 //! Running `linstor-database` in the migration pod, always under the tool guard
 //! (`cluster::tool_guard`): one tool process at a time, a leftover of an interrupted exec stopped
 //! and gone before the next one starts. Its output is streamed into the run log. Success is
-//! exit 0 **and** the `... finished` line (REFERENCE.md §3: the tool exits 0 on bad arguments);
-//! the export file itself is validated when it is copied out.
+//! exit 0 **and** the `... finished` line (REFERENCE.md §3: the tool exits 0 on bad arguments),
+//! judged by [`tool_output::judge`], which tells a failure in one line (the innermost `Caused by:`
+//! of the stack trace); the export file itself is validated when it is copied out.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use super::{StepCtx, StepError};
 use crate::cluster::{ClusterError, ExecLine, Stream, pod, tool_guard};
+use crate::linstor::tool_output::{self, ToolOutput};
 use crate::model::RunKind;
 
 /// Longest the guard may take to stop a leftover tool (it escalates to SIGKILL after 20 s).
@@ -47,17 +47,15 @@ pub(super) async fn run_tool(c: &StepCtx<'_>, args: &[&str], finished: &str) -> 
     let guarded = tool_guard::wrap(&tool_guard::pid_file(&paths.backup_dir), &command);
 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<ExecLine>(1024);
-    let saw_finished = Arc::new(AtomicBool::new(false));
     let log = c.log.clone();
     let step = c.step;
-    let seen = saw_finished.clone();
-    let marker = finished.to_string();
     // Group commit: every line that arrived while the previous batch was being stored goes into
     // the next one (one transaction, one fsync), so a chatty tool does not wait on the disk line
     // by line. No line waits for a batch to fill: a lone line is stored at once. Crash window:
     // the lines of the batch being stored (at most BATCH) are lost if the process dies then.
     let writer = tokio::spawn(async move {
         const BATCH: usize = 512;
+        let mut output = ToolOutput::default();
         let mut batch: Vec<ExecLine> = Vec::with_capacity(BATCH);
         while let Some(first) = rx.recv().await {
             batch.push(first);
@@ -67,23 +65,24 @@ pub(super) async fn run_tool(c: &StepCtx<'_>, args: &[&str], finished: &str) -> 
                     Err(_) => break,
                 }
             }
-            if batch.iter().any(|l| l.line.contains(marker.as_str())) {
-                seen.store(true, Ordering::SeqCst);
-            }
             let lines: Vec<(&str, &str)> = batch
                 .iter()
-                .map(|l| {
-                    let level = match l.stream {
-                        Stream::Stdout => "stdout",
-                        Stream::Stderr => "stderr",
-                    };
-                    (level, l.line.as_str())
-                })
+                .map(|l| (stream_level(l.stream), l.line.as_str()))
                 .collect();
             // a lost log line must not fail the tool run; the database error goes to stderr
             log.say_batch(Some(step), &lines).await;
-            batch.clear();
+            for line in batch.drain(..) {
+                let kept = match line.stream {
+                    Stream::Stdout => &mut output.stdout,
+                    Stream::Stderr => &mut output.stderr,
+                };
+                // kept for the verdict (bounded: the whole output is in the log)
+                if kept.len() < KEPT_LINES {
+                    kept.push(line.line);
+                }
+            }
         }
+        output
     });
     let exec = c.cluster().exec(
         &info.namespace,
@@ -114,37 +113,45 @@ pub(super) async fn run_tool(c: &StepCtx<'_>, args: &[&str], finished: &str) -> 
         }
     };
     // all lines are stored before the verdict
-    drain(writer).await;
+    let mut output = drain(writer).await;
     if outcome.exit_code == tool_guard::EXIT_CANNOT_STOP {
         return Err(StepError::Failed(
             "a linstor-database left running by an interrupted run does not stop; see the log".into(),
         ));
     }
-    if outcome.exit_code != 0 {
-        return Err(StepError::Failed(format!(
-            "linstor-database {} exited with {}",
-            args[0], outcome.exit_code
-        )));
-    }
-    if !saw_finished.load(Ordering::SeqCst) {
-        return Err(StepError::Failed(format!(
-            "linstor-database {} exited 0 without printing {finished:?}: it did not run (bad arguments?)",
-            args[0]
-        )));
-    }
-    Ok(())
+    output.exit_code = outcome.exit_code;
+    debug_assert_eq!(tool_output::finished_marker(args[0]), finished);
+    tool_output::judge(args[0], &output).map_err(|f| {
+        // the full stack trace is in the log above; the step's error is its one-line reason
+        StepError::Failed(f.to_string())
+    })
 }
 
+/// The log level of a tool's stream.
+fn stream_level(stream: Stream) -> &'static str {
+    match stream {
+        Stream::Stdout => "stdout",
+        Stream::Stderr => "stderr",
+    }
+}
+
+/// Lines of each stream kept for the verdict.
+const KEPT_LINES: usize = 5000;
+
 /// Waits for the log writer to store what the exec delivered (it ends when the exec's stream
-/// closes; bounded, so that a stream that never closes cannot hold the step).
-async fn drain(writer: tokio::task::JoinHandle<()>) {
+/// closes; bounded, so that a stream that never closes cannot hold the step); returns what it kept.
+async fn drain(writer: tokio::task::JoinHandle<ToolOutput>) -> ToolOutput {
     let abort = writer.abort_handle();
-    if tokio::time::timeout(Duration::from_secs(10), writer)
-        .await
-        .is_err()
-    {
-        tracing::warn!("the tool's output stream did not close; its last lines may be missing from the log");
-        abort.abort();
+    match tokio::time::timeout(Duration::from_secs(10), writer).await {
+        Ok(Ok(output)) => output,
+        Ok(Err(_)) => ToolOutput::default(),
+        Err(_) => {
+            tracing::warn!(
+                "the tool's output stream did not close; its last lines may be missing from the log"
+            );
+            abort.abort();
+            ToolOutput::default()
+        }
     }
 }
 

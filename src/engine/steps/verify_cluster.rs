@@ -16,6 +16,9 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
     for d in &cmp.differences {
         c.log.line(Some(c.step), "error", d).await?;
     }
+    for e in &cmp.expected_changes {
+        c.info(&format!("expected: {e}")).await?;
+    }
     let info = c.controller()?;
     let api = crate::cluster::controller::linstor_api(c.cluster(), info).await?;
     let since = c.ctx.started_at_ms.unwrap_or(before.taken_at_ms);

@@ -86,10 +86,13 @@ pub fn report_view(run: &RunView) -> ReportView {
             (d.is_equal(), summary, diffs)
         }),
         cluster: r.cluster_verification.as_ref().map(|c| {
-            let summary = format!(
+            let mut summary = format!(
                 "{} nodes, {} storage pools, {} resources, {} volumes compared with the snapshot",
                 c.nodes, c.storage_pools, c.resources, c.volumes
             );
+            for e in &c.expected_changes {
+                summary.push_str(&format!("; expected: {e}"));
+            }
             (c.is_equal(), summary, c.differences.clone())
         }),
         error_reports: r

@@ -1,10 +1,8 @@
-//! The etcd data the tests start from: the simulated cluster's generated LINSTOR 1.33
-//! databases (`linstor_migrator::cluster::sim`), so that unit, API and cluster tests share one
-//! dataset. Reached through `SimCluster`'s public API, the only public door to the generator.
+//! The etcd data the tests start from: `linstor-fake`'s generated LINSTOR databases (the same
+//! ones the simulated cluster serves), so that unit, API and cluster tests share one dataset.
 
 use std::path::Path;
 
-use linstor_migrator::cluster::sim::{SimCluster, SimTiming};
 use linstor_migrator::linstor::export::ExportDocument;
 
 /// Which generated database.
@@ -18,13 +16,10 @@ pub enum Preset {
 
 /// The etcd export of `preset`.
 pub fn generate(preset: Preset) -> ExportDocument {
-    let sim = SimCluster::new(SimTiming::instant());
-    let (ns, name) = match preset {
-        Preset::Piraeus => SimCluster::CR_CONTROLLER,
-        Preset::Plain => SimCluster::PLAIN_CONTROLLER,
-    };
-    sim.etcd_dataset_of(ns, name)
-        .unwrap_or_else(|| sim.etcd_dataset())
+    match preset {
+        Preset::Piraeus => linstor_fake::dataset::piraeus(),
+        Preset::Plain => linstor_fake::dataset::plain(),
+    }
 }
 
 /// Writes `doc` as pretty JSON (the format `LINSTOR_STANDIN_ETCD_DATA` expects).
@@ -41,7 +36,8 @@ mod tests {
     fn presets_are_full_etcd_exports() {
         let doc = generate(Preset::Piraeus);
         assert_eq!(doc.exported_from, "etcd");
-        assert_eq!(doc.tables.len(), 43);
+        // the 39 tables a real 1.33.3 export writes (linstor-fake's generator)
+        assert_eq!(doc.tables.len(), 39);
         let nodes = doc.tables.iter().find(|t| t.name == "NODES").unwrap();
         assert!(!nodes.data.is_empty());
         assert_ne!(generate(Preset::Plain), doc);

@@ -20,7 +20,7 @@ pub(super) async fn run(job: &mut Job<'_>) -> Result<(), JavaException> {
     doc.linstor_version = job.env.version.clone();
     doc.export_timestamp_ms = chrono::Utc::now().timestamp_millis();
     if doc.exported_from == "sql/h2" {
-        doc.sql_version = Some(1);
+        doc.sql_version = Some(1.into());
     }
     for t in &doc.tables {
         job.log

@@ -203,7 +203,7 @@ impl Deriver<'_> {
                 provider_kind: kind,
                 free_capacity: Some(free),
                 total_capacity: Some(total),
-                props: self.props(&format!("/STORPOOLCONF/{node}/{pool}")),
+                props: self.props(&format!("/STOR_POOLS/{node}/{pool}")),
                 uuid: s(r, "uuid"),
             });
         }
@@ -272,7 +272,7 @@ impl Deriver<'_> {
                 } else {
                     Vec::new()
                 },
-                props: self.props(&format!("/RESOURCES/{node}/{rsc}")),
+                props: self.props(&format!("/RSCS/{node}/{rsc}")),
                 uuid: s(r, "uuid"),
                 volumes: Vec::new(),
             });

@@ -168,11 +168,21 @@ async fn killed_service_resumes_the_run() {
         !observe::processes_with(&needles).is_empty()
     })
     .await;
-    let hanging = inst
-        .tool_starts()
-        .into_iter()
-        .find(|s| s.args.first().map(String::as_str) == Some("export-db"))
-        .expect("the stand-in recorded the hanging export");
+    // the process shows in /proc a moment before it has recorded its start: wait for both; the
+    // hanging one is the downtime's export (step 4's pre-copy export ran and ended before it)
+    let export_start = || {
+        inst.tool_starts().into_iter().find(|s| {
+            s.args.first().map(String::as_str) == Some("export-db")
+                && s.args
+                    .iter()
+                    .any(|a| a.ends_with("/backup-before-migration.json"))
+        })
+    };
+    observe::wait_for(Duration::from_secs(30), "the hanging export's record", || async {
+        export_start().is_some()
+    })
+    .await;
+    let hanging = export_start().expect("the stand-in recorded the hanging export");
 
     svc.kill().await;
     assert!(

@@ -4,9 +4,9 @@
 
 use serde_json::{Value, json};
 
-use super::dataset::{Builder, CREATED_MS, GIB, Spec, b64_json};
+use super::generate::{Builder, CREATED_MS, GIB, Spec, b64_json};
 
-pub(crate) fn resources(b: &mut Builder, spec: &Spec<'_>, rg: &str, protected: &mut Vec<String>) {
+pub fn resources(b: &mut Builder, spec: &Spec<'_>, rg: &str, protected: &mut Vec<String>) {
     let n = spec.nodes.len();
     let mut layer_id = 0i64;
     for r in 0..spec.resources {
@@ -28,7 +28,7 @@ pub(crate) fn resources(b: &mut Builder, spec: &Spec<'_>, rg: &str, protected: &
                 ("RESOURCE_GROUP_NAME", json!(rg)),
             ],
         );
-        let rd = format!("/RESOURCEDEFINITIONS/{rsc}");
+        let rd = format!("/RSC_DFNS/{rsc}");
         let pvc_ns = ["default", "monitoring", "gitlab", "postgres"][r % 4];
         b.prop(
             &rd,
@@ -56,7 +56,7 @@ pub(crate) fn resources(b: &mut Builder, spec: &Spec<'_>, rg: &str, protected: &
             ],
         );
         let gi = format!("{:016X}", b.rng.next());
-        b.prop(&format!("/VOLUMEDEFINITIONS/{rsc}/0"), "DrbdCurrentGi", &gi);
+        b.prop(&format!("/VLM_DFNS/{rsc}/0"), "DrbdCurrentGi", &gi);
         let secret = b.rng.alnum(20);
         b.add(
             "LAYER_DRBD_RESOURCE_DEFINITIONS",
@@ -90,6 +90,8 @@ pub(crate) fn resources(b: &mut Builder, spec: &Spec<'_>, rg: &str, protected: &
             .collect();
         for (node_id, (ni, diskless)) in placement.into_iter().enumerate() {
             let node = spec.nodes[ni].to_ascii_uppercase();
+            // every resource is a protected object (dataset-rules.txt rule 2)
+            protected.push(format!("/resources/{node}/{rsc}"));
             let (r_uuid, v_uuid) = (b.rng.uuid(), b.rng.uuid());
             b.add(
                 "RESOURCES",
@@ -107,8 +109,8 @@ pub(crate) fn resources(b: &mut Builder, spec: &Spec<'_>, rg: &str, protected: &
             } else {
                 ("LVM-THIN", "lvm-thin", "LVM_THIN")
             };
-            b.prop(&format!("/RESOURCES/{node}/{rsc}"), "StorPoolName", pool_dsp);
-            let vlm = format!("/VOLUMES/{node}/{rsc}/0");
+            b.prop(&format!("/RSCS/{node}/{rsc}"), "StorPoolName", pool_dsp);
+            let vlm = format!("/VLMS/{node}/{rsc}/0");
             b.prop(
                 &vlm,
                 "Satellite/Device/Symlinks/0",
@@ -180,7 +182,7 @@ pub(crate) fn resources(b: &mut Builder, spec: &Spec<'_>, rg: &str, protected: &
     }
 }
 
-pub(crate) fn nodes(b: &mut Builder, spec: &Spec<'_>, protected: &mut Vec<String>) {
+pub fn nodes(b: &mut Builder, spec: &Spec<'_>, protected: &mut Vec<String>) {
     for (i, node) in spec.nodes.iter().enumerate() {
         let name = node.to_ascii_uppercase();
         let (uuid, if_uuid) = (b.rng.uuid(), b.rng.uuid());
@@ -229,14 +231,13 @@ pub(crate) fn nodes(b: &mut Builder, spec: &Spec<'_>, protected: &mut Vec<String
                     ("NODE_NAME", json!(name)),
                     ("POOL_NAME", json!(pool)),
                     ("DRIVER_NAME", json!(driver)),
-                    ("FREE_SPACE_MGR_NAME", json!(format!("{name}:{pool}"))),
-                    ("FREE_SPACE_MGR_DSP_NAME", json!(format!("{node}:{pool_dsp}"))),
+                    ("FREE_SPACE_MGR_NAME", json!(format!("{name};{pool}"))),
+                    ("FREE_SPACE_MGR_DSP_NAME", json!(format!("{node};{pool_dsp}"))),
                     ("EXTERNAL_LOCKING", json!(false)),
                 ],
             );
-            protected.push(format!("/freespacemgrs/{name}:{pool}"));
             if driver == "LVM_THIN" {
-                let sp = format!("/STORPOOLCONF/{name}/{pool}");
+                let sp = format!("/STOR_POOLS/{name}/{pool}");
                 b.prop(&sp, "StorDriver/LvmVg", "linstor_vg");
                 b.prop(&sp, "StorDriver/ThinPool", "thinpool");
                 b.prop(&sp, "StorDriver/StorPoolName", "linstor_vg/thinpool");

@@ -1,33 +1,23 @@
-//! Realistic LINSTOR 1.33 databases in the real export format (REFERENCE.md §3), generated
-//! deterministically: satellites with storage pools, resource groups, CSI volumes (`pvc-<uuid>`)
+//! Realistic LINSTOR 1.33 databases in the real export format, generated deterministically by
+//! the rules the real controller imposes (tests/fixtures/linstor-1.33.3/dataset-rules.txt): satellites with storage pools, resource groups, CSI volumes (`pvc-<uuid>`)
 //! with two replicas and a diskless tie-breaker, their layer data, many properties and LINSTOR's
 //! default security objects. Names are stored upper case with the display name beside them.
 
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
+use linstor_model::export::{ExportDocument, ExportTable, Row, without_nulls};
+use linstor_model::schema;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
-use super::dataset_sec;
-use crate::linstor::export::{ExportDocument, ExportTable, Row};
-use crate::linstor::schema;
+use super::security as dataset_sec;
 
-/// The satellites of the Piraeus-managed cluster.
-pub(crate) const CR_NODES: [&str; 4] = ["k8s-worker-1", "k8s-worker-2", "k8s-worker-3", "k8s-worker-4"];
+/// The satellites of the Piraeus-managed cluster (the simulated cluster's Kubernetes nodes).
+pub const PIRAEUS_NODES: [&str; 4] = ["k8s-worker-1", "k8s-worker-2", "k8s-worker-3", "k8s-worker-4"];
 const PLAIN_NODES: [&str; 3] = ["storage-a", "storage-b", "storage-c"];
 
-/// Ten-plus characters of Kubernetes' name alphabet derived from `s` (pod-template-hash style).
-pub(crate) fn short_hash(s: &str) -> String {
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
-        .collect()
-}
-
 /// Deterministic numbers (splitmix64).
-pub(crate) struct Rng(u64);
+pub struct Rng(u64);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
@@ -53,7 +43,7 @@ impl Rng {
 }
 
 /// Collects rows table by table.
-pub(crate) struct Builder {
+pub struct Builder {
     tables: BTreeMap<String, Vec<Row>>,
     pub rng: Rng,
 }
@@ -83,6 +73,11 @@ impl Builder {
         self.tables.entry(table.to_string()).or_default().push(row);
     }
 
+    /// Adds a row as it is (lower-case column names).
+    pub fn add_row(&mut self, table: &str, row: Row) {
+        self.tables.entry(table.to_string()).or_default().push(row);
+    }
+
     /// One property of a props container (`/NODES/K8S-WORKER-1`, ...).
     pub fn prop(&mut self, instance: &str, key: &str, value: &str) {
         self.add(
@@ -95,36 +90,36 @@ impl Builder {
         );
     }
 
+    /// The document as the real 1.33.3 exports it: its header versions, the 39 exported tables
+    /// in its order (the four it never writes dropped), null columns left out.
     fn finish(self, linstor_version: &str, timestamp_ms: i64) -> ExportDocument {
         let mut tables = self.tables;
-        ExportDocument {
-            linstor_version: linstor_version.into(),
-            export_timestamp_ms: timestamp_ms,
-            exported_from: "etcd".into(),
-            data_version: schema::DATA_VERSION.into(),
-            sql_version: None,
-            k8s_version: None,
-            etcd_version: Some(56),
-            tables: schema::tables()
-                .iter()
-                .map(|t| ExportTable {
-                    data: tables.remove(&t.name).unwrap_or_default(),
-                    ..ExportTable::from_schema(t)
-                })
-                .collect(),
-        }
+        let mut doc = ExportDocument::empty_1_33_3("etcd", timestamp_ms);
+        doc.linstor_version = linstor_version.into();
+        doc.tables = schema::exported_tables()
+            .map(|t| ExportTable {
+                data: tables
+                    .remove(&t.name)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(without_nulls)
+                    .collect(),
+                ..ExportTable::from_schema(t)
+            })
+            .collect();
+        doc
     }
 }
 
-pub(crate) fn b64_json(v: &Value) -> Value {
+pub fn b64_json(v: &Value) -> Value {
     json!(base64::engine::general_purpose::STANDARD.encode(v.to_string()))
 }
 
-pub(crate) const GIB: i64 = 1024 * 1024;
-pub(crate) const CREATED_MS: i64 = 1_715_677_951_000;
+pub const GIB: i64 = 1024 * 1024;
+pub const CREATED_MS: i64 = 1_715_677_951_000;
 
 /// What to generate.
-pub(crate) struct Spec<'a> {
+pub struct Spec<'a> {
     pub seed: u64,
     pub nodes: &'a [&'a str],
     pub resources: usize,
@@ -132,19 +127,19 @@ pub(crate) struct Spec<'a> {
     pub subnet: &'a str,
 }
 
-/// The etcd data of the Piraeus-managed controller `piraeus-op-cs`.
-pub(crate) fn cr_controller() -> ExportDocument {
+/// The etcd data of a Piraeus-managed controller (4 satellites, 18 CSI volumes, LINSTOR 1.33.3).
+pub fn piraeus() -> ExportDocument {
     generate(&Spec {
         seed: 0x00c0_ffee,
-        nodes: &CR_NODES,
+        nodes: &PIRAEUS_NODES,
         resources: 18,
         linstor_version: "1.33.3",
         subnet: "192.168.122",
     })
 }
 
-/// The etcd data of the plain controller in `storage` (smaller).
-pub(crate) fn plain_controller() -> ExportDocument {
+/// The etcd data of a plain controller Deployment (3 satellites, 8 volumes, LINSTOR 1.32.3).
+pub fn plain() -> ExportDocument {
     generate(&Spec {
         seed: 0x0051_0a6e,
         nodes: &PLAIN_NODES,
@@ -156,10 +151,7 @@ pub(crate) fn plain_controller() -> ExportDocument {
 
 fn generate(spec: &Spec<'_>) -> ExportDocument {
     let mut b = Builder::new(spec.seed);
-    let mut protected: Vec<String> = dataset_sec::SYSTEM_OBJECTS
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut protected: Vec<String> = Vec::new();
     dataset_sec::defaults(&mut b);
     let cluster_id = b.rng.uuid();
     for (k, v) in [
@@ -179,11 +171,12 @@ fn generate(spec: &Spec<'_>) -> ExportDocument {
         ("TcpPortAutoRange", "7000-7999"),
         ("MinorNrAutoRange", "1000-49999"),
     ] {
-        b.prop("/CTRLCFG", k, v);
+        b.prop("/CTRL", k, v);
     }
 
     for (pool, dsp) in [
         ("DFLTDISKLESSSTORPOOL", "DfltDisklessStorPool"),
+        ("DFLTSTORPOOL", "DfltStorPool"),
         ("LVM-THIN", "lvm-thin"),
     ] {
         let uuid = b.rng.uuid();
@@ -238,7 +231,7 @@ fn generate(spec: &Spec<'_>) -> ExportDocument {
                     ("FLAGS", json!(0)),
                 ],
             );
-            let inst = format!("/RESOURCEGROUPS/{name}");
+            let inst = format!("/RSC_GRPS/{name}");
             b.prop(&inst, "DrbdOptions/Resource/quorum", "majority");
             b.prop(&inst, "DrbdOptions/Resource/on-no-quorum", "suspend-io");
             b.prop(&inst, "DrbdOptions/Net/allow-two-primaries", "yes");
@@ -254,11 +247,11 @@ fn generate(spec: &Spec<'_>) -> ExportDocument {
             ("KVS_DSP_NAME", json!("linstor-csi")),
         ],
     );
-    b.prop("/KEYVALUESTORES/LINSTOR-CSI", "csi/version", "v1.6.4");
+    b.prop("/KVS/LINSTOR-CSI", "csi/version", "v1.6.4");
     protected.push("/keyvaluestores/LINSTOR-CSI".into());
 
-    super::dataset_rsc::nodes(&mut b, spec, &mut protected);
-    super::dataset_rsc::resources(&mut b, spec, &rg, &mut protected);
+    super::nodes::nodes(&mut b, spec, &mut protected);
+    super::nodes::resources(&mut b, spec, &rg, &mut protected);
 
     for day in 0..5i64 {
         let cap =

@@ -1,0 +1,232 @@
+//! The LINSTOR REST API's views of a database, in the shapes LINSTOR 1.33.3 answers with
+//! (recorded: tests/fixtures/linstor-1.33.3/rest): `/v1/controller/version`, `/v1/nodes`,
+//! `/v1/view/storage-pools`, `/v1/view/resources`, as JSON. Display names come from the `*_DSP_*`
+//! columns, properties from `PROPS_CONTAINERS` (instances `/NODES/<N>`, `/STOR_POOLS/<N>/<P>`,
+//! `/RSCS/<N>/<R>`, LINSTOR 1.33's names), node types from their codes. Whether the satellites are connected is the
+//! caller's (`online`): offline satellites show what the recording shows (OFFLINE, the providers a
+//! controller knows without a satellite, a "No active connection" report on every pool).
+
+use std::collections::BTreeMap;
+
+use linstor_model::export::Row;
+use serde_json::{Value, json};
+
+/// Table name -> rows.
+pub type Tables = BTreeMap<String, Vec<Row>>;
+
+/// `/v1/controller/version` of the recorded build.
+pub fn controller_version(version: &str) -> Value {
+    json!({"version": version, "git_hash": "1ff3a1ea5cb5c77100265ec442bb9a492b225145",
+           "build_time": "2026-11-28T06:25:10+00:00", "rest_api_version": "1.27.0"})
+}
+
+fn rows<'a>(t: &'a Tables, table: &str) -> &'a [Row] {
+    t.get(table).map(Vec::as_slice).unwrap_or_default()
+}
+
+fn s(row: &Row, col: &str) -> String {
+    match row.get(col) {
+        Some(Value::String(v)) => v.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn n(row: &Row, col: &str) -> i64 {
+    row.get(col).and_then(Value::as_i64).unwrap_or_default()
+}
+
+/// Properties of one props instance.
+pub fn props(t: &Tables, instance: &str) -> BTreeMap<String, String> {
+    rows(t, "PROPS_CONTAINERS")
+        .iter()
+        .filter(|r| s(r, "props_instance") == instance)
+        .map(|r| (s(r, "prop_key"), s(r, "prop_value")))
+        .collect()
+}
+
+/// LINSTOR's node type names by code.
+pub fn node_type(code: i64) -> &'static str {
+    match code {
+        1 => "CONTROLLER",
+        2 => "SATELLITE",
+        3 => "COMBINED",
+        4 => "AUXILIARY",
+        5 => "OPENFLEX_TARGET",
+        6 => "REMOTE_SPDK",
+        7 => "EBS_TARGET",
+        _ => "UNKNOWN",
+    }
+}
+
+fn not_yet(n: usize) -> Value {
+    json!(vec!["No information from satellite yet"; n])
+}
+
+/// `/v1/nodes`.
+pub fn nodes(t: &Tables, online: bool) -> Vec<Value> {
+    rows(t, "NODES")
+        .iter()
+        .map(|r| {
+            let name = s(r, "node_name");
+            let interfaces: Vec<Value> = rows(t, "NODE_NET_INTERFACES")
+                .iter()
+                .filter(|i| s(i, "node_name") == name)
+                .map(|i| {
+                    let mut o = json!({"name": s(i, "node_net_dsp_name"), "address": s(i, "inet_address")});
+                    // the satellite connection's interface carries port and encryption, and is
+                    // the active one
+                    let active = i.contains_key("stlt_conn_port");
+                    if active {
+                        o["satellite_port"] = json!(n(i, "stlt_conn_port"));
+                        o["satellite_encryption_type"] = json!(s(i, "stlt_conn_encr_type"));
+                    }
+                    o["is_active"] = json!(active);
+                    o["uuid"] = json!(s(i, "uuid"));
+                    o
+                })
+                .collect();
+            let mut node = json!({
+                "name": s(r, "node_dsp_name"),
+                "type": node_type(n(r, "node_type")),
+                "props": props(t, &format!("/NODES/{name}")),
+                "net_interfaces": interfaces,
+                "connection_status": if online { "ONLINE" } else { "OFFLINE" },
+                "uuid": s(r, "uuid"),
+            });
+            if online {
+                node["storage_providers"] = json!(["DISKLESS", "LVM", "LVM_THIN", "FILE", "FILE_THIN", "ZFS", "ZFS_THIN"]);
+                node["resource_layers"] = json!(["DRBD", "LUKS", "NVME", "WRITECACHE", "CACHE", "BCACHE", "STORAGE"]);
+            } else {
+                node["storage_providers"] = json!(["DISKLESS", "REMOTE_SPDK", "EBS_INIT", "EBS_TARGET"]);
+                node["resource_layers"] = json!(["STORAGE"]);
+                node["unsupported_providers"] = json!({
+                    "LVM": not_yet(1), "SPDK": not_yet(1), "STORAGE_SPACES": not_yet(1), "ZFS_THIN": not_yet(2),
+                    "ZFS": not_yet(2), "STORAGE_SPACES_THIN": not_yet(1), "FILE_THIN": not_yet(1), "FILE": not_yet(1),
+                    "LVM_THIN": not_yet(1)});
+                node["unsupported_layers"] = json!({
+                    "DRBD": not_yet(2), "LUKS": not_yet(1), "NVME": not_yet(1), "WRITECACHE": not_yet(1),
+                    "CACHE": not_yet(1), "BCACHE": not_yet(1)});
+            }
+            node
+        })
+        .collect()
+}
+
+fn dsp(t: &Tables, table: &str, key: &str, dsp: &str, value: &str) -> Option<String> {
+    rows(t, table)
+        .iter()
+        .find(|r| s(r, key) == value)
+        .map(|r| s(r, dsp))
+}
+
+/// `/v1/view/storage-pools` (by pool, then node); `at` is the time of the offline reports
+/// (RFC 3339).
+pub fn storage_pools(t: &Tables, online: bool, at: &str) -> Vec<Value> {
+    // the controller lists pools by pool, then node
+    let mut pools: Vec<&Row> = rows(t, "NODE_STOR_POOL").iter().collect();
+    pools.sort_by_key(|r| (s(r, "pool_name"), s(r, "node_name")));
+    pools
+        .into_iter()
+        .filter_map(|r| {
+            let node = dsp(t, "NODES", "node_name", "node_dsp_name", &s(r, "node_name"))?;
+            let pool = s(r, "pool_name");
+            let name = dsp(t, "STOR_POOL_DEFINITIONS", "pool_name", "pool_dsp_name", &pool)?;
+            let kind = s(r, "driver_name");
+            let diskless = kind == "DISKLESS";
+            let mut p = json!({"storage_pool_name": name, "node_name": node, "provider_kind": kind});
+            let props = props(t, &format!("/STOR_POOLS/{}/{pool}", s(r, "node_name")));
+            if !props.is_empty() {
+                p["props"] = json!(props);
+            }
+            p["static_traits"] = json!({"SupportsSnapshots": if diskless { "false" } else { "true" }});
+            // a diskless pool has no capacities at all; others get them from their satellite
+            if !diskless && online {
+                p["free_capacity"] = json!(96_636_764_i64);
+                p["total_capacity"] = json!(104_857_600_i64);
+            }
+            p["free_space_mgr_name"] = json!(s(r, "free_space_mgr_dsp_name"));
+            p["uuid"] = json!(s(r, "uuid"));
+            if !online {
+                p["reports"] = json!([{
+                    "ret_code": -9223372036854774806_i64,
+                    "message": format!("No active connection to satellite '{node}'"),
+                    "details": "The controller is trying to (re-) establish a connection to the satellite. The controller stored the changes and as soon the satellite is connected, it will receive this update.",
+                    "created_at": at,
+                }]);
+            }
+            p["supports_snapshots"] = json!(!diskless);
+            p["external_locking"] = r.get("external_locking").cloned().unwrap_or(json!(false));
+            Some(p)
+        })
+        .collect()
+}
+
+/// `/v1/view/resources`: resources with their volumes (identity fields and plausible live ones).
+pub fn resources(t: &Tables, online: bool) -> Vec<Value> {
+    rows(t, "RESOURCES")
+        .iter()
+        .filter(|r| s(r, "snapshot_name").is_empty())
+        .filter_map(|r| {
+            let (node, rsc) = (s(r, "node_name"), s(r, "resource_name"));
+            let node_dsp = dsp(t, "NODES", "node_name", "node_dsp_name", &node)?;
+            let rsc_dsp = dsp(t, "RESOURCE_DEFINITIONS", "resource_name", "resource_dsp_name", &rsc)?;
+            let diskless = n(r, "resource_flags") & 4 != 0;
+            let storage_id = rows(t, "LAYER_RESOURCE_IDS")
+                .iter()
+                .find(|l| {
+                    s(l, "node_name") == node && s(l, "resource_name") == rsc && s(l, "layer_resource_kind") == "STORAGE"
+                })
+                .map(|l| n(l, "layer_resource_id"));
+            let volumes: Vec<Value> = rows(t, "VOLUMES")
+                .iter()
+                .filter(|v| s(v, "node_name") == node && s(v, "resource_name") == rsc && s(v, "snapshot_name").is_empty())
+                .map(|v| {
+                    let nr = n(v, "vlm_nr");
+                    let storage = rows(t, "LAYER_STORAGE_VOLUMES")
+                        .iter()
+                        .find(|l| Some(n(l, "layer_resource_id")) == storage_id && n(l, "vlm_nr") == nr);
+                    let pool = storage.map(|l| s(l, "stor_pool_name")).unwrap_or_default();
+                    let size = rows(t, "VOLUME_DEFINITIONS")
+                        .iter()
+                        .find(|d| s(d, "resource_name") == rsc && n(d, "vlm_nr") == nr)
+                        .map(|d| n(d, "vlm_size"))
+                        .unwrap_or_default();
+                    let minor = rows(t, "LAYER_DRBD_VOLUME_DEFINITIONS")
+                        .iter()
+                        .find(|d| s(d, "resource_name") == rsc && n(d, "vlm_nr") == nr)
+                        .map(|d| n(d, "vlm_minor_nr"));
+                    let state = match (online, diskless) {
+                        (false, _) => "Unknown",
+                        (true, true) => "Diskless",
+                        (true, false) => "UpToDate",
+                    };
+                    json!({
+                        "volume_number": nr,
+                        "storage_pool_name": dsp(t, "STOR_POOL_DEFINITIONS", "pool_name", "pool_dsp_name", &pool).unwrap_or(pool),
+                        "provider_kind": storage.map(|l| s(l, "provider_kind")).unwrap_or_default(),
+                        "device_path": minor.map(|m| format!("/dev/drbd{m}")),
+                        "allocated_size_kib": if diskless { 0 } else { size / 3 },
+                        "usable_size_kib": size,
+                        "state": {"disk_state": state},
+                        "uuid": s(v, "uuid"),
+                    })
+                })
+                .collect();
+            let flags: Vec<&str> = if diskless { vec!["DRBD_DISKLESS", "TIE_BREAKER"] } else { vec![] };
+            Some(json!({
+                "name": rsc_dsp, "node_name": node_dsp, "flags": flags,
+                "props": props(t, &format!("/RSCS/{node}/{rsc}")),
+                "uuid": s(r, "uuid"), "volumes": volumes,
+            }))
+        })
+        .collect()
+}
+
+/// The tables of an export document.
+pub fn tables_of(doc: &linstor_model::export::ExportDocument) -> Tables {
+    doc.tables
+        .iter()
+        .map(|t| (t.name.clone(), t.data.clone()))
+        .collect()
+}

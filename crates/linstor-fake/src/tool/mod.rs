@@ -1,0 +1,430 @@
+//! `linstor-database` of LINSTOR 1.33.3 (recorded: tests/fixtures/linstor-1.33.3/tool): its
+//! arguments ([`cli`]), its output (all log lines on stdout in `HH:MM:SS.mmm [main] INFO
+//! LINSTOR/linstor-db -- SYSTEM - ...`, the first line `Loading configuration file "..."` when a
+//! `linstor.toml` exists), its exit codes (0 also on argument errors, 1 with one Java stack trace on
+//! stderr for every runtime failure, [`trace`]), and what it does: an export writes one line of
+//! JSON; an import reads and checks the file before it connects, then runs [`crate::k8s::import`].
+//! A missing `linstor.toml` falls back without a word to H2 and fails there. An unreachable etcd
+//! fails after about 60 s. The world (files, etcd, the API server, time) comes from a [`Host`].
+
+pub mod cli;
+pub mod trace;
+
+use async_trait::async_trait;
+use linstor_model::export::{ExportDocument, ExportTable, Row, primary_key, without_nulls};
+use linstor_model::schema;
+
+use crate::config::{self, DEFAULT_H2_URL, Database};
+use crate::k8s::{self, K8sApi};
+use cli::{Command, Invocation};
+use trace::Failure;
+
+/// Injected failures (the cluster suite's and the engine tests' faults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// A runtime failure after the configuration was read (stack trace, exit 1).
+    Exit1,
+    /// As if `linstor.toml` did not parse: exit 2.
+    Exit2,
+    /// The usage trap: usage on stderr, exit 0, nothing done.
+    Usage,
+    /// Runs until killed, after the connection URL line.
+    Hang,
+    /// Import: half the rows, then a failure (exit 1); export: half a file, exit 1.
+    Partial,
+    /// Export: half a file, but `Export finished` and exit 0.
+    Corrupt,
+    /// Import: a pause before every row after the first ([`Wait::SlowRow`]).
+    Slow,
+}
+
+/// Time passing in the tool, for the host to pace (or not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// The JVM and Guice starting (3-5 s on the recording machine).
+    Start,
+    /// The etcd client giving up on an unreachable server (about 60 s).
+    EtcdGiveUp,
+    /// A fresh cluster's CRDs and 30 schema migrations (about 35-40 s).
+    Migrations,
+    /// One created object (180-340 rows/s).
+    Row,
+    /// One more row of a `Slow` import.
+    SlowRow,
+    /// Reading the source of an export (etcd 1-2 s, k8s one LIST per CRD).
+    Export,
+}
+
+/// The world the tool runs in.
+#[async_trait]
+pub trait Host: Send + Sync {
+    /// One line on stdout.
+    async fn out(&self, line: String);
+    /// One line on stderr.
+    async fn err(&self, line: String);
+    /// `HH:MM:SS.mmm` now.
+    fn clock(&self) -> String {
+        chrono::Utc::now().format("%H:%M:%S%.3f").to_string()
+    }
+    /// The absolute path of a path given on the command line (the JVM prints those).
+    fn absolute(&self, path: &str) -> String;
+    /// A file's content; `Err` when it cannot be read.
+    async fn read(&self, path: &str) -> Result<Vec<u8>, String>;
+    /// Writes a file.
+    async fn write(&self, path: &str, bytes: Vec<u8>) -> Result<(), String>;
+    /// The data of the etcd cluster `url`; `None` when nothing answers there.
+    async fn etcd(&self, url: &str) -> Option<ExportDocument>;
+    /// The API server as the tool's client reaches it (`KUBECONFIG` or in-cluster).
+    fn k8s(&self) -> Option<&dyn K8sApi>;
+    /// The LINSTOR version of the tool (the image's).
+    fn version(&self) -> String {
+        crate::VERSION.to_string()
+    }
+    /// The fault armed for this run of `command`, if any.
+    fn fault(&self, command: Command) -> Option<Fault>;
+    /// Lets time pass.
+    async fn wait(&self, what: Wait);
+}
+
+fn info(host: &dyn Host, thread: &str, level: &str, logger: &str, message: &str) -> String {
+    format!("{} [{thread}] {level} {logger} -- {message}", host.clock())
+}
+
+async fn log(host: &dyn Host, message: &str) {
+    let line = info(
+        host,
+        "main",
+        "INFO",
+        "LINSTOR/linstor-db",
+        &format!("SYSTEM - {message}"),
+    );
+    host.out(line).await;
+}
+
+/// The netty warning every gRPC (etcd) and vert.x (k8s) client start prints.
+async fn mac_warning(host: &dyn Host, db: &Database) {
+    let thread = match db {
+        Database::Etcd(_) => "grpc-default-executor-0",
+        _ => "vert.x-eventloop-thread-1",
+    };
+    let bytes: Vec<String> = uuid::Uuid::new_v4().as_bytes()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let line = info(
+        host,
+        thread,
+        "WARN",
+        "io.netty.util.internal.MacAddressUtil",
+        &format!(
+            "Failed to find a usable hardware address from the network interfaces; using random bytes: {}",
+            bytes.join(":")
+        ),
+    );
+    host.out(line).await;
+}
+
+const STARTUP: [&str; 8] = [
+    "ErrorReporter DB version 1 found.",
+    "Log directory set to: './logs'",
+    "Attempting dynamic load of extension module \"com.linbit.linstor.modularcrypto.FipsCryptoModule\"",
+    "Extension module \"com.linbit.linstor.modularcrypto.FipsCryptoModule\" is not installed",
+    "Attempting dynamic load of extension module \"com.linbit.linstor.modularcrypto.JclCryptoModule\"",
+    "Dynamic load of extension module \"com.linbit.linstor.modularcrypto.JclCryptoModule\" was successful",
+    "Attempting dynamic load of extension module \"com.linbit.linstor.spacetracking.ControllerSpaceTrackingModule\"",
+    "Extension module \"com.linbit.linstor.spacetracking.ControllerSpaceTrackingModule\" is not installed",
+];
+
+/// Runs `linstor-database ARGS` (without the program name); returns the exit code.
+pub async fn run(args: &[String], host: &dyn Host) -> i32 {
+    let (command, config_dir, file) = match cli::parse(args) {
+        Invocation::Usage { message, command } => {
+            usage(host, message, command).await;
+            return 0;
+        }
+        Invocation::Run {
+            command,
+            config_dir,
+            file,
+        } => (command, config_dir, file),
+    };
+    let fault = host.fault(command);
+    if fault == Some(Fault::Usage) {
+        usage(host, None, Some(command)).await;
+        return 0;
+    }
+    host.wait(Wait::Start).await;
+    let toml_path = format!("{}/linstor.toml", config_dir.trim_end_matches('/'));
+    let toml = host.read(&toml_path).await.ok();
+    if toml.is_some() {
+        let shown = host.absolute(&toml_path);
+        host.out(format!("Loading configuration file \"{shown}\"")).await;
+    }
+    for line in STARTUP {
+        log(host, line).await;
+    }
+    let url = match toml.map(|t| config::connection_url(&String::from_utf8_lossy(&t))) {
+        None => None,
+        Some(Ok(url)) => url,
+        Some(Err(e)) => {
+            host.err(format!(
+                "Unable to parse configuration file \"{}\": {e}",
+                host.absolute(&toml_path)
+            ))
+            .await;
+            return 2;
+        }
+    };
+    let url = url.unwrap_or_else(|| DEFAULT_H2_URL.to_string());
+    let Some(db) = Database::of_url(&url) else {
+        host.err(format!("Unsupported database connection URL \"{url}\""))
+            .await;
+        return 2;
+    };
+    if fault == Some(Fault::Exit2) {
+        host.err(format!(
+            "Unable to parse configuration file \"{}\" (injected fault)",
+            host.absolute(&toml_path)
+        ))
+        .await;
+        return 2;
+    }
+    match &db {
+        Database::Etcd(u) => {
+            log(host, "Initializing the etcd database").await;
+            log(host, &format!("etcd connection URL is \"{u}\"")).await;
+        }
+        Database::K8s => {
+            log(host, "Initializing the k8s crd database connector").await;
+            log(host, "Kubernetes-CRD connection URL is \"k8s\"").await;
+        }
+        Database::H2(u) | Database::Sql(u) => {
+            log(host, "Initializing the database connection pool").await;
+            log(
+                host,
+                &format!("SQL database connection URL is \"{u};DB_CLOSE_ON_EXIT=FALSE\""),
+            )
+            .await;
+        }
+    }
+    if fault == Some(Fault::Hang) {
+        std::future::pending::<()>().await;
+    }
+    let result = match command {
+        Command::Export => export(host, &db, &file, fault).await,
+        Command::Import => import(host, &db, &file, fault).await,
+    };
+    match result {
+        Ok(()) => 0,
+        Err(failure) => {
+            for line in trace::lines(command, &failure) {
+                host.err(line).await;
+            }
+            1
+        }
+    }
+}
+
+async fn usage(host: &dyn Host, message: Option<String>, command: Option<Command>) {
+    if let Some(m) = message {
+        host.err(m).await;
+    }
+    for line in cli::usage(command).lines() {
+        host.err(line.to_string()).await;
+    }
+}
+
+/// Rows sorted by their primary-key string, as etcd returns them (by key).
+fn etcd_order(table: &schema::Table, mut rows: Vec<Row>) -> Vec<Row> {
+    rows.sort_by_cached_key(|r| primary_key(table, r));
+    rows
+}
+
+/// The document an export writes: the 39 exported tables in order, nulls left out.
+fn document(
+    exported_from: &str,
+    version: String,
+    tables: Vec<(&'static schema::Table, Vec<Row>)>,
+) -> ExportDocument {
+    let mut doc = ExportDocument::empty_1_33_3(exported_from, chrono::Utc::now().timestamp_millis());
+    doc.linstor_version = version;
+    for (t, rows) in tables {
+        if let Some(out) = doc.tables.iter_mut().find(|x| x.name == t.name) {
+            out.data = rows.into_iter().map(without_nulls).collect();
+        }
+    }
+    doc
+}
+
+fn tables_of(doc: &ExportDocument) -> Vec<(&'static schema::Table, Vec<Row>)> {
+    doc.tables
+        .iter()
+        .filter_map(|t: &ExportTable| Some((schema::table(&t.name)?, t.data.clone())))
+        .collect()
+}
+
+async fn export(host: &dyn Host, db: &Database, file: &str, fault: Option<Fault>) -> Result<(), Failure> {
+    let doc = match db {
+        Database::Etcd(url) => {
+            mac_warning(host, db).await;
+            let data = match fault {
+                Some(Fault::Exit1) => None,
+                _ => host.etcd(url).await,
+            };
+            let Some(data) = data else {
+                if fault != Some(Fault::Exit1) {
+                    host.wait(Wait::EtcdGiveUp).await;
+                }
+                return Err(Failure::EtcdUnreachable);
+            };
+            host.wait(Wait::Export).await;
+            let tables = tables_of(&data)
+                .into_iter()
+                .map(|(t, rows)| (t, etcd_order(t, rows)))
+                .collect();
+            document("etcd", host.version(), tables)
+        }
+        Database::K8s => {
+            mac_warning(host, db).await;
+            let Some(api) = host.k8s() else {
+                return Err(Failure::EtcdUnreachable);
+            };
+            host.wait(Wait::Export).await;
+            let server = api.server();
+            if fault == Some(Fault::Exit1) {
+                return Err(Failure::Table(server, injected()));
+            }
+            let tables = k8s::read_tables(api)
+                .await
+                .map_err(|e| Failure::Table(server, e))?;
+            document("k8s", host.version(), tables)
+        }
+        Database::H2(_) | Database::Sql(_) => return Err(Failure::H2NoSchema),
+    };
+    let bytes = serde_json::to_vec(&doc).unwrap_or_default();
+    let bytes = match fault {
+        Some(Fault::Partial | Fault::Corrupt) => bytes[..bytes.len() / 2].to_vec(),
+        _ => bytes,
+    };
+    if let Err(e) = host.write(file, bytes).await {
+        return Err(Failure::FileNotFound(format!("{} ({e})", host.absolute(file))));
+    }
+    if fault == Some(Fault::Partial) {
+        return Err(Failure::EtcdUnreachable);
+    }
+    log(host, "Export finished").await;
+    Ok(())
+}
+
+/// Paces an import row by row through the host.
+struct RowPace<'a> {
+    host: &'a dyn Host,
+    slow: bool,
+}
+
+#[async_trait]
+impl k8s::Pace for RowPace<'_> {
+    async fn row(&self, done: usize) {
+        let slow = self.slow && done > 1;
+        self.host.wait(if slow { Wait::SlowRow } else { Wait::Row }).await;
+    }
+}
+
+/// The 500 an injected fault answers with.
+fn injected() -> k8s::ApiError {
+    k8s::ApiError {
+        method: "POST",
+        path: format!("/apis/{}/{}", k8s::GROUP, schema::DATA_VERSION),
+        code: 500,
+        message: "etcdserver: request timed out (injected fault)".into(),
+        forbidden: None,
+    }
+}
+
+/// `major.minor.patch` of a version string.
+fn version(v: &str) -> Option<(u32, u32, u32)> {
+    let mut it = v
+        .trim()
+        .trim_start_matches('v')
+        .split(['-', '+'])
+        .next()?
+        .split('.');
+    let mut n = || it.next().and_then(|p| p.parse::<u32>().ok());
+    Some((n()?, n().unwrap_or(0), n().unwrap_or(0)))
+}
+
+/// Where a JSON text ends early: the column after the last byte, or `None` when it is complete.
+fn eof_column(bytes: &[u8], e: &serde_json::Error) -> Option<usize> {
+    e.is_eof().then(|| bytes.len() + 1)
+}
+
+async fn import(host: &dyn Host, db: &Database, file: &str, fault: Option<Fault>) -> Result<(), Failure> {
+    let shown = host.absolute(file);
+    if matches!(db, Database::H2(_) | Database::Sql(_)) {
+        return Err(Failure::H2NoSchema);
+    }
+    let bytes = host
+        .read(file)
+        .await
+        .map_err(|_| Failure::FileNotFound(shown.clone()))?;
+    let doc: ExportDocument = serde_json::from_slice(&bytes).map_err(|e| match eof_column(&bytes, &e) {
+        Some(column) => Failure::JsonEof {
+            file: shown.clone(),
+            column,
+        },
+        None => Failure::JsonEof {
+            file: shown.clone(),
+            column: e.column(),
+        },
+    })?;
+    let tool = host.version();
+    if version(&doc.linstor_version).is_none_or(|v| version(&tool).is_some_and(|t| v > t)) {
+        return Err(Failure::NewerExport {
+            version: tool,
+            export_version: doc.linstor_version.clone(),
+        });
+    }
+    mac_warning(host, db).await;
+    let Database::K8s = db else {
+        // etcd imports are not modelled (the service never imports into etcd)
+        return Err(Failure::EtcdUnreachable);
+    };
+    let Some(api) = host.k8s() else {
+        return Err(Failure::EtcdUnreachable);
+    };
+    let server = api.server();
+    let mut tables = tables_of(&doc);
+    let total: usize = tables.iter().map(|(_, r)| r.len()).sum();
+    if fault == Some(Fault::Partial) {
+        let mut left = total / 2;
+        for (_, rows) in &mut tables {
+            let keep = rows.len().min(left);
+            rows.truncate(keep);
+            left -= keep;
+        }
+    }
+    if fault == Some(Fault::Exit1) {
+        return Err(Failure::Table(server, injected()));
+    }
+    let current = api
+        .current_crds()
+        .await
+        .map_err(|e| Failure::Table(server.clone(), e))?;
+    if current.len() < k8s::crd_names().len() {
+        host.wait(Wait::Migrations).await;
+    }
+    let pace = RowPace {
+        host,
+        slow: fault == Some(Fault::Slow),
+    };
+    match k8s::import(api, &tables, &pace).await {
+        Err(e) if e.path.contains("customresourcedefinitions") => return Err(Failure::CrdApply(server, e)),
+        Err(e) => return Err(Failure::Table(server, e)),
+        Ok(_) => {}
+    }
+    if fault == Some(Fault::Partial) {
+        return Err(Failure::Table(server, injected()));
+    }
+    log(host, "Import finished").await;
+    Ok(())
+}
