@@ -17,6 +17,9 @@ pub enum RunKind {
     Backup,
     /// The full migration to the `k8s` backend.
     Migrate,
+    /// Read-only: the plan for the rest of the Piraeus Operator v1 -> v2 upgrade.
+    #[serde(rename = "upgrade-plan")]
+    UpgradePlan,
 }
 
 impl RunKind {
@@ -48,7 +51,14 @@ impl RunKind {
                 VerifyCluster,
                 Cleanup,
             ],
+            RunKind::UpgradePlan => &[UpgradePlan],
         }
+    }
+
+    /// True for the kinds that only read: they never stop a controller, so they have no
+    /// downtime and nothing to roll back.
+    pub fn is_read_only(self) -> bool {
+        matches!(self, RunKind::Preflight | RunKind::UpgradePlan)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +66,7 @@ impl RunKind {
             RunKind::Preflight => "preflight",
             RunKind::Backup => "backup",
             RunKind::Migrate => "migrate",
+            RunKind::UpgradePlan => "upgrade-plan",
         }
     }
 }
@@ -164,6 +175,8 @@ impl StepState {
 #[serde(rename_all = "snake_case")]
 pub enum StepName {
     Preflight,
+    /// The only step of an upgrade-plan run (read-only, like preflight).
+    UpgradePlan,
     PreparePod,
     Snapshot,
     StopController,
@@ -178,8 +191,9 @@ pub enum StepName {
 }
 
 impl StepName {
-    pub const ALL: [StepName; 12] = [
+    pub const ALL: [StepName; 13] = [
         StepName::Preflight,
+        StepName::UpgradePlan,
         StepName::PreparePod,
         StepName::Snapshot,
         StepName::StopController,
@@ -196,6 +210,7 @@ impl StepName {
     pub fn as_str(self) -> &'static str {
         match self {
             StepName::Preflight => "preflight",
+            StepName::UpgradePlan => "upgrade_plan",
             StepName::PreparePod => "prepare_pod",
             StepName::Snapshot => "snapshot",
             StepName::StopController => "stop_controller",
@@ -214,6 +229,7 @@ impl StepName {
     pub fn title(self) -> &'static str {
         match self {
             StepName::Preflight => "Preflight checks",
+            StepName::UpgradePlan => "Plan the v2 upgrade",
             StepName::PreparePod => "Prepare migration pod",
             StepName::Snapshot => "Snapshot cluster state",
             StepName::StopController => "Stop controller",
@@ -268,7 +284,15 @@ macro_rules! impl_from_str {
     };
 }
 
-impl_from_str!(RunKind, [RunKind::Preflight, RunKind::Backup, RunKind::Migrate]);
+impl_from_str!(
+    RunKind,
+    [
+        RunKind::Preflight,
+        RunKind::Backup,
+        RunKind::Migrate,
+        RunKind::UpgradePlan
+    ]
+);
 impl_from_str!(RunState, RunState::ALL);
 impl_from_str!(Phase, [Phase::Forward, Phase::RollingBack]);
 impl_from_str!(
@@ -367,6 +391,9 @@ pub struct RunOptions {
     pub controller_timeout_seconds: u64,
     /// Seconds to wait for the migration pod to be Running.
     pub pod_timeout_seconds: u64,
+    /// upgrade-plan: the namespace Piraeus Operator v2 will run in (default: the controller's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub v2_namespace: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -378,6 +405,7 @@ impl Default for RunOptions {
             scale_down_etcd: false,
             controller_timeout_seconds: 300,
             pod_timeout_seconds: 300,
+            v2_namespace: None,
         }
     }
 }
@@ -425,6 +453,13 @@ mod tests {
         }
         assert_eq!("rolled_back".parse::<RunState>().unwrap(), RunState::RolledBack);
         assert!(RunState::RolledBack.is_final() && !RunState::Waiting.is_final());
+        assert_eq!("upgrade-plan".parse::<RunKind>().unwrap(), RunKind::UpgradePlan);
+        assert_eq!(
+            serde_json::to_value(RunKind::UpgradePlan).unwrap(),
+            "upgrade-plan"
+        );
+        assert!(RunKind::UpgradePlan.is_read_only() && !RunKind::Backup.is_read_only());
+        assert!(RunKind::UpgradePlan.steps().iter().all(|s| !s.in_downtime()));
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub enum Require {
     NoCancelRequested,
     /// The controller was stopped at some point (there is something to roll back).
     DowntimeStarted,
-    /// The run is not a read-only preflight.
+    /// The run is not of a read-only kind (preflight, upgrade-plan).
     NotPreflight,
 }
 
@@ -25,7 +25,7 @@ impl Require {
         match self {
             Require::NoCancelRequested => "cancel_requested = 0",
             Require::DowntimeStarted => "downtime_started_at IS NOT NULL",
-            Require::NotPreflight => "kind != 'preflight'",
+            Require::NotPreflight => "kind NOT IN ('preflight', 'upgrade-plan')",
         }
     }
 }
