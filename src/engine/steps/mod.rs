@@ -17,6 +17,7 @@ mod snapshot;
 mod start_controller;
 mod stop_controller;
 mod switch;
+mod upgrade_plan;
 mod verify_cluster;
 mod verify_data;
 
@@ -105,6 +106,7 @@ impl StepCtx<'_> {
 pub(super) async fn execute(c: &mut StepCtx<'_>) -> StepResult {
     match c.step {
         StepName::Preflight => preflight::run(c).await,
+        StepName::UpgradePlan => upgrade_plan::run(c).await,
         StepName::PreparePod => prepare_pod::run(c).await,
         StepName::Snapshot => snapshot::run(c).await,
         StepName::StopController => stop_controller::run(c).await,
