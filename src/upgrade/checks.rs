@@ -264,7 +264,8 @@ fn passphrase(inst: &V1Installation, c: &mut Checks) {
         ),
         Passphrase::Present { secret } => {
             let copy = if *target == inst.namespace {
-                format!("v2 runs in the same namespace: the Secret stays (helm keeps it), step 4.3 checks it against the backup")
+                "v2 runs in the same namespace: the Secret stays (helm keeps it), step 4.3 checks it against the backup"
+                    .to_string()
             } else {
                 format!("step 4.3 creates it in {target} from the backup of step 2.4")
             };

@@ -128,6 +128,11 @@ managed namespace (linstor-migrator.managedNamespaces), or with rbac.clusterWide
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch"]
+# The upgrade plan (read-only) reads the Piraeus v1 satellite sets and CSI driver of a controller's
+# namespace (cluster/kube/upgrade_reads.rs).
+- apiGroups: ["piraeus.linbit.com"]
+  resources: ["linstorsatellitesets", "linstorcsidrivers"]
+  verbs: ["get", "list"]
 # The scale subresource of an unowned controller Deployment and of the etcd StatefulSet
 # (optional scale-down after a migration; its data is never deleted).
 - apiGroups: ["apps"]
