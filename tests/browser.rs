@@ -651,21 +651,66 @@ async fn after_a_migration_the_v2_upgrade_plan_shows_checks_yaml_commands_and_do
         .expect("scroll to the plan");
     browser.screenshot("upgrade-plan").await;
 
-    // the bundle downloads with the name and size the server gives it
-    let link = browser.css("#download-bundle").await;
+    // the YAML downloads as a file with the name and size the server gives it
+    let link = browser.css("#download-yaml").await;
     let href = link.attr("href").await.expect("href").expect("an href");
-    let res = app.get(&href).send().await.expect("fetch the script");
-    assert_eq!(res.status(), 200);
+    let res = app.get(&href).send().await.expect("fetch the YAML");
     let name = res
         .headers()
         .get("content-disposition")
         .and_then(|v| v.to_str().ok())
         .and_then(attachment_name)
         .expect("a file name");
-    let served = res.text().await.expect("the script");
-    link.click().await.expect("download the script");
+    let served = res.text().await.expect("the YAML");
+    assert_eq!(
+        served,
+        yaml.trim_end().to_string() + "\n",
+        "the page shows the YAML the server serves"
+    );
+    link.click().await.expect("download the YAML");
     let file = browser.downloaded(&name, served.len() as u64).await;
-    let body = std::fs::read_to_string(&file).expect("read the download");
+    assert_eq!(std::fs::read_to_string(&file).expect("read the download"), served);
+
+    // the script: Chromium holds a downloaded shell script "unconfirmed" (a dangerous file type
+    // from a site never visited before) and no preference lifts that, so the page's own session
+    // fetches the link's target, as the click would
+    let bundle = browser.css("#download-bundle").await;
+    assert_eq!(
+        bundle
+            .attr("download")
+            .await
+            .expect("download attribute")
+            .as_deref(),
+        Some("piraeus-v2-upgrade-piraeus-datastore.sh")
+    );
+    let fetched = browser
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(document.getElementById('download-bundle').href)
+               .then(r => r.text().then(t => done([r.status, r.headers.get('content-disposition') || '', t])))
+               .catch(e => done([0, String(e), '']));",
+            vec![],
+        )
+        .await
+        .expect("fetch the script in the page");
+    assert_eq!(fetched[0], 200, "{fetched:?}");
+    assert!(
+        fetched[1]
+            .as_str()
+            .unwrap_or_default()
+            .contains("attachment; filename=\"piraeus-v2-upgrade-piraeus-datastore.sh\""),
+        "{fetched:?}"
+    );
+    let body = fetched[2].as_str().unwrap_or_default();
+    let served = app
+        .get(&format!("/api/v1/runs/{plan_id}/upgrade-plan.sh"))
+        .send()
+        .await
+        .expect("fetch the script")
+        .text()
+        .await
+        .expect("the script");
     assert_eq!(body, served);
     assert!(body.starts_with("#!/usr/bin/env bash") && body.contains("set -Eeuo pipefail"));
     assert!(body.contains("kind: LinstorCluster"), "the YAML is in the script");

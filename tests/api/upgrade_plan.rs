@@ -146,7 +146,7 @@ async fn a_plan_before_and_after_the_migration_says_where_the_database_is() {
         script.starts_with("#!/usr/bin/env bash\n") && script.contains(&yaml),
         "the script embeds the YAML"
     );
-    assert!(script.contains(&format!("(run {id})")));
+    assert!(script.contains(&id), "the script names the run that made it");
     app.stop().await;
 }
 
