@@ -199,6 +199,20 @@ fn database(inst: &V1Installation, c: &mut Checks) {
             ),
         );
     }
+    if let Some(sts) = &inst.etcd_stateful_set {
+        let on_k8s = cr_url == "k8s";
+        c.add(
+            "etcd",
+            if on_k8s { Passed } else { Warning },
+            "etcd",
+            format!(
+                "StatefulSet {sts} still runs; step 3.4 (helm uninstall) removes it, Helm keeps its volumes (PVCs \
+                 datadir-{sts}-N){}",
+                if on_k8s { "" } else { ", and the database is still in it" }
+            ),
+            "delete those PVCs only once v2 runs well and the etcd data is no longer needed as a fallback",
+        );
+    }
     if let Some(h) = &inst.helm {
         let url = h
             .values

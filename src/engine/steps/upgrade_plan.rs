@@ -111,7 +111,14 @@ async fn collect(c: &StepCtx<'_>, info: &ControllerInfo) -> Result<V1Installatio
     let passphrase = passphrase(cluster, ns, controller.text("luksSecret")).await?;
     let url = controller.text("dbConnectionURL").map(str::to_string);
     let etcd_stateful_set = match url.as_deref().and_then(etcd_stateful_set) {
-        Some(sts) => cluster.get_stateful_set(ns, &sts).await?.map(|_| sts),
+        Some(sts) => match cluster.get_stateful_set(ns, &sts).await {
+            Ok(found) => found.map(|_| sts),
+            Err(e) => {
+                c.warn(&format!("cannot read the etcd StatefulSet {sts}: {e}"))
+                    .await?;
+                None
+            }
+        },
         None => None,
     };
     let v1_crds = match cluster.crd_names(V1_GROUP).await {
