@@ -187,7 +187,7 @@ NAMESPACED = [
     ("piraeus.linbit.com", "linstorcontrollers", "get"), ("piraeus.linbit.com", "linstorcontrollers", "list"),
     ("piraeus.linbit.com", "linstorcontrollers", "watch"), ("piraeus.linbit.com", "linstorcontrollers", "patch"),
     ("apps", "deployments/scale", "patch"), ("apps", "statefulsets/scale", "patch"),
-    ("apps", "statefulsets", "get"), ("apps", "statefulsets", "watch"),
+    ("apps", "statefulsets", "get"), ("apps", "statefulsets", "list"), ("apps", "statefulsets", "watch"),
     # the upgrade plan's reads (src/cluster/kube/upgrade_reads.rs)
     ("piraeus.linbit.com", "linstorsatellitesets", "list"), ("piraeus.linbit.com", "linstorcsidrivers", "list"),
 ]

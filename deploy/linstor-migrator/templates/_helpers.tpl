@@ -133,11 +133,12 @@ managed namespace (linstor-migrator.managedNamespaces), or with rbac.clusterWide
 - apiGroups: ["piraeus.linbit.com"]
   resources: ["linstorsatellitesets", "linstorcsidrivers"]
   verbs: ["get", "list"]
-# The etcd StatefulSet: preflight records its replicas (what a rollback restores), the optional
-# scale-down waits for it (cluster/kube/reads.rs, waits.rs); the upgrade plan looks for it.
+# The etcd StatefulSet: preflight records its replicas (what a rollback restores), a rollback and
+# the optional scale-down wait until it is ready (cluster/kube/reads.rs, waits.rs); the upgrade
+# plan looks for it.
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
-  verbs: ["get", "watch"]
+  verbs: ["get", "list", "watch"]
 # The scale subresource of an unowned controller Deployment and of the etcd StatefulSet
 # (optional scale-down after a migration; its data is never deleted).
 - apiGroups: ["apps"]
