@@ -451,7 +451,8 @@ fn node_labels(inst: &V1Installation, c: &mut Checks) {
                     Warning,
                     "Node labels",
                     format!(
-                        "v1 copied these node labels into LINSTOR (Aux/<label>) and v2 no longer syncs them: {}",
+                        "v1 kept every node label in LINSTOR as Aux/<label>; v2 syncs only hostname, region and zone, \
+                         so these Aux properties of the satellites would no longer follow the nodes' labels: {}",
                         keys.join(", ")
                     ),
                     "the generated LinstorSatelliteConfiguration node-labels keeps them in sync; keep it if \
