@@ -41,6 +41,7 @@ impl RunKind {
                 Preflight,
                 PreparePod,
                 Snapshot,
+                PrepareTarget,
                 StopController,
                 Export,
                 CopyBackup,
@@ -179,6 +180,7 @@ pub enum StepName {
     UpgradePlan,
     PreparePod,
     Snapshot,
+    PrepareTarget,
     StopController,
     Export,
     CopyBackup,
@@ -191,11 +193,12 @@ pub enum StepName {
 }
 
 impl StepName {
-    pub const ALL: [StepName; 13] = [
+    pub const ALL: [StepName; 14] = [
         StepName::Preflight,
         StepName::UpgradePlan,
         StepName::PreparePod,
         StepName::Snapshot,
+        StepName::PrepareTarget,
         StepName::StopController,
         StepName::Export,
         StepName::CopyBackup,
@@ -213,6 +216,7 @@ impl StepName {
             StepName::UpgradePlan => "upgrade_plan",
             StepName::PreparePod => "prepare_pod",
             StepName::Snapshot => "snapshot",
+            StepName::PrepareTarget => "prepare_target",
             StepName::StopController => "stop_controller",
             StepName::Export => "export",
             StepName::CopyBackup => "copy_backup",
@@ -232,6 +236,7 @@ impl StepName {
             StepName::UpgradePlan => "Plan the v2 upgrade",
             StepName::PreparePod => "Prepare migration pod",
             StepName::Snapshot => "Snapshot cluster state",
+            StepName::PrepareTarget => "Prepare the k8s backend",
             StepName::StopController => "Stop controller",
             StepName::Export => "Export database",
             StepName::CopyBackup => "Copy backup",
@@ -244,7 +249,7 @@ impl StepName {
         }
     }
 
-    /// True for the steps during which the controller is down (4–10 of a migration): a failure
+    /// True for the steps during which the controller is down (5–11 of a migration): a failure
     /// there is rolled back automatically.
     pub fn in_downtime(self) -> bool {
         matches!(
@@ -375,6 +380,33 @@ impl fmt::Display for ControllerRef {
     }
 }
 
+/// How step 8 checks the imported data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyMode {
+    /// Read the `k8s` backend's objects directly and compare them row by row with the backup
+    /// (seconds, whatever the size).
+    #[default]
+    Direct,
+    /// Export the `k8s` backend again with `linstor-database` and compare the two exports (also
+    /// proves the tool can read what was written; 7-17 s more downtime on the real tool).
+    Tool,
+}
+
+/// How step 7 writes the data into the `k8s` backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportMode {
+    /// `linstor-database import-db` of the consistent export (it truncates, then creates one
+    /// object per row, serially).
+    #[default]
+    Tool,
+    /// A pre-copy before the stop, then during the downtime only the rows that differ from the
+    /// consistent export, many at a time; the verification falls back to the tool when the result
+    /// is not equal.
+    Delta,
+}
+
 /// Options of a run; every field has a safe default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -391,6 +423,10 @@ pub struct RunOptions {
     pub controller_timeout_seconds: u64,
     /// Seconds to wait for the migration pod to be Running.
     pub pod_timeout_seconds: u64,
+    /// How the imported data is verified.
+    pub verify: VerifyMode,
+    /// How the data is written into the `k8s` backend.
+    pub import: ImportMode,
     /// upgrade-plan: the namespace Piraeus Operator v2 will run in (default: the controller's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub v2_namespace: Option<String>,
@@ -405,6 +441,8 @@ impl Default for RunOptions {
             scale_down_etcd: false,
             controller_timeout_seconds: 300,
             pod_timeout_seconds: 300,
+            verify: VerifyMode::Direct,
+            import: ImportMode::Tool,
             v2_namespace: None,
         }
     }
@@ -463,7 +501,7 @@ mod tests {
     }
 
     #[test]
-    fn downtime_is_steps_four_to_ten() {
+    fn downtime_is_steps_five_to_eleven() {
         let migrate = RunKind::Migrate.steps();
         let down: Vec<usize> = migrate
             .iter()
@@ -471,6 +509,6 @@ mod tests {
             .filter(|(_, s)| s.in_downtime())
             .map(|(i, _)| i + 1)
             .collect();
-        assert_eq!(down, (4..=10).collect::<Vec<_>>());
+        assert_eq!(down, (5..=11).collect::<Vec<_>>());
     }
 }

@@ -199,7 +199,8 @@ CLUSTER = [
     ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
     ("internal.linstor.linbit.com", "*", "get"), ("internal.linstor.linbit.com", "*", "list"),
-    ("internal.linstor.linbit.com", "*", "watch"),
+    ("internal.linstor.linbit.com", "*", "watch"), ("internal.linstor.linbit.com", "*", "create"),
+    ("internal.linstor.linbit.com", "*", "patch"), ("internal.linstor.linbit.com", "*", "delete"),
     ("authorization.k8s.io", "selfsubjectaccessreviews", "create"),
     ("authorization.k8s.io", "subjectaccessreviews", "create"),
 ]
@@ -216,7 +217,8 @@ NEVER = [("rbac.authorization.k8s.io", "clusterroles", "escalate"), ("rbac.autho
          ("", "secrets", "delete"), ("", "secrets", "watch"), ("", "nodes", "get"), ("", "pods", "update"),
          ("", "persistentvolumeclaims", "delete"), ("apps", "statefulsets", "delete"),
          ("apps", "deployments", "patch"), ("apps", "deployments", "delete"),
-         ("internal.linstor.linbit.com", "*", "create"), ("internal.linstor.linbit.com", "*", "delete"),
+         ("internal.linstor.linbit.com", "*", "deletecollection"),
+         ("apiextensions.k8s.io", "customresourcedefinitions", "create"),
          ("apiextensions.k8s.io", "customresourcedefinitions", "delete")]
 
 

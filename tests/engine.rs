@@ -129,7 +129,8 @@ async fn full_migration_succeeds_and_leaves_a_verified_backup() {
     assert!(logs.iter().any(|l| l.message.contains("Import finished")));
     assert!(logs.windows(2).all(|w| w[0].seq < w[1].seq));
     let effects = h.sim.effects();
-    assert_eq!(effects.imports, 1);
+    // the schema-only import before the stop, and the import
+    assert_eq!(effects.imports, 2);
     // the controller never started on etcd after the switch: its last start was on k8s
     let last = effects.controller_starts.last().expect("controller started");
     assert!(format!("{last:?}").contains("k8s"), "{last:?}");
@@ -186,8 +187,9 @@ async fn a_fault_at_each_step_leaves_the_cluster_as_it_was() {
             run.error
         );
         let mut after = h.sim.fingerprint();
-        if step >= StepName::Import {
-            // a failed import's data stays in the k8s backend (reported; the next import replaces it)
+        if step >= StepName::PrepareTarget {
+            // the schema made before the stop, or a failed import's data, stays in the k8s backend
+            // (reported; the next import replaces it)
             after.k8s_backend_digest = before.k8s_backend_digest.clone();
         }
         assert_eq!(before, after, "fault at {step}: the cluster must be as it was");
@@ -247,10 +249,10 @@ async fn tool_faults_are_failures_even_with_exit_zero() {
         let before = h.sim.fingerprint();
         h.sim.inject(step, fault);
         let engine = h.engine().await;
-        let (run, _) = engine
-            .create_run(request(RunKind::Migrate), &actor(), None)
-            .await
-            .unwrap();
+        let mut req = request(RunKind::Migrate);
+        // the verification runs the tool only when asked to
+        req.options.verify = linstor_migrator::model::VerifyMode::Tool;
+        let (run, _) = engine.create_run(req, &actor(), None).await.unwrap();
         let run = settle(&engine, &run.id).await;
         assert_eq!(
             run.state,
@@ -324,7 +326,7 @@ async fn engine_dropped_at_each_step_boundary_finishes_without_repeating_effects
                 e.cr_patches,
                 e.copies
             ),
-            (1, 1, 1, 1, 3, 2),
+            (2, 0, 2, 1, 3, 2),
             "resumed after {boundary}: {e:?}"
         );
         second.shutdown(Duration::from_secs(5)).await;
@@ -357,7 +359,10 @@ async fn cancel_during_a_hanging_export_rolls_back() {
             .iter()
             .any(|a| a.action == "cancel" && a.actor == "operator")
     );
-    assert_eq!(before, h.sim.fingerprint());
+    // the schema made before the stop stays in the k8s backend (reported; nothing uses it)
+    let mut after = h.sim.fingerprint();
+    after.k8s_backend_digest = before.k8s_backend_digest.clone();
+    assert_eq!(before, after);
 }
 
 #[tokio::test]

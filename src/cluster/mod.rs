@@ -11,6 +11,7 @@ pub mod crd;
 pub mod helm;
 pub mod kube;
 pub mod pod;
+pub mod pod_write;
 pub mod sim;
 pub mod tool_guard;
 
@@ -128,6 +129,23 @@ impl K8sBackendInventory {
     }
 }
 
+/// One object of the `k8s` backend: a row of a LINSTOR table (REFERENCE.md §3).
+#[derive(Debug, Clone, PartialEq)]
+pub struct K8sBackendObject {
+    /// Lower-case hex SHA-256 of the row's primary key.
+    pub name: String,
+    /// The row: lower-case column names, null columns left out.
+    pub spec: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A page of a `k8s`-backend table's objects.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct K8sBackendPage {
+    pub objects: Vec<K8sBackendObject>,
+    /// Where the next page starts; `None` after the last one.
+    pub continue_token: Option<String>,
+}
+
 /// An authenticated user, from a TokenReview.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserInfo {
@@ -163,6 +181,33 @@ pub trait Cluster: Send + Sync + 'static {
     async fn list_helm_release_secrets(&self, ns: &str) -> ClusterResult<Vec<Secret>>;
     /// What the `k8s` backend holds (CRDs of group `internal.linstor.linbit.com`).
     async fn k8s_backend_inventory(&self) -> ClusterResult<K8sBackendInventory>;
+    /// A page of the objects of one backend table (`plural`, e.g. `nodes`, in CRD `version`,
+    /// e.g. `v1-31-1`); a table whose CRD does not exist is empty.
+    async fn list_k8s_backend_page(
+        &self,
+        plural: &str,
+        version: &str,
+        limit: u32,
+        continue_token: Option<&str>,
+    ) -> ClusterResult<K8sBackendPage>;
+    /// Creates a backend object (a row): `AlreadyExists` when one of that name exists.
+    async fn create_k8s_backend_object(
+        &self,
+        plural: &str,
+        version: &str,
+        kind: &str,
+        object: &K8sBackendObject,
+    ) -> ClusterResult<()>;
+    /// Replaces a backend object's whole `spec` (columns that became null disappear);
+    /// `NotFound` when it does not exist.
+    async fn replace_k8s_backend_spec(
+        &self,
+        plural: &str,
+        version: &str,
+        object: &K8sBackendObject,
+    ) -> ClusterResult<()>;
+    /// Deletes a backend object; absent is fine.
+    async fn delete_k8s_backend_object(&self, plural: &str, version: &str, name: &str) -> ClusterResult<()>;
 
     // --- writes ----------------------------------------------------------------------------
     /// JSON merge patch on a `LinstorController` (CRs take no strategic merge patches).

@@ -118,6 +118,22 @@ impl Db {
         insert_event(&mut conn, run_id, kind, step, level, message, data).await
     }
 
+    /// Appends many log lines of one step in one transaction (one fsync for the lot), in order.
+    pub async fn append_lines(
+        &self,
+        run_id: &str,
+        step: Option<StepName>,
+        lines: &[(&str, &str)],
+    ) -> DbResult<Vec<EventRecord>> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(lines.len());
+        for (level, message) in lines {
+            out.push(insert_event(&mut tx, run_id, EventKind::Log, step, level, message, None).await?);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
     /// Events of a run with `seq > after`, oldest first, at most `limit`; `only_logs` leaves out
     /// step and run events.
     pub async fn events(

@@ -60,6 +60,43 @@ pub struct RunContext {
     pub rollback_failure: Option<RollbackFailure>,
     /// The plan of an upgrade-plan run (the rest of the Piraeus v1 -> v2 upgrade).
     pub upgrade_plan: Option<crate::upgrade::UpgradePlan>,
+    /// What the import did, phase by phase.
+    pub import_report: Option<ImportReport>,
+}
+
+/// Rows written into the `k8s` backend by one phase.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeltaCounts {
+    pub created: u64,
+    pub changed: u64,
+    pub removed: u64,
+}
+
+impl DeltaCounts {
+    pub fn total(&self) -> u64 {
+        self.created + self.changed + self.removed
+    }
+}
+
+/// What the import did: which one ran, how many rows each phase wrote, and why the tool's import
+/// ran after all when it did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct ImportReport {
+    /// `tool` or `delta`.
+    #[schema(value_type = String)]
+    pub mode: crate::model::ImportMode,
+    /// Objects this run deleted from a backend that held data (before the stop, or before an
+    /// import over what an interrupted one left).
+    pub emptied_objects: u64,
+    /// The schema (CRDs, `LinstorVersion`) was created before the stop by a schema-only import.
+    pub schema_before_stop: bool,
+    /// Rows the pre-copy wrote before the stop.
+    pub precopy: Option<DeltaCounts>,
+    /// Rows the delta wrote during the downtime.
+    pub delta: Option<DeltaCounts>,
+    /// Why the tool's import ran after the delta, when it did.
+    pub fallback: Option<String>,
 }
 
 /// A rollback that gave up after its retries: what failed, what the cluster looked like, and

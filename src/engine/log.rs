@@ -62,6 +62,25 @@ impl RunLog {
         }
     }
 
+    /// Stores a batch of lines of one step in one transaction (group commit: one fsync for the
+    /// batch instead of one per line), then publishes them; on a database error they go to
+    /// stderr, like [`RunLog::say`].
+    pub async fn say_batch(&self, step: Option<StepName>, lines: &[(&str, &str)]) {
+        let _order = self.order.lock().await;
+        match self.db.append_lines(&self.run_id, step, lines).await {
+            Ok(events) => {
+                for ev in events {
+                    self.bus.publish(ev);
+                }
+            }
+            Err(e) => {
+                for (level, message) in lines {
+                    tracing::error!(run = %self.run_id, "could not store a log line ({e}): {level}: {message}");
+                }
+            }
+        }
+    }
+
     /// Applies a run change (state, steps, audit, its events) in one transaction, then
     /// publishes its events.
     pub async fn commit(&self, change: &RunChange) -> DbResult<()> {

@@ -6,7 +6,7 @@
 
 mod actions;
 mod bus;
-mod context;
+pub(crate) mod context;
 mod invariants;
 mod lease;
 pub mod lifecycle;
@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use crate::cluster::pod::PodPaths;
-pub use context::{Check, CheckLevel, RollbackFailure, RunContext};
+pub use context::{Check, CheckLevel, DeltaCounts, ImportReport, RollbackFailure, RunContext};
 pub use lease::lease_name;
 pub use rollback::RetryPolicy;
 pub use steps::control::etcd_stateful_set;

@@ -76,10 +76,18 @@ pub struct ExportHeader {
     pub export_timestamp_ms: Option<i64>,
     pub exported_from: Option<String>,
     pub data_version: Option<String>,
+    /// The backends' schema versions the exporting LINSTOR knew (kept to write an export of the
+    /// same version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql_version: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k8s_version: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_version: Option<serde_json::Value>,
 }
 
 /// What is known of one table after reading it: row count and a digest per primary key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 pub struct TableSummary {
     pub name: String,
     pub rows: u64,
@@ -148,6 +156,9 @@ impl<'de> Visitor<'de> for SummaryVisitor {
                 "export_timestamp_ms" => out.header.export_timestamp_ms = map.next_value()?,
                 "exported_from" => out.header.exported_from = map.next_value()?,
                 "data_version" => out.header.data_version = map.next_value()?,
+                "sql_version" => out.header.sql_version = map.next_value()?,
+                "k8s_version" => out.header.k8s_version = map.next_value()?,
+                "etcd_version" => out.header.etcd_version = map.next_value()?,
                 "tables" => {
                     out.tables = map.next_value_seed(TablesSeed)?;
                     saw_tables = true;
@@ -314,6 +325,33 @@ impl<'de> Visitor<'de> for RowsSeed<'_> {
     }
 }
 
+/// An export of the same version as `header` with no rows in `tables`: importing it makes the
+/// tool create and migrate the `k8s` backend's schema (CRDs, `LinstorVersion`) and nothing else.
+pub fn schema_only(header: &ExportHeader, tables: &[&str]) -> serde_json::Value {
+    let tables: Vec<serde_json::Value> = tables
+        .iter()
+        .filter_map(|name| schema::table(name))
+        .map(|t| serde_json::to_value(ExportTable::from_schema(t)).expect("a table serializes"))
+        .collect();
+    let mut doc = serde_json::json!({
+        "linstor_version": header.linstor_version,
+        "export_timestamp_ms": header.export_timestamp_ms,
+        "exported_from": header.exported_from,
+        "data_version": header.data_version,
+    });
+    for (key, value) in [
+        ("sql_version", &header.sql_version),
+        ("k8s_version", &header.k8s_version),
+        ("etcd_version", &header.etcd_version),
+    ] {
+        if let Some(v) = value {
+            doc[key] = v.clone();
+        }
+    }
+    doc["tables"] = serde_json::Value::Array(tables);
+    doc
+}
+
 /// The text of a scalar as LINSTOR joins primary-key values.
 pub fn scalar_text(v: &serde_json::Value) -> String {
     match v {
@@ -322,9 +360,10 @@ pub fn scalar_text(v: &serde_json::Value) -> String {
     }
 }
 
-/// SHA-256 of a row's canonical JSON (keys sorted).
+/// SHA-256 of a row's canonical JSON (keys sorted, null columns left out: the export and the
+/// `k8s` backend omit them, and an explicit null means the same row).
 pub fn row_digest(row: &Row) -> [u8; 32] {
-    let sorted: BTreeMap<&String, &serde_json::Value> = row.iter().collect();
+    let sorted: BTreeMap<&String, &serde_json::Value> = row.iter().filter(|(_, v)| !v.is_null()).collect();
     let bytes = serde_json::to_vec(&sorted).expect("a JSON map serializes");
     Sha256::digest(&bytes).into()
 }

@@ -61,8 +61,23 @@ async fn fifty_parallel_approvals_start_the_downtime_once() {
     );
     let log = log_text(&app, id).await;
     assert_eq!(lines_with(&log, "spec.replicas = 0"), 1, "{log}");
-    assert_eq!(lines_with(&log, "export-db -c /etc/linstor "), 1, "{log}");
-    assert_eq!(lines_with(&log, "import-db"), 1, "{log}");
+    // the consistent export and its import (step 4's pre-copy export and schema import aside)
+    assert_eq!(
+        lines_with(
+            &log,
+            "export-db -c /etc/linstor /backup/backup-before-migration.json"
+        ),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        lines_with(
+            &log,
+            "import-db -c /etc/linstor-target /backup/backup-before-migration.json"
+        ),
+        1,
+        "{log}"
+    );
     let approvals = done["audit"]
         .as_array()
         .unwrap()
@@ -108,5 +123,11 @@ async fn fifty_parallel_mixed_actions_have_one_winner_per_kind_and_a_consistent_
     assert_eq!(app.engine.tasks_started() - tasks_before, 1);
     let log = log_text(&app, id).await;
     assert!(lines_with(&log, "spec.replicas = 0") <= 1, "{log}");
-    assert!(lines_with(&log, "export-db -c /etc/linstor ") <= 1, "{log}");
+    assert!(
+        lines_with(
+            &log,
+            "export-db -c /etc/linstor /backup/backup-before-migration.json"
+        ) <= 1,
+        "{log}"
+    );
 }

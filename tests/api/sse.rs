@@ -99,7 +99,7 @@ async fn events_resume_after_a_disconnect_without_loss_or_duplicates() {
         .filter(|e| e.event == "step" && e.json()["level"] == "succeeded")
         .map(|e| e.json()["step"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(steps.len(), 12, "{steps:?}");
+    assert_eq!(steps.len(), 13, "{steps:?}");
 
     // a finished run: the whole history, then end, then close
     let mut again = connect(&app, id, None).await;

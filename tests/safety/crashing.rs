@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use linstor_migrator::cluster::sim::SimCluster;
 use linstor_migrator::cluster::{
     AccessDecision, AccessQuestion, Cluster, ClusterResult, ExecLine, ExecOutcome, K8sBackendInventory,
-    LinstorController, LinstorCsiDriver, LinstorSatelliteSet, UserInfo,
+    K8sBackendObject, K8sBackendPage, LinstorController, LinstorCsiDriver, LinstorSatelliteSet, UserInfo,
 };
 use linstor_migrator::linstor::rest::LinstorApi;
 use tokio::io::AsyncWrite;
@@ -142,6 +142,56 @@ impl Cluster for CrashingCluster {
 
     async fn k8s_backend_inventory(&self) -> ClusterResult<K8sBackendInventory> {
         around!(self, "k8s_backend_inventory", self.sim.k8s_backend_inventory())
+    }
+
+    async fn list_k8s_backend_page(
+        &self,
+        plural: &str,
+        version: &str,
+        limit: u32,
+        continue_token: Option<&str>,
+    ) -> ClusterResult<K8sBackendPage> {
+        around!(
+            self,
+            "list_k8s_backend_page",
+            self.sim
+                .list_k8s_backend_page(plural, version, limit, continue_token)
+        )
+    }
+
+    async fn create_k8s_backend_object(
+        &self,
+        plural: &str,
+        version: &str,
+        kind: &str,
+        object: &K8sBackendObject,
+    ) -> ClusterResult<()> {
+        around!(
+            self,
+            "create_k8s_backend_object",
+            self.sim.create_k8s_backend_object(plural, version, kind, object)
+        )
+    }
+
+    async fn replace_k8s_backend_spec(
+        &self,
+        plural: &str,
+        version: &str,
+        object: &K8sBackendObject,
+    ) -> ClusterResult<()> {
+        around!(
+            self,
+            "replace_k8s_backend_spec",
+            self.sim.replace_k8s_backend_spec(plural, version, object)
+        )
+    }
+
+    async fn delete_k8s_backend_object(&self, plural: &str, version: &str, name: &str) -> ClusterResult<()> {
+        around!(
+            self,
+            "delete_k8s_backend_object",
+            self.sim.delete_k8s_backend_object(plural, version, name)
+        )
     }
 
     async fn patch_linstor_controller(

@@ -99,14 +99,17 @@ with src/engine/steps/preflight.rs (`own_rules`, what preflight checks) and src/
 */}}
 {{- define "linstor-migrator.clusterRules" -}}
 # Preflight inventories the k8s backend: the internal.linstor.linbit.com CRDs and their objects,
-# all cluster-scoped (cluster/kube/inventory.rs). Read-only: the import itself runs as the
-# controller's ServiceAccount.
+# all cluster-scoped (cluster/kube/inventory.rs). The data verification reads every object, a
+# backend that held data is emptied before an import (never left to the tool's truncate, which
+# fails half-way on large tables), and the delta import writes single rows
+# (cluster/kube/backend_objects.rs). The CRDs themselves are made by linstor-database, which runs
+# as the controller's ServiceAccount: this service never creates or deletes a CRD.
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   verbs: ["get", "list", "watch"]
 - apiGroups: ["internal.linstor.linbit.com"]
   resources: ["*"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Preflight checks its own rights and the controller ServiceAccount's (cluster/kube/authz.rs).
 - apiGroups: ["authorization.k8s.io"]
   resources: ["selfsubjectaccessreviews", "subjectaccessreviews"]
@@ -133,9 +136,9 @@ managed namespace (linstor-migrator.managedNamespaces), or with rbac.clusterWide
 - apiGroups: ["piraeus.linbit.com"]
   resources: ["linstorsatellitesets", "linstorcsidrivers"]
   verbs: ["get", "list"]
-# The etcd StatefulSet: preflight records its replicas (what a rollback restores), a rollback and
-# the optional scale-down wait until it is ready (cluster/kube/reads.rs, waits.rs); the upgrade
-# plan looks for it.
+# The etcd StatefulSet: preflight records its replicas, and a rollback waits for them to be ready
+# again before it starts the controller (engine/steps/preflight.rs, engine/rollback.rs); the
+# upgrade plan looks for it.
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
   verbs: ["get", "list", "watch"]

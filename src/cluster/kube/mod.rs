@@ -6,6 +6,7 @@
 //! without a server.
 
 mod authz;
+mod backend_objects;
 mod errors;
 mod exec;
 mod inventory;
@@ -33,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     AccessDecision, AccessQuestion, Cluster, ClusterResult, ExecLine, ExecOutcome, K8sBackendInventory,
-    LinstorController, LinstorCsiDriver, LinstorSatelliteSet, UserInfo,
+    K8sBackendObject, K8sBackendPage, LinstorController, LinstorCsiDriver, LinstorSatelliteSet, UserInfo,
 };
 use crate::linstor::rest::LinstorApi;
 
@@ -166,6 +167,39 @@ impl Cluster for KubeCluster {
 
     async fn k8s_backend_inventory(&self) -> ClusterResult<K8sBackendInventory> {
         inventory::k8s_backend_inventory(&self.client).await
+    }
+
+    async fn list_k8s_backend_page(
+        &self,
+        plural: &str,
+        version: &str,
+        limit: u32,
+        continue_token: Option<&str>,
+    ) -> ClusterResult<K8sBackendPage> {
+        backend_objects::list_page(&self.client, plural, version, limit, continue_token).await
+    }
+
+    async fn create_k8s_backend_object(
+        &self,
+        plural: &str,
+        version: &str,
+        kind: &str,
+        object: &K8sBackendObject,
+    ) -> ClusterResult<()> {
+        backend_objects::create(&self.client, plural, version, kind, object).await
+    }
+
+    async fn replace_k8s_backend_spec(
+        &self,
+        plural: &str,
+        version: &str,
+        object: &K8sBackendObject,
+    ) -> ClusterResult<()> {
+        backend_objects::replace_spec(&self.client, plural, version, object).await
+    }
+
+    async fn delete_k8s_backend_object(&self, plural: &str, version: &str, name: &str) -> ClusterResult<()> {
+        backend_objects::delete(&self.client, plural, version, name).await
     }
 
     async fn patch_linstor_controller(

@@ -18,7 +18,7 @@ use super::writes::not_found;
 use super::{SimCluster, access};
 use crate::cluster::{
     AccessDecision, AccessQuestion, Cluster, ClusterResult, ExecLine, ExecOutcome, K8sBackendInventory,
-    LinstorController, LinstorCsiDriver, LinstorSatelliteSet, UserInfo,
+    K8sBackendObject, K8sBackendPage, LinstorController, LinstorCsiDriver, LinstorSatelliteSet, UserInfo,
 };
 use crate::linstor::rest::LinstorApi;
 use crate::linstor::schema;
@@ -113,6 +113,39 @@ impl Cluster for SimCluster {
             schema_version: st.k8s.schema_version,
             rollback_objects: st.k8s.rollback_objects,
         })
+    }
+
+    async fn list_k8s_backend_page(
+        &self,
+        plural: &str,
+        _version: &str,
+        limit: u32,
+        continue_token: Option<&str>,
+    ) -> ClusterResult<K8sBackendPage> {
+        self.list_k8s_backend_page_impl(plural, limit, continue_token)
+    }
+
+    async fn create_k8s_backend_object(
+        &self,
+        plural: &str,
+        _version: &str,
+        _kind: &str,
+        object: &K8sBackendObject,
+    ) -> ClusterResult<()> {
+        self.create_k8s_backend_object_impl(plural, object)
+    }
+
+    async fn replace_k8s_backend_spec(
+        &self,
+        plural: &str,
+        _version: &str,
+        object: &K8sBackendObject,
+    ) -> ClusterResult<()> {
+        self.replace_k8s_backend_spec_impl(plural, object)
+    }
+
+    async fn delete_k8s_backend_object(&self, plural: &str, _version: &str, name: &str) -> ClusterResult<()> {
+        self.delete_k8s_backend_object_impl(plural, name)
     }
 
     async fn patch_linstor_controller(

@@ -274,10 +274,8 @@ fn generate(spec: &Spec<'_>) -> ExportDocument {
             ],
         );
     }
-    b.add(
-        "TRACKING_DATE",
-        &[("ENTRY_DATE", json!(CREATED_MS - CREATED_MS % 86_400_000))],
-    );
+    // no TRACKING_DATE row: LINSTOR 1.33 exports none (the table has no export driver; the
+    // recorded export-etcd.json of fixtures/linstor-1.33.3 has no such table)
     for path in &protected {
         dataset_sec::protect(&mut b, path);
     }

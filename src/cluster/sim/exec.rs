@@ -98,7 +98,13 @@ impl SimCluster {
                     ClusterError::Api(format!("tar: {}: Cannot stat: {e}", path.trim_start_matches('/')))
                 })?),
             };
-            let fault = st.faults.take(StepName::CopyBackup, &[Fault::Error]);
+            // the pre-copy of step 4 is told apart by its file
+            let step = if path.ends_with("/precopy.json") {
+                StepName::PrepareTarget
+            } else {
+                StepName::CopyBackup
+            };
+            let fault = st.faults.take(step, &[Fault::Error]);
             (bytes, fault)
         };
         // an injected fault breaks the stream after half of the bytes

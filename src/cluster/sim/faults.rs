@@ -12,6 +12,8 @@ use crate::model::StepName;
 ///   `ImagePullError`: ErrImagePull; `Hang`: stays ContainerCreating until the wait times out).
 /// - `Snapshot`: REST listings (nodes, storage pools, resources) before the controller was ever
 ///   stopped (`Error`: unreachable).
+/// - `PrepareTarget`: the tool runs of step 4 (the pre-copy `export-db` to `precopy.json`, the
+///   `import-db` of `schema-only.json`), with the faults of `Export` and `Import`.
 /// - `StopController`: scaling to 0 (CR patch or Deployment), `wait_pods_gone` (`Error`;
 ///   `Hang`: the pod stays Terminating until the wait times out).
 /// - `Export`: exec of `linstor-database export-db` on a non-`k8s` config (`Error`: the exec call
@@ -19,8 +21,11 @@ use crate::model::StepName;
 ///   until cancelled).
 /// - `CopyBackup`: `copy_from_pod` (`Error`: the stream breaks after part of the bytes).
 /// - `Import`: exec of `import-db` (`ExitOne`, `UsageExitZero`, `Hang`, `Error`, `PartialImport`:
-///   truncates, imports about half, then fails with exit 1 and leaves the rows).
-/// - `VerifyData`: exec of `export-db` on the `k8s` config (`ExitOne`, `Error`, `UsageExitZero`, `Hang`).
+///   truncates, imports about half, then fails with exit 1 and leaves the rows); with the delta
+///   import, a direct write of a backend object (`PartialImport`: one write is accepted and lost).
+/// - `VerifyData`: a direct LIST of the `k8s` backend's objects (`Error`), or with
+///   `options.verify = "tool"` the exec of `export-db` on the `k8s` config (`ExitOne`, `Error`,
+///   `UsageExitZero`, `Hang`).
 /// - `Switch`: a CR patch of `dbConnectionURL`, a write of a controller's ConfigMap (`Error`;
 ///   `Hang`: the operator does not re-render the ConfigMap until a wait for it times out).
 /// - `StartController`: scaling up, `wait_deployment_ready` (`Error`; `Hang`: never ready until

@@ -67,6 +67,8 @@ pub struct SimEffects {
     pub tool_overlaps: u64,
     /// Processes killed (by a tool guard, or with their pod).
     pub processes_killed: u64,
+    /// Objects of the `k8s` backend created, replaced or deleted by clients directly.
+    pub backend_writes: u64,
 }
 
 impl SimEffects {

@@ -23,6 +23,7 @@ mod fs;
 mod install;
 mod install_v1;
 mod k8s_backend;
+mod k8s_objects;
 mod operator;
 mod pods;
 mod processes;
@@ -269,6 +270,27 @@ impl SimCluster {
             .values()
             .find(|e| e.namespace == namespace && e.controllers.iter().any(|c| c == controller))
             .map(|e| e.data.clone())
+    }
+
+    /// Changes the etcd data of a controller (as the running controller would: a new resource,
+    /// a changed property, a deleted node); false when the controller has no etcd here.
+    pub fn change_etcd_data(
+        &self,
+        namespace: &str,
+        controller: &str,
+        change: impl FnOnce(&mut ExportDocument),
+    ) -> bool {
+        let mut st = self.lock();
+        let Some(e) = st
+            .etcd
+            .values_mut()
+            .find(|e| e.namespace == namespace && e.controllers.iter().any(|c| c == controller))
+        else {
+            return false;
+        };
+        change(&mut e.data);
+        st.touch();
+        true
     }
 
     /// Fills the `k8s` backend with `doc`'s rows as if someone had imported it before (data a

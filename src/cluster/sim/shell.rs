@@ -102,6 +102,27 @@ pub(crate) async fn run(
     if let Some((pid_file, command)) = crate::cluster::tool_guard::parse(argv) {
         return processes::guard(sim, ns, pod, container, pid_file, command, out).await;
     }
+    if let Some((path, content)) = crate::cluster::pod_write::parse(argv) {
+        let failure = {
+            let mut st = sim.lock();
+            let Some(p) = st.pods.get_mut(&key(ns, pod)) else {
+                return Ok(1);
+            };
+            match fs::check_writable(p, container, path) {
+                Ok(norm) => {
+                    p.files.insert(norm, bytes::Bytes::from(content.to_string()));
+                    st.touch();
+                    None
+                }
+                Err(e) => Some(e),
+            }
+        };
+        if let Some(e) = failure {
+            out.err(format!("bash: line 1: {path}: {e}")).await;
+            return Ok(1);
+        }
+        return Ok(0);
+    }
     let program = first.rsplit('/').next().unwrap_or(first);
     let args = &argv[1..];
     match program {

@@ -85,7 +85,12 @@ pub(crate) async fn linstor_database(
             .as_deref()
             .and_then(|t| LinstorConfig::parse(t).ok())
             .is_some_and(|c| c.backend() == Backend::K8s);
+        // the pre-copy export and the schema-only import of step 4 are told apart by their files
+        let prepare = ["precopy.json", "schema-only.json"]
+            .iter()
+            .any(|f| file.ends_with(&format!("/{f}")));
         let step = match cmd {
+            _ if prepare => StepName::PrepareTarget,
             Cmd::Import => StepName::Import,
             Cmd::Export if target_k8s => StepName::VerifyData,
             Cmd::Export => StepName::Export,

@@ -7,12 +7,16 @@ pub(super) mod control;
 pub(super) mod files;
 pub(super) mod tool;
 
+mod backend;
+mod delta;
+
 mod cleanup;
 mod copy_backup;
 mod export;
-mod import;
+pub(super) mod import;
 mod preflight;
 mod prepare_pod;
+mod prepare_target;
 mod snapshot;
 mod start_controller;
 mod stop_controller;
@@ -109,6 +113,7 @@ pub(super) async fn execute(c: &mut StepCtx<'_>) -> StepResult {
         StepName::UpgradePlan => upgrade_plan::run(c).await,
         StepName::PreparePod => prepare_pod::run(c).await,
         StepName::Snapshot => snapshot::run(c).await,
+        StepName::PrepareTarget => prepare_target::run(c).await,
         StepName::StopController => stop_controller::run(c).await,
         StepName::Export => export::run(c).await,
         StepName::CopyBackup => copy_backup::run(c).await,

@@ -59,6 +59,22 @@ pub fn own_rules(kind: RunKind, c: &ControllerInfo) -> Vec<AccessQuestion> {
     for verb in ["create", "update", "patch", "delete"] {
         q.push(AccessQuestion::new("", "configmaps", verb, ns));
     }
+    // the k8s backend's objects: read by the verification, deleted when a backend holds data
+    // before an import, written by the delta import (cluster-scoped)
+    if kind == RunKind::Migrate {
+        for verb in ["list", "create", "patch", "delete"] {
+            q.push(AccessQuestion::new(
+                crate::linstor::schema::K8S_GROUP,
+                "*",
+                verb,
+                "",
+            ));
+        }
+    }
+    // the etcd StatefulSet's replicas (recorded, and restored before a rollback starts the controller)
+    for verb in ["get", "list", "watch"] {
+        q.push(AccessQuestion::new("apps", "statefulsets", verb, ns));
+    }
     // the per-controller Lease that keeps a second linstor-migrator (a CLI, another replica) off
     for verb in ["get", "create", "update", "delete"] {
         q.push(AccessQuestion::new("coordination.k8s.io", "leases", verb, ns));
@@ -413,11 +429,19 @@ async fn originals(c: &StepCtx<'_>, info: &ControllerInfo) -> Result<Originals, 
     };
     let etcd = connection_url.as_deref().and_then(etcd_stateful_set);
     let etcd_replicas = match &etcd {
-        Some(sts) => c
-            .cluster()
-            .get_stateful_set(&info.namespace, sts)
-            .await?
-            .and_then(|s| s.spec.and_then(|s| s.replicas)),
+        // a StatefulSet that cannot be read is not scaled and not restored (the permission
+        // check says what is missing)
+        Some(sts) => match c.cluster().get_stateful_set(&info.namespace, sts).await {
+            Ok(s) => s.and_then(|s| s.spec.and_then(|s| s.replicas)),
+            Err(e) => {
+                c.warn(&format!(
+                    "cannot read the etcd StatefulSet {}/{sts}: {e}",
+                    info.namespace
+                ))
+                .await?;
+                None
+            }
+        },
         None => None,
     };
     Ok(Originals {

@@ -52,17 +52,37 @@ pub(super) async fn run_tool(c: &StepCtx<'_>, args: &[&str], finished: &str) -> 
     let step = c.step;
     let seen = saw_finished.clone();
     let marker = finished.to_string();
+    // Group commit: every line that arrived while the previous batch was being stored goes into
+    // the next one (one transaction, one fsync), so a chatty tool does not wait on the disk line
+    // by line. No line waits for a batch to fill: a lone line is stored at once. Crash window:
+    // the lines of the batch being stored (at most BATCH) are lost if the process dies then.
     let writer = tokio::spawn(async move {
-        while let Some(line) = rx.recv().await {
-            if line.line.contains(marker.as_str()) {
+        const BATCH: usize = 512;
+        let mut batch: Vec<ExecLine> = Vec::with_capacity(BATCH);
+        while let Some(first) = rx.recv().await {
+            batch.push(first);
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(line) => batch.push(line),
+                    Err(_) => break,
+                }
+            }
+            if batch.iter().any(|l| l.line.contains(marker.as_str())) {
                 seen.store(true, Ordering::SeqCst);
             }
-            let level = match line.stream {
-                Stream::Stdout => "stdout",
-                Stream::Stderr => "stderr",
-            };
+            let lines: Vec<(&str, &str)> = batch
+                .iter()
+                .map(|l| {
+                    let level = match l.stream {
+                        Stream::Stdout => "stdout",
+                        Stream::Stderr => "stderr",
+                    };
+                    (level, l.line.as_str())
+                })
+                .collect();
             // a lost log line must not fail the tool run; the database error goes to stderr
-            log.say(Some(step), level, &line.line).await;
+            log.say_batch(Some(step), &lines).await;
+            batch.clear();
         }
     });
     let exec = c.cluster().exec(

@@ -1,12 +1,17 @@
-//! Step 8: the `k8s` backend is exported again and compared table by table and row by row (by
-//! primary key) with the backup. Every re-export is kept as a backup of its own (purpose
-//! `verification`): a step that runs again writes `export-from-k8s-2.json`, ... and never
-//! replaces a recorded file.
+//! Step 8: the `k8s` backend compared with the backup, table by table and row by row by primary
+//! key. By default it reads the backend's objects directly (`backend.rs`: paged LISTs, tables in
+//! parallel, digests only), which takes seconds whatever the size and also finds objects LINSTOR
+//! could not find (a name that is not its key's SHA-256) and pending `Rollback` objects (a
+//! controller refuses to start on them). With `options.verify = "tool"` the tool exports the
+//! backend again; every such re-export is kept as a backup of its own (purpose `verification`,
+//! `export-from-k8s[-N].json`; a recorded file is never replaced).
 
 use super::files::{copy_out, record, recorded, summarize};
 use super::tool::run_tool;
 use super::{StepCtx, StepError, StepResult};
-use crate::linstor::export::{self, Expectation};
+use crate::linstor::export::{self, DataComparison, Expectation, ExportSummary};
+use crate::linstor::schema;
+use crate::model::VerifyMode;
 
 /// The first `export-from-k8s[-N].json` of this run that is not recorded yet.
 async fn fresh_name(c: &StepCtx<'_>) -> Result<String, StepError> {
@@ -23,13 +28,9 @@ async fn fresh_name(c: &StepCtx<'_>) -> Result<String, StepError> {
     unreachable!("some attempt number is free")
 }
 
-/// Step 8.
-pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
+/// The backend as the tool exports it, copied out and recorded.
+async fn tool_export(c: &mut StepCtx<'_>) -> Result<ExportSummary, StepError> {
     let data_dir = c.inner.settings.data_dir.clone();
-    let backup_name = super::tool::backup_name(c.run.kind);
-    let backup = recorded(c, backup_name)
-        .await?
-        .ok_or_else(|| StepError::Failed("the backup is not recorded".into()))?;
     let name = fresh_name(c).await?;
     let pod_file = format!("{}/{name}", c.inner.settings.pod_paths.backup_dir);
     let target = c.inner.settings.pod_paths.target_config_dir.clone();
@@ -50,29 +51,110 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
     }
     let b = record(c, &copied, &name, &found, "verification").await?;
     c.ctx.verification_backup_id = Some(b.id);
-    let expected = summarize(data_dir.join(&backup.path)).await?;
-    let cmp = export::compare(&expected, &found);
-    let equal = cmp.is_equal();
-    for d in &cmp.differences {
-        c.log
-            .line(
-                Some(c.step),
-                "error",
-                &format!(
-                    "table {}: {} expected, {} found, {} missing, {} extra, {} changed (e.g. {})",
-                    d.name,
-                    d.rows_expected,
-                    d.rows_found,
-                    d.missing,
-                    d.extra,
-                    d.changed,
-                    d.examples.join(", ")
-                ),
-            )
-            .await?;
+    Ok(found)
+}
+
+/// The backend read directly; objects LINSTOR could not find are problems of their table.
+async fn direct_read(c: &StepCtx<'_>, expected: &ExportSummary) -> Result<ExportSummary, StepError> {
+    let version = expected
+        .header
+        .data_version
+        .clone()
+        .unwrap_or_else(|| schema::DATA_VERSION.to_string());
+    let started = std::time::Instant::now();
+    let read = super::backend::read(c.inner.cluster.clone(), &version).await?;
+    let rows: u64 = read.summary.tables.iter().map(|t| t.rows).sum();
+    c.info(&format!(
+        "read {rows} objects of {} tables from the k8s backend in {} ms",
+        read.summary.tables.len(),
+        started.elapsed().as_millis()
+    ))
+    .await?;
+    if !read.misnamed.is_empty() {
+        return Err(StepError::Failed(format!(
+            "objects in the k8s backend are not named by their primary key, so LINSTOR would not find them: {}",
+            read.misnamed.join(", ")
+        )));
     }
+    Ok(read.summary)
+}
+
+fn report(cmp: &DataComparison) -> Vec<String> {
+    cmp.differences
+        .iter()
+        .map(|d| {
+            format!(
+                "table {}: {} expected, {} found, {} missing, {} extra, {} changed (e.g. {})",
+                d.name,
+                d.rows_expected,
+                d.rows_found,
+                d.missing,
+                d.extra,
+                d.changed,
+                d.examples.join(", ")
+            )
+        })
+        .collect()
+}
+
+/// Step 8.
+pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
+    let data_dir = c.inner.settings.data_dir.clone();
+    let backup_name = super::tool::backup_name(c.run.kind);
+    let backup = recorded(c, backup_name)
+        .await?
+        .ok_or_else(|| StepError::Failed("the backup is not recorded".into()))?;
+    let expected = summarize(data_dir.join(&backup.path)).await?;
+    let found = match c.run.options.verify {
+        VerifyMode::Direct => direct_read(c, &expected).await?,
+        VerifyMode::Tool => tool_export(c).await?,
+    };
+    // a controller refuses to start while Rollback objects are pending (linstor-server#357)
+    let inventory = c.cluster().k8s_backend_inventory().await?;
+    if inventory.rollback_objects > 0 {
+        return Err(StepError::Failed(format!(
+            "the k8s backend holds {} pending Rollback object(s): the controller would refuse to start on it",
+            inventory.rollback_objects
+        )));
+    }
+    let mut cmp = export::compare(&expected, &found);
+    let delta_ran = c
+        .ctx
+        .import_report
+        .as_ref()
+        .is_some_and(|r| r.delta.is_some() && r.fallback.is_none());
+    if !cmp.is_equal() && delta_ran {
+        // the delta import did not produce the export: the tool's import runs in its place, in
+        // the same downtime (over an emptied backend), and the check is made again
+        let why = format!(
+            "after the delta import the k8s backend differs: {}",
+            report(&cmp).join("; ")
+        );
+        c.warn(&format!("{why}; falling back to linstor-database import-db"))
+            .await?;
+        c.ctx.import_report.get_or_insert_with(Default::default).fallback = Some(why);
+        c.save().await?;
+        let emptied = super::import::tool_import(c).await?;
+        c.ctx
+            .import_report
+            .get_or_insert_with(Default::default)
+            .emptied_objects += emptied;
+        let again = match c.run.options.verify {
+            VerifyMode::Direct => direct_read(c, &expected).await?,
+            VerifyMode::Tool => tool_export(c).await?,
+        };
+        cmp = export::compare(&expected, &again);
+    }
+    let equal = cmp.is_equal();
+    for line in report(&cmp) {
+        c.log.line(Some(c.step), "error", &line).await?;
+    }
+    let how = match c.run.options.verify {
+        VerifyMode::Direct => "read directly",
+        VerifyMode::Tool => "exported again",
+    };
     let summary = format!(
-        "{} tables, {} rows compared",
+        "{} tables, {} rows compared ({how})",
         cmp.tables_compared, cmp.rows_compared
     );
     c.ctx.data_verification = Some(cmp);

@@ -122,7 +122,17 @@ async fn run_registered(args: &[String], env: &ToolEnv) -> i32 {
         Subcommand::ExportDb => Operation::Export,
         Subcommand::ImportDb => Operation::Import,
     };
-    let fault = match fault::take(op, env.fault.as_deref(), env.fault_file.as_deref()) {
+    // the pre-copy export and the schema-only import of the service's step 4 are preparation:
+    // the suite's faults aim at the runs of the downtime
+    let preparation = ["precopy.json", "schema-only.json"]
+        .iter()
+        .any(|n| std::path::Path::new(&file).file_name() == Some(std::ffi::OsStr::new(n)));
+    let taken = if preparation {
+        Ok(None)
+    } else {
+        fault::take(op, env.fault.as_deref(), env.fault_file.as_deref())
+    };
+    let fault = match taken {
         Ok(f) => f,
         Err(e) => {
             eprintln!("linstor-database stand-in: invalid fault: {e}");

@@ -188,9 +188,10 @@ async fn killed_service_resumes_the_run() {
         .iter()
         .filter(|(c, _, _)| c == "export-db")
         .count();
+    // the hanging one, and the one after the restart (the verification reads the backend directly)
     assert!(
-        exports >= 3,
-        "the export ran again after the restart (and once for verification): {:?}",
+        exports >= 2,
+        "the export ran again after the restart: {:?}",
         inst.tool_runs()
     );
     // assert_migrated checked that no two runs overlapped and none is left; and by name:

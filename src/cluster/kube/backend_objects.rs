@@ -1,0 +1,158 @@
+//! The objects of LINSTOR's `k8s` backend, read and written directly: each is a row of a table
+//! (REFERENCE.md §3: cluster-scoped, group `internal.linstor.linbit.com`, named by the SHA-256 of
+//! the row's primary key, `spec` = the row with null columns left out). The data verification
+//! reads them page by page; the delta import creates, replaces and deletes single rows.
+
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+
+use super::FIELD_MANAGER;
+use super::errors::{is_not_found, map_kube_error};
+use crate::cluster::{ClusterResult, K8sBackendObject, K8sBackendPage};
+
+const GROUP: &str = "internal.linstor.linbit.com";
+
+fn resource(plural: &str, version: &str, kind: &str) -> ApiResource {
+    ApiResource {
+        group: GROUP.into(),
+        version: version.into(),
+        api_version: format!("{GROUP}/{version}"),
+        // only the plural is in the URL; the kind goes into created objects
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+fn api(client: &kube::Client, plural: &str, version: &str, kind: &str) -> Api<DynamicObject> {
+    Api::all_with(client.clone(), &resource(plural, version, kind))
+}
+
+fn what(plural: &str) -> String {
+    format!("{plural}.{GROUP}")
+}
+
+/// Creates the object of a row.
+pub(super) async fn create(
+    client: &kube::Client,
+    plural: &str,
+    version: &str,
+    kind: &str,
+    object: &K8sBackendObject,
+) -> ClusterResult<()> {
+    let ar = resource(plural, version, kind);
+    let mut o = DynamicObject::new(&object.name, &ar);
+    o.data = serde_json::json!({"spec": object.spec});
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PostParams::default()
+    };
+    api(client, plural, version, kind)
+        .create(&params, &o)
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            map_kube_error(
+                "create",
+                "CustomResource",
+                "",
+                &format!("{}/{}", what(plural), object.name),
+                e,
+            )
+        })
+}
+
+/// Replaces the whole `spec` with a JSON patch: keys not in the new row go (a merge patch would
+/// keep them), and no resourceVersion is needed.
+pub(super) async fn replace_spec(
+    client: &kube::Client,
+    plural: &str,
+    version: &str,
+    object: &K8sBackendObject,
+) -> ClusterResult<()> {
+    let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+        {"op": "replace", "path": "/spec", "value": object.spec}
+    ]))
+    .expect("a valid JSON patch");
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    api(client, plural, version, "")
+        .patch(&object.name, &params, &Patch::<()>::Json(patch))
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            map_kube_error(
+                "patch",
+                "CustomResource",
+                "",
+                &format!("{}/{}", what(plural), object.name),
+                e,
+            )
+        })
+}
+
+/// Deletes the object of a row; absent is fine.
+pub(super) async fn delete(
+    client: &kube::Client,
+    plural: &str,
+    version: &str,
+    name: &str,
+) -> ClusterResult<()> {
+    match api(client, plural, version, "")
+        .delete(name, &DeleteParams::default())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(map_kube_error(
+            "delete",
+            "CustomResource",
+            "",
+            &format!("{}/{name}", what(plural)),
+            e,
+        )),
+    }
+}
+
+/// One page of `plural`'s objects; a CRD that does not exist is an empty table.
+pub(super) async fn list_page(
+    client: &kube::Client,
+    plural: &str,
+    version: &str,
+    limit: u32,
+    continue_token: Option<&str>,
+) -> ClusterResult<K8sBackendPage> {
+    let api = api(client, plural, version, "");
+    let mut lp = ListParams::default().limit(limit);
+    if let Some(token) = continue_token {
+        lp = lp.continue_token(token);
+    }
+    let list = match api.list(&lp).await {
+        Ok(list) => list,
+        Err(e) if is_not_found(&e) => return Ok(K8sBackendPage::default()),
+        Err(e) => {
+            return Err(map_kube_error(
+                "list",
+                "CustomResource",
+                "",
+                &format!("{plural}.{GROUP}"),
+                e,
+            ));
+        }
+    };
+    let objects = list
+        .items
+        .into_iter()
+        .map(|o| K8sBackendObject {
+            name: o.metadata.name.unwrap_or_default(),
+            spec: match o.data.get("spec") {
+                Some(serde_json::Value::Object(m)) => m.clone(),
+                _ => serde_json::Map::new(),
+            },
+        })
+        .collect();
+    Ok(K8sBackendPage {
+        objects,
+        continue_token: list.metadata.continue_.filter(|c| !c.is_empty()),
+    })
+}

@@ -1,0 +1,154 @@
+//! Direct reads and writes of the simulated `k8s` backend's objects: LISTs page by page as a real
+//! API server answers them with `limit` and `continue` (objects in name order; the token is the
+//! last name of the page), creates, whole-`spec` replaces and deletes of single objects. A table
+//! whose CRD LINSTOR has not created yet is empty, and cannot be written (404, as for a real
+//! missing CRD).
+
+use super::SimCluster;
+use super::faults::{Fault, api_error};
+use crate::cluster::{ClusterError, ClusterResult, K8sBackendObject, K8sBackendPage};
+use crate::linstor::schema;
+use crate::model::StepName;
+
+impl SimCluster {
+    pub(crate) fn list_k8s_backend_page_impl(
+        &self,
+        plural: &str,
+        limit: u32,
+        continue_token: Option<&str>,
+    ) -> ClusterResult<K8sBackendPage> {
+        let mut st = self.lock();
+        // direct reads belong to the data verification (an `Error` fault: the API server fails)
+        if st.faults.take(StepName::VerifyData, &[Fault::Error]).is_some() {
+            return Err(api_error(StepName::VerifyData, "list k8s backend objects"));
+        }
+        let Some(table) = schema::tables().iter().find(|t| t.plural() == plural) else {
+            return Ok(K8sBackendPage::default());
+        };
+        let Some(rows) = st.k8s.tables.get(&table.name) else {
+            return Ok(K8sBackendPage::default());
+        };
+        let limit = limit.max(1) as usize;
+        let mut objects: Vec<K8sBackendObject> = rows
+            .iter()
+            .filter(|(name, _)| continue_token.is_none_or(|after| name.as_str() > after))
+            .take(limit + 1)
+            .map(|(name, row)| K8sBackendObject {
+                name: name.clone(),
+                spec: row
+                    .iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            })
+            .collect();
+        let more = objects.len() > limit;
+        objects.truncate(limit);
+        let continue_token = if more {
+            objects.last().map(|o| o.name.clone())
+        } else {
+            None
+        };
+        Ok(K8sBackendPage {
+            objects,
+            continue_token,
+        })
+    }
+
+    fn table_of(plural: &str) -> ClusterResult<&'static schema::Table> {
+        schema::tables()
+            .iter()
+            .find(|t| t.plural() == plural)
+            .ok_or_else(|| ClusterError::NotFound {
+                kind: "CustomResourceDefinition",
+                namespace: String::new(),
+                name: format!("{plural}.{}", schema::K8S_GROUP),
+            })
+    }
+
+    /// A `PartialImport` fault at `Import` makes one direct write of the delta import vanish
+    /// (accepted, not stored): a difference only the verification can find.
+    fn lose_write(st: &mut super::state::State) -> bool {
+        // only the writes during the downtime: the pre-copy's are not the import
+        st.faults.controller_stopped
+            && st
+                .faults
+                .take(StepName::Import, &[Fault::PartialImport])
+                .is_some()
+    }
+
+    pub(crate) fn create_k8s_backend_object_impl(
+        &self,
+        plural: &str,
+        object: &K8sBackendObject,
+    ) -> ClusterResult<()> {
+        let table = Self::table_of(plural)?;
+        let mut st = self.lock();
+        if Self::lose_write(&mut st) {
+            return Ok(());
+        }
+        let Some(rows) = st.k8s.tables.get_mut(&table.name) else {
+            return Err(ClusterError::NotFound {
+                kind: "CustomResourceDefinition",
+                namespace: String::new(),
+                name: table.crd_name.clone(),
+            });
+        };
+        if rows.contains_key(&object.name) {
+            return Err(ClusterError::AlreadyExists(format!(
+                "{}/{}",
+                table.crd_name, object.name
+            )));
+        }
+        rows.insert(object.name.clone(), object.spec.clone());
+        st.effects.backend_writes += 1;
+        st.touch();
+        Ok(())
+    }
+
+    pub(crate) fn replace_k8s_backend_spec_impl(
+        &self,
+        plural: &str,
+        object: &K8sBackendObject,
+    ) -> ClusterResult<()> {
+        let table = Self::table_of(plural)?;
+        let mut st = self.lock();
+        if Self::lose_write(&mut st) {
+            return Ok(());
+        }
+        match st
+            .k8s
+            .tables
+            .get_mut(&table.name)
+            .and_then(|rows| rows.get_mut(&object.name))
+        {
+            Some(row) => *row = object.spec.clone(),
+            None => {
+                return Err(ClusterError::NotFound {
+                    kind: "CustomResource",
+                    namespace: String::new(),
+                    name: format!("{}/{}", table.crd_name, object.name),
+                });
+            }
+        }
+        st.effects.backend_writes += 1;
+        st.touch();
+        Ok(())
+    }
+
+    pub(crate) fn delete_k8s_backend_object_impl(&self, plural: &str, name: &str) -> ClusterResult<()> {
+        let table = Self::table_of(plural)?;
+        let mut st = self.lock();
+        if st
+            .k8s
+            .tables
+            .get_mut(&table.name)
+            .and_then(|rows| rows.remove(name))
+            .is_some()
+        {
+            st.effects.backend_writes += 1;
+            st.touch();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,294 @@
+//! The delta import: what the `k8s` backend holds is compared, row by row by primary key, with
+//! an export, and only the rows that differ are written: created, replaced (the whole `spec`), or
+//! deleted, many requests in flight, by the recorded naming rule (object name = SHA-256 of the
+//! primary key, `spec` = the row without its null columns; REFERENCE.md §3). The export is read
+//! as a stream: only the rows to write pass through memory, one at a time.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use sha2::{Digest, Sha256};
+
+use super::StepError;
+use crate::cluster::{Cluster, ClusterError, K8sBackendObject};
+use crate::engine::context::DeltaCounts;
+use crate::linstor::export::{ExportSummary, Row, scalar_text};
+use crate::linstor::{export_rows, schema};
+
+/// Requests in flight while writing.
+const IN_FLIGHT: usize = 32;
+
+/// The rows that differ between an export and the backend.
+#[derive(Debug, Default)]
+pub(super) struct Delta {
+    /// `(table, primary-key text)` of rows to create or replace, and whether they exist now.
+    write: BTreeMap<(String, String), bool>,
+    /// `(plural, object name)` to delete.
+    remove: Vec<(String, String)>,
+    pub counts: DeltaCounts,
+    /// Tables whose rows differ but cannot be named (no primary key): the delta cannot fix them.
+    pub unsupported: Vec<String>,
+}
+
+/// What must change in the backend (`found`) to make it equal the export (`expected`).
+pub(super) fn plan(expected: &ExportSummary, found: &ExportSummary) -> Delta {
+    let empty = BTreeMap::new();
+    let mut delta = Delta::default();
+    let names: std::collections::BTreeSet<&str> = expected
+        .tables
+        .iter()
+        .chain(&found.tables)
+        .map(|t| t.name.as_str())
+        .collect();
+    for name in names {
+        let want = expected.table(name).map(|t| &t.row_digests).unwrap_or(&empty);
+        let have = found.table(name).map(|t| &t.row_digests).unwrap_or(&empty);
+        let Some(table) = schema::table(name).filter(|t| t.primary_key().next().is_some()) else {
+            if want != have {
+                delta.unsupported.push(name.to_string());
+            }
+            continue;
+        };
+        for (key, digest) in want {
+            match have.get(key) {
+                None => {
+                    delta.write.insert((name.to_string(), key.clone()), false);
+                    delta.counts.created += 1;
+                }
+                Some(d) if d != digest => {
+                    delta.write.insert((name.to_string(), key.clone()), true);
+                    delta.counts.changed += 1;
+                }
+                Some(_) => {}
+            }
+        }
+        for key in have.keys().filter(|k| !want.contains_key(*k)) {
+            delta.remove.push((table.plural().to_string(), object_name(key)));
+            delta.counts.removed += 1;
+        }
+    }
+    delta
+}
+
+/// The object name of a primary-key text.
+pub(super) fn object_name(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// The primary-key text of a row (values joined by `:` in column order).
+pub(super) fn key_of(table: &schema::Table, row: &Row) -> String {
+    table
+        .primary_key()
+        .map(|c| {
+            row.get(&c.name.to_ascii_lowercase())
+                .filter(|v| !v.is_null())
+                .map(scalar_text)
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Creates or replaces one row's object, whichever it needs (a row thought absent may have been
+/// created meanwhile by an interrupted attempt, and the other way round).
+async fn put(
+    cluster: &dyn Cluster,
+    table: &schema::Table,
+    version: &str,
+    exists: bool,
+    row: Row,
+) -> Result<(), ClusterError> {
+    let object = K8sBackendObject {
+        name: object_name(&key_of(table, &row)),
+        spec: row.into_iter().filter(|(_, v)| !v.is_null()).collect(),
+    };
+    let (plural, kind) = (table.plural(), table.crd_kind.as_str());
+    if exists {
+        match cluster.replace_k8s_backend_spec(plural, version, &object).await {
+            Err(ClusterError::NotFound { .. }) => {
+                cluster
+                    .create_k8s_backend_object(plural, version, kind, &object)
+                    .await
+            }
+            other => other,
+        }
+    } else {
+        match cluster
+            .create_k8s_backend_object(plural, version, kind, &object)
+            .await
+        {
+            Err(ClusterError::AlreadyExists(_)) => {
+                cluster.replace_k8s_backend_spec(plural, version, &object).await
+            }
+            other => other,
+        }
+    }
+}
+
+/// Writes `delta` into the backend: the rows to write are taken from the export at `path` as it
+/// is read, the rows to remove deleted by name.
+pub(super) async fn apply(
+    cluster: Arc<dyn Cluster>,
+    path: PathBuf,
+    version: &str,
+    delta: Delta,
+) -> Result<DeltaCounts, StepError> {
+    let removals: Vec<_> = delta
+        .remove
+        .iter()
+        .map(|(plural, name)| {
+            let (cluster, plural, name, version) =
+                (cluster.clone(), plural.clone(), name.clone(), version.to_string());
+            async move { cluster.delete_k8s_backend_object(&plural, &version, &name).await }
+        })
+        .collect();
+    futures::stream::iter(removals)
+        .buffer_unordered(IN_FLIGHT)
+        .try_collect::<Vec<()>>()
+        .await?;
+    if delta.write.is_empty() {
+        return Ok(delta.counts);
+    }
+
+    // the export is parsed on a blocking thread; rows to write come over a bounded channel
+    let wanted: HashSet<(String, String)> = delta.write.keys().cloned().collect();
+    let exists = delta.write;
+    let (tx, rx) = tokio::sync::mpsc::channel::<(String, Row)>(256);
+    let reader = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        export_rows::for_each_row(file, &mut |table, row| {
+            let Some(t) = schema::table(table) else {
+                return Ok(());
+            };
+            let key = (table.to_string(), key_of(t, &row));
+            if wanted.contains(&key) {
+                tx.blocking_send((table.to_string(), row))
+                    .map_err(|_| "the writer stopped".to_string())?;
+            }
+            Ok(())
+        })
+    });
+    let writes = tokio_stream::wrappers::ReceiverStream::new(rx).map(|(table, row)| {
+        let (cluster, version) = (cluster.clone(), version.to_string());
+        let t = schema::table(&table).expect("only known tables are sent");
+        let known = exists
+            .get(&(table.clone(), key_of(t, &row)))
+            .copied()
+            .unwrap_or(false);
+        async move { put(cluster.as_ref(), t, &version, known, row).await }
+    });
+    let written = writes.buffer_unordered(IN_FLIGHT).try_collect::<Vec<()>>().await;
+    let read = reader.await.map_err(|e| StepError::Internal(e.into()))?;
+    written?;
+    read.map_err(StepError::Failed)?;
+    Ok(delta.counts)
+}
+
+/// Deletes every object of every table, page by page, until a LIST finds none (a backend that
+/// held data before an import: never left to the tool's truncate, which fails half-way on large
+/// tables). Returns how many objects went.
+pub(super) async fn empty(cluster: Arc<dyn Cluster>, version: &str) -> Result<u64, StepError> {
+    let mut removed = 0;
+    for table in schema::tables() {
+        loop {
+            let page = cluster
+                .list_k8s_backend_page(table.plural(), version, 500, None)
+                .await?;
+            if page.objects.is_empty() {
+                break;
+            }
+            let deletes: Vec<_> = page
+                .objects
+                .into_iter()
+                .map(|o| {
+                    let (cluster, version, plural) =
+                        (cluster.clone(), version.to_string(), table.plural().to_string());
+                    async move {
+                        cluster
+                            .delete_k8s_backend_object(&plural, &version, &o.name)
+                            .await
+                    }
+                })
+                .collect();
+            removed += deletes.len() as u64;
+            futures::stream::iter(deletes)
+                .buffer_unordered(IN_FLIGHT)
+                .try_collect::<Vec<()>>()
+                .await?;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linstor::export::TableSummary;
+
+    fn summary(tables: &[(&str, &[(&str, u8)])]) -> ExportSummary {
+        ExportSummary {
+            tables: tables
+                .iter()
+                .map(|(name, rows)| TableSummary {
+                    name: name.to_string(),
+                    rows: rows.len() as u64,
+                    row_digests: rows.iter().map(|(k, d)| (k.to_string(), [*d; 32])).collect(),
+                    ..TableSummary::default()
+                })
+                .collect(),
+            ..ExportSummary::default()
+        }
+    }
+
+    #[test]
+    fn the_plan_creates_what_is_missing_replaces_what_changed_and_removes_what_is_extra() {
+        let expected = summary(&[
+            ("NODES", &[("A", 1), ("B", 2), ("C", 3)]),
+            ("FILES", &[("/x", 9)]),
+        ]);
+        let found = summary(&[("NODES", &[("A", 1), ("B", 7), ("D", 4)])]);
+        let delta = plan(&expected, &found);
+        assert_eq!(
+            delta.counts,
+            DeltaCounts {
+                created: 2,
+                changed: 1,
+                removed: 1
+            }
+        );
+        assert_eq!(delta.write.get(&("NODES".into(), "B".into())), Some(&true));
+        assert_eq!(delta.write.get(&("NODES".into(), "C".into())), Some(&false));
+        assert_eq!(delta.write.get(&("FILES".into(), "/x".into())), Some(&false));
+        assert_eq!(delta.remove, vec![("nodes".to_string(), object_name("D"))]);
+        assert!(delta.unsupported.is_empty());
+    }
+
+    #[test]
+    fn equal_sides_need_nothing_and_a_keyless_table_that_differs_is_unsupported() {
+        let same = summary(&[("NODES", &[("A", 1)]), ("TRACKING_DATE", &[("x", 1)])]);
+        assert_eq!(plan(&same, &same).counts.total(), 0);
+        let other = summary(&[("NODES", &[("A", 1)]), ("TRACKING_DATE", &[("y", 1)])]);
+        assert_eq!(plan(&same, &other).unsupported, vec!["TRACKING_DATE".to_string()]);
+    }
+
+    #[test]
+    fn object_names_follow_the_recorded_rule() {
+        // fixtures/linstor-1.33.3/k8s/naming.txt, worked examples
+        assert_eq!(
+            object_name("ALPHA"),
+            "73ab66a033c267e00b7429bb256f6deb2734ebc4cd4ff5b564a8c9f9b2c8a719"
+        );
+        assert_eq!(
+            object_name("DB0::1"),
+            "93b8c0352bb8069b44801293e87bb1d581e60adcfb0981466c776de86b20e1a1"
+        );
+        let vd = schema::table("VOLUME_DEFINITIONS").unwrap();
+        let row: Row = serde_json::from_str(
+            r#"{"uuid": "bc9a211a", "resource_name": "DB0", "snapshot_name": "", "vlm_nr": 1, "vlm_size": 10485760, "vlm_flags": 0}"#,
+        )
+        .unwrap();
+        assert_eq!(key_of(vd, &row), "DB0::1");
+    }
+}

@@ -1,0 +1,179 @@
+//! The delta import against the simulated cluster: its result equals the tool's import of the
+//! same data object by object; rows the running controller changed between the pre-copy and the
+//! stop are carried over during the downtime; a difference the delta leaves makes the
+//! verification fall back to the tool's import in the same downtime.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use linstor_migrator::cluster::sim::{Fault, SimCluster, SimTiming};
+use linstor_migrator::db::Db;
+use linstor_migrator::engine::{CreateRun, Engine, EngineSettings, RunView};
+use linstor_migrator::metrics::Metrics;
+use linstor_migrator::model::{Actor, ControllerRef, ImportMode, RunKind, RunOptions, RunState, StepName};
+
+const CR: (&str, &str) = SimCluster::CR_CONTROLLER;
+
+async fn engine(dir: &tempfile::TempDir, sim: &SimCluster) -> Engine {
+    let db = Db::open(dir.path()).await.unwrap();
+    Engine::start(
+        db,
+        Arc::new(sim.clone()),
+        EngineSettings::new(dir.path().to_path_buf()),
+        Arc::new(Metrics::default()),
+    )
+    .await
+    .unwrap()
+}
+
+fn request(import: ImportMode, approve: bool) -> CreateRun {
+    CreateRun {
+        kind: RunKind::Migrate,
+        controller: ControllerRef::new(CR.0, CR.1),
+        options: RunOptions {
+            controller_timeout_seconds: 10,
+            pod_timeout_seconds: 10,
+            approve_before_downtime: approve,
+            import,
+            ..RunOptions::default()
+        },
+    }
+}
+
+async fn settle(engine: &Engine, id: &str) -> RunView {
+    tokio::time::timeout(Duration::from_secs(60), engine.wait_settled(id))
+        .await
+        .expect("the run settles")
+        .unwrap()
+}
+
+async fn migrate(import: ImportMode) -> (SimCluster, RunView) {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimCluster::new(SimTiming::instant());
+    let engine = engine(&dir, &sim).await;
+    let (run, _) = engine
+        .create_run(request(import, false), &Actor::new("test"), None)
+        .await
+        .unwrap();
+    let run = settle(&engine, &run.id).await;
+    engine.shutdown(Duration::from_secs(5)).await;
+    (sim, run)
+}
+
+#[tokio::test]
+async fn the_delta_import_leaves_the_same_objects_as_the_tools_import() {
+    let (tool_sim, tool_run) = migrate(ImportMode::Tool).await;
+    let (delta_sim, delta_run) = migrate(ImportMode::Delta).await;
+    assert_eq!(tool_run.state, RunState::Succeeded, "{:?}", tool_run.error);
+    assert_eq!(delta_run.state, RunState::Succeeded, "{:?}", delta_run.error);
+    assert_eq!(
+        tool_sim.fingerprint().k8s_backend_digest,
+        delta_sim.fingerprint().k8s_backend_digest,
+        "object by object"
+    );
+    let report = delta_run.report.import_report.expect("an import report");
+    assert_eq!(report.mode, ImportMode::Delta);
+    assert!(report.schema_before_stop);
+    let rows: u64 = tool_sim.k8s_backend_rows().values().map(|n| *n as u64).sum();
+    assert_eq!(
+        report.precopy.expect("a pre-copy").created,
+        rows,
+        "the pre-copy wrote every row"
+    );
+    assert_eq!(
+        report.delta.expect("a delta").total(),
+        0,
+        "nothing changed since the pre-copy"
+    );
+    assert!(report.fallback.is_none());
+    // the tool did not import the consistent export at all: only the schema-only import ran
+    assert_eq!(delta_sim.effects().imports, 1);
+}
+
+#[tokio::test]
+async fn rows_changed_between_the_pre_copy_and_the_stop_are_carried_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimCluster::new(SimTiming::instant());
+    let engine = engine(&dir, &sim).await;
+    let (run, _) = engine
+        .create_run(request(ImportMode::Delta, true), &Actor::new("test"), None)
+        .await
+        .unwrap();
+    let waiting = settle(&engine, &run.id).await;
+    assert_eq!(waiting.state, RunState::Waiting);
+    assert!(waiting.steps.iter().any(
+        |s| s.name == StepName::PrepareTarget && s.message.as_deref().unwrap_or("").contains("pre-copy")
+    ));
+
+    // the controller runs on: it adds a resource definition, changes a property, removes a node's net interface
+    let changed = sim.change_etcd_data(CR.0, CR.1, |doc| {
+        let table = |doc: &mut linstor_migrator::linstor::export::ExportDocument, name: &str| {
+            doc.tables.iter().position(|t| t.name == name).expect(name)
+        };
+        let props = table(doc, "PROPS_CONTAINERS");
+        let row = doc.tables[props].data[0].clone();
+        let mut new_row = row.clone();
+        new_row.insert(
+            "prop_key".into(),
+            serde_json::json!("Aux/added-after-the-pre-copy"),
+        );
+        new_row.insert("prop_value".into(), serde_json::json!("yes"));
+        doc.tables[props].data.push(new_row);
+        doc.tables[props].data[0].insert(
+            "prop_value".into(),
+            serde_json::json!("changed-after-the-pre-copy"),
+        );
+        let nics = table(doc, "NODE_NET_INTERFACES");
+        doc.tables[nics].data.pop();
+    });
+    assert!(changed);
+    engine.approve(&run.id, &Actor::new("test")).await.unwrap();
+    let done = settle(&engine, &run.id).await;
+    assert_eq!(done.state, RunState::Succeeded, "{:?}", done.error);
+    let report = done.report.import_report.expect("an import report");
+    let delta = report.delta.expect("a delta");
+    assert_eq!(
+        (delta.created, delta.changed, delta.removed),
+        (1, 1, 1),
+        "{report:?}"
+    );
+    assert!(report.fallback.is_none());
+    let verification = done.report.data_verification.expect("verified");
+    assert!(verification.is_equal());
+}
+
+#[tokio::test]
+async fn a_difference_the_delta_leaves_makes_the_verification_fall_back_to_the_tool() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimCluster::new(SimTiming::instant());
+    let engine = engine(&dir, &sim).await;
+    let (run, _) = engine
+        .create_run(request(ImportMode::Delta, true), &Actor::new("test"), None)
+        .await
+        .unwrap();
+    settle(&engine, &run.id).await;
+    // one row changes, and the delta's write of it gets lost
+    sim.change_etcd_data(CR.0, CR.1, |doc| {
+        let props = doc
+            .tables
+            .iter()
+            .position(|t| t.name == "PROPS_CONTAINERS")
+            .unwrap();
+        doc.tables[props].data[0].insert("prop_value".into(), serde_json::json!("changed"));
+    });
+    sim.inject(StepName::Import, Fault::PartialImport);
+    engine.approve(&run.id, &Actor::new("test")).await.unwrap();
+    let done = settle(&engine, &run.id).await;
+    assert_eq!(done.state, RunState::Succeeded, "{:?}", done.error);
+    let report = done.report.import_report.expect("an import report");
+    let why = report.fallback.expect("a fallback");
+    assert!(why.contains("PROPS_CONTAINERS"), "{why}");
+    assert!(done.report.data_verification.expect("verified").is_equal());
+    // the schema-only import and the fallback's import
+    assert_eq!(sim.effects().imports, 2);
+    let logs = engine.events(&run.id, 0, 10_000, true).await.unwrap();
+    assert!(
+        logs.iter()
+            .any(|l| l.message.contains("falling back to linstor-database import-db"))
+    );
+}
