@@ -126,6 +126,21 @@ pub enum Command {
     Backup(RunArgs),
     /// Check a controller and show the plan; changes nothing.
     Preflight(RunArgs),
+    /// Plan the rest of the Piraeus Operator v1 -> v2 upgrade (steps 2-4); changes nothing.
+    UpgradePlan(UpgradePlanArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct UpgradePlanArgs {
+    /// The LinstorController as NAMESPACE/NAME; may be left out when there is exactly one.
+    #[arg(long)]
+    pub controller: Option<ControllerRef>,
+    /// Where to write v2-resources.yaml, upgrade.sh and upgrade-plan.json.
+    #[arg(long, short = 'o', default_value = "./piraeus-v2-upgrade")]
+    pub output: PathBuf,
+    /// The namespace Piraeus Operator v2 will run in (default: the LinstorController's).
+    #[arg(long)]
+    pub v2_namespace: Option<String>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -17,6 +17,9 @@ async fn main() -> ExitCode {
         Command::Migrate(args) => one(&cli, RunKind::Migrate, args).await,
         Command::Backup(args) => one(&cli, RunKind::Backup, args).await,
         Command::Preflight(args) => one(&cli, RunKind::Preflight, args).await,
+        Command::UpgradePlan(args) => linstor_migrator::cli_upgrade_plan::run(&cli.common, args)
+            .await
+            .map_err(|e| (e.exit_code() as u8, e.to_string())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

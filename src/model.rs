@@ -17,6 +17,9 @@ pub enum RunKind {
     Backup,
     /// The full migration to the `k8s` backend.
     Migrate,
+    /// Read-only: the plan for the rest of the Piraeus Operator v1 -> v2 upgrade.
+    #[serde(rename = "upgrade-plan")]
+    UpgradePlan,
 }
 
 impl RunKind {
@@ -49,7 +52,14 @@ impl RunKind {
                 VerifyCluster,
                 Cleanup,
             ],
+            RunKind::UpgradePlan => &[UpgradePlan],
         }
+    }
+
+    /// True for the kinds that only read: they never stop a controller, so they have no
+    /// downtime and nothing to roll back.
+    pub fn is_read_only(self) -> bool {
+        matches!(self, RunKind::Preflight | RunKind::UpgradePlan)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +67,7 @@ impl RunKind {
             RunKind::Preflight => "preflight",
             RunKind::Backup => "backup",
             RunKind::Migrate => "migrate",
+            RunKind::UpgradePlan => "upgrade-plan",
         }
     }
 }
@@ -165,6 +176,8 @@ impl StepState {
 #[serde(rename_all = "snake_case")]
 pub enum StepName {
     Preflight,
+    /// The only step of an upgrade-plan run (read-only, like preflight).
+    UpgradePlan,
     PreparePod,
     Snapshot,
     PrepareTarget,
@@ -180,8 +193,9 @@ pub enum StepName {
 }
 
 impl StepName {
-    pub const ALL: [StepName; 13] = [
+    pub const ALL: [StepName; 14] = [
         StepName::Preflight,
+        StepName::UpgradePlan,
         StepName::PreparePod,
         StepName::Snapshot,
         StepName::PrepareTarget,
@@ -199,6 +213,7 @@ impl StepName {
     pub fn as_str(self) -> &'static str {
         match self {
             StepName::Preflight => "preflight",
+            StepName::UpgradePlan => "upgrade_plan",
             StepName::PreparePod => "prepare_pod",
             StepName::Snapshot => "snapshot",
             StepName::PrepareTarget => "prepare_target",
@@ -218,6 +233,7 @@ impl StepName {
     pub fn title(self) -> &'static str {
         match self {
             StepName::Preflight => "Preflight checks",
+            StepName::UpgradePlan => "Plan the v2 upgrade",
             StepName::PreparePod => "Prepare migration pod",
             StepName::Snapshot => "Snapshot cluster state",
             StepName::PrepareTarget => "Prepare the k8s backend",
@@ -233,7 +249,7 @@ impl StepName {
         }
     }
 
-    /// True for the steps during which the controller is down (4–10 of a migration): a failure
+    /// True for the steps during which the controller is down (5–11 of a migration): a failure
     /// there is rolled back automatically.
     pub fn in_downtime(self) -> bool {
         matches!(
@@ -273,7 +289,15 @@ macro_rules! impl_from_str {
     };
 }
 
-impl_from_str!(RunKind, [RunKind::Preflight, RunKind::Backup, RunKind::Migrate]);
+impl_from_str!(
+    RunKind,
+    [
+        RunKind::Preflight,
+        RunKind::Backup,
+        RunKind::Migrate,
+        RunKind::UpgradePlan
+    ]
+);
 impl_from_str!(RunState, RunState::ALL);
 impl_from_str!(Phase, [Phase::Forward, Phase::RollingBack]);
 impl_from_str!(
@@ -403,6 +427,9 @@ pub struct RunOptions {
     pub verify: VerifyMode,
     /// How the data is written into the `k8s` backend.
     pub import: ImportMode,
+    /// upgrade-plan: the namespace Piraeus Operator v2 will run in (default: the controller's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub v2_namespace: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -416,6 +443,7 @@ impl Default for RunOptions {
             pod_timeout_seconds: 300,
             verify: VerifyMode::Direct,
             import: ImportMode::Tool,
+            v2_namespace: None,
         }
     }
 }
@@ -463,6 +491,13 @@ mod tests {
         }
         assert_eq!("rolled_back".parse::<RunState>().unwrap(), RunState::RolledBack);
         assert!(RunState::RolledBack.is_final() && !RunState::Waiting.is_final());
+        assert_eq!("upgrade-plan".parse::<RunKind>().unwrap(), RunKind::UpgradePlan);
+        assert_eq!(
+            serde_json::to_value(RunKind::UpgradePlan).unwrap(),
+            "upgrade-plan"
+        );
+        assert!(RunKind::UpgradePlan.is_read_only() && !RunKind::Backup.is_read_only());
+        assert!(RunKind::UpgradePlan.steps().iter().all(|s| !s.in_downtime()));
     }
 
     #[test]

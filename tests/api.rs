@@ -15,6 +15,8 @@ mod runs;
 mod security;
 #[path = "api/sse.rs"]
 mod sse;
+#[path = "api/upgrade_plan.rs"]
+mod upgrade_plan;
 
 use common::{OTHER_TOKEN, spawn_app};
 use serde_json::{Value, json};
@@ -32,6 +34,9 @@ const PROTECTED: &[(&str, &str)] = &[
     ("GET", "/api/v1/runs/x/logs"),
     ("GET", "/api/v1/runs/x/logs.txt"),
     ("GET", "/api/v1/runs/x/events"),
+    ("GET", "/api/v1/runs/x/upgrade-plan"),
+    ("GET", "/api/v1/runs/x/upgrade-plan.yaml"),
+    ("GET", "/api/v1/runs/x/upgrade-plan.sh"),
     ("GET", "/api/v1/backups"),
     ("GET", "/api/v1/backups/x"),
 ];

@@ -25,6 +25,10 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 900;
+/// One browser test at a time: two Chromiums and two paced runs at once on a small machine starve
+/// the page of the live lines the first test watches for.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Longest the test waits for the browser or the run.
 const PATIENCE: Duration = Duration::from_secs(90);
 
@@ -308,6 +312,7 @@ fn png_size(png: &[u8]) -> (u32, u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_migration_in_the_browser_streams_its_log_and_offers_the_backup() {
+    let _one = ONE_BROWSER.lock().await;
     // Arrange: the server on a simulated cluster, and a browser
     let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
     let path = dir.path().to_path_buf();
@@ -534,6 +539,188 @@ async fn a_migration_in_the_browser_streams_its_log_and_offers_the_backup() {
         controllers.contains("k8s"),
         "the migrated controller: {controllers}"
     );
+
+    browser.close().await;
+    app.stop().await;
+}
+
+/// Signs in through the login page with the `ops` token and waits for the dashboard.
+async fn sign_in(browser: &Browser, app: &common::TestApp) {
+    browser
+        .client
+        .goto(&app.url("/"))
+        .await
+        .expect("open the dashboard");
+    browser.wait_path("the login page", |p| p == "/login").await;
+    browser
+        .css("#token")
+        .await
+        .send_keys(common::TOKEN)
+        .await
+        .expect("type the token");
+    browser
+        .css("form[action='/login'] button[type=submit]")
+        .await
+        .click()
+        .await
+        .expect("sign in");
+    browser.wait_path("the dashboard", |p| p == "/").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_migration_the_v2_upgrade_plan_shows_checks_yaml_commands_and_downloads() {
+    let _one = ONE_BROWSER.lock().await;
+    // Arrange: a migration that succeeded on the simulated cluster, and a signed-in browser
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let path = dir.path().to_path_buf();
+    let mut app = common::spawn_app_in(
+        &path,
+        EngineSettings::new(path.clone()),
+        common::settings(),
+        Arc::new(SimCluster::new(SimTiming::instant())),
+    )
+    .await;
+    app._dir = Some(dir);
+    let migrate = app.start("migrate", common::CONTROLLER, json!({})).await;
+    let migrate_id = migrate["id"].as_str().expect("run id").to_string();
+    app.wait_state(&migrate_id, "succeeded").await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &app).await;
+
+    // Act: from the migration's page, plan the v2 upgrade
+    browser
+        .client
+        .goto(&app.url(&format!("/runs/{migrate_id}")))
+        .await
+        .expect("open the migration");
+    browser
+        .css("#plan-v2-upgrade")
+        .await
+        .click()
+        .await
+        .expect("plan the v2 upgrade");
+    let plan_path = browser
+        .wait_path("the plan's run page", |p| {
+            p.starts_with("/runs/") && !p.ends_with(&migrate_id)
+        })
+        .await;
+    let plan_id = plan_path.trim_start_matches("/runs/").to_string();
+    let run = app.wait_state(&plan_id, "succeeded").await;
+    assert_eq!(run["kind"], "upgrade-plan");
+    // the page reloads itself when the run ends; then it shows the plan
+    let checks = browser.css("#upgrade-checks").await;
+
+    // Assert: checks with their outcome, the YAML, the commands in order
+    let outcomes: Vec<String> = {
+        let mut v = Vec::new();
+        for li in checks.find_all(Locator::Css("li.check")).await.expect("checks") {
+            v.push(li.attr("class").await.expect("class").unwrap_or_default());
+        }
+        v
+    };
+    assert!(outcomes.iter().any(|c| c.contains("check-pass")), "{outcomes:?}");
+    assert!(outcomes.iter().any(|c| c.contains("check-warn")), "{outcomes:?}");
+    let database = browser
+        .css("#upgrade-checks li.check-pass")
+        .await
+        .text()
+        .await
+        .expect("a passed check");
+    assert!(!database.is_empty());
+    let yaml = browser.css("#upgrade-yaml").await.text().await.expect("YAML");
+    let plan = app
+        .get_json(&format!("/api/v1/runs/{plan_id}/upgrade-plan"))
+        .await;
+    assert!(
+        yaml.contains("kind: LinstorCluster") && yaml.contains("name: piraeus-op-ns"),
+        "{yaml}"
+    );
+    let steps = browser
+        .client
+        .find_all(Locator::Css("#upgrade-commands li.upgrade-step"))
+        .await
+        .expect("steps");
+    assert_eq!(steps.len(), plan["steps"].as_array().map_or(0, Vec::len));
+    let first = steps[0].attr("data-step").await.expect("data-step");
+    assert_eq!(first.as_deref(), Some("2.1"));
+    let scale = browser.css("#cmd-3-1").await.text().await.expect("step 3.1");
+    assert!(
+        scale.contains("scale deployment/piraeus-op-operator --replicas=0"),
+        "{scale}"
+    );
+    browser
+        .client
+        .execute(
+            "document.getElementById('upgrade-plan').scrollIntoView({block: 'start'});",
+            vec![],
+        )
+        .await
+        .expect("scroll to the plan");
+    browser.screenshot("upgrade-plan").await;
+
+    // the YAML downloads as a file with the name and size the server gives it
+    let link = browser.css("#download-yaml").await;
+    let href = link.attr("href").await.expect("href").expect("an href");
+    let res = app.get(&href).send().await.expect("fetch the YAML");
+    let name = res
+        .headers()
+        .get("content-disposition")
+        .and_then(|v| v.to_str().ok())
+        .and_then(attachment_name)
+        .expect("a file name");
+    let served = res.text().await.expect("the YAML");
+    assert_eq!(
+        served,
+        yaml.trim_end().to_string() + "\n",
+        "the page shows the YAML the server serves"
+    );
+    link.click().await.expect("download the YAML");
+    let file = browser.downloaded(&name, served.len() as u64).await;
+    assert_eq!(std::fs::read_to_string(&file).expect("read the download"), served);
+
+    // the script: Chromium holds a downloaded shell script "unconfirmed" (a dangerous file type
+    // from a site never visited before) and no preference lifts that, so the page's own session
+    // fetches the link's target, as the click would
+    let bundle = browser.css("#download-bundle").await;
+    assert_eq!(
+        bundle
+            .attr("download")
+            .await
+            .expect("download attribute")
+            .as_deref(),
+        Some("piraeus-v2-upgrade-piraeus-datastore.sh")
+    );
+    let fetched = browser
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(document.getElementById('download-bundle').href)
+               .then(r => r.text().then(t => done([r.status, r.headers.get('content-disposition') || '', t])))
+               .catch(e => done([0, String(e), '']));",
+            vec![],
+        )
+        .await
+        .expect("fetch the script in the page");
+    assert_eq!(fetched[0], 200, "{fetched:?}");
+    assert!(
+        fetched[1]
+            .as_str()
+            .unwrap_or_default()
+            .contains("attachment; filename=\"piraeus-v2-upgrade-piraeus-datastore.sh\""),
+        "{fetched:?}"
+    );
+    let body = fetched[2].as_str().unwrap_or_default();
+    let served = app
+        .get(&format!("/api/v1/runs/{plan_id}/upgrade-plan.sh"))
+        .send()
+        .await
+        .expect("fetch the script")
+        .text()
+        .await
+        .expect("the script");
+    assert_eq!(body, served);
+    assert!(body.starts_with("#!/usr/bin/env bash") && body.contains("set -Eeuo pipefail"));
+    assert!(body.contains("kind: LinstorCluster"), "the YAML is in the script");
 
     browser.close().await;
     app.stop().await;

@@ -129,3 +129,38 @@ fn ctrl_c_twice_leaves_the_run_recorded_and_the_next_migrate_follows_it() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains(&format!("run {run_id} cancelled")), "{out}");
 }
+
+/// `upgrade-plan` on the simulated cluster (database still on etcd): prints the checks, writes
+/// the YAML, the script and the plan, and exits 1 because the database check blocks.
+#[test]
+fn upgrade_plan_writes_its_files_and_fails_on_a_blocking_check() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("plan");
+    let run = Command::new(BIN)
+        .args(["upgrade-plan", "--demo", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--output")
+        .arg(&out)
+        .env("LINSTOR_MIGRATOR_DEMO_PACE", "0.05")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("✘ Database on k8s"), "{stdout}");
+    assert!(stderr.contains("blocking check"), "{stderr}");
+    let yaml = std::fs::read_to_string(out.join("v2-resources.yaml")).expect("the YAML");
+    assert!(yaml.contains("kind: LinstorCluster"), "{yaml}");
+    let script = std::fs::read_to_string(out.join("upgrade.sh")).expect("the script");
+    assert!(script.contains(&yaml), "the script holds the YAML");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(out.join("upgrade.sh")).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o111, 0o111, "the script is executable");
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("upgrade-plan.json")).expect("the plan"))
+            .expect("JSON");
+    assert_eq!(plan["installation"]["linstor_controller"], "piraeus-op-cs");
+}

@@ -188,6 +188,8 @@ NAMESPACED = [
     ("piraeus.linbit.com", "linstorcontrollers", "watch"), ("piraeus.linbit.com", "linstorcontrollers", "patch"),
     ("apps", "deployments/scale", "patch"), ("apps", "statefulsets/scale", "patch"),
     ("apps", "statefulsets", "get"), ("apps", "statefulsets", "list"), ("apps", "statefulsets", "watch"),
+    # the upgrade plan's reads (src/cluster/kube/upgrade_reads.rs)
+    ("piraeus.linbit.com", "linstorsatellitesets", "list"), ("piraeus.linbit.com", "linstorcsidrivers", "list"),
 ]
 LEASE = [("coordination.k8s.io", "leases", v) for v in ("get", "create", "update", "delete")]
 SECRETS = [("", "secrets", "get"), ("", "secrets", "list")]

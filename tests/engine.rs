@@ -528,3 +528,38 @@ async fn stale_rollback_objects_fail_preflight() {
     );
     assert_eq!(before, h.sim.fingerprint());
 }
+
+#[tokio::test]
+async fn an_upgrade_plan_run_never_reaches_the_gate_or_a_rollback() {
+    // Arrange: a running upgrade-plan run, even one whose downtime was (wrongly) marked
+    use linstor_migrator::db::{DbError, NewRunRecord};
+    use linstor_migrator::engine::lifecycle::{Action, transition};
+    use linstor_migrator::model::Phase;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).await.unwrap();
+    let new = NewRunRecord {
+        id: "plan".into(),
+        kind: RunKind::UpgradePlan,
+        controller: ControllerRef::new(CR.0, CR.1),
+        options: RunOptions::default(),
+        actor: actor(),
+        idempotency_key: None,
+        request_digest: None,
+    };
+    db.insert_run(&new).await.unwrap();
+    let start = transition("plan", RunState::Queued, Phase::Forward, Action::Start).unwrap();
+    db.apply(&start).await.unwrap();
+    db.mark_downtime("plan", true).await.unwrap();
+
+    // Act / Assert: the table's requirements refuse them inside the transaction
+    for action in [Action::Gate, Action::BeginRollback] {
+        let change = transition("plan", RunState::Running, Phase::Forward, action).unwrap();
+        let refused = db.apply(&change).await;
+        assert!(
+            matches!(refused, Err(DbError::Conflict(_))),
+            "{action:?}: {refused:?}"
+        );
+    }
+    let run = db.run("plan").await.unwrap().unwrap();
+    assert_eq!((run.state, run.phase), (RunState::Running, Phase::Forward));
+}

@@ -1,9 +1,10 @@
-//! The Piraeus Operator v1 `LinstorController` custom resource (`piraeus.linbit.com/v1`), with the
-//! fields the service reads; everything else is kept in `extra` so nothing is lost on a round trip.
+//! The Piraeus Operator v1 custom resources (`piraeus.linbit.com/v1`): `LinstorController` with the
+//! fields the service reads (everything else is kept in `extra`, so nothing is lost on a round
+//! trip), and `LinstorSatelliteSet` and `LinstorCSIDriver` as plain maps for the upgrade plan.
 //!
 //! The v1.10.8 chart renders every unset string as `""` (`linstorHttpsClientSecret: ""`,
-//! `sslSecret: ""`, ...) and the operator treats `""` as "not set": so do the fields here, an empty
-//! string reads as `None`.
+//! `sslSecret: ""`, ...) and the operator treats `""` as "not set": so do the `LinstorController`
+//! fields here, an empty string reads as `None`.
 
 use std::collections::BTreeMap;
 
@@ -60,6 +61,39 @@ pub struct LinstorControllerSpec {
     pub linstor_https_client_secret: Option<String>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// `spec` of a `LinstorSatelliteSet` (`piraeus.linbit.com/v1`), every field as it is: only the
+/// upgrade plan reads it, and it looks at all of them.
+#[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "piraeus.linbit.com",
+    version = "v1",
+    kind = "LinstorSatelliteSet",
+    namespaced,
+    status = "serde_json::Value",
+    schema = "disabled"
+)]
+pub struct LinstorSatelliteSetSpec {
+    #[serde(flatten)]
+    pub fields: BTreeMap<String, serde_json::Value>,
+}
+
+/// `spec` of a `LinstorCSIDriver` (`piraeus.linbit.com/v1`), every field as it is.
+#[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "piraeus.linbit.com",
+    version = "v1",
+    kind = "LinstorCSIDriver",
+    root = "LinstorCsiDriver",
+    plural = "linstorcsidrivers",
+    namespaced,
+    status = "serde_json::Value",
+    schema = "disabled"
+)]
+pub struct LinstorCsiDriverSpec {
+    #[serde(flatten)]
+    pub fields: BTreeMap<String, serde_json::Value>,
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
-pub use crd::LinstorController;
+pub use crd::{LinstorController, LinstorCsiDriver, LinstorSatelliteSet};
 
 use crate::linstor::rest::LinstorApi;
 
@@ -322,4 +322,12 @@ pub trait Cluster: Send + Sync + 'static {
         service: &str,
         https_client_secret: Option<&str>,
     ) -> ClusterResult<Arc<dyn LinstorApi>>;
+
+    // --- Piraeus Operator v1 -> v2 (the upgrade plan; read-only) ------------------------------
+    /// `LinstorSatelliteSet` CRs in `ns`; an absent CRD is an empty list.
+    async fn list_linstor_satellite_sets(&self, ns: &str) -> ClusterResult<Vec<LinstorSatelliteSet>>;
+    /// `LinstorCSIDriver` CRs in `ns`; an absent CRD is an empty list.
+    async fn list_linstor_csi_drivers(&self, ns: &str) -> ClusterResult<Vec<LinstorCsiDriver>>;
+    /// Names of the CustomResourceDefinitions of API group `group` (`piraeus.linbit.com`), sorted.
+    async fn crd_names(&self, group: &str) -> ClusterResult<Vec<String>>;
 }

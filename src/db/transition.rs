@@ -16,8 +16,9 @@ pub enum Require {
     NoCancelRequested,
     /// The controller was stopped at some point (there is something to roll back).
     DowntimeStarted,
-    /// The run is not a read-only preflight.
-    NotPreflight,
+    /// The run is not of a read-only kind (preflight, upgrade-plan): only those stop the
+    /// controller, wait for an approval or roll back.
+    NotReadOnly,
 }
 
 impl Require {
@@ -25,7 +26,7 @@ impl Require {
         match self {
             Require::NoCancelRequested => "cancel_requested = 0",
             Require::DowntimeStarted => "downtime_started_at IS NOT NULL",
-            Require::NotPreflight => "kind != 'preflight'",
+            Require::NotReadOnly => "kind NOT IN ('preflight', 'upgrade-plan')",
         }
     }
 }

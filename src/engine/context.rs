@@ -58,6 +58,8 @@ pub struct RunContext {
     pub etcd_scaled_down: Option<String>,
     /// Where a rollback gave up, the controller's state then, and how to finish by hand.
     pub rollback_failure: Option<RollbackFailure>,
+    /// The plan of an upgrade-plan run (the rest of the Piraeus v1 -> v2 upgrade).
+    pub upgrade_plan: Option<crate::upgrade::UpgradePlan>,
     /// What the import did, phase by phase.
     pub import_report: Option<ImportReport>,
 }

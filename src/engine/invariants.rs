@@ -8,7 +8,7 @@
 use super::Inner;
 use super::steps::control::{controller_pods, current_replicas, current_url};
 use crate::db::{RunRecord, StepRecord};
-use crate::model::{RunKind, StepName, StepState};
+use crate::model::{StepName, StepState};
 
 fn state_of(steps: &[StepRecord], name: StepName) -> StepState {
     steps
@@ -19,7 +19,7 @@ fn state_of(steps: &[StepRecord], name: StepName) -> StepState {
 
 /// `None` when everything holds (or the run is not inside its downtime); otherwise what broke.
 pub(super) async fn check(inner: &Inner, run: &RunRecord, steps: &[StepRecord]) -> Option<String> {
-    if run.kind == RunKind::Preflight
+    if run.kind.is_read_only()
         || state_of(steps, StepName::StopController) != StepState::Succeeded
         || state_of(steps, StepName::StartController) == StepState::Succeeded
     {

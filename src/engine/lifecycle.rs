@@ -76,7 +76,10 @@ pub fn next(state: RunState, phase: Phase, action: Action) -> Option<(RunState, 
 fn requirements(action: Action) -> Vec<Require> {
     match action {
         Action::Approve | Action::Cancel => vec![Require::NoCancelRequested],
-        Action::Rollback => vec![Require::DowntimeStarted, Require::NotPreflight],
+        Action::Rollback => vec![Require::DowntimeStarted, Require::NotReadOnly],
+        // read-only kinds (preflight, upgrade-plan) never stop the controller: no approval gate
+        // and no rollback phase, whatever the runner asks
+        Action::Gate | Action::BeginRollback => vec![Require::NotReadOnly],
         _ => Vec::new(),
     }
 }
@@ -201,5 +204,18 @@ mod tests {
         let rb = transition("r", Succeeded, Forward, Action::Rollback).unwrap();
         assert!(rb.from.contains(&(Failed, Forward)) && rb.from.contains(&(RollbackFailed, RollingBack)));
         assert!(rb.require.contains(&Require::DowntimeStarted));
+    }
+
+    #[test]
+    fn read_only_runs_never_reach_the_gate_or_a_rollback() {
+        for action in [Action::Gate, Action::BeginRollback, Action::Rollback] {
+            for state in RunState::ALL {
+                for phase in [Forward, RollingBack] {
+                    if let Some(change) = transition("r", state, phase, action) {
+                        assert!(change.require.contains(&Require::NotReadOnly), "{action:?}");
+                    }
+                }
+            }
+        }
     }
 }

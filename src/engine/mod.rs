@@ -486,6 +486,20 @@ fn validate_options(o: &RunOptions) -> EngineResult<()> {
             "options.pod_timeout_seconds must be between 5 and 3600".into(),
         ));
     }
+    if let Some(ns) = &o.v2_namespace {
+        let label = !ns.is_empty()
+            && ns.len() <= 63
+            && ns
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !ns.starts_with('-')
+            && !ns.ends_with('-');
+        if !label {
+            return Err(EngineError::Invalid(format!(
+                "options.v2_namespace must be a Kubernetes namespace name, got {ns:?}"
+            )));
+        }
+    }
     Ok(())
 }
 

@@ -18,7 +18,7 @@ use super::rollback;
 use super::steps::{self, StepCtx, StepError};
 use super::{Inner, RunContext};
 use crate::db::{DbError, ErrorChange, EventKind, NewEvent, RunChange, RunRecord, StepRecord};
-use crate::model::{Phase, RunKind, RunState, StepName, StepState};
+use crate::model::{Phase, RunState, StepName, StepState};
 
 /// Why a pass ended without finishing the run.
 fn interrupted(inner: &Inner, stop: &CancellationToken, cancel: &CancellationToken) -> bool {
@@ -150,7 +150,7 @@ async fn forward(
             continue;
         };
         if step == StepName::StopController
-            && run.kind != RunKind::Preflight
+            && !run.kind.is_read_only()
             && run.options.approve_before_downtime
             && run.approved_by.is_none()
         {
@@ -231,7 +231,7 @@ async fn step_failed(
 ) -> anyhow::Result<()> {
     let cause = format!("{} failed: {message}", step.title());
     let failed_step = (step, StepState::Failed, Some(message.clone()));
-    if step.in_downtime() && run.kind != RunKind::Preflight {
+    if step.in_downtime() && !run.kind.is_read_only() {
         if run.options.auto_rollback {
             return begin_rollback(inner, log, run, Some(failed_step), cause, Some(context), lost).await;
         }
@@ -339,7 +339,7 @@ async fn cancelled(
         .find(|a| a.action == "cancel")
         .map(|a| a.actor)
         .unwrap_or_else(|| "someone".into());
-    if run.downtime_started_at.is_some() && run.kind != RunKind::Preflight {
+    if run.downtime_started_at.is_some() && !run.kind.is_read_only() {
         return begin_rollback(inner, log, run, None, format!("cancelled by {who}"), None, lost).await;
     }
     let context = run.context.clone();
@@ -424,7 +424,7 @@ async fn broken_context(
     lost: &CancellationToken,
 ) -> anyhow::Result<()> {
     log.say(None, "error", &problem).await;
-    if run.downtime_started_at.is_some() && run.kind != RunKind::Preflight {
+    if run.downtime_started_at.is_some() && !run.kind.is_read_only() {
         return begin_rollback(inner, log, run, None, problem, None, lost).await;
     }
     let context = run.context.clone();
@@ -451,7 +451,7 @@ async fn internal_error(inner: &Inner, log: &RunLog, id: &str, problem: &str, lo
     let cause = format!("internal error: {problem}");
     let result = if run.phase == Phase::RollingBack {
         rollback::run(inner, log, run, &rollback_stop(inner, lost)).await
-    } else if run.downtime_started_at.is_some() && run.kind != RunKind::Preflight && !run.state.is_final() {
+    } else if run.downtime_started_at.is_some() && !run.kind.is_read_only() && !run.state.is_final() {
         begin_rollback(inner, log, run, None, cause, None, lost).await
     } else if run.state == RunState::Running {
         fail(log, &run, None, cause, None).await

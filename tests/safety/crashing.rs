@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use linstor_migrator::cluster::sim::SimCluster;
 use linstor_migrator::cluster::{
     AccessDecision, AccessQuestion, Cluster, ClusterResult, ExecLine, ExecOutcome, K8sBackendInventory,
-    K8sBackendObject, K8sBackendPage, LinstorController, UserInfo,
+    K8sBackendObject, K8sBackendPage, LinstorController, LinstorCsiDriver, LinstorSatelliteSet, UserInfo,
 };
 use linstor_migrator::linstor::rest::LinstorApi;
 use tokio::io::AsyncWrite;
@@ -389,5 +389,25 @@ impl Cluster for CrashingCluster {
             "linstor_api",
             self.sim.linstor_api(ns, service, https_client_secret)
         )
+    }
+
+    async fn list_linstor_satellite_sets(&self, ns: &str) -> ClusterResult<Vec<LinstorSatelliteSet>> {
+        around!(
+            self,
+            "list_linstor_satellite_sets",
+            self.sim.list_linstor_satellite_sets(ns)
+        )
+    }
+
+    async fn list_linstor_csi_drivers(&self, ns: &str) -> ClusterResult<Vec<LinstorCsiDriver>> {
+        around!(
+            self,
+            "list_linstor_csi_drivers",
+            self.sim.list_linstor_csi_drivers(ns)
+        )
+    }
+
+    async fn crd_names(&self, group: &str) -> ClusterResult<Vec<String>> {
+        around!(self, "crd_names", self.sim.crd_names(group))
     }
 }

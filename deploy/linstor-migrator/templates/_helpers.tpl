@@ -131,8 +131,14 @@ managed namespace (linstor-migrator.managedNamespaces), or with rbac.clusterWide
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch"]
-# Preflight records the etcd StatefulSet's replicas, and a rollback waits for them to be ready
-# again before it starts the controller (engine/steps/preflight.rs, engine/rollback.rs).
+# The upgrade plan (read-only) reads the Piraeus v1 satellite sets and CSI driver of a controller's
+# namespace (cluster/kube/upgrade_reads.rs).
+- apiGroups: ["piraeus.linbit.com"]
+  resources: ["linstorsatellitesets", "linstorcsidrivers"]
+  verbs: ["get", "list"]
+# The etcd StatefulSet: preflight records its replicas, and a rollback waits for them to be ready
+# again before it starts the controller (engine/steps/preflight.rs, engine/rollback.rs); the
+# upgrade plan looks for it.
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
   verbs: ["get", "list", "watch"]

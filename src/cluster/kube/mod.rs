@@ -17,6 +17,7 @@ mod linstor;
 mod live_tests;
 mod reads;
 mod status;
+mod upgrade_reads;
 mod waits;
 mod writes;
 
@@ -33,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     AccessDecision, AccessQuestion, Cluster, ClusterResult, ExecLine, ExecOutcome, K8sBackendInventory,
-    K8sBackendObject, K8sBackendPage, LinstorController, UserInfo,
+    K8sBackendObject, K8sBackendPage, LinstorController, LinstorCsiDriver, LinstorSatelliteSet, UserInfo,
 };
 use crate::linstor::rest::LinstorApi;
 
@@ -332,5 +333,17 @@ impl Cluster for KubeCluster {
         https_client_secret: Option<&str>,
     ) -> ClusterResult<Arc<dyn LinstorApi>> {
         linstor::linstor_api(&self.client, &self.options, ns, service, https_client_secret).await
+    }
+
+    async fn list_linstor_satellite_sets(&self, ns: &str) -> ClusterResult<Vec<LinstorSatelliteSet>> {
+        upgrade_reads::list_satellite_sets(&self.client, ns).await
+    }
+
+    async fn list_linstor_csi_drivers(&self, ns: &str) -> ClusterResult<Vec<LinstorCsiDriver>> {
+        upgrade_reads::list_csi_drivers(&self.client, ns).await
+    }
+
+    async fn crd_names(&self, group: &str) -> ClusterResult<Vec<String>> {
+        upgrade_reads::crd_names(&self.client, group).await
     }
 }

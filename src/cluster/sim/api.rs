@@ -18,7 +18,7 @@ use super::writes::not_found;
 use super::{SimCluster, access};
 use crate::cluster::{
     AccessDecision, AccessQuestion, Cluster, ClusterResult, ExecLine, ExecOutcome, K8sBackendInventory,
-    K8sBackendObject, K8sBackendPage, LinstorController, UserInfo,
+    K8sBackendObject, K8sBackendPage, LinstorController, LinstorCsiDriver, LinstorSatelliteSet, UserInfo,
 };
 use crate::linstor::rest::LinstorApi;
 
@@ -319,5 +319,43 @@ impl Cluster for SimCluster {
             service: service.into(),
             https: https_client_secret.is_some(),
         }))
+    }
+
+    async fn list_linstor_satellite_sets(&self, ns: &str) -> ClusterResult<Vec<LinstorSatelliteSet>> {
+        self.read_gate("list linstorsatellitesets.piraeus.linbit.com")
+            .await?;
+        let st = self.lock();
+        Ok(st
+            .v1
+            .satellite_sets
+            .iter()
+            .filter(|((n, _), _)| n == ns)
+            .map(|(_, s)| s.clone())
+            .collect())
+    }
+
+    async fn list_linstor_csi_drivers(&self, ns: &str) -> ClusterResult<Vec<LinstorCsiDriver>> {
+        self.read_gate("list linstorcsidrivers.piraeus.linbit.com")
+            .await?;
+        let st = self.lock();
+        Ok(st
+            .v1
+            .csi_drivers
+            .iter()
+            .filter(|((n, _), _)| n == ns)
+            .map(|(_, s)| s.clone())
+            .collect())
+    }
+
+    async fn crd_names(&self, group: &str) -> ClusterResult<Vec<String>> {
+        let suffix = format!(".{group}");
+        Ok(self
+            .lock()
+            .v1
+            .crds
+            .iter()
+            .filter(|n| n.ends_with(&suffix))
+            .cloned()
+            .collect())
     }
 }

@@ -21,6 +21,7 @@ mod faults;
 mod fingerprint;
 mod fs;
 mod install;
+mod install_v1;
 mod k8s_objects;
 mod names;
 mod operator;
@@ -179,6 +180,7 @@ impl SimCluster {
     pub fn new(timing: SimTiming) -> Self {
         let mut state = State::new(timing);
         install::standard(&mut state);
+        install_v1::standard(&mut state);
         let (changes, _) = watch::channel(0);
         let sim = Self {
             shared: Arc::new(Shared {

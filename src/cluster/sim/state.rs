@@ -149,6 +149,8 @@ pub(crate) struct State {
     pub tools_running: BTreeMap<Key, u32>,
     /// Refusals that last until lifted (see `SimCluster::refuse`).
     pub refusals: BTreeSet<super::faults::Refusal>,
+    /// The v1 objects only the upgrade plan reads (satellite sets, CSI driver, CRDs).
+    pub v1: super::install_v1::V1Objects,
     events: Vec<Scheduled>,
     seq: u64,
     rng: u64,
@@ -182,6 +184,7 @@ impl State {
             guard_locks: BTreeMap::new(),
             tools_running: BTreeMap::new(),
             refusals: BTreeSet::new(),
+            v1: super::install_v1::V1Objects::default(),
             events: Vec::new(),
             seq: 0,
             rng: 0x5eed_1234_abcd_0042,

@@ -232,7 +232,8 @@ async fn the_installation_is_discovered() {
         (plain.namespace.as_str(), plain.name.as_str()),
         SimCluster::PLAIN_CONTROLLER
     );
-    assert_eq!(sim.list_helm_release_secrets(NS).await.expect("helm").len(), 1);
+    // the chart's release and the separately installed HA controller's (install_v1.rs)
+    assert_eq!(sim.list_helm_release_secrets(NS).await.expect("helm").len(), 2);
     let pods = sim.list_pods(NS, &cr.pod_selector).await.expect("pods");
     assert_eq!(pods.len(), 1);
     assert!(

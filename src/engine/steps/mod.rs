@@ -22,6 +22,7 @@ mod snapshot;
 mod start_controller;
 mod stop_controller;
 mod switch;
+mod upgrade_plan;
 mod verify_cluster;
 mod verify_data;
 
@@ -110,6 +111,7 @@ impl StepCtx<'_> {
 pub(super) async fn execute(c: &mut StepCtx<'_>) -> StepResult {
     match c.step {
         StepName::Preflight => preflight::run(c).await,
+        StepName::UpgradePlan => upgrade_plan::run(c).await,
         StepName::PreparePod => prepare_pod::run(c).await,
         StepName::Snapshot => snapshot::run(c).await,
         StepName::PrepareTarget => prepare_target::run(c).await,

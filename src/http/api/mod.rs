@@ -9,6 +9,7 @@ pub mod logs;
 pub mod openapi;
 pub mod readiness;
 pub mod runs;
+pub mod upgrade_plan;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
@@ -27,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(logs::router())
         .merge(events::router())
         .merge(backups::router())
+        .merge(upgrade_plan::router())
 }
 
 /// Routes without authentication: health checks and the OpenAPI document.

@@ -58,6 +58,8 @@ pub struct ControllerRow {
     pub image: String,
     pub problem: Option<String>,
     pub migratable: bool,
+    /// A Piraeus Operator v1 installation: its v2 upgrade can be planned.
+    pub plannable: bool,
     pub active_run: Option<RunRow>,
 }
 
@@ -78,6 +80,7 @@ fn controller_row(c: &ControllerInfo, runs: &[RunSummary]) -> ControllerRow {
         image: c.image.clone().unwrap_or_default(),
         problem: c.config_error.clone(),
         migratable: c.backend != Backend::K8s,
+        plannable: c.kind == ControllerKind::LinstorController,
         active_run: runs
             .iter()
             .find(|r| r.controller == reference && !r.state.is_final())
@@ -136,7 +139,7 @@ pub async fn dashboard(
             }),
             kind: q
                 .kind
-                .filter(|k| ["preflight", "backup", "migrate"].contains(&k.as_str()))
+                .filter(|k| ["preflight", "backup", "migrate", "upgrade-plan"].contains(&k.as_str()))
                 .unwrap_or("migrate".into()),
             options: RunOptions::default(),
             idempotency_key: uuid::Uuid::new_v4().to_string(),

@@ -9,6 +9,7 @@ mod login;
 mod report;
 mod run;
 mod run_view;
+mod upgrade_view;
 
 use askama::Template;
 use axum::Router;

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::format::{run_state_label, short_id};
 use super::report::{ReportView, report_view};
 use super::run_view::{ActionButton, LogGroup, RunPageView, log_groups, run_page_view};
+use super::upgrade_view::{UpgradeView, plan_next, upgrade_view};
 use super::{CsrfForm, Layout, PageError, PageResult, render};
 use crate::http::AppState;
 use crate::http::api::runs::Action;
@@ -29,6 +30,10 @@ struct RunPage {
     after: i64,
     log_truncated: bool,
     report: ReportView,
+    /// The plan of an upgrade-plan run.
+    upgrade: Option<UpgradeView>,
+    /// A migration that succeeded: the controller whose v2 upgrade can be planned next.
+    plan_next: Option<String>,
 }
 
 pub async fn run_page(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> PageResult {
@@ -42,6 +47,8 @@ pub async fn run_page(State(state): State<AppState>, caller: Caller, Path(id): P
         log: log_groups(&lines),
         after,
         report: report_view(&run),
+        upgrade: run.report.upgrade_plan.as_ref().map(|p| upgrade_view(&run.id, p)),
+        plan_next: plan_next(&run),
         run: run_page_view(&run),
     };
     Ok(render(StatusCode::OK, &page))

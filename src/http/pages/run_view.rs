@@ -119,7 +119,7 @@ pub fn actions(run: &RunView) -> Vec<ActionButton> {
         out.push(Action::Cancel);
     }
     // a failed rollback is continued by "resume"; a manual rollback needs something to undo
-    let changed = run.downtime.is_some() && run.kind != RunKind::Preflight;
+    let changed = run.downtime.is_some() && !run.kind.is_read_only();
     if allowed(A::Rollback) && changed && run.state != RunState::RollbackFailed {
         out.push(Action::Rollback);
     }
@@ -171,6 +171,7 @@ pub fn run_page_view(run: &RunView) -> RunPageView {
         RunKind::Migrate => format!("Migrate {} to the k8s backend", run.controller),
         RunKind::Backup => format!("Back up {}", run.controller),
         RunKind::Preflight => format!("Preflight of {}", run.controller),
+        RunKind::UpgradePlan => format!("Plan the v2 upgrade of {}", run.controller),
     };
     let steps = run
         .steps
@@ -183,7 +184,7 @@ pub fn run_page_view(run: &RunView) -> RunPageView {
             duration: s.duration_ms.map(duration_ms).unwrap_or_default(),
             started_iso: s.started_at.as_ref().map(iso).unwrap_or_default(),
             message: s.message.clone().unwrap_or_default(),
-            downtime: s.downtime && run.kind != RunKind::Preflight,
+            downtime: s.downtime && !run.kind.is_read_only(),
             current: run.current_step == Some(s.name),
         })
         .collect();

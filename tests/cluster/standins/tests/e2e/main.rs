@@ -19,3 +19,4 @@ mod crash;
 mod guards;
 mod migrate;
 mod operator;
+mod upgrade_plan;

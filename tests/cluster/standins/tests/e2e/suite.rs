@@ -1,7 +1,7 @@
 //! What all cluster tests share, set up once per test process: the loopback control plane that
-//! `tests/cluster/e2e` started (its `env` file's variables), the LinstorController CRD, and the
-//! RBAC that the project's Helm chart renders, applied for real. The service authenticates with
-//! its ServiceAccount's token, so a rule the chart lacks fails a test.
+//! `tests/cluster/e2e` started (its `env` file's variables), the three Piraeus v1 CRDs as the chart
+//! ships them, and the RBAC that the project's Helm chart renders, applied for real. The service
+//! authenticates with its ServiceAccount's token, so a rule the chart lacks fails a test.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,7 +13,7 @@ pub const RELEASE_NS: &str = "linstor-migrator";
 /// The ClusterRoleBinding that gives the controllers' ServiceAccounts the k8s-backend rights.
 pub const K8S_BACKEND_BINDING: &str = "linstor-migrator-k8s-backend";
 /// One namespace per test; the chart binds the k8s-backend rights to `linstor-controller` in each.
-pub const NAMESPACES: [&str; 11] = [
+pub const NAMESPACES: [&str; 12] = [
     "piraeus-datastore",
     "e2e-rollback",
     "e2e-resume",
@@ -25,6 +25,7 @@ pub const NAMESPACES: [&str; 11] = [
     "e2e-crash-stop",
     "e2e-crash-import",
     "e2e-crash-start",
+    "e2e-upgrade",
 ];
 
 /// The binaries under test.
@@ -191,15 +192,20 @@ impl Suite {
                 operator: PathBuf::from(env!("CARGO_BIN_EXE_piraeus-operator")),
             },
         };
+        // the chart's own v1 CRDs (server-side: the LinstorCSIDriver CRD is too large for the
+        // last-applied annotation of a client-side apply)
         run(
-            suite.kubectl().args(["apply", "-f", "-"]),
-            Some(LINSTOR_CONTROLLER_CRD),
+            suite
+                .kubectl()
+                .args(["apply", "--server-side", "--force-conflicts", "-f"])
+                .arg(suite.repo.join("tests/fixtures/piraeus-v1.10.8/crds")),
+            None,
         );
         run(
             suite
                 .kubectl()
                 .args(["wait", "--for=condition=Established", "--timeout=60s"])
-                .arg("crd/linstorcontrollers.piraeus.linbit.com"),
+                .args(V1_CRDS.map(|c| format!("crd/{c}"))),
             None,
         );
         let ns = format!(
@@ -239,42 +245,9 @@ pub fn suite() -> &'static Suite {
     SUITE.get_or_init(Suite::setup)
 }
 
-/// `linstorcontrollers.piraeus.linbit.com` as the Piraeus chart 1.10.8 installs it, with the
-/// schema cut down to the fields the operator reads (the rest is preserved as it is).
-const LINSTOR_CONTROLLER_CRD: &str = r#"{
-  "apiVersion": "apiextensions.k8s.io/v1",
-  "kind": "CustomResourceDefinition",
-  "metadata": {"name": "linstorcontrollers.piraeus.linbit.com"},
-  "spec": {
-    "group": "piraeus.linbit.com",
-    "names": {"kind": "LinstorController", "listKind": "LinstorControllerList",
-              "plural": "linstorcontrollers", "singular": "linstorcontroller"},
-    "scope": "Namespaced",
-    "versions": [{
-      "name": "v1", "served": true, "storage": true,
-      "subresources": {"status": {}},
-      "schema": {"openAPIV3Schema": {
-        "type": "object",
-        "properties": {
-          "apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"},
-          "spec": {
-            "type": "object",
-            "required": ["drbdRepoCred", "priorityClassName"],
-            "x-kubernetes-preserve-unknown-fields": true,
-            "properties": {
-              "replicas": {"type": "integer", "format": "int32", "nullable": true},
-              "dbConnectionURL": {"type": "string"},
-              "controllerImage": {"type": "string"},
-              "serviceAccountName": {"type": "string"},
-              "luksSecret": {"type": "string"},
-              "drbdRepoCred": {"type": "string"},
-              "priorityClassName": {"type": "string"},
-              "linstorHttpsClientSecret": {"type": "string"}
-            }
-          },
-          "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
-        }
-      }}
-    }]
-  }
-}"#;
+/// The v1 CRDs, as chart 1.10.8 ships them (`tests/fixtures/piraeus-v1.10.8/crds`).
+const V1_CRDS: [&str; 3] = [
+    "linstorcontrollers.piraeus.linbit.com",
+    "linstorsatellitesets.piraeus.linbit.com",
+    "linstorcsidrivers.piraeus.linbit.com",
+];
