@@ -7,6 +7,8 @@ mod common;
 mod backups;
 #[path = "api/concurrency.rs"]
 mod concurrency;
+#[path = "api/contract.rs"]
+mod contract;
 #[path = "api/pages.rs"]
 mod pages;
 #[path = "api/runs.rs"]
