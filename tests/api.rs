@@ -3,6 +3,8 @@
 #[path = "common/mod.rs"]
 mod common;
 
+#[path = "api/alerts.rs"]
+mod alerts;
 #[path = "api/backups.rs"]
 mod backups;
 #[path = "api/concurrency.rs"]

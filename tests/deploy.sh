@@ -96,7 +96,8 @@ crate_version=$(sed -n '/^\[package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' Cargo.
 log "helm lint"
 "$HELM" lint --strict "$CHART" >&2
 "$HELM" lint --strict "$CHART" --set auth.mode=kubernetes --set ingress.enabled=true \
-  --set 'watchNamespaces={piraeus-datastore}' >&2
+  --set 'watchNamespaces={piraeus-datastore}' --set metrics.serviceMonitor.enabled=true \
+  --set metrics.prometheusRule.enabled=true >&2
 
 # render NAME [helm template options...] -> $WORK/NAME.yaml
 render() {
@@ -113,6 +114,8 @@ render clusterwide --set rbac.clusterWide=true
 render existing --set auth.token.existingSecret=my-token --set auth.token.existingSecretKey=api-token \
   --set persistence.enabled=false --set rbac.readSecrets=false
 render none --set auth.mode=none --set auth.allowUnauthenticatedRemote=true --set controllerRbac.create=false
+render monitoring --set metrics.serviceMonitor.enabled=true --set metrics.prometheusRule.enabled=true \
+  --set metrics.prometheusRule.controllerDownMinutes=7 --set-json 'metrics.prometheusRule.alertLabels={"team":"storage"}'
 
 # Combinations the chart refuses, each with a message that names the way out.
 refused() {
@@ -139,6 +142,7 @@ log "checking the rendered objects"
 python3 - "$WORK" "$NS" <<'PY' || fail "the rendered objects fail the checks above"
 """Checks on the objects `helm template` rendered, one function per value set."""
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -373,6 +377,7 @@ def ingress():
     backend = ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     check(backend == {"name": "lm-linstor-migrator", "port": {"number": 8080}}, "ingress: routes to the Service")
     check(ing["spec"]["tls"][0]["secretName"] == "lm-tls", "ingress: TLS")
+    check("--secure-cookies" in container(objs)["args"], "ingress: with TLS the session cookie is always Secure")
 
 
 def watch():
@@ -410,6 +415,33 @@ def existing():
         check(not allows(service_rules(objs, ns), *q), f"existing: rbac.readSecrets=false drops {q}")
 
 
+def monitoring():
+    objs = load("monitoring")
+    svc, sm = one(objs, "Service"), one(objs, "ServiceMonitor")
+    labels = svc["metadata"]["labels"]
+    check(all(labels.get(k) == v for k, v in sm["spec"]["selector"]["matchLabels"].items()),
+          "monitoring: the ServiceMonitor selects the Service")
+    check(sm["spec"]["namespaceSelector"]["matchNames"] == [ns], "monitoring: in the release namespace")
+    port = sm["spec"]["endpoints"][0]
+    check(port["port"] in [p["name"] for p in svc["spec"]["ports"]] and port["path"] == "/metrics",
+          "monitoring: scrapes /metrics on the Service's named port")
+    rules = {r["alert"]: r for g in one(objs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]}
+    check(set(rules) == {"LinstorMigratorRunFailed", "LinstorMigratorRollbackFailed", "LinstorMigratorControllerDown"},
+          f"monitoring: the three alerts ({sorted(rules)})")
+    for name, r in rules.items():
+        check(f'job="lm-linstor-migrator", namespace="{ns}"' in r["expr"], f"monitoring: {name} selects this release")
+        check(r["labels"].get("team") == "storage" and r["labels"].get("severity") in ("warning", "critical"),
+              f"monitoring: {name} labels")
+    check(rules["LinstorMigratorControllerDown"]["expr"].rstrip().endswith("> 420"),
+          "monitoring: controllerDownMinutes=7 is 420 seconds")
+    check(not any(k in ("ServiceMonitor", "PrometheusRule") for (k, _, _) in load("default")),
+          "default: no Prometheus Operator objects")
+    check("--secure-cookies" not in container(load("default"))["args"], "default: Secure cookies only behind TLS")
+    # the metric names the rules use, for the check against the binary (part 4)
+    names = sorted({m for r in rules.values() for m in re.findall(r"linstor_migrator_[a-z_]+", r["expr"])})
+    (work / "alert-metrics.txt").write_text("\n".join(names) + "\n")
+
+
 def none():
     objs = load("none")
     _, c, _ = deployment_basics("none", objs, "none", [ns])
@@ -425,7 +457,7 @@ def none():
     "namespaced": NAMESPACED, "secrets": SECRETS, "cluster": CLUSTER, "lease": LEASE,
     "k8s_backend": K8S_BACKEND, "never": NEVER, "token_review": TOKEN_REVIEW}))
 
-for scenario in (default, kubernetes, ingress, watch, clusterwide, existing, none):
+for scenario in (default, kubernetes, ingress, watch, clusterwide, existing, none, monitoring):
     try:
         scenario()
     except Exception as e:  # a missing object or field is a failure of that scenario, not a crash
@@ -435,7 +467,7 @@ for f in failures:
     print(f"  not ok: {f}", file=sys.stderr)
 sys.exit(1 if failures else 0)
 PY
-log "rendered objects OK (default, auth kubernetes, ingress, watchNamespaces, rbac.clusterWide, existing secret, auth none)"
+log "rendered objects OK (default, auth kubernetes, ingress, watchNamespaces, rbac.clusterWide, existing secret, auth none, monitoring)"
 
 # --- 4. the release binary --------------------------------------------------------------------
 # status URL [curl options...] -> the HTTP status; the body lands in $WORK/body
@@ -458,8 +490,8 @@ smoke_binary() {
 
   # Every flag and environment variable the chart sets exists in the binary.
   "$BIN" serve --help >"$WORK/help.txt"
-  for name in default kubernetes none; do
-    grep -oE -- '--[a-z-]+=' "$WORK/$name.yaml" | tr -d '=' | sort -u >"$WORK/flags"
+  for name in default kubernetes none ingress; do
+    grep -oE -- '^ *- --[a-z-]+' "$WORK/$name.yaml" | sed 's/^ *- //' | sort -u >"$WORK/flags"
     grep -oE 'LINSTOR_MIGRATOR_[A-Z_]+' "$WORK/$name.yaml" | sort -u >"$WORK/envs"
     while read -r word; do
       grep -qE -- "(^|[ [])$word([] =]|$)" "$WORK/help.txt" || fail "the chart ($name) sets $word, which 'serve --help' does not know"
@@ -497,6 +529,23 @@ smoke_binary() {
   python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$WORK/body" ||
     fail "/api/v1/controllers did not return JSON: $(head -c 300 "$WORK/body")"
   log "serve --demo: /livez 200, /readyz 200, /api/v1/controllers 401 without and 200 JSON with the token"
+
+  # The metrics the PrometheusRule alerts on exist. The downtime gauge has a sample only while a
+  # controller is stopped: a demo backup stops one for a few seconds.
+  code=$(status "$base/api/v1/runs" -H 'Authorization: Bearer t' -H 'Content-Type: application/json' \
+    -d '{"kind":"backup","controller":"storage/linstor-controller"}')
+  [[ $code == 201 ]] || fail "a demo backup run was refused with $code: $(cat "$WORK/body")"
+  local missing deadline=$((SECONDS + 60))
+  while true; do
+    curl -fsS -o "$WORK/metrics.txt" "$base/metrics"
+    missing=$(while read -r word; do
+      grep -qE "^${word}(\{| )" "$WORK/metrics.txt" || echo "$word"
+    done <"$WORK/alert-metrics.txt")
+    [[ -z $missing ]] && break
+    ((SECONDS < deadline)) || fail "the alerts use metrics the binary does not export: $missing"
+    sleep 0.2
+  done
+  log "/metrics has every series the alerts use: $(tr '\n' ' ' <"$WORK/alert-metrics.txt")"
 
   kill "$SERVER_PID"
   wait "$SERVER_PID" 2>/dev/null || true
