@@ -10,8 +10,12 @@
 #      builds it: it is static, knows every flag and variable the chart sets, and
 #      `serve --demo` answers /livez, /readyz and /api/v1/controllers
 #   5. with --cluster: the chart installed on the loopback control plane (tests/cluster/start.sh):
-#      the API server accepts every object, SubjectAccessReviews confirm the service's and the
-#      controller's rights, the token survives an upgrade, the PVC survives an uninstall
+#      the API server validates every rendered object (dry run, strict fields; the Prometheus
+#      Operator CRDs installed for the ServiceMonitor and PrometheusRule), SubjectAccessReviews
+#      confirm the service's and the controller's rights, the binary run with the installed args,
+#      environment and ServiceAccount token (KWOK runs no containers) lists exactly the
+#      controllers of its namespaces (defaults, auth.mode=kubernetes, watchNamespaces), the token
+#      survives an upgrade, the PVC survives an uninstall (tests/deploy/on-cluster.sh)
 #
 # Usage: tests/deploy.sh [--no-build] [--cluster]
 #   --no-build (or SKIP_BUILD=1) skips part 4; --cluster (or WITH_CLUSTER=1) adds part 5, which
@@ -56,7 +60,7 @@ trap cleanup EXIT
 # --- 1. shellcheck ----------------------------------------------------------------------------
 if command -v shellcheck >/dev/null; then
   log "shellcheck"
-  shellcheck tests/deploy.sh deploy/build-binary.sh
+  shellcheck -x tests/deploy.sh tests/deploy/on-cluster.sh deploy/build-binary.sh
 else
   log "shellcheck not installed: skipped"
 fi
@@ -566,6 +570,8 @@ else
 fi
 
 # --- 5. the chart on a real API server ----------------------------------------------------------
+# shellcheck source=tests/deploy/on-cluster.sh
+source tests/deploy/on-cluster.sh
 # access_checks USER ROLE-SET... : SubjectAccessReviews for the tables of part 3 (rights.json)
 access_checks() {
   python3 - "$WORK/rights.json" "$NS" "$@" <<'PY' || fail "access reviews disagree with the chart's intent"
@@ -626,11 +632,15 @@ cluster_checks() {
   CLUSTER_BIN=${CLUSTER_BIN:-$(tests/cluster/build.sh)} tests/cluster/start.sh "$CLUSTER_DIR" >"$WORK/cluster-start.log" 2>&1 ||
     { tail -20 "$WORK/cluster-start.log" >&2; fail "the control plane did not start"; }
   export KUBECONFIG=$CLUSTER_DIR/kubeconfig
-  kubectl create namespace piraeus-datastore >/dev/null
-  kubectl create namespace elsewhere >/dev/null
+  for ns in "$NS" piraeus-datastore storage elsewhere; do kubectl create namespace "$ns" >/dev/null; done
+
+  install_monitoring_crds
+  validate_renders default kubernetes ingress watch clusterwide existing none monitoring
+  # a controller in the release namespace, in the one watchNamespaces names later, and elsewhere
+  for ns in "$NS" piraeus-datastore elsewhere; do plain_controller "$ns"; done
 
   log "helm install (defaults): the API server accepts every object; rights in the release namespace only"
-  "$HELM" install lm "$CHART" --namespace "$NS" --create-namespace >/dev/null
+  "$HELM" install lm "$CHART" --namespace "$NS" >/dev/null
   access_checks allow:namespaced:"$NS" allow:lease:"$NS" allow:secrets:"$NS" allow:cluster:- \
     deny:namespaced:piraeus-datastore deny:lease:piraeus-datastore deny:secrets:piraeus-datastore \
     deny:never:"$NS" deny:never:- \
@@ -638,12 +648,30 @@ cluster_checks() {
     deny:token_review:-
   first=$(token)
   [[ -n $first ]] || fail "no token Secret"
+  service_lists "$NS/linstor-controller"
 
-  log "helm upgrade: the generated token stays; auth.mode=kubernetes binds system:auth-delegator"
-  "$HELM" upgrade lm "$CHART" --namespace "$NS" --reuse-values --set logLevel=debug >/dev/null
+  log "helm upgrade: the generated token stays; the ServiceMonitor and PrometheusRule install"
+  "$HELM" upgrade lm "$CHART" --namespace "$NS" --reuse-values --set logLevel=debug \
+    --set metrics.serviceMonitor.enabled=true --set metrics.prometheusRule.enabled=true >/dev/null
   [[ $(token) == "$first" ]] || fail "the generated token changed on upgrade"
+  kubectl -n "$NS" get servicemonitor/lm-linstor-migrator prometheusrule/lm-linstor-migrator >/dev/null
+
+  log "helm upgrade: auth.mode=kubernetes binds system:auth-delegator; callers need the configured right"
   "$HELM" upgrade lm "$CHART" --namespace "$NS" --reuse-values --set auth.mode=kubernetes >/dev/null
   access_checks allow:token_review:- allow:cluster:-
+  kubectl -n "$NS" create serviceaccount storage-admin >/dev/null
+  kubectl -n "$NS" create serviceaccount nobody >/dev/null
+  # (kubectl create clusterrole would look the resource up, and no CRD defines it here)
+  kubectl apply -f - >/dev/null <<'EOF'
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: patch-linstorcontrollers}
+rules: [{apiGroups: [piraeus.linbit.com], resources: [linstorcontrollers], verbs: [patch]}]
+EOF
+  kubectl create clusterrolebinding storage-admin --clusterrole=patch-linstorcontrollers \
+    --serviceaccount="$NS:storage-admin" >/dev/null
+  service_lists --caller "$(kubectl -n "$NS" create token storage-admin)" \
+    --denied "$(kubectl -n "$NS" create token nobody)" "$NS/linstor-controller"
 
   log "helm upgrade with watchNamespaces: rights (and the Lease) only in the listed namespaces"
   "$HELM" upgrade lm "$CHART" --namespace "$NS" --reuse-values --set 'watchNamespaces={piraeus-datastore}' >/dev/null
@@ -659,11 +687,14 @@ cluster_checks() {
   access_checks allow:namespaced:elsewhere allow:lease:elsewhere allow:secrets:elsewhere allow:cluster:- \
     deny:never:elsewhere deny:never:-
 
-  log "helm uninstall keeps the data PVC; a new install adopts it"
+  log "helm uninstall keeps the data PVC; a new install (with watchNamespaces) adopts it"
   "$HELM" uninstall lm --namespace "$NS" >/dev/null
   kubectl -n "$NS" get pvc lm-linstor-migrator-data >/dev/null || fail "the PVC went with the release"
-  "$HELM" install lm "$CHART" --namespace "$NS" >/dev/null || fail "a new install does not adopt the kept PVC"
+  "$HELM" install lm "$CHART" --namespace "$NS" --set 'watchNamespaces={piraeus-datastore}' >/dev/null ||
+    fail "a new install does not adopt the kept PVC"
+  service_lists piraeus-datastore/linstor-controller
   "$HELM" uninstall lm --namespace "$NS" >/dev/null
+  kubectl -n "$NS" get pvc lm-linstor-migrator-data >/dev/null || fail "the PVC went with the second release"
 
   tests/cluster/stop.sh "$CLUSTER_DIR" --purge >&2
   CLUSTER_DIR=""
