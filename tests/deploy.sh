@@ -473,6 +473,35 @@ sys.exit(1 if failures else 0)
 PY
 log "rendered objects OK (default, auth kubernetes, ingress, watchNamespaces, rbac.clusterWide, existing secret, auth none, monitoring)"
 
+# The alerts' expressions are PromQL: parsed by promql-parser (PyPI; GreptimeDB's Rust parser),
+# in a venv of its own. promtool would also evaluate them, but building it from the Go module
+# proxy took over 20 minutes on two cores.
+PROMQL_PARSER_VERSION=0.11.0
+promql_venv=$HOME/.cache/linstor-migrator/tools/promql-parser-$PROMQL_PARSER_VERSION
+if [[ ! -x $promql_venv/bin/python ]]; then
+  log "installing promql-parser $PROMQL_PARSER_VERSION from PyPI into $promql_venv"
+  python3 -m venv "$promql_venv" >&2
+  "$promql_venv/bin/pip" install --quiet --disable-pip-version-check \
+    "promql-parser==$PROMQL_PARSER_VERSION" pyyaml >&2
+fi
+"$promql_venv/bin/python" - "$WORK/monitoring.yaml" <<'PY' || fail "an alert expression is not PromQL"
+"""Parses the expression of every alert of the rendered PrometheusRule."""
+import sys
+
+import promql_parser
+import yaml
+
+rules = [r for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "PrometheusRule"
+         for g in d["spec"]["groups"] for r in g["rules"]]
+assert rules, "no rules rendered"
+for r in rules:
+    try:
+        promql_parser.parse(r["expr"])
+    except Exception as e:  # the parser's own error type differs between versions
+        sys.exit(f"{r['alert']}: {e}: {r['expr']}")
+PY
+log "the expressions of the PrometheusRule's alerts parse as PromQL"
+
 # --- 4. the release binary --------------------------------------------------------------------
 # status URL [curl options...] -> the HTTP status; the body lands in $WORK/body
 status() {
