@@ -4,6 +4,8 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
@@ -18,6 +20,13 @@ pub struct StepLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
     pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabels {
+    /// `namespace/name`, as in the API. One label: a `namespace` label would clash with the
+    /// scrape target's own (Prometheus would rename it `exported_namespace`).
+    pub controller: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -39,6 +48,9 @@ pub struct Metrics {
     pub http_requests: Family<HttpLabels, Counter>,
     /// Rollbacks that gave up (runs now `rollback_failed`): an alarm.
     pub rollbacks_failed: Counter,
+    /// Seconds since a run stopped a controller that no run has started again; a controller
+    /// appears only while it is down (refilled at every scrape).
+    pub controller_downtime_seconds: Family<ControllerLabels, Gauge<f64, AtomicU64>>,
     /// Tasks started to drive runs (one per run at a time).
     pub run_tasks_started: Counter,
 }
@@ -82,6 +94,12 @@ impl Default for Metrics {
             "Rollbacks that gave up after their retries and need a person",
             rollbacks_failed.clone(),
         );
+        let controller_downtime_seconds = Family::<ControllerLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "controller_downtime_seconds",
+            "Seconds since a run stopped the controller, while no run has started it again",
+            controller_downtime_seconds.clone(),
+        );
         let run_tasks_started = Counter::default();
         registry.register(
             "run_tasks_started",
@@ -91,6 +109,7 @@ impl Default for Metrics {
         Self {
             registry,
             rollbacks_failed,
+            controller_downtime_seconds,
             run_tasks_started,
             step_duration_seconds,
             runs,

@@ -420,8 +420,12 @@ pub struct RunOptions {
     /// Scale the etcd StatefulSet to 0 after a successful migration (its data is never deleted).
     pub scale_down_etcd: bool,
     /// Seconds to wait for the controller to stop or start.
+    #[serde(deserialize_with = "whole_number")]
+    #[schema(minimum = 5, maximum = 3600)]
     pub controller_timeout_seconds: u64,
     /// Seconds to wait for the migration pod to be Running.
+    #[serde(deserialize_with = "whole_number")]
+    #[schema(minimum = 5, maximum = 3600)]
     pub pod_timeout_seconds: u64,
     /// How the imported data is verified.
     pub verify: VerifyMode,
@@ -430,6 +434,19 @@ pub struct RunOptions {
     /// upgrade-plan: the namespace Piraeus Operator v2 will run in (default: the controller's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub v2_namespace: Option<String>,
+}
+
+/// A whole number, also when written `60.0`: JSON Schema's `integer`, which the API document
+/// states, admits it, and so must the server.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    n.as_u64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(f))
+                .map(|f| f as u64)
+        })
+        .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number from 0, got {n}")))
 }
 
 impl Default for RunOptions {
@@ -498,6 +515,18 @@ mod tests {
         );
         assert!(RunKind::UpgradePlan.is_read_only() && !RunKind::Backup.is_read_only());
         assert!(RunKind::UpgradePlan.steps().iter().all(|s| !s.in_downtime()));
+    }
+
+    #[test]
+    fn timeouts_are_whole_numbers_also_with_a_zero_fraction() {
+        let o: RunOptions =
+            serde_json::from_str(r#"{"controller_timeout_seconds": 60.0, "pod_timeout_seconds": 30}"#)
+                .unwrap();
+        assert_eq!((o.controller_timeout_seconds, o.pod_timeout_seconds), (60, 30));
+        for bad in ["60.5", "-1", "-1.0", "\"60\"", "1e30", "null"] {
+            let json = format!(r#"{{"pod_timeout_seconds": {bad}}}"#);
+            assert!(serde_json::from_str::<RunOptions>(&json).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -3,10 +3,14 @@
 #[path = "common/mod.rs"]
 mod common;
 
+#[path = "api/alerts.rs"]
+mod alerts;
 #[path = "api/backups.rs"]
 mod backups;
 #[path = "api/concurrency.rs"]
 mod concurrency;
+#[path = "api/contract.rs"]
+mod contract;
 #[path = "api/pages.rs"]
 mod pages;
 #[path = "api/runs.rs"]

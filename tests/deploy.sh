@@ -10,8 +10,12 @@
 #      builds it: it is static, knows every flag and variable the chart sets, and
 #      `serve --demo` answers /livez, /readyz and /api/v1/controllers
 #   5. with --cluster: the chart installed on the loopback control plane (tests/cluster/start.sh):
-#      the API server accepts every object, SubjectAccessReviews confirm the service's and the
-#      controller's rights, the token survives an upgrade, the PVC survives an uninstall
+#      the API server validates every rendered object (dry run, strict fields; the Prometheus
+#      Operator CRDs installed for the ServiceMonitor and PrometheusRule), SubjectAccessReviews
+#      confirm the service's and the controller's rights, the binary run with the installed args,
+#      environment and ServiceAccount token (KWOK runs no containers) lists exactly the
+#      controllers of its namespaces (defaults, auth.mode=kubernetes, watchNamespaces), the token
+#      survives an upgrade, the PVC survives an uninstall (tests/deploy/on-cluster.sh)
 #
 # Usage: tests/deploy.sh [--no-build] [--cluster]
 #   --no-build (or SKIP_BUILD=1) skips part 4; --cluster (or WITH_CLUSTER=1) adds part 5, which
@@ -56,7 +60,7 @@ trap cleanup EXIT
 # --- 1. shellcheck ----------------------------------------------------------------------------
 if command -v shellcheck >/dev/null; then
   log "shellcheck"
-  shellcheck tests/deploy.sh deploy/build-binary.sh
+  shellcheck -x tests/deploy.sh tests/deploy/on-cluster.sh deploy/build-binary.sh
 else
   log "shellcheck not installed: skipped"
 fi
@@ -96,7 +100,8 @@ crate_version=$(sed -n '/^\[package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' Cargo.
 log "helm lint"
 "$HELM" lint --strict "$CHART" >&2
 "$HELM" lint --strict "$CHART" --set auth.mode=kubernetes --set ingress.enabled=true \
-  --set 'watchNamespaces={piraeus-datastore}' >&2
+  --set 'watchNamespaces={piraeus-datastore}' --set metrics.serviceMonitor.enabled=true \
+  --set metrics.prometheusRule.enabled=true >&2
 
 # render NAME [helm template options...] -> $WORK/NAME.yaml
 render() {
@@ -113,6 +118,8 @@ render clusterwide --set rbac.clusterWide=true
 render existing --set auth.token.existingSecret=my-token --set auth.token.existingSecretKey=api-token \
   --set persistence.enabled=false --set rbac.readSecrets=false
 render none --set auth.mode=none --set auth.allowUnauthenticatedRemote=true --set controllerRbac.create=false
+render monitoring --set metrics.serviceMonitor.enabled=true --set metrics.prometheusRule.enabled=true \
+  --set metrics.prometheusRule.controllerDownMinutes=7 --set-json 'metrics.prometheusRule.alertLabels={"team":"storage"}'
 
 # Combinations the chart refuses, each with a message that names the way out.
 refused() {
@@ -139,6 +146,7 @@ log "checking the rendered objects"
 python3 - "$WORK" "$NS" <<'PY' || fail "the rendered objects fail the checks above"
 """Checks on the objects `helm template` rendered, one function per value set."""
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -378,6 +386,7 @@ def ingress():
     backend = ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     check(backend == {"name": "lm-linstor-migrator", "port": {"number": 8080}}, "ingress: routes to the Service")
     check(ing["spec"]["tls"][0]["secretName"] == "lm-tls", "ingress: TLS")
+    check("--secure-cookies" in container(objs)["args"], "ingress: with TLS the session cookie is always Secure")
 
 
 def watch():
@@ -415,6 +424,33 @@ def existing():
         check(not allows(service_rules(objs, ns), *q), f"existing: rbac.readSecrets=false drops {q}")
 
 
+def monitoring():
+    objs = load("monitoring")
+    svc, sm = one(objs, "Service"), one(objs, "ServiceMonitor")
+    labels = svc["metadata"]["labels"]
+    check(all(labels.get(k) == v for k, v in sm["spec"]["selector"]["matchLabels"].items()),
+          "monitoring: the ServiceMonitor selects the Service")
+    check(sm["spec"]["namespaceSelector"]["matchNames"] == [ns], "monitoring: in the release namespace")
+    port = sm["spec"]["endpoints"][0]
+    check(port["port"] in [p["name"] for p in svc["spec"]["ports"]] and port["path"] == "/metrics",
+          "monitoring: scrapes /metrics on the Service's named port")
+    rules = {r["alert"]: r for g in one(objs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]}
+    check(set(rules) == {"LinstorMigratorRunFailed", "LinstorMigratorRollbackFailed", "LinstorMigratorControllerDown"},
+          f"monitoring: the three alerts ({sorted(rules)})")
+    for name, r in rules.items():
+        check(f'job="lm-linstor-migrator", namespace="{ns}"' in r["expr"], f"monitoring: {name} selects this release")
+        check(r["labels"].get("team") == "storage" and r["labels"].get("severity") in ("warning", "critical"),
+              f"monitoring: {name} labels")
+    check(rules["LinstorMigratorControllerDown"]["expr"].rstrip().endswith("> 420"),
+          "monitoring: controllerDownMinutes=7 is 420 seconds")
+    check(not any(k in ("ServiceMonitor", "PrometheusRule") for (k, _, _) in load("default")),
+          "default: no Prometheus Operator objects")
+    check("--secure-cookies" not in container(load("default"))["args"], "default: Secure cookies only behind TLS")
+    # the metric names the rules use, for the check against the binary (part 4)
+    names = sorted({m for r in rules.values() for m in re.findall(r"linstor_migrator_[a-z_]+", r["expr"])})
+    (work / "alert-metrics.txt").write_text("\n".join(names) + "\n")
+
+
 def none():
     objs = load("none")
     _, c, _ = deployment_basics("none", objs, "none", [ns])
@@ -430,7 +466,7 @@ def none():
     "namespaced": NAMESPACED, "secrets": SECRETS, "cluster": CLUSTER, "lease": LEASE,
     "k8s_backend": K8S_BACKEND, "never": NEVER, "token_review": TOKEN_REVIEW}))
 
-for scenario in (default, kubernetes, ingress, watch, clusterwide, existing, none):
+for scenario in (default, kubernetes, ingress, watch, clusterwide, existing, none, monitoring):
     try:
         scenario()
     except Exception as e:  # a missing object or field is a failure of that scenario, not a crash
@@ -440,7 +476,36 @@ for f in failures:
     print(f"  not ok: {f}", file=sys.stderr)
 sys.exit(1 if failures else 0)
 PY
-log "rendered objects OK (default, auth kubernetes, ingress, watchNamespaces, rbac.clusterWide, existing secret, auth none)"
+log "rendered objects OK (default, auth kubernetes, ingress, watchNamespaces, rbac.clusterWide, existing secret, auth none, monitoring)"
+
+# The alerts' expressions are PromQL: parsed by promql-parser (PyPI; GreptimeDB's Rust parser),
+# in a venv of its own. promtool would also evaluate them, but building it from the Go module
+# proxy took over 20 minutes on two cores.
+PROMQL_PARSER_VERSION=0.11.0
+promql_venv=$HOME/.cache/linstor-migrator/tools/promql-parser-$PROMQL_PARSER_VERSION
+if [[ ! -x $promql_venv/bin/python ]]; then
+  log "installing promql-parser $PROMQL_PARSER_VERSION from PyPI into $promql_venv"
+  python3 -m venv "$promql_venv" >&2
+  "$promql_venv/bin/pip" install --quiet --disable-pip-version-check \
+    "promql-parser==$PROMQL_PARSER_VERSION" pyyaml >&2
+fi
+"$promql_venv/bin/python" - "$WORK/monitoring.yaml" <<'PY' || fail "an alert expression is not PromQL"
+"""Parses the expression of every alert of the rendered PrometheusRule."""
+import sys
+
+import promql_parser
+import yaml
+
+rules = [r for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "PrometheusRule"
+         for g in d["spec"]["groups"] for r in g["rules"]]
+assert rules, "no rules rendered"
+for r in rules:
+    try:
+        promql_parser.parse(r["expr"])
+    except Exception as e:  # the parser's own error type differs between versions
+        sys.exit(f"{r['alert']}: {e}: {r['expr']}")
+PY
+log "the expressions of the PrometheusRule's alerts parse as PromQL"
 
 # --- 4. the release binary --------------------------------------------------------------------
 # status URL [curl options...] -> the HTTP status; the body lands in $WORK/body
@@ -463,8 +528,8 @@ smoke_binary() {
 
   # Every flag and environment variable the chart sets exists in the binary.
   "$BIN" serve --help >"$WORK/help.txt"
-  for name in default kubernetes none; do
-    grep -oE -- '--[a-z-]+=' "$WORK/$name.yaml" | tr -d '=' | sort -u >"$WORK/flags"
+  for name in default kubernetes none ingress; do
+    grep -oE -- '^ *- --[a-z-]+' "$WORK/$name.yaml" | sed 's/^ *- //' | sort -u >"$WORK/flags"
     grep -oE 'LINSTOR_MIGRATOR_[A-Z_]+' "$WORK/$name.yaml" | sort -u >"$WORK/envs"
     while read -r word; do
       grep -qE -- "(^|[ [])$word([] =]|$)" "$WORK/help.txt" || fail "the chart ($name) sets $word, which 'serve --help' does not know"
@@ -503,6 +568,23 @@ smoke_binary() {
     fail "/api/v1/controllers did not return JSON: $(head -c 300 "$WORK/body")"
   log "serve --demo: /livez 200, /readyz 200, /api/v1/controllers 401 without and 200 JSON with the token"
 
+  # The metrics the PrometheusRule alerts on exist. The downtime gauge has a sample only while a
+  # controller is stopped: a demo backup stops one for a few seconds.
+  code=$(status "$base/api/v1/runs" -H 'Authorization: Bearer t' -H 'Content-Type: application/json' \
+    -d '{"kind":"backup","controller":"storage/linstor-controller"}')
+  [[ $code == 201 ]] || fail "a demo backup run was refused with $code: $(cat "$WORK/body")"
+  local missing deadline=$((SECONDS + 60))
+  while true; do
+    curl -fsS -o "$WORK/metrics.txt" "$base/metrics"
+    missing=$(while read -r word; do
+      grep -qE "^${word}(\{| )" "$WORK/metrics.txt" || echo "$word"
+    done <"$WORK/alert-metrics.txt")
+    [[ -z $missing ]] && break
+    ((SECONDS < deadline)) || fail "the alerts use metrics the binary does not export: $missing"
+    sleep 0.2
+  done
+  log "/metrics has every series the alerts use: $(tr '\n' ' ' <"$WORK/alert-metrics.txt")"
+
   kill "$SERVER_PID"
   wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=""
@@ -522,6 +604,8 @@ else
 fi
 
 # --- 5. the chart on a real API server ----------------------------------------------------------
+# shellcheck source=tests/deploy/on-cluster.sh
+source tests/deploy/on-cluster.sh
 # access_checks USER ROLE-SET... : SubjectAccessReviews for the tables of part 3 (rights.json)
 access_checks() {
   python3 - "$WORK/rights.json" "$NS" "$@" <<'PY' || fail "access reviews disagree with the chart's intent"
@@ -582,11 +666,15 @@ cluster_checks() {
   CLUSTER_BIN=${CLUSTER_BIN:-$(tests/cluster/build.sh)} tests/cluster/start.sh "$CLUSTER_DIR" >"$WORK/cluster-start.log" 2>&1 ||
     { tail -20 "$WORK/cluster-start.log" >&2; fail "the control plane did not start"; }
   export KUBECONFIG=$CLUSTER_DIR/kubeconfig
-  kubectl create namespace piraeus-datastore >/dev/null
-  kubectl create namespace elsewhere >/dev/null
+  for ns in "$NS" piraeus-datastore storage elsewhere; do kubectl create namespace "$ns" >/dev/null; done
+
+  install_monitoring_crds
+  validate_renders default kubernetes ingress watch clusterwide existing none monitoring
+  # a controller in the release namespace, in the one watchNamespaces names later, and elsewhere
+  for ns in "$NS" piraeus-datastore elsewhere; do plain_controller "$ns"; done
 
   log "helm install (defaults): the API server accepts every object; rights in the release namespace only"
-  "$HELM" install lm "$CHART" --namespace "$NS" --create-namespace >/dev/null
+  "$HELM" install lm "$CHART" --namespace "$NS" >/dev/null
   access_checks allow:namespaced:"$NS" allow:lease:"$NS" allow:secrets:"$NS" allow:cluster:- \
     deny:namespaced:piraeus-datastore deny:lease:piraeus-datastore deny:secrets:piraeus-datastore \
     deny:never:"$NS" deny:never:- \
@@ -594,12 +682,30 @@ cluster_checks() {
     deny:token_review:-
   first=$(token)
   [[ -n $first ]] || fail "no token Secret"
+  service_lists "$NS/linstor-controller"
 
-  log "helm upgrade: the generated token stays; auth.mode=kubernetes binds system:auth-delegator"
-  "$HELM" upgrade lm "$CHART" --namespace "$NS" --reuse-values --set logLevel=debug >/dev/null
+  log "helm upgrade: the generated token stays; the ServiceMonitor and PrometheusRule install"
+  "$HELM" upgrade lm "$CHART" --namespace "$NS" --reuse-values --set logLevel=debug \
+    --set metrics.serviceMonitor.enabled=true --set metrics.prometheusRule.enabled=true >/dev/null
   [[ $(token) == "$first" ]] || fail "the generated token changed on upgrade"
+  kubectl -n "$NS" get servicemonitor/lm-linstor-migrator prometheusrule/lm-linstor-migrator >/dev/null
+
+  log "helm upgrade: auth.mode=kubernetes binds system:auth-delegator; callers need the configured right"
   "$HELM" upgrade lm "$CHART" --namespace "$NS" --reuse-values --set auth.mode=kubernetes >/dev/null
   access_checks allow:token_review:- allow:cluster:-
+  kubectl -n "$NS" create serviceaccount storage-admin >/dev/null
+  kubectl -n "$NS" create serviceaccount nobody >/dev/null
+  # (kubectl create clusterrole would look the resource up, and no CRD defines it here)
+  kubectl apply -f - >/dev/null <<'EOF'
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: patch-linstorcontrollers}
+rules: [{apiGroups: [piraeus.linbit.com], resources: [linstorcontrollers], verbs: [patch]}]
+EOF
+  kubectl create clusterrolebinding storage-admin --clusterrole=patch-linstorcontrollers \
+    --serviceaccount="$NS:storage-admin" >/dev/null
+  service_lists --caller "$(kubectl -n "$NS" create token storage-admin)" \
+    --denied "$(kubectl -n "$NS" create token nobody)" "$NS/linstor-controller"
 
   log "helm upgrade with watchNamespaces: rights (and the Lease) only in the listed namespaces"
   "$HELM" upgrade lm "$CHART" --namespace "$NS" --reuse-values --set 'watchNamespaces={piraeus-datastore}' >/dev/null
@@ -615,11 +721,14 @@ cluster_checks() {
   access_checks allow:namespaced:elsewhere allow:lease:elsewhere allow:secrets:elsewhere allow:cluster:- \
     deny:never:elsewhere deny:never:-
 
-  log "helm uninstall keeps the data PVC; a new install adopts it"
+  log "helm uninstall keeps the data PVC; a new install (with watchNamespaces) adopts it"
   "$HELM" uninstall lm --namespace "$NS" >/dev/null
   kubectl -n "$NS" get pvc lm-linstor-migrator-data >/dev/null || fail "the PVC went with the release"
-  "$HELM" install lm "$CHART" --namespace "$NS" >/dev/null || fail "a new install does not adopt the kept PVC"
+  "$HELM" install lm "$CHART" --namespace "$NS" --set 'watchNamespaces={piraeus-datastore}' >/dev/null ||
+    fail "a new install does not adopt the kept PVC"
+  service_lists piraeus-datastore/linstor-controller
   "$HELM" uninstall lm --namespace "$NS" >/dev/null
+  kubectl -n "$NS" get pvc lm-linstor-migrator-data >/dev/null || fail "the PVC went with the second release"
 
   tests/cluster/stop.sh "$CLUSTER_DIR" --purge >&2
   CLUSTER_DIR=""

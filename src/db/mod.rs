@@ -2,6 +2,7 @@
 //! change and log line is written here before it is published to anyone.
 
 mod backups;
+mod downtime;
 mod events;
 mod runs;
 mod transition;

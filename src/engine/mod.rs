@@ -114,7 +114,11 @@ pub type EngineResult<T> = Result<T, EngineError>;
 pub struct CreateRun {
     pub kind: RunKind,
     /// `namespace/name` of the controller.
-    #[schema(value_type = String, example = "piraeus-datastore/piraeus-op-cs")]
+    #[schema(
+        value_type = String,
+        example = "piraeus-datastore/piraeus-op-cs",
+        pattern = "^[a-z0-9.-]{1,253}/[a-z0-9.-]{1,253}$"
+    )]
     pub controller: crate::model::ControllerRef,
     #[serde(default)]
     pub options: RunOptions,

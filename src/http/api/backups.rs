@@ -11,6 +11,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 use tokio_util::io::ReaderStream;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -106,14 +109,25 @@ pub fn repr_digest(sha256_hex: &str) -> Option<String> {
     ))
 }
 
-fn content_type(file_name: &str) -> &'static str {
-    match file_name.rsplit('.').next() {
-        Some("json") => "application/json",
-        Some("gz") => "application/gzip",
-        Some("txt") | Some("log") => "text/plain; charset=utf-8",
-        _ => "application/octet-stream",
+/// Every backup is a `linstor-database` export, a JSON document (validated when it was copied).
+const BACKUP_MEDIA_TYPE: &str = "application/json";
+
+/// The body of a backup download, for the OpenAPI document.
+pub struct BackupDocument;
+
+impl PartialSchema for BackupDocument {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "The linstor-database export (`linstor_version`, `exported_from`, `tables`, ...), byte for byte \
+                 as the tool wrote it; its SHA-256 is the ETag",
+            ))
+            .into()
     }
 }
+
+impl ToSchema for BackupDocument {}
 
 fn etag_matches(header_value: Option<&HeaderValue>, etag: &str) -> bool {
     header_value.and_then(|v| v.to_str().ok()).is_some_and(|v| {
@@ -133,8 +147,15 @@ fn etag_matches(header_value: Option<&HeaderValue>, etag: &str) -> bool {
         ("Range" = Option<String>, Header, description = "One byte range, e.g. bytes=0-1023"),
     ),
     responses(
-        (status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 206, description = "Part of the file", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The file", content_type = "application/json", body = inline(BackupDocument),
+            headers(
+                ("ETag" = String, description = "The SHA-256 of the file, quoted"),
+                ("Repr-Digest" = String, description = "`sha-256=:<base64>:` (RFC 9530)"),
+                ("Content-Disposition" = String, description = "`attachment` with the file name"),
+            )),
+        (status = 206, description = "One byte range of the file (a part of the JSON document)",
+            content(("application/json")),
+            headers(("Content-Range" = String, description = "`bytes <first>-<last>/<size>`"))),
         (status = 304, description = "Not modified (If-None-Match)"),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "No such backup", body = ErrorBody),
@@ -186,10 +207,7 @@ pub async fn download_backup(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_str(&disposition).map_err(|e| ApiError::Internal(e.into()))?,
     );
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type(&backup.file_name)),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(BACKUP_MEDIA_TYPE));
 
     // If-Range with another ETag: the client's part is stale, send everything
     let if_range_ok = headers

@@ -22,6 +22,8 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::bounded::Seq;
+use super::stream_event::{self, StreamEvent};
 use super::{Path, Query};
 use crate::db::{EventKind, EventRecord};
 use crate::engine::Engine;
@@ -43,7 +45,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct EventParams {
     /// Only events with a sequence number above this.
-    pub after: Option<i64>,
+    #[param(inline, nullable = false)]
+    pub after: Option<Seq>,
 }
 
 /// The run's events: history, then live. Event types `log`, `step`, `run` (data: the event as
@@ -54,12 +57,14 @@ pub struct EventParams {
     tag = "runs",
     params(
         ("id" = String, Path, description = "Run id"),
-        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event"),
+        ("Last-Event-ID" = inline(Option<Seq>), Header, nullable = false, description = "Resume after this event (wins over `after`)"),
         EventParams,
     ),
     responses(
-        (status = 200, description = "Server-Sent Events", content_type = "text/event-stream", body = String),
-        (status = 400, description = "Bad Last-Event-ID", body = ErrorBody),
+        (status = 200, description = "Server-Sent Events",
+            content(("text/event-stream", item_schema = StreamEvent)),
+            headers(("X-Accel-Buffering" = String, description = "`no`: proxies must not buffer the stream"))),
+        (status = 400, description = "Bad Last-Event-ID or after", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "No such run", body = ErrorBody),
     )
@@ -73,16 +78,15 @@ pub async fn run_events(
     let last_event_id = match headers.get("last-event-id") {
         Some(v) => Some(
             v.to_str()
-                .ok()
-                .and_then(|s| s.trim().parse::<i64>().ok())
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| {
-                    ApiError::BadRequest("Last-Event-ID must be an event sequence number".into())
+                .map_err(|_| "not text".to_string())
+                .and_then(|s| Seq::parse(s.trim()))
+                .map_err(|e| {
+                    ApiError::BadRequest(format!("Last-Event-ID must be an event sequence number: {e}"))
                 })?,
         ),
         None => None,
     };
-    let after = last_event_id.or(p.after).unwrap_or(0);
+    let after = last_event_id.or(p.after).map_or(0, Seq::get);
     state.engine.run(&id).await?;
     // subscribe before reading the history: nothing published in between is lost
     let live = state.engine.subscribe(&id);
@@ -107,7 +111,7 @@ pub async fn run_events(
 }
 
 /// The final state, when the latest run transition up to `seq` is one.
-async fn ended_by(engine: &Engine, id: &str, seq: i64) -> ApiResult<Option<String>> {
+async fn ended_by(engine: &Engine, id: &str, seq: i64) -> ApiResult<Option<RunState>> {
     let level: Option<String> = sqlx::query_scalar(
         "SELECT level FROM events WHERE run_id = ? AND kind = 'run' AND seq <= ? ORDER BY seq DESC LIMIT 1",
     )
@@ -116,26 +120,12 @@ async fn ended_by(engine: &Engine, id: &str, seq: i64) -> ApiResult<Option<Strin
     .fetch_optional(engine.db().pool())
     .await
     .map_err(|e| ApiError::Internal(e.into()))?;
-    Ok(level.filter(|l| is_final(l)))
+    Ok(level.as_deref().and_then(final_state))
 }
 
-fn is_final(level: &str) -> bool {
-    level.parse::<RunState>().is_ok_and(RunState::is_final)
-}
-
-fn sse_event(e: &EventRecord) -> Event {
-    let data = serde_json::to_string(e).unwrap_or_else(|_| "{}".into());
-    Event::default()
-        .id(e.seq.to_string())
-        .event(e.kind.as_str())
-        .data(data)
-}
-
-fn end_event(last: i64, state: &str) -> Event {
-    Event::default()
-        .id(last.to_string())
-        .event("end")
-        .data(serde_json::json!({ "state": state }).to_string())
+/// The state a run event's level names, when it is a final one.
+fn final_state(level: &str) -> Option<RunState> {
+    level.parse::<RunState>().ok().filter(|s| s.is_final())
 }
 
 enum Wake {
@@ -148,14 +138,13 @@ fn event_stream(
     engine: Engine,
     id: String,
     after: i64,
-    ended: Option<String>,
+    ended: Option<RunState>,
     mut live: broadcast::Receiver<EventRecord>,
     closing: CancellationToken,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     async_stream::stream! {
         let mut last = after;
-        let mut finished = ended.is_some();
-        let mut final_state = ended.unwrap_or_default();
+        let mut finished = ended;
         let mut recheck = tokio::time::interval(RECHECK);
         recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         'outer: loop {
@@ -171,17 +160,16 @@ fn event_stream(
                 for e in &page {
                     last = e.seq;
                     if e.kind == EventKind::Run {
-                        finished = is_final(&e.level);
-                        final_state.clone_from(&e.level);
+                        finished = final_state(&e.level);
                     }
-                    yield Ok(sse_event(e));
+                    yield Ok(stream_event::stored(e));
                 }
                 if (page.len() as i64) < PAGE {
                     break;
                 }
             }
-            if finished {
-                yield Ok(end_event(last, &final_state));
+            if let Some(state) = finished {
+                yield Ok(stream_event::end(last, state));
                 break;
             }
             recheck.reset();
@@ -201,9 +189,9 @@ fn event_stream(
                     Wake::Live(Ok(e)) if e.seq <= last => {}
                     Wake::Live(Ok(e)) => {
                         last = e.seq;
-                        yield Ok(sse_event(&e));
-                        if e.kind == EventKind::Run && is_final(&e.level) {
-                            yield Ok(end_event(last, &e.level));
+                        yield Ok(stream_event::stored(&e));
+                        if let Some(state) = final_state(&e.level).filter(|_| e.kind == EventKind::Run) {
+                            yield Ok(stream_event::end(last, state));
                             break 'outer;
                         }
                     }

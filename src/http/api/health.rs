@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiResult, Json};
-use crate::metrics::StateLabels;
+use crate::metrics::{ControllerLabels, StateLabels};
 use crate::model::RunState;
 
 /// Longest a readiness check waits for the cluster.
@@ -100,6 +100,21 @@ async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
             .map_err(|e| ApiError::Internal(e.into()))?,
     );
     m.sse_subscribers.set(engine.subscribers() as i64);
+    let stopped = engine
+        .db()
+        .stopped_controllers()
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    // a controller started again since the last scrape must disappear, not keep its last value
+    m.controller_downtime_seconds.clear();
+    let now = chrono::Utc::now();
+    for (controller, since) in stopped {
+        let labels = ControllerLabels {
+            controller: controller.to_string(),
+        };
+        let seconds = (now - since).num_milliseconds().max(0) as f64 / 1000.0;
+        m.controller_downtime_seconds.get_or_create(&labels).set(seconds);
+    }
     let mut res = m.encode().into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,

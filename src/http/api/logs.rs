@@ -9,14 +9,12 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::bounded::{Bounded, Seq};
 use super::{Path, Query};
 use crate::db::EventRecord;
 use crate::engine::Engine;
 use crate::http::AppState;
-use crate::http::error::{ApiError, ApiResult, ErrorBody, Json};
-
-/// Most lines in one page.
-pub const MAX_PAGE: i64 = 5000;
+use crate::http::error::{ApiResult, ErrorBody, Json};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -29,9 +27,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct LogParams {
     /// Only lines with a sequence number above this (the `next_after` of the previous page).
-    pub after: Option<i64>,
-    /// At most this many lines (1..=5000, default 500).
-    pub limit: Option<i64>,
+    #[param(inline, nullable = false)]
+    pub after: Option<Seq>,
+    /// At most this many lines (default 500).
+    #[param(inline, nullable = false)]
+    pub limit: Option<Bounded<1, 5000>>,
 }
 
 /// One page of log lines.
@@ -62,13 +62,8 @@ pub async fn get_logs(
     Path(id): Path<String>,
     Query(p): Query<LogParams>,
 ) -> ApiResult<Json<LogPage>> {
-    let after = p.after.unwrap_or(0);
-    let limit = p.limit.unwrap_or(500);
-    if !(1..=MAX_PAGE).contains(&limit) || after < 0 {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be 1..={MAX_PAGE} and after >= 0"
-        )));
-    }
+    let after = p.after.map_or(0, Seq::get);
+    let limit = p.limit.map_or(500, Bounded::get);
     let mut lines = state.engine.events(&id, after, limit + 1, true).await?;
     let more = lines.len() as i64 > limit;
     lines.truncate(limit as usize);

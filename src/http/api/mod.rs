@@ -2,13 +2,17 @@
 //! `utoipa-axum`, so that the OpenAPI document is generated from the same code that routes.
 
 pub mod backups;
+mod bounded;
 pub mod controllers;
 pub mod events;
 pub mod health;
+mod idempotency;
+mod links;
 pub mod logs;
 pub mod openapi;
 pub mod readiness;
 pub mod runs;
+pub mod stream_event;
 pub mod upgrade_plan;
 
 use axum::Router;

@@ -1,5 +1,6 @@
 //! The OpenAPI document, assembled from the handlers' `#[utoipa::path]` annotations and
-//! served at `/api/v1/openapi.json`.
+//! served at `/api/v1/openapi.json`. OpenAPI 3.2, for `itemSchema`: the shape of each event of
+//! the `text/event-stream` of a run.
 
 use std::sync::Arc;
 
@@ -14,10 +15,12 @@ use crate::http::AppState;
 /// The parts of the document that no handler describes.
 #[derive(OpenApi)]
 #[openapi(
+    version = "3.2.0",
     info(
         title = "linstor-migrator",
         description = "Moves a LINSTOR controller's database from etcd to the Kubernetes backend."
     ),
+    components(schemas(super::stream_event::StreamEvent)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
     tags(
@@ -40,9 +43,16 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Serves `openapi`, serialized once.
+/// The whole document: the handlers' parts and the links between them.
+pub fn document(handlers: &utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let mut doc = handlers.clone();
+    super::links::add(&mut doc);
+    doc
+}
+
+/// Serves the [`document`] of `openapi`, serialized once.
 pub fn router(openapi: &utoipa::openapi::OpenApi) -> Router<AppState> {
-    let json: Arc<str> = openapi
+    let json: Arc<str> = document(openapi)
         .to_pretty_json()
         .expect("the OpenAPI document serializes")
         .into();

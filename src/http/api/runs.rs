@@ -9,14 +9,13 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::bounded::Bounded;
+use super::idempotency::IdempotencyKey;
 use super::{Path, Query};
 use crate::engine::{CreateRun, RunSummary, RunView};
 use crate::http::AppState;
 use crate::http::auth::Caller;
-use crate::http::error::{ApiError, ApiResult, ErrorBody, Json};
-
-/// The header that makes a retried `POST /api/v1/runs` return the run it created first.
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+use crate::http::error::{ApiResult, ErrorBody, Json};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -28,17 +27,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(approve_run))
 }
 
-fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
-    headers
-        .get(IDEMPOTENCY_KEY)
-        .map(|v| {
-            v.to_str()
-                .map(str::to_string)
-                .map_err(|_| ApiError::BadRequest("Idempotency-Key must be ASCII".into()))
-        })
-        .transpose()
-}
-
 /// Starts a run. With an `Idempotency-Key` used before for the same request, returns that run
 /// with 200 instead of starting another.
 #[utoipa::path(
@@ -46,14 +34,19 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     path = "/api/v1/runs",
     tag = "runs",
     request_body = CreateRun,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries return the same run")),
+    params(("Idempotency-Key" = inline(Option<IdempotencyKey>), Header, nullable = false, description = "Makes retries return the same run")),
     responses(
-        (status = 201, description = "Run started", body = RunView),
-        (status = 200, description = "The run this Idempotency-Key started before", body = RunView),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 201, description = "Run started", body = RunView,
+            headers(("Location" = String, description = "The run's URL"))),
+        (status = 200, description = "The run this Idempotency-Key started before", body = RunView,
+            headers(("Location" = String, description = "The run's URL"))),
+        (status = 400, description = "Malformed JSON or Idempotency-Key", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 409, description = "The controller has an active run, or the key was used for another request", body = ErrorBody),
-        (status = 422, description = "Invalid input", body = ErrorBody),
+        (status = 413, description = "Request body larger than the limit", body = ErrorBody),
+        (status = 415, description = "No body, or not Content-Type: application/json", body = ErrorBody),
+        (status = 422, description = "Invalid input (e.g. the controller does not exist)", body = ErrorBody),
+        (status = 502, description = "The Kubernetes API failed", body = ErrorBody),
     )
 )]
 pub async fn create_run(
@@ -62,7 +55,7 @@ pub async fn create_run(
     headers: HeaderMap,
     Json(req): Json<CreateRun>,
 ) -> ApiResult<Response> {
-    let key = idempotency_key(&headers)?;
+    let key = IdempotencyKey::from_headers(&headers)?.map(IdempotencyKey::into_string);
     let (run, created) = state.engine.create_run(req, &caller.actor, key).await?;
     let status = if created {
         StatusCode::CREATED
@@ -80,8 +73,9 @@ pub async fn create_run(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
-    /// At most this many runs, newest first (1..=1000, default 100).
-    pub limit: Option<i64>,
+    /// At most this many runs, newest first (default 100).
+    #[param(inline, nullable = false)]
+    pub limit: Option<Bounded<1, 1000>>,
 }
 
 /// Runs, newest first.
@@ -92,6 +86,7 @@ pub struct ListParams {
     params(ListParams),
     responses(
         (status = 200, description = "Runs", body = Vec<RunSummary>),
+        (status = 400, description = "Bad paging parameters", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
     )
 )]
@@ -99,7 +94,8 @@ pub async fn list_runs(
     State(state): State<AppState>,
     Query(p): Query<ListParams>,
 ) -> ApiResult<Json<Vec<RunSummary>>> {
-    Ok(Json(state.engine.runs(p.limit.unwrap_or(100)).await?))
+    let limit = p.limit.map_or(100, Bounded::get);
+    Ok(Json(state.engine.runs(limit).await?))
 }
 
 /// A run with its steps, backups, report and audit trail.
