@@ -433,6 +433,7 @@ pub struct RunOptions {
     pub import: ImportMode,
     /// upgrade-plan: the namespace Piraeus Operator v2 will run in (default: the controller's).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length = 63)]
     pub v2_namespace: Option<String>,
 }
 

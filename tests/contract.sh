@@ -73,7 +73,7 @@ wait_for() {
 api() { curl -fsS -H "Authorization: Bearer $TOKEN" "$@"; }
 wait_for 60 "/livez answer" curl -fsS -o /dev/null "$base/livez"
 
-log "runs to fuzz: a migration waiting for approval, one that succeeded (with backups), one that failed"
+log "runs to fuzz: a migration waiting for approval, one that succeeded (with backups), one that failed, an upgrade plan"
 python3 - "$base" "$TOKEN" >"$WORK/seeded.toml" <<'PY' || fail "the runs to fuzz did not come about"
 """Starts runs on the demo and prints a schemathesis config section with their ids.
 
@@ -96,8 +96,8 @@ def call(path, body=None):
         return json.load(res)
 
 
-def start(controller, want, **options):
-    run = call("/api/v1/runs", {"kind": "migrate", "controller": controller, "options": options})
+def start(controller, want, kind="migrate", **options):
+    run = call("/api/v1/runs", {"kind": kind, "controller": controller, "options": options})
     deadline = time.monotonic() + 120
     while (state := call(f"/api/v1/runs/{run['id']}")["state"]) in ("queued", "running"):
         assert time.monotonic() < deadline, f"run {run['id']} still {state} after 120 s"
@@ -112,14 +112,23 @@ def start(controller, want, **options):
 waiting = start("storage/linstor-controller", "waiting", approve_before_downtime=True)
 succeeded = start("piraeus-datastore/piraeus-op-cs", "succeeded")
 failed = start("piraeus-datastore/piraeus-op-cs", "failed")
+# a plan of the rest of the v1 -> v2 upgrade: the only kind of run that has one
+plan = start("piraeus-datastore/piraeus-op-cs", "succeeded", kind="upgrade-plan")
 backups = [b["id"] for b in call("/api/v1/backups")]
 assert backups, "the migration made no backup"
 print(f"""
 [dictionaries.runs]
-values = {json.dumps([waiting, succeeded, failed])}
+values = {json.dumps([waiting, succeeded, failed, plan])}
 
 [dictionaries.backups]
 values = {json.dumps(backups)}
+
+[dictionaries.plans]
+values = {json.dumps([plan])}
+
+[[operations]]
+include-path-regex = '^/api/v1/runs/[{{]id[}}]/upgrade-plan'
+parameters = {{ "path.id" = {{ dictionary = "plans", probability = 0.9 }} }}
 
 [[operations]]
 include-path-regex = '^/api/v1/runs/[{{]id[}}]'

@@ -2,7 +2,8 @@
 //! stateful phase of a fuzzer such as schemathesis) follows them from a new run to everything that
 //! can be done with it, from a list to its first item, and from a run to its backup. The targets
 //! are found in the document itself, so a new route under `/api/v1/runs/{id}` is linked without
-//! a change here.
+//! a change here; the upgrade plan's routes are not linked: only a run of kind `upgrade-plan` has
+//! a plan, and a link cannot say so.
 
 use utoipa::openapi::link::Link;
 use utoipa::openapi::path::{Operation, PathItem};
@@ -10,6 +11,8 @@ use utoipa::openapi::{OpenApi, RefOr};
 
 /// The run pages: every operation on the run and below it.
 const RUN: &str = "/api/v1/runs/{id}";
+/// The plan of an upgrade-plan run (and its downloads).
+const UPGRADE_PLAN: &str = "/api/v1/runs/{id}/upgrade-plan";
 const BACKUP: &str = "/api/v1/backups/{id}";
 
 /// Adds the links to `doc`.
@@ -69,6 +72,7 @@ fn targets(doc: &OpenApi, prefix: &str) -> Vec<String> {
         .paths
         .iter()
         .filter(|(path, _)| *path == prefix || path.starts_with(&below))
+        .filter(|(path, _)| !path.starts_with(UPGRADE_PLAN))
         .flat_map(|(_, item)| operations(item))
         .filter_map(|op| op.operation_id.clone())
         .collect()
@@ -123,6 +127,7 @@ mod tests {
             assert_eq!(links[op]["operationId"], op, "{links}");
             assert_eq!(links[op]["parameters"]["id"], "$response.body#/id");
         }
+        assert!(links.get("get_plan").is_none(), "{links}");
         let listed = &doc["paths"]["/api/v1/backups"]["get"]["responses"]["200"]["links"];
         assert_eq!(
             listed["download_backup"]["parameters"]["id"],
