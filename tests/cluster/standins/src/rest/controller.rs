@@ -1,7 +1,8 @@
 //! Follows the controller Deployment's pods in the API server and decides what the REST API
 //! answers from. A pod's database is fixed when the pod is first seen: the `linstor.toml` of the
 //! controller's ConfigMap at that moment (a running LINSTOR never rereads it), and the data loaded
-//! then (the controller loads its database once at start-up).
+//! then (the controller loads its database once at start-up). The Piraeus operator's CONTROLLER
+//! node of each controller pod is kept in [`super::registry`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -62,6 +63,8 @@ pub struct ControllerState {
     pub error_reports: Vec<ErrorReport>,
     /// The Deployment being followed, once found.
     pub deployment: Option<String>,
+    /// The operator's CONTROLLER nodes of the controller pods.
+    pub controller_nodes: super::registry::Registry,
 }
 
 /// What the API can answer from right now.
@@ -276,6 +279,8 @@ pub async fn follow(client: kube::Client, ctl: Controller, ns: String, name: Str
                 let uid = p.metadata.uid.unwrap_or_default();
                 ctl.update(|st| {
                     st.pods.remove(&uid);
+                    st.controller_nodes
+                        .gone(&uid, chrono::Utc::now().timestamp_millis());
                 });
             }
             Err(e) => eprintln!("watching controller pods: {e}"),
@@ -297,6 +302,10 @@ async fn observe(ctl: &Controller, loader: &Loader, p: Pod) {
         ctl.update(|st| {
             if let Some(pod) = st.pods.get_mut(&uid) {
                 pod.ready = ready;
+            }
+            if ready {
+                let now = chrono::Utc::now().timestamp_millis();
+                st.controller_nodes.ready(&uid, &name, now);
             }
         });
         return;
@@ -333,6 +342,10 @@ async fn observe(ctl: &Controller, loader: &Loader, p: Pod) {
         }
         if let Some(pod) = st.pods.get_mut(&uid) {
             pod.loaded = loaded;
+        }
+        if ready {
+            st.controller_nodes
+                .ready(&uid, &name, chrono::Utc::now().timestamp_millis());
         }
     });
 }

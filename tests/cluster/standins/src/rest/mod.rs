@@ -4,5 +4,6 @@
 //! controller loads its database once at start-up).
 
 pub mod controller;
+pub mod registry;
 pub mod server;
 pub mod view;

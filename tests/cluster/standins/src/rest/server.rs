@@ -100,8 +100,19 @@ async fn version(State(state): State<AppState>) -> Result<Json<ControllerVersion
     }))
 }
 
+/// The database's nodes and the operator's CONTROLLER nodes of the controller pods.
 async fn nodes(State(state): State<AppState>, Query(p): Query<Paging>) -> Result<Response, Unavailable> {
-    Ok(Json(page(running(&state)?.nodes.clone(), &p)).into_response())
+    let mut nodes = running(&state)?.nodes.clone();
+    let now = chrono::Utc::now().timestamp_millis();
+    let controllers = state
+        .controller
+        .state
+        .write()
+        .expect("controller state poisoned")
+        .controller_nodes
+        .listed(now);
+    nodes.extend(controllers);
+    Ok(Json(page(nodes, &p)).into_response())
 }
 
 async fn storage_pools(
