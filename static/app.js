@@ -72,7 +72,13 @@ function followRun(run) {
   const follow = document.getElementById("follow");
   const downtime = document.getElementById("downtime");
   const clock = document.getElementById("downtime-clock");
-  let lineNo = log.querySelectorAll(".ll").length;
+  // the page holds the log's tail: line numbers go on from its first line, and at most `limit`
+  // lines stay in the page (the oldest go as new ones arrive; the download has them all)
+  let shown = log.querySelectorAll(".ll").length;
+  let lineNo = Number(log.dataset.firstLine || 1) - 1 + shown;
+  const limit = Number(log.dataset.limit || 5000);
+  const hiddenNote = document.getElementById("log-hidden");
+  const hiddenCount = document.getElementById("log-hidden-count");
   let stick = true;
   let userScroll = false;
 
@@ -129,8 +135,7 @@ function followRun(run) {
     const ol = document.createElement("ol");
     ol.className = "log-lines";
     d.append(s, ol);
-    const note = log.querySelector(".log-note");
-    log.insertBefore(d, note);
+    log.appendChild(d);
     return d;
   }
 
@@ -162,7 +167,23 @@ function followRun(run) {
     g.querySelector(".log-lines").appendChild(li);
     const count = g.querySelector(".log-count");
     count.textContent = String(Number(count.textContent) + 1);
+    dropOldest();
     if (stick) toBottom();
+  }
+
+  function dropOldest() {
+    shown += 1;
+    while (shown > limit) {
+      const first = log.querySelector(".log-group");
+      const li = first.querySelector(".ll");
+      li.remove();
+      shown -= 1;
+      const count = first.querySelector(".log-count");
+      count.textContent = String(Number(count.textContent) - 1);
+      if (!first.querySelector(".ll")) first.remove();
+      hiddenCount.textContent = String(Number(hiddenCount.textContent) + 1);
+      hiddenNote.hidden = false;
+    }
   }
 
   function setStep(ev) {

@@ -725,3 +725,104 @@ async fn after_a_migration_the_v2_upgrade_plan_shows_checks_yaml_commands_and_do
     browser.close().await;
     app.stop().await;
 }
+
+/// What the page's log holds: lines in the page, the "earlier lines" count, the first and last
+/// line numbers, and whether the page is the one `mark` was called on (it reloads itself when the
+/// run's state changes).
+async fn log_window(browser: &Browser, mark: bool) -> Value {
+    let script = format!(
+        "if ({mark}) {{ window.__window_mark = true; }}
+         const lines = document.querySelectorAll('#log .ll');
+         const hidden = document.getElementById('log-hidden-count');
+         const state = document.getElementById('run-state');
+         return {{ marked: window.__window_mark === true, lines: lines.length,
+                  hidden: hidden ? Number(hidden.textContent) : -1,
+                  first: lines.length ? Number(lines[0].id.substring(1)) : 0,
+                  last: lines.length ? Number(lines[lines.length - 1].id.substring(1)) : 0,
+                  state: state ? state.textContent.trim() : '' }};"
+    );
+    browser.client.execute(&script, vec![]).await.unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_log_keeps_its_last_lines_in_the_page_as_new_ones_stream_in() {
+    let _one = ONE_BROWSER.lock().await;
+    // Arrange: a migration waiting for approval whose log already has 6,000 more lines
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let path = dir.path().to_path_buf();
+    let mut app = common::spawn_app_in(
+        &path,
+        EngineSettings::new(path.clone()),
+        common::settings(),
+        Arc::new(SimCluster::new(timing())),
+    )
+    .await;
+    app._dir = Some(dir);
+    let run = app
+        .start(
+            "migrate",
+            common::CONTROLLER,
+            json!({"approve_before_downtime": true}),
+        )
+        .await;
+    let id = run["id"].as_str().expect("run id").to_string();
+    app.wait_state(&id, "waiting").await;
+    let db = linstor_migrator::db::Db::open(&path).await.expect("the database");
+    let messages: Vec<String> = (0..6000).map(|i| format!("bulk line {i}.")).collect();
+    let lines: Vec<(&str, &str)> = messages.iter().map(|m| ("stdout", m.as_str())).collect();
+    db.append_lines(&id, None, &lines).await.expect("lines appended");
+    let browser = Browser::start().await;
+    sign_in(&browser, &app).await;
+    browser
+        .client
+        .goto(&app.url(&format!("/runs/{id}")))
+        .await
+        .expect("open the run");
+    let shown = log_window(&browser, false).await;
+    assert_eq!(shown["lines"], 5000, "{shown}");
+    let hidden = shown["hidden"].as_i64().unwrap();
+    assert!(hidden > 1000, "{shown}");
+    assert_eq!(shown["first"].as_i64(), Some(hidden + 1), "{shown}");
+    assert_eq!(shown["last"].as_i64(), Some(hidden + 5000), "{shown}");
+
+    // Act: the downtime begins; new lines stream into the page
+    let res = app
+        .post(&format!("/api/v1/runs/{id}/approve"), &json!({}))
+        .send()
+        .await
+        .expect("approve");
+    assert!(res.status().is_success(), "approve: {}", res.status());
+
+    // Assert: on one page load, lines arrived live and the oldest went: still 5,000 lines in
+    // the page, numbered on from the hidden ones
+    let deadline = Instant::now() + PATIENCE;
+    let mut mark_hidden: Option<i64> = None;
+    loop {
+        let w = log_window(&browser, false).await;
+        match mark_hidden {
+            Some(h0) if w["marked"] == true => {
+                let h = w["hidden"].as_i64().unwrap_or(-1);
+                if h > h0 {
+                    assert_eq!(w["lines"], 5000, "{w}");
+                    assert_eq!(w["first"].as_i64(), Some(h + 1), "{w}");
+                    assert_eq!(w["last"].as_i64(), Some(h + 5000), "{w}");
+                    break;
+                }
+            }
+            // a fresh page (the first one, or one reloaded on a state change) that shows the
+            // running run: mark it and remember how many lines it hid
+            _ if w["state"] == "running" && w["lines"] == 5000 => {
+                let marked = log_window(&browser, true).await;
+                mark_hidden = marked["hidden"].as_i64();
+            }
+            _ => mark_hidden = None,
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no line streamed into a page of the running run: {w}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser.close().await;
+    app.stop().await;
+}

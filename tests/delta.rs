@@ -183,3 +183,43 @@ async fn a_difference_the_delta_leaves_makes_the_verification_fall_back_to_the_t
             .any(|l| l.message.contains("falling back to linstor-database import-db"))
     );
 }
+
+#[tokio::test]
+async fn an_object_the_delta_cannot_attribute_to_a_row_makes_it_fall_back_to_the_tool() {
+    use linstor_migrator::cluster::{Cluster as _, K8sBackendObject};
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimCluster::new(SimTiming::instant());
+    let engine = engine(&dir, &sim).await;
+    let (run, _) = engine
+        .create_run(request(ImportMode::Delta, true), &Actor::new("test"), None)
+        .await
+        .unwrap();
+    assert_eq!(settle(&engine, &run.id).await.state, RunState::Waiting);
+    // after the pre-copy, somebody writes a node under a name that is not its key's SHA-256:
+    // LINSTOR would never find it, and the delta (which names objects by key) cannot remove it
+    let ghost = K8sBackendObject {
+        name: "not-the-sha-256-of-its-key".into(),
+        spec: serde_json::json!({"uuid": "0b7e5c1e-0000-4000-8000-000000000001", "node_name": "GHOST",
+            "node_dsp_name": "ghost", "node_flags": 0, "node_type": 2})
+        .as_object()
+        .unwrap()
+        .clone(),
+    };
+    sim.create_k8s_backend_object("nodes", "v1-31-1", "Nodes", &ghost)
+        .await
+        .unwrap();
+    engine.approve(&run.id, &Actor::new("test")).await.unwrap();
+    let done = settle(&engine, &run.id).await;
+    assert_eq!(done.state, RunState::Succeeded, "{:?}", done.error);
+    let report = done.report.import_report.expect("an import report");
+    let why = report.fallback.expect("a fallback");
+    assert!(why.contains("not named by their primary key"), "{why}");
+    assert!(why.contains("not-the-sha-256-of-its-key"), "{why}");
+    assert!(done.report.data_verification.expect("verified").is_equal());
+    // the fallback's tool import emptied the backend first: the ghost is gone
+    let nodes = sim
+        .list_k8s_backend_page("nodes", "v1-31-1", 1000, None)
+        .await
+        .unwrap();
+    assert!(nodes.objects.iter().all(|o| o.name != ghost.name));
+}

@@ -156,4 +156,24 @@ impl Db {
             .await?;
         rows.iter().map(event_from_row).collect()
     }
+
+    /// The last `limit` log lines of a run, oldest first, and how many log lines it has in all
+    /// (a page shows the tail of a long log, not its beginning).
+    pub async fn log_tail(&self, run_id: &str, limit: i64) -> DbResult<(Vec<EventRecord>, i64)> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "SELECT * FROM (SELECT * FROM events WHERE run_id = ? AND kind = 'log' ORDER BY seq DESC LIMIT ?) \
+             ORDER BY seq",
+        )
+        .bind(run_id)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE run_id = ? AND kind = 'log'")
+            .bind(run_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((rows.iter().map(event_from_row).collect::<DbResult<_>>()?, total))
+    }
 }

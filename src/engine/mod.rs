@@ -380,6 +380,12 @@ impl Engine {
             .await?)
     }
 
+    /// The last `limit` log lines of a run and its number of log lines.
+    pub async fn log_tail(&self, id: &str, limit: i64) -> EngineResult<(Vec<EventRecord>, i64)> {
+        self.record(id).await?;
+        Ok(self.inner.db.log_tail(id, limit.clamp(1, 10_000)).await?)
+    }
+
     /// Live events of a run (subscribe before reading history, then de-duplicate by `seq`).
     pub fn subscribe(&self, id: &str) -> broadcast::Receiver<EventRecord> {
         self.inner.bus.subscribe(id)

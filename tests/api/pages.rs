@@ -278,3 +278,33 @@ async fn run_page_actions_are_confirmed_and_audited() {
     let _: Option<Value> = None;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_long_log_shows_its_last_lines_with_their_numbers() {
+    let app = spawn_app().await;
+    let cookie = login(&app).await;
+    let run = app
+        .start("migrate", CONTROLLER, json!({"approve_before_downtime": true}))
+        .await;
+    let id = run["id"].as_str().unwrap();
+    app.wait_state(id, "waiting").await;
+    // 6,000 more lines, as a chatty tool would write them
+    let db = linstor_migrator::db::Db::open(&app.data_dir).await.unwrap();
+    let messages: Vec<String> = (0..6000).map(|i| format!("bulk line {i}.")).collect();
+    let lines: Vec<(&str, &str)> = messages.iter().map(|m| ("stdout", m.as_str())).collect();
+    db.append_lines(id, None, &lines).await.unwrap();
+    let total = app.engine.log_tail(id, 1).await.unwrap().1;
+    assert!(total > 6000);
+    let hidden = total - 5000;
+
+    let html = page(&app, &cookie, &format!("/runs/{id}")).await;
+    assert_eq!(html.matches(r#"<li class="ll "#).count(), 5000);
+    assert!(html.contains(&format!(r#"id="L{total}""#)));
+    assert!(html.contains(&format!(r#"id="L{}""#, hidden + 1)));
+    assert!(!html.contains(&format!(r#"id="L{hidden}""#)));
+    assert!(html.contains("bulk line 5999.") && !html.contains("bulk line 0."));
+    assert!(html.contains(&format!(
+        r#"<span id="log-hidden-count">{hidden}</span> earlier lines"#
+    )));
+    assert!(html.contains(&format!(r#"data-first-line="{}""#, hidden + 1)));
+}

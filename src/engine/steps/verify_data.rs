@@ -5,6 +5,10 @@
 //! controller refuses to start on them). With `options.verify = "tool"` the tool exports the
 //! backend again; every such re-export is kept as a backup of its own (purpose `verification`,
 //! `export-from-k8s[-N].json`; a recorded file is never replaced).
+//!
+//! After a delta import, a backend that differs, or holds objects the delta could not attribute
+//! to a row (misnamed), is not an error yet: the tool's import runs in its place within the same
+//! downtime, and the check is made again.
 
 use super::files::{copy_out, record, recorded, summarize};
 use super::tool::run_tool;
@@ -54,8 +58,16 @@ async fn tool_export(c: &mut StepCtx<'_>) -> Result<ExportSummary, StepError> {
     Ok(found)
 }
 
-/// The backend read directly; objects LINSTOR could not find are problems of their table.
-async fn direct_read(c: &StepCtx<'_>, expected: &ExportSummary) -> Result<ExportSummary, StepError> {
+/// What the verification found in the backend.
+struct Found {
+    summary: ExportSummary,
+    /// Objects whose name is not the SHA-256 of their primary key: LINSTOR would not find them
+    /// (only a direct read sees these).
+    misnamed: Vec<String>,
+}
+
+/// The backend read directly.
+async fn direct_read(c: &StepCtx<'_>, expected: &ExportSummary) -> Result<Found, StepError> {
     let version = expected
         .header
         .data_version
@@ -70,13 +82,28 @@ async fn direct_read(c: &StepCtx<'_>, expected: &ExportSummary) -> Result<Export
         started.elapsed().as_millis()
     ))
     .await?;
-    if !read.misnamed.is_empty() {
-        return Err(StepError::Failed(format!(
-            "objects in the k8s backend are not named by their primary key, so LINSTOR would not find them: {}",
-            read.misnamed.join(", ")
-        )));
-    }
-    Ok(read.summary)
+    Ok(Found {
+        summary: read.summary,
+        misnamed: read.misnamed,
+    })
+}
+
+/// The backend as `options.verify` says to read it.
+async fn read_found(c: &mut StepCtx<'_>, expected: &ExportSummary) -> Result<Found, StepError> {
+    Ok(match c.run.options.verify {
+        VerifyMode::Direct => direct_read(c, expected).await?,
+        VerifyMode::Tool => Found {
+            summary: tool_export(c).await?,
+            misnamed: Vec::new(),
+        },
+    })
+}
+
+fn misnamed_text(misnamed: &[String]) -> String {
+    format!(
+        "objects in the k8s backend are not named by their primary key, so LINSTOR would not find them: {}",
+        misnamed.join(", ")
+    )
 }
 
 fn report(cmp: &DataComparison) -> Vec<String> {
@@ -105,10 +132,7 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
         .await?
         .ok_or_else(|| StepError::Failed("the backup is not recorded".into()))?;
     let expected = summarize(data_dir.join(&backup.path)).await?;
-    let found = match c.run.options.verify {
-        VerifyMode::Direct => direct_read(c, &expected).await?,
-        VerifyMode::Tool => tool_export(c).await?,
-    };
+    let mut found = read_found(c, &expected).await?;
     // a controller refuses to start while Rollback objects are pending (linstor-server#357)
     let inventory = c.cluster().k8s_backend_inventory().await?;
     if inventory.rollback_objects > 0 {
@@ -117,18 +141,23 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
             inventory.rollback_objects
         )));
     }
-    let mut cmp = export::compare(&expected, &found);
+    let mut cmp = export::compare(&expected, &found.summary);
     let delta_ran = c
         .ctx
         .import_report
         .as_ref()
         .is_some_and(|r| r.delta.is_some() && r.fallback.is_none());
-    if !cmp.is_equal() && delta_ran {
-        // the delta import did not produce the export: the tool's import runs in its place, in
-        // the same downtime (over an emptied backend), and the check is made again
+    if delta_ran && (!cmp.is_equal() || !found.misnamed.is_empty()) {
+        // the delta import did not produce the export (or left objects it cannot attribute to a
+        // row): the tool's import runs in its place, in the same downtime (over an emptied
+        // backend, which takes every object with it), and the check is made again
+        let mut problems = report(&cmp);
+        if !found.misnamed.is_empty() {
+            problems.push(misnamed_text(&found.misnamed));
+        }
         let why = format!(
             "after the delta import the k8s backend differs: {}",
-            report(&cmp).join("; ")
+            problems.join("; ")
         );
         c.warn(&format!("{why}; falling back to linstor-database import-db"))
             .await?;
@@ -139,11 +168,11 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
             .import_report
             .get_or_insert_with(Default::default)
             .emptied_objects += emptied;
-        let again = match c.run.options.verify {
-            VerifyMode::Direct => direct_read(c, &expected).await?,
-            VerifyMode::Tool => tool_export(c).await?,
-        };
-        cmp = export::compare(&expected, &again);
+        found = read_found(c, &expected).await?;
+        cmp = export::compare(&expected, &found.summary);
+    }
+    if !found.misnamed.is_empty() {
+        return Err(StepError::Failed(misnamed_text(&found.misnamed)));
     }
     let equal = cmp.is_equal();
     for line in report(&cmp) {

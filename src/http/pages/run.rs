@@ -17,7 +17,8 @@ use crate::http::api::runs::Action;
 use crate::http::auth::{Caller, Flash};
 use crate::http::error::ApiError;
 
-/// Log lines rendered into the page; the script streams the rest.
+/// Log lines rendered into the page: the last ones (the script keeps at most as many, dropping
+/// the oldest as new ones stream in; the whole log is in the download).
 const PAGE_LOG_LINES: i64 = 5000;
 
 #[derive(Template)]
@@ -28,7 +29,10 @@ struct RunPage {
     log: Vec<LogGroup>,
     /// The stream continues after this event.
     after: i64,
-    log_truncated: bool,
+    /// Earlier log lines the page leaves out.
+    log_hidden: i64,
+    /// The page's line limit (the script's too).
+    log_limit: i64,
     report: ReportView,
     /// The plan of an upgrade-plan run.
     upgrade: Option<UpgradeView>,
@@ -37,14 +41,16 @@ struct RunPage {
 }
 
 pub async fn run_page(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> PageResult {
-    // the log before the run: events after `after` then only repeat what the page shows
-    let lines = state.engine.events(&id, 0, PAGE_LOG_LINES, true).await?;
+    // the log's tail: events after `after` then only repeat what the page shows
+    let (lines, total) = state.engine.log_tail(&id, PAGE_LOG_LINES).await?;
+    let hidden = total - lines.len() as i64;
     let run = state.engine.run(&id).await?;
     let after = lines.last().map_or(0, |l| l.seq);
     let page = RunPage {
         layout: Layout::new(&state, &caller, format!("Run {}", short_id(&run.id)), "runs"),
-        log_truncated: lines.len() as i64 >= PAGE_LOG_LINES,
-        log: log_groups(&lines),
+        log_hidden: hidden,
+        log_limit: PAGE_LOG_LINES,
+        log: log_groups(&lines, hidden as usize),
         after,
         report: report_view(&run),
         upgrade: run.report.upgrade_plan.as_ref().map(|p| upgrade_view(&run.id, p)),

@@ -262,7 +262,8 @@ pub struct LogGroup {
 
 /// Consecutive lines of the same step form a group (a step that runs again, after a resume,
 /// starts a new one). Every group is open; the reader collapses what they do not need.
-pub fn log_groups(lines: &[EventRecord]) -> Vec<LogGroup> {
+/// `lines` grouped by step; the first one is line `skipped + 1` of the log.
+pub fn log_groups(lines: &[EventRecord], skipped: usize) -> Vec<LogGroup> {
     let mut groups: Vec<(Option<StepName>, LogGroup)> = Vec::new();
     for (i, e) in lines.iter().enumerate() {
         if groups.last().is_none_or(|(step, _)| *step != e.step) {
@@ -279,7 +280,7 @@ pub fn log_groups(lines: &[EventRecord]) -> Vec<LogGroup> {
         }
         let (_, group) = groups.last_mut().expect("a group was pushed");
         group.lines.push(LogLine {
-            n: i + 1,
+            n: skipped + i + 1,
             time: e.at.format("%H:%M:%S%.3f").to_string(),
             iso: iso(&e.at),
             level: e.level.clone(),

@@ -16,6 +16,7 @@ mod suite;
 
 mod backup;
 mod crash;
+mod delta;
 mod guards;
 mod migrate;
 mod operator;

@@ -15,7 +15,7 @@ use super::suite::suite;
 pub(super) const RUN_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// The backup a run made before touching anything (not the verification export).
-async fn main_backup(svc: &Service, run: &Value) -> (Value, Vec<u8>, ExportDocument) {
+pub(super) async fn main_backup(svc: &Service, run: &Value) -> (Value, Vec<u8>, ExportDocument) {
     let id = run["report"]["backup_id"]
         .as_str()
         .expect("the run recorded its backup");

@@ -122,6 +122,35 @@ impl Service {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// `POST` without a body (an action such as `/api/v1/runs/{id}/approve`).
+    pub async fn post(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until the run is in `state`; returns it.
+    pub async fn wait_state(&self, id: &str, state: &str, timeout: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let run = self.run(id).await;
+            if run["state"] == state {
+                return run;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "run {id} not {state} after {timeout:?}: {run:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     pub async fn bytes(&self, path: &str) -> Vec<u8> {
         let r = self
             .http

@@ -13,7 +13,7 @@ pub const RELEASE_NS: &str = "linstor-migrator";
 /// The ClusterRoleBinding that gives the controllers' ServiceAccounts the k8s-backend rights.
 pub const K8S_BACKEND_BINDING: &str = "linstor-migrator-k8s-backend";
 /// One namespace per test; the chart binds the k8s-backend rights to `linstor-controller` in each.
-pub const NAMESPACES: [&str; 12] = [
+pub const NAMESPACES: [&str; 15] = [
     "piraeus-datastore",
     "e2e-rollback",
     "e2e-resume",
@@ -26,6 +26,9 @@ pub const NAMESPACES: [&str; 12] = [
     "e2e-crash-import",
     "e2e-crash-start",
     "e2e-upgrade",
+    "e2e-delta-equal",
+    "e2e-delta-changed",
+    "e2e-delta-fallback",
 ];
 
 /// The binaries under test.
