@@ -310,20 +310,26 @@ fn png_size(png: &[u8]) -> (u32, u32) {
     (be(&png[16..20]), be(&png[20..24]))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_migration_in_the_browser_streams_its_log_and_offers_the_backup() {
-    let _one = ONE_BROWSER.lock().await;
-    // Arrange: the server on a simulated cluster, and a browser
+/// The server on a simulated cluster with `timing`; its data directory lives as long as it.
+async fn app_on(timing: SimTiming) -> common::TestApp {
     let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
     let path = dir.path().to_path_buf();
     let mut app = common::spawn_app_in(
         &path,
         EngineSettings::new(path.clone()),
         common::settings(),
-        Arc::new(SimCluster::new(timing())),
+        Arc::new(SimCluster::new(timing)),
     )
     .await;
     app._dir = Some(dir);
+    app
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_in_the_browser_streams_its_log_and_offers_the_backup() {
+    let _one = ONE_BROWSER.lock().await;
+    // Arrange: the server on a simulated cluster, and a browser
+    let app = app_on(timing()).await;
     let browser = Browser::start().await;
     let c = &browser.client;
 
@@ -571,16 +577,7 @@ async fn sign_in(browser: &Browser, app: &common::TestApp) {
 async fn after_a_migration_the_v2_upgrade_plan_shows_checks_yaml_commands_and_downloads() {
     let _one = ONE_BROWSER.lock().await;
     // Arrange: a migration that succeeded on the simulated cluster, and a signed-in browser
-    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-    let path = dir.path().to_path_buf();
-    let mut app = common::spawn_app_in(
-        &path,
-        EngineSettings::new(path.clone()),
-        common::settings(),
-        Arc::new(SimCluster::new(SimTiming::instant())),
-    )
-    .await;
-    app._dir = Some(dir);
+    let app = app_on(SimTiming::instant()).await;
     let migrate = app.start("migrate", common::CONTROLLER, json!({})).await;
     let migrate_id = migrate["id"].as_str().expect("run id").to_string();
     app.wait_state(&migrate_id, "succeeded").await;
@@ -748,16 +745,7 @@ async fn log_window(browser: &Browser, mark: bool) -> Value {
 async fn a_long_log_keeps_its_last_lines_in_the_page_as_new_ones_stream_in() {
     let _one = ONE_BROWSER.lock().await;
     // Arrange: a migration waiting for approval whose log already has 6,000 more lines
-    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-    let path = dir.path().to_path_buf();
-    let mut app = common::spawn_app_in(
-        &path,
-        EngineSettings::new(path.clone()),
-        common::settings(),
-        Arc::new(SimCluster::new(timing())),
-    )
-    .await;
-    app._dir = Some(dir);
+    let app = app_on(timing()).await;
     let run = app
         .start(
             "migrate",
@@ -767,7 +755,9 @@ async fn a_long_log_keeps_its_last_lines_in_the_page_as_new_ones_stream_in() {
         .await;
     let id = run["id"].as_str().expect("run id").to_string();
     app.wait_state(&id, "waiting").await;
-    let db = linstor_migrator::db::Db::open(&path).await.expect("the database");
+    let db = linstor_migrator::db::Db::open(&app.data_dir)
+        .await
+        .expect("the database");
     let messages: Vec<String> = (0..6000).map(|i| format!("bulk line {i}.")).collect();
     let lines: Vec<(&str, &str)> = messages.iter().map(|m| ("stdout", m.as_str())).collect();
     db.append_lines(&id, None, &lines).await.expect("lines appended");

@@ -60,6 +60,21 @@ async fn migrate(import: ImportMode) -> (SimCluster, RunView) {
     (sim, run)
 }
 
+/// A delta run on a fresh simulated cluster, waiting for approval after step 4 (schema and
+/// pre-copy written).
+async fn waiting_delta_run() -> (tempfile::TempDir, SimCluster, Engine, RunView, RunView) {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimCluster::new(SimTiming::instant());
+    let engine = engine(&dir, &sim).await;
+    let (run, _) = engine
+        .create_run(request(ImportMode::Delta, true), &Actor::new("test"), None)
+        .await
+        .unwrap();
+    let waiting = settle(&engine, &run.id).await;
+    assert_eq!(waiting.state, RunState::Waiting);
+    (dir, sim, engine, run, waiting)
+}
+
 #[tokio::test]
 async fn the_delta_import_leaves_the_same_objects_as_the_tools_import() {
     let (tool_sim, tool_run) = migrate(ImportMode::Tool).await;
@@ -98,15 +113,7 @@ async fn the_delta_import_leaves_the_same_objects_as_the_tools_import() {
 
 #[tokio::test]
 async fn rows_changed_between_the_pre_copy_and_the_stop_are_carried_over() {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = SimCluster::new(SimTiming::instant());
-    let engine = engine(&dir, &sim).await;
-    let (run, _) = engine
-        .create_run(request(ImportMode::Delta, true), &Actor::new("test"), None)
-        .await
-        .unwrap();
-    let waiting = settle(&engine, &run.id).await;
-    assert_eq!(waiting.state, RunState::Waiting);
+    let (_dir, sim, engine, run, waiting) = waiting_delta_run().await;
     assert!(waiting.steps.iter().any(
         |s| s.name == StepName::PrepareTarget && s.message.as_deref().unwrap_or("").contains("pre-copy")
     ));
@@ -150,14 +157,7 @@ async fn rows_changed_between_the_pre_copy_and_the_stop_are_carried_over() {
 
 #[tokio::test]
 async fn a_difference_the_delta_leaves_makes_the_verification_fall_back_to_the_tool() {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = SimCluster::new(SimTiming::instant());
-    let engine = engine(&dir, &sim).await;
-    let (run, _) = engine
-        .create_run(request(ImportMode::Delta, true), &Actor::new("test"), None)
-        .await
-        .unwrap();
-    settle(&engine, &run.id).await;
+    let (_dir, sim, engine, run, _) = waiting_delta_run().await;
     // one row changes, and the delta's write of it gets lost
     sim.change_etcd_data(CR.0, CR.1, |doc| {
         let props = doc
@@ -187,14 +187,7 @@ async fn a_difference_the_delta_leaves_makes_the_verification_fall_back_to_the_t
 #[tokio::test]
 async fn an_object_the_delta_cannot_attribute_to_a_row_makes_it_fall_back_to_the_tool() {
     use linstor_migrator::cluster::{Cluster as _, K8sBackendObject};
-    let dir = tempfile::tempdir().unwrap();
-    let sim = SimCluster::new(SimTiming::instant());
-    let engine = engine(&dir, &sim).await;
-    let (run, _) = engine
-        .create_run(request(ImportMode::Delta, true), &Actor::new("test"), None)
-        .await
-        .unwrap();
-    assert_eq!(settle(&engine, &run.id).await.state, RunState::Waiting);
+    let (_dir, sim, engine, run, _) = waiting_delta_run().await;
     // after the pre-copy, somebody writes a node under a name that is not its key's SHA-256:
     // LINSTOR would never find it, and the delta (which names objects by key) cannot remove it
     let ghost = K8sBackendObject {

@@ -110,29 +110,20 @@ impl Service {
         self.spawn().await;
     }
 
-    pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
+    /// Sends `request` with the token; its status and JSON body (null when it has none).
+    async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
+        let r = request.bearer_auth(TOKEN).send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(self.http.get(format!("{}{path}", self.base))).await
+    }
+
     /// `POST` without a body (an action such as `/api/v1/runs/{id}/approve`).
     pub async fn post(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        self.send(self.http.post(format!("{}{path}", self.base))).await
     }
 
     /// Waits until the run is in `state`; returns it.
@@ -166,16 +157,8 @@ impl Service {
     /// `POST /api/v1/runs`; returns the status and the body.
     pub async fn start_run(&self, kind: &str, controller: &str, options: Value) -> (u16, Value) {
         let body = json!({"kind": kind, "controller": controller, "options": options});
-        let r = self
-            .http
-            .post(format!("{}/api/v1/runs", self.base))
-            .bearer_auth(TOKEN)
-            .json(&body)
-            .send()
+        self.send(self.http.post(format!("{}/api/v1/runs", self.base)).json(&body))
             .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
     }
 
     /// Starts a run and asserts 201; returns its id.
