@@ -124,11 +124,23 @@ async fn bench(sizes: Vec<(String, usize)>) -> anyhow::Result<()> {
             result.copy = result.copy.or(copy_out);
         }
         results.push(result);
+        // after every size, so that an interrupted run keeps what it measured
+        write_report(&results, started, &load_before, false)?;
     }
+    write_report(&results, started, &load_before, true)?;
+    Ok(())
+}
 
+/// Writes the report so far to `BENCH_REPORT`; prints it when `print`.
+fn write_report(
+    results: &[SizeResult],
+    started: chrono::DateTime<chrono::Utc>,
+    load_before: &str,
+    print: bool,
+) -> anyhow::Result<()> {
     let mut lines = vec![
         format!(
-            "Downtime benchmark, {} UTC, {}; load average {load_before} before, {} after.",
+            "Downtime benchmark, {} UTC, {}; load average {load_before} before, {} now.",
             started.format("%Y-%m-%d %H:%M"),
             machine::describe(),
             machine::load()
@@ -142,9 +154,11 @@ async fn bench(sizes: Vec<(String, usize)>) -> anyhow::Result<()> {
             .into(),
         String::new(),
     ];
-    lines.extend(report::markdown(&results));
+    lines.extend(report::markdown(results));
     let text = lines.join("\n") + "\n";
-    println!("\n{text}");
+    if print {
+        println!("\n{text}");
+    }
     if let Some(path) = std::env::var_os("BENCH_REPORT") {
         std::fs::write(&path, &text).with_context(|| format!("writing {path:?}"))?;
     }
