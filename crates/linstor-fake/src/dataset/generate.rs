@@ -149,8 +149,11 @@ pub fn plain() -> ExportDocument {
     })
 }
 
-fn generate(spec: &Spec<'_>) -> ExportDocument {
+/// The database `spec` describes.
+pub(super) fn generate(spec: &Spec<'_>) -> ExportDocument {
     let mut b = Builder::new(spec.seed);
+    // DRBD ports are 7000 + the resource's index: the range grows past 7999 with the resources
+    let tcp_ports = format!("7000-{}", 7999.max(7000 + spec.resources.saturating_sub(1)));
     let mut protected: Vec<String> = Vec::new();
     dataset_sec::defaults(&mut b);
     let cluster_id = b.rng.uuid();
@@ -168,7 +171,7 @@ fn generate(spec: &Spec<'_>) -> ExportDocument {
         ("netcom/SslConnector/type", "ssl"),
         ("DrbdOptions/auto-quorum", "io-error"),
         ("DrbdOptions/Net/max-buffers", "10000"),
-        ("TcpPortAutoRange", "7000-7999"),
+        ("TcpPortAutoRange", tcp_ports.as_str()),
         ("MinorNrAutoRange", "1000-49999"),
     ] {
         b.prop("/CTRL", k, v);

@@ -2,13 +2,15 @@
 //! real controller's REST API: tests/fixtures/linstor-1.33.3/dataset/export-etcd.json), and
 //! generated ones with satellites, storage pools and CSI volumes ([`piraeus`], [`plain`]) that
 //! follow what the real controller requires of a database (dataset-rules.txt) and have the
-//! recorded export's shape.
+//! recorded export's shape, and ones of a chosen size for benchmarks ([`sized`]).
 
 mod generate;
 mod nodes;
 mod security;
+mod sized;
 
 pub use generate::{PIRAEUS_NODES, piraeus, plain};
+pub use sized::sized;
 
 use linstor_model::export::ExportDocument;
 

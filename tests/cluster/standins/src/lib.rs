@@ -7,7 +7,8 @@
 //! database backend's CRDs and objects), [`dbtool`] (the `linstor-database` binary),
 //! [`rest`] (the `linstor-rest` binary), [`dataset`] (the etcd data the tests start from),
 //! [`operator`] (the `piraeus-operator` binary: Piraeus Operator v1's LinstorController reconciler),
-//! [`podfs`] (pod volumes on this machine, which KWOK does not materialise).
+//! [`podfs`] (pod volumes on this machine, which KWOK does not materialise), [`pace`] (the
+//! tool's recorded durations, for the downtime benchmark).
 
 pub mod backend;
 pub mod dataset;
@@ -15,6 +16,7 @@ pub mod dbtool;
 pub mod fault;
 pub mod javalog;
 pub mod operator;
+pub mod pace;
 pub mod podfs;
 pub mod rest;
 pub mod rooting;

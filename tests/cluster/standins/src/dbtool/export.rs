@@ -9,14 +9,22 @@ use super::{Job, file_exception, half, k8s, unreachable, write_file};
 use crate::backend::{self, SCHEMA_VERSION};
 use crate::fault::FaultKind;
 use crate::javalog::JavaException;
+use crate::pace;
 
 pub(super) async fn run(job: &mut Job<'_>) -> Result<(), JavaException> {
+    let started = std::time::Instant::now();
     let mut doc = match job.database {
         Database::Etcd { .. } => from_etcd(job)?,
         Database::K8s => from_k8s().await?,
         Database::H2 { .. } => empty("sql/h2"),
         Database::Sql { .. } => return Err(unreachable(job.database, "Connection refused")),
     };
+    let rows = doc.tables.iter().map(|t| t.data.len()).sum();
+    match job.database {
+        Database::Etcd { .. } => pace::rows(job.pace, |p| p.export_etcd_rows_per_s, rows, started).await,
+        Database::K8s => pace::rows(job.pace, |p| p.export_k8s_rows_per_s, rows, started).await,
+        _ => {}
+    }
     doc.linstor_version = job.env.version.clone();
     doc.export_timestamp_ms = chrono::Utc::now().timestamp_millis();
     if doc.exported_from == "sql/h2" {

@@ -11,6 +11,7 @@ use super::config::Database;
 use super::{Job, file_exception, k8s, unreachable};
 use crate::fault::FaultKind;
 use crate::javalog::JavaException;
+use crate::pace;
 
 /// How often a progress line is logged during a long import.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
@@ -85,7 +86,10 @@ fn check_version(export: &str, tool: &str) -> Result<(), JavaException> {
 async fn into_k8s(job: &mut Job<'_>, doc: &ExportDocument) -> Result<(), JavaException> {
     let client = k8s::connect().await?;
     job.log.info("Installing LINSTOR CRDs");
-    k8s::install_crds(&client).await?;
+    if k8s::install_crds(&client).await? > 0 {
+        // a fresh backend: the real tool creates the CRDs and runs its CRD migrations
+        pace::sleep(job.pace, |p| p.fresh_schema).await;
+    }
     k8s::write_schema_version(&client).await?;
     job.log.info("Deleting all existing data from the database");
     k8s::delete_all(&client).await?;
@@ -111,6 +115,7 @@ async fn into_k8s(job: &mut Job<'_>, doc: &ExportDocument) -> Result<(), JavaExc
             }
             k8s::create_rows(&client, table, chunk).await?;
             done += chunk.len();
+            pace::rows(job.pace, |p| p.import_k8s_rows_per_s, done, started).await;
             if last_progress.elapsed() >= PROGRESS_EVERY {
                 job.log.info(&format!("Imported {done} of {total} entries"));
                 last_progress = Instant::now();

@@ -54,30 +54,37 @@ pub async fn connect() -> Result<kube::Client, JavaException> {
     })
 }
 
-/// Creates or updates every CRD, then waits until all are Established.
-pub async fn install_crds(client: &kube::Client) -> Result<(), JavaException> {
+/// Creates or updates every CRD, then waits until all are Established; returns how many were
+/// new (a fresh backend: the real tool then also runs its CRD migrations).
+pub async fn install_crds(client: &kube::Client) -> Result<usize, JavaException> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crds = backend::all_crds();
-    let results: Vec<Result<(), JavaException>> = futures::stream::iter(crds.iter())
+    let results: Vec<Result<bool, JavaException>> = futures::stream::iter(crds.iter())
         .map(|crd| create_or_replace(&api, crd))
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
-    results.into_iter().collect::<Result<(), _>>()?;
+    let created = results
+        .into_iter()
+        .collect::<Result<Vec<bool>, _>>()?
+        .into_iter()
+        .filter(|new| *new)
+        .count();
     for crd in &crds {
         wait_established(&api, crd.metadata.name.as_deref().unwrap_or_default()).await?;
     }
-    Ok(())
+    Ok(created)
 }
 
+/// Returns whether the CRD was new.
 async fn create_or_replace(
     api: &Api<CustomResourceDefinition>,
     crd: &CustomResourceDefinition,
-) -> Result<(), JavaException> {
+) -> Result<bool, JavaException> {
     let name = crd.metadata.name.clone().unwrap_or_default();
     let what = format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}");
     match api.create(&PostParams::default(), crd).await {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(true),
         Err(kube::Error::Api(s)) if s.code == 409 => {
             let current = api.get(&name).await.map_err(|e| exception("GET", &what, &e))?;
             let mut updated = crd.clone();
@@ -85,7 +92,7 @@ async fn create_or_replace(
             api.replace(&name, &PostParams::default(), &updated)
                 .await
                 .map_err(|e| exception("PUT", &what, &e))?;
-            Ok(())
+            Ok(false)
         }
         Err(e) => Err(exception(
             "POST",

@@ -5,7 +5,8 @@
 //! Exit codes as the real tool: 0 success, **0 on bad arguments** (usage on stderr), 1 on an
 //! exception (Java stack trace on stderr, error report in `./logs`), 2 when `linstor.toml` does
 //! not parse or names an unknown scheme. 97 and 96 are the stand-in's own: an invalid fault list,
-//! and a state directory ([`running`]) it cannot record its start in.
+//! and a state directory ([`running`]) it cannot record its start in; 95 an invalid pacing
+//! ([`crate::pace`]).
 
 pub mod cli;
 pub mod config;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use crate::fault::{self, FaultKind, Operation};
 use crate::javalog::{JavaException, JavaLog};
+use crate::pace::{self, Pace};
 use crate::rooting::{self, rooted};
 use cli::{Invocation, Subcommand};
 use config::Database;
@@ -28,6 +30,8 @@ pub const ETCD_DATA_ENV: &str = "LINSTOR_STANDIN_ETCD_DATA";
 pub const EXIT_BAD_FAULT: i32 = 97;
 /// Exit code when the start cannot be recorded in `LINSTOR_STANDIN_STATE_DIR` (a test bug too).
 pub const EXIT_BAD_STATE_DIR: i32 = 96;
+/// Exit code for an invalid `LINSTOR_STANDIN_PACE` (a test bug too).
+pub const EXIT_BAD_PACE: i32 = 95;
 
 /// What the stand-in takes from its environment.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +51,8 @@ pub struct ToolEnv {
     /// `LINSTOR_STANDIN_STATE_DIR` (a local path, not rooted): where starts and live runs are
     /// recorded ([`running`]); unset: not recorded.
     pub state_dir: Option<PathBuf>,
+    /// `LINSTOR_STANDIN_PACE` as given ([`crate::pace`]).
+    pub pace: Option<String>,
 }
 
 impl ToolEnv {
@@ -61,6 +67,7 @@ impl ToolEnv {
             fault_file: var(fault::FAULT_FILE_ENV).map(PathBuf::from),
             workdir: PathBuf::from("."),
             state_dir: var(running::STATE_DIR_ENV).map(PathBuf::from),
+            pace: var(pace::PACE_ENV),
         }
     }
 }
@@ -74,6 +81,8 @@ pub(crate) struct Job<'a> {
     pub file_shown: &'a str,
     pub file: PathBuf,
     pub fault: Option<FaultKind>,
+    /// The real tool's durations, when asked for.
+    pub pace: Option<Pace>,
 }
 
 /// Runs the tool with `args` (without the program name); returns the exit code. With a state
@@ -139,6 +148,13 @@ async fn run_registered(args: &[String], env: &ToolEnv) -> i32 {
             return EXIT_BAD_FAULT;
         }
     };
+    let pace = match Pace::parse(env.pace.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("linstor-database stand-in: {e}");
+            return EXIT_BAD_PACE;
+        }
+    };
     if fault == Some(FaultKind::Usage) {
         eprint!("{}", cli::usage_text(None));
         return 0;
@@ -155,7 +171,9 @@ async fn run_registered(args: &[String], env: &ToolEnv) -> i32 {
             return 1;
         }
     };
-    match run_logged(command, &config_dir, &file, env, &mut log, fault).await {
+    // the JVM starts before anything touches a database
+    pace::sleep(pace, |p| p.start).await;
+    match run_logged(command, &config_dir, &file, env, &mut log, fault, pace).await {
         Ok(code) => code,
         Err(ex) => {
             log.report(&ex, command.class());
@@ -172,6 +190,7 @@ async fn run_logged(
     env: &ToolEnv,
     log: &mut JavaLog,
     fault: Option<FaultKind>,
+    pace: Option<Pace>,
 ) -> Result<i32, JavaException> {
     log.info("ErrorReporter DB first time init.");
     log.info("Log directory set to: './logs'");
@@ -212,6 +231,7 @@ async fn run_logged(
         file_shown: file,
         file: rooted(env.root.as_deref(), file),
         fault,
+        pace,
     };
     match command {
         Subcommand::ExportDb => export::run(&mut job).await?,

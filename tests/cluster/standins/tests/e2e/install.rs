@@ -15,6 +15,7 @@ use kube::Resource;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use linstor_standins::dataset::{self, Preset};
 use linstor_standins::dbtool::running::{self, STATE_DIR_ENV};
+use linstor_standins::pace::PACE_ENV;
 use linstor_standins::podfs::PodFs;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -59,6 +60,15 @@ impl ControllerPace {
         }
         out
     }
+}
+
+/// What an installation's etcd holds and how fast the stand-in tool runs: the shape's preset and
+/// no pacing unless given (the downtime benchmark gives both).
+#[derive(Debug, Clone, Default)]
+pub struct Contents {
+    pub etcd_data: Option<linstor_migrator::linstor::export::ExportDocument>,
+    /// `LINSTOR_STANDIN_PACE` of the migration pod's tool runs (`recorded`).
+    pub tool_pace: Option<String>,
 }
 
 pub struct Installation {
@@ -231,6 +241,17 @@ impl Installation {
     /// [`Installation::new`] with controller pods that start and stop at `pace` (Piraeus shape:
     /// the operator stand-in puts the annotations into the pod template).
     pub async fn with_pace(ns: &str, shape: Shape, replicas: i32, pace: ControllerPace) -> Installation {
+        Self::with_contents(ns, shape, replicas, pace, Contents::default()).await
+    }
+
+    /// [`Installation::with_pace`] with the given etcd data and tool pacing.
+    pub async fn with_contents(
+        ns: &str,
+        shape: Shape,
+        replicas: i32,
+        pace: ControllerPace,
+        contents: Contents,
+    ) -> Installation {
         let s: &Suite = suite();
         let client = admin_client().await;
         let dir = s.work.join(ns);
@@ -269,7 +290,8 @@ impl Installation {
 
         // what the migration pod's commands run with: the etcd data, faults, the controller's token
         let dataset = dir.join("etcd-data.json");
-        dataset::write(&dataset::generate(preset), &dataset).unwrap();
+        let etcd_data = contents.etcd_data.unwrap_or_else(|| dataset::generate(preset));
+        dataset::write(&etcd_data, &dataset).unwrap();
         let fault_file = dir.join("faults");
         let controller_kubeconfig = dir.join("controller.kubeconfig");
         s.write_token_kubeconfig(&controller_kubeconfig, &s.token(ns, "linstor-controller"), ns);
@@ -284,17 +306,17 @@ impl Installation {
             controller_kubeconfig.display().to_string(),
             standin_state.display().to_string(),
         );
-        let exec = objects::cluster_exec(
-            ns,
-            &dir.join("work"),
-            &[
-                ("LINSTOR_STANDIN_ETCD_DATA", &data),
-                ("LINSTOR_STANDIN_FAULT_FILE", &faults),
-                ("KUBECONFIG", &kubeconfig),
-                ("LINSTOR_STANDIN_VERSION", version),
-                (STATE_DIR_ENV, &state),
-            ],
-        );
+        let mut envs = vec![
+            ("LINSTOR_STANDIN_ETCD_DATA", data.as_str()),
+            ("LINSTOR_STANDIN_FAULT_FILE", &faults),
+            ("KUBECONFIG", &kubeconfig),
+            ("LINSTOR_STANDIN_VERSION", version),
+            (STATE_DIR_ENV, &state),
+        ];
+        if let Some(p) = &contents.tool_pace {
+            envs.push((PACE_ENV, p));
+        }
+        let exec = objects::cluster_exec(ns, &dir.join("work"), &envs);
         let execs: Api<DynamicObject> = Api::all_with(client.clone(), &kwok_cluster_exec());
         execs
             .patch(

@@ -20,42 +20,105 @@ fn seconds(a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {
     (b - a).num_milliseconds() as f64 / 1000.0
 }
 
-/// Reports the downtime of a finished migration: total (the run's `downtime`), each step, each
-/// `linstor-database` run, the controller's own start (its new pod created -> REST answers), and
-/// what is left: the service's overhead.
-pub fn report_downtime(
+/// One `linstor-database` run, as the timing wrapper recorded it (`Installation::tool_runs`).
+#[derive(Debug, Clone)]
+pub struct ToolRun {
+    pub command: String,
+    pub started: DateTime<Utc>,
+    pub ended: DateTime<Utc>,
+    pub exit: i32,
+}
+
+impl ToolRun {
+    /// Seconds of this run between `from` and `to`.
+    pub fn within(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+        seconds(self.started.max(from), self.ended.min(to)).max(0.0)
+    }
+}
+
+/// Every `linstor-database` run of the installation so far.
+pub fn tool_runs(inst: &Installation) -> Vec<ToolRun> {
+    std::fs::read_to_string(&inst.tool_runs)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let at = |i: usize| f.get(i)?.parse::<i64>().ok().map(DateTime::from_timestamp_nanos);
+            Some(ToolRun {
+                command: f.first()?.to_string(),
+                started: at(1)?,
+                ended: at(2)?,
+                exit: f.get(3)?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// A finished migration's downtime (stop begun -> controller ready, the run's `downtime`), split.
+#[derive(Debug, Clone)]
+pub struct Downtime {
+    pub started: DateTime<Utc>,
+    pub ended: DateTime<Utc>,
+    /// Every step: name, milliseconds, whether it is part of the downtime.
+    pub steps: Vec<(String, i64, bool)>,
+    /// The `linstor-database` runs that overlap the downtime.
+    pub tool_runs: Vec<ToolRun>,
+    /// The controller's own start: its new pod created -> its REST API answers.
+    pub controller_start: f64,
+    /// Its new pod created -> Ready (KWOK), when seen.
+    pub controller_pod_ready: Option<f64>,
+    pub controller_pod: String,
+}
+
+impl Downtime {
+    pub fn total(&self) -> f64 {
+        seconds(self.started, self.ended)
+    }
+
+    /// Seconds of `linstor-database` runs inside the downtime.
+    pub fn tool(&self) -> f64 {
+        self.tool_runs
+            .iter()
+            .map(|r| r.within(self.started, self.ended))
+            .sum()
+    }
+
+    /// What is neither the tool nor the controller's own start: the service's overhead.
+    pub fn overhead(&self) -> f64 {
+        self.total() - self.tool() - self.controller_start
+    }
+}
+
+/// The downtime of a finished migration: the run's `downtime`, its steps, the tool runs inside
+/// it and the controller's own start (its new pod created -> REST answers, from `clock` and the
+/// moments `rest_up_at` saw the REST stand-in come up).
+pub fn downtime(
     inst: &Installation,
     run: &Value,
     clock: &PodClock,
     rest_up_at: &Mutex<Vec<DateTime<Utc>>>,
-) {
-    let s = suite();
+) -> Downtime {
     let down = &run["downtime"];
-    let (down_start, down_end) = (
+    let (started, ended) = (
         observe::parse_time(&down["started_at"]),
         observe::parse_time(&down["ended_at"]),
     );
-    let total = seconds(down_start, down_end);
-    s.report(&format!(
-        "test 1 downtime: {total:.3} s (stop begun {down_start} -> controller ready {down_end})"
-    ));
-    for step in run["steps"].as_array().unwrap() {
-        s.report(&format!(
-            "  step {:<17} {:>7} ms{}",
-            step["name"].as_str().unwrap(),
-            step["duration_ms"].as_i64().unwrap_or(0),
-            if step["downtime"] == true {
-                "  (downtime)"
-            } else {
-                ""
-            }
-        ));
-    }
-    let tools = inst.tool_runs();
-    let tool_total: f64 = tools.iter().map(|(_, secs, _)| secs).sum();
-    for (cmd, secs, rc) in &tools {
-        s.report(&format!("  linstor-database {cmd}: {secs:.3} s (exit {rc})"));
-    }
+    let steps = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| {
+            (
+                step["name"].as_str().unwrap().to_string(),
+                step["duration_ms"].as_i64().unwrap_or(0),
+                step["downtime"] == true,
+            )
+        })
+        .collect();
+    let tool_runs = tool_runs(inst)
+        .into_iter()
+        .filter(|r| r.within(started, ended) > 0.0)
+        .collect();
     let start_step = step_json(run, "start_controller");
     let start_begun = observe::parse_time(&start_step["started_at"]);
     let (pod, appeared, ready) = clock
@@ -67,17 +130,61 @@ pub fn report_downtime(
         .iter()
         .copied()
         .find(|t| *t >= appeared)
-        .unwrap_or(down_end);
-    let controller_start = seconds(appeared, up);
+        .unwrap_or(ended);
+    Downtime {
+        started,
+        ended,
+        steps,
+        tool_runs,
+        controller_start: seconds(appeared, up),
+        controller_pod_ready: ready.map(|r| seconds(appeared, r)),
+        controller_pod: pod,
+    }
+}
+
+/// Reports the downtime of a finished migration: total (the run's `downtime`), each step, each
+/// `linstor-database` run inside it, the controller's own start (its new pod created -> REST
+/// answers), and what is left: the service's overhead.
+pub fn report_downtime(
+    inst: &Installation,
+    run: &Value,
+    clock: &PodClock,
+    rest_up_at: &Mutex<Vec<DateTime<Utc>>>,
+) {
+    let s = suite();
+    let d = downtime(inst, run, clock, rest_up_at);
     s.report(&format!(
-        "  controller start: {controller_start:.3} s (pod {pod} created -> Ready {} s -> REST answers)",
-        ready
-            .map(|r| format!("{:.3}", seconds(appeared, r)))
+        "test 1 downtime: {:.3} s (stop begun {} -> controller ready {})",
+        d.total(),
+        d.started,
+        d.ended
+    ));
+    for (name, ms, in_downtime) in &d.steps {
+        s.report(&format!(
+            "  step {name:<17} {ms:>7} ms{}",
+            if *in_downtime { "  (downtime)" } else { "" }
+        ));
+    }
+    for r in &d.tool_runs {
+        s.report(&format!(
+            "  linstor-database {}: {:.3} s (exit {})",
+            r.command,
+            seconds(r.started, r.ended),
+            r.exit
+        ));
+    }
+    s.report(&format!(
+        "  controller start: {:.3} s (pod {} created -> Ready {} s -> REST answers)",
+        d.controller_start,
+        d.controller_pod,
+        d.controller_pod_ready
+            .map(|r| format!("{r:.3}"))
             .unwrap_or_else(|| "?".into())
     ));
-    let overhead = total - tool_total - controller_start;
     s.report(&format!(
-        "  overhead outside linstor-database ({tool_total:.3} s) and the controller's start: {overhead:.3} s (goal <= 2 s)"
+        "  overhead outside linstor-database ({:.3} s) and the controller's start: {:.3} s (goal <= 2 s)",
+        d.tool(),
+        d.overhead()
     ));
     let switch = step_json(run, "switch")["duration_ms"].as_i64().unwrap_or(0);
     s.report(&format!("    of which switch (waiting for the operator to render the ConfigMap, stand-in delay 1.5 s): {switch} ms"));
@@ -128,66 +235,97 @@ pub async fn copy_out(inst: &Installation, run: &Value) {
     let big = inst.backup_dir.join("big.bin");
     let block: Vec<u8> = (0..1024 * 1024).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(&big, block.repeat(64)).unwrap();
+    let files = [inst.backup_dir.join("backup-before-migration.json"), big];
+    for file in &files {
+        let t = copy_times(inst, &pod, file).await;
+        s.report(&format!(
+            "  {} ({} bytes), best of 3: service exec+cat {:.3} s = {:.1} MiB/s; the same with a 256 KiB \
+             pipe {:.3} s = {:.1} MiB/s; kubectl cp {:.3} s = {:.1} MiB/s",
+            file.file_name().unwrap().to_string_lossy(),
+            t.bytes,
+            t.service,
+            t.mib_per_s(t.service),
+            t.wide_pipe,
+            t.mib_per_s(t.wide_pipe),
+            t.kubectl,
+            t.mib_per_s(t.kubectl)
+        ));
+    }
+}
+
+/// Seconds to copy one file out of a pod, best of 3 each.
+#[derive(Debug, Clone, Copy)]
+pub struct CopyTimes {
+    pub bytes: u64,
+    /// The service's own copy code (`KubeCluster::copy_from_pod`).
+    pub service: f64,
+    /// The same exec `cat` with a 256 KiB stdout pipe instead of kube-rs's 1 KiB.
+    pub wide_pipe: f64,
+    /// `kubectl cp`.
+    pub kubectl: f64,
+}
+
+impl CopyTimes {
+    pub fn mib_per_s(&self, secs: f64) -> f64 {
+        self.bytes as f64 / 1048576.0 / secs
+    }
+}
+
+/// Copies `file` (a path in container `migration` of `pod`, which KWOK's exec runs on this
+/// machine) out three times each way, with the service's credentials; returns the best times.
+pub async fn copy_times(inst: &Installation, pod: &str, file: &std::path::Path) -> CopyTimes {
+    let s = suite();
     let kc = kube::config::Kubeconfig::read_from(&s.service_kubeconfig).unwrap();
     let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
         .await
         .unwrap();
     let cluster = KubeCluster::from_config(config, KubeOptions::default()).unwrap();
-    let files = [inst.backup_dir.join("backup-before-migration.json"), big];
-    for file in &files {
-        let path = file.display().to_string();
-        let bytes = std::fs::metadata(file).unwrap().len() as f64;
-        let mut ours = Vec::new();
-        let mut theirs = Vec::new();
-        let mut wide = Vec::new();
-        for i in 0..3 {
-            let dest = inst.dir.join(format!("copy-{i}"));
-            let t = std::time::Instant::now();
-            let mut out = tokio::fs::File::create(&dest).await.unwrap();
-            let n = cluster
-                .copy_from_pod(&inst.ns, &pod, "migration", &path, &mut out)
-                .await
-                .unwrap();
-            tokio::io::AsyncWriteExt::flush(&mut out).await.unwrap();
-            ours.push(t.elapsed().as_secs_f64());
-            assert_eq!(n as f64, bytes);
+    let path = file.display().to_string();
+    let bytes = std::fs::metadata(file).unwrap().len();
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    let mut wide = Vec::new();
+    for i in 0..3 {
+        let dest = inst.dir.join(format!("copy-{i}"));
+        let t = std::time::Instant::now();
+        let mut out = tokio::fs::File::create(&dest).await.unwrap();
+        let n = cluster
+            .copy_from_pod(&inst.ns, pod, "migration", &path, &mut out)
+            .await
+            .unwrap();
+        tokio::io::AsyncWriteExt::flush(&mut out).await.unwrap();
+        ours.push(t.elapsed().as_secs_f64());
+        assert_eq!(n, bytes);
 
-            let dest = inst.dir.join(format!("big-pipe-{i}"));
-            let t = std::time::Instant::now();
-            let n = exec_cat(cluster.client(), &inst.ns, &pod, &path, &dest, 256 * 1024).await;
-            wide.push(t.elapsed().as_secs_f64());
-            assert_eq!(n as f64, bytes);
+        let dest = inst.dir.join(format!("big-pipe-{i}"));
+        let t = std::time::Instant::now();
+        let n = exec_cat(cluster.client(), &inst.ns, pod, &path, &dest, 256 * 1024).await;
+        wide.push(t.elapsed().as_secs_f64());
+        assert_eq!(n, bytes);
 
-            let dest = inst.dir.join(format!("kubectl-cp-{i}"));
-            let t = std::time::Instant::now();
-            let status = tokio::process::Command::new(&s.kubectl)
-                .env("KUBECONFIG", &s.service_kubeconfig)
-                .args(["cp", "-c", "migration", &format!("{}/{pod}:{path}", inst.ns)])
-                .arg(&dest)
-                .output()
-                .await
-                .unwrap();
-            theirs.push(t.elapsed().as_secs_f64());
-            assert!(
-                status.status.success(),
-                "kubectl cp: {}",
-                String::from_utf8_lossy(&status.stderr)
-            );
-            assert_eq!(std::fs::metadata(&dest).unwrap().len() as f64, bytes);
-        }
-        let best = |v: &[f64]| v.iter().copied().fold(f64::MAX, f64::min);
-        s.report(&format!(
-            "  {} ({} bytes), best of 3: service exec+cat {:.3} s = {:.1} MiB/s; the same with a 256 KiB \
-             pipe {:.3} s = {:.1} MiB/s; kubectl cp {:.3} s = {:.1} MiB/s",
-            file.file_name().unwrap().to_string_lossy(),
-            bytes as i64,
-            best(&ours),
-            mib(bytes, best(&ours)),
-            best(&wide),
-            mib(bytes, best(&wide)),
-            best(&theirs),
-            mib(bytes, best(&theirs))
-        ));
+        let dest = inst.dir.join(format!("kubectl-cp-{i}"));
+        let t = std::time::Instant::now();
+        let status = tokio::process::Command::new(&s.kubectl)
+            .env("KUBECONFIG", &s.service_kubeconfig)
+            .args(["cp", "-c", "migration", &format!("{}/{pod}:{path}", inst.ns)])
+            .arg(&dest)
+            .output()
+            .await
+            .unwrap();
+        theirs.push(t.elapsed().as_secs_f64());
+        assert!(
+            status.status.success(),
+            "kubectl cp: {}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+        assert_eq!(std::fs::metadata(&dest).unwrap().len(), bytes);
+    }
+    let best = |v: &[f64]| v.iter().copied().fold(f64::MAX, f64::min);
+    CopyTimes {
+        bytes,
+        service: best(&ours),
+        wide_pipe: best(&wide),
+        kubectl: best(&theirs),
     }
 }
 

@@ -96,6 +96,12 @@ impl Service {
         .await;
     }
 
+    /// The process id of the running service.
+    #[allow(dead_code)] // the downtime benchmark reads its peak memory
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
     /// SIGKILL, as an OOM kill or a node failure would.
     pub async fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
