@@ -219,6 +219,15 @@ mod tests {
         // a run that is still alive (an export left hanging by a dropped exec)
         let hanging = Killed(Command::new("sleep").arg("30").spawn().unwrap());
         let hanging_id = ProcessId::of(hanging.0.id()).unwrap().unwrap();
+        // until its exec is done, its command line can read empty (as a zombie's does)
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !std::fs::read(format!("/proc/{}/cmdline", hanging_id.pid))
+            .unwrap_or_default()
+            .starts_with(b"sleep")
+        {
+            assert!(std::time::Instant::now() < deadline, "sleep did not start");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let left = RunningTool {
             process: hanging_id,
             args: args(&["export-db", "/backup/b.json"]),
