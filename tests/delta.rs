@@ -153,6 +153,34 @@ async fn rows_changed_between_the_pre_copy_and_the_stop_are_carried_over() {
     assert!(report.fallback.is_none());
     let verification = done.report.data_verification.expect("verified");
     assert!(verification.is_equal());
+    // planned against the pre-copy export, which is no backup and is gone after the import
+    let logs = engine.events(&run.id, 0, 10_000, true).await.unwrap();
+    assert!(
+        logs.iter().any(|l| l
+            .message
+            .starts_with("delta (against the pre-copy): 1 created, 1 changed, 1 removed")),
+        "{:?}",
+        logs.iter().map(|l| &l.message).collect::<Vec<_>>()
+    );
+    assert!(!precopy_file(&_dir, &run.id).exists());
+}
+
+fn precopy_file(dir: &tempfile::TempDir, run: &str) -> std::path::PathBuf {
+    dir.path().join("backups").join(run).join("precopy.json")
+}
+
+#[tokio::test]
+async fn the_pre_copy_export_is_kept_until_the_import_and_deleted_by_a_rollback_before_it() {
+    let (dir, _sim, engine, run, _) = waiting_delta_run().await;
+    assert!(precopy_file(&dir, &run.id).is_file(), "kept for the delta's plan");
+    engine.cancel(&run.id, &Actor::new("test")).await.unwrap();
+    let done = settle(&engine, &run.id).await;
+    assert!(
+        matches!(done.state, RunState::Cancelled | RunState::RolledBack),
+        "{:?}",
+        done.state
+    );
+    assert!(!precopy_file(&dir, &run.id).exists(), "not a backup");
 }
 
 #[tokio::test]

@@ -186,6 +186,9 @@ pub trait Cluster: Send + Sync + 'static {
     async fn list_helm_release_secrets(&self, ns: &str) -> ClusterResult<Vec<Secret>>;
     /// What the `k8s` backend holds (CRDs of group `internal.linstor.linbit.com`).
     async fn k8s_backend_inventory(&self) -> ClusterResult<K8sBackendInventory>;
+    /// How many `Rollback` objects the `k8s` backend holds (0 without its CRD): what a
+    /// controller refuses to start on. Two requests, whatever the backend's size.
+    async fn k8s_backend_rollback_objects(&self) -> ClusterResult<u64>;
     /// A page of the objects of one backend table (`plural`, e.g. `nodes`, in CRD `version`,
     /// e.g. `v1-31-1`); a table whose CRD does not exist is empty.
     async fn list_k8s_backend_page(

@@ -49,6 +49,10 @@ pub struct RunContext {
     pub started_at_ms: Option<i64>,
     /// The import ran (possibly partially): data in the `k8s` backend to report on rollback.
     pub import_started: bool,
+    /// The pre-copy export (relative to the data directory) whose rows step 4 wrote into the
+    /// `k8s` backend: the delta import plans against it instead of reading the backend inside
+    /// the downtime (the verification reads it after). Deleted by the import.
+    pub precopy_file: Option<String>,
     pub k8s_backend_after_rollback: Option<K8sBackendInventory>,
     /// Helm release drift (`cluster::helm::HelmDrift` as JSON).
     #[schema(value_type = Option<Object>)]

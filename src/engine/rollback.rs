@@ -302,6 +302,10 @@ async fn restore_etcd(
 async fn finish(rb: &Rollback<'_>, cause: &str, url: Option<String>) -> anyhow::Result<()> {
     let run = rb.run;
     let mut ctx = RunContext::parse(&run.context).ok();
+    super::steps::remove_precopy(&rb.inner.settings.data_dir, &run.id).await;
+    if let Some(ctx) = ctx.as_mut() {
+        ctx.precopy_file = None;
+    }
     if let Some(ctx) = ctx.as_mut()
         && (ctx.import_started || run.switch_requested)
     {

@@ -380,13 +380,14 @@ pub(super) fn rest_of_steps(
 }
 
 /// Deletes the migration pod and target ConfigMap of a run (names derived from the run, so this
-/// works even when the context is lost).
+/// works even when the context is lost), and its pre-copy export.
 pub(super) async fn remove_own_objects(
     inner: &Inner,
     log: &RunLog,
     run: &RunRecord,
     context: &serde_json::Value,
 ) {
+    steps::remove_precopy(&inner.settings.data_dir, &run.id).await;
     let ctx = RunContext::parse(context).unwrap_or_default();
     let controller = ctx
         .controller

@@ -144,6 +144,14 @@ impl Cluster for CrashingCluster {
         around!(self, "k8s_backend_inventory", self.sim.k8s_backend_inventory())
     }
 
+    async fn k8s_backend_rollback_objects(&self) -> ClusterResult<u64> {
+        around!(
+            self,
+            "k8s_backend_rollback_objects",
+            self.sim.k8s_backend_rollback_objects()
+        )
+    }
+
     async fn list_k8s_backend_page(
         &self,
         plural: &str,

@@ -16,6 +16,8 @@ const BACKEND_GROUP: &str = "internal.linstor.linbit.com";
 const VERSION_KIND: &str = "LinstorVersion";
 const VERSION_OBJECT: &str = "version";
 const ROLLBACK_KIND: &str = "Rollback";
+/// The CRD of the `Rollback` objects (LINSTOR 1.33.3, `fixtures/linstor-1.33.3/k8s/crds.yaml`).
+const ROLLBACK_CRD: &str = "rollback.internal.linstor.linbit.com";
 /// How many CRDs are counted at once (LINSTOR 1.33 has about 45).
 const CONCURRENT_COUNTS: usize = 8;
 
@@ -104,6 +106,28 @@ async fn schema_version(client: &kube::Client, crd: &BackendCrd) -> ClusterResul
 
 fn version_of(object: &DynamicObject) -> Option<i64> {
     object.data.get("spec")?.get("version")?.as_i64()
+}
+
+/// Counts the objects of the `Rollback` CRD only (absent CRD: none), in the version it stores.
+pub(super) async fn k8s_backend_rollback_objects(client: &kube::Client) -> ClusterResult<u64> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = match get_optional(&api, ROLLBACK_CRD).await {
+        Ok(crd) => crd,
+        Err(e) if is_not_found(&e) => None,
+        Err(e) => {
+            return Err(map_kube_error(
+                "get",
+                "CustomResourceDefinition",
+                "",
+                ROLLBACK_CRD,
+                e,
+            ));
+        }
+    };
+    match crd.as_ref().and_then(backend_crd) {
+        Some(crd) => count_objects(client, &crd).await,
+        None => Ok(0),
+    }
 }
 
 /// Lists the backend's CRDs and counts their objects.

@@ -169,6 +169,10 @@ impl Cluster for KubeCluster {
         inventory::k8s_backend_inventory(&self.client).await
     }
 
+    async fn k8s_backend_rollback_objects(&self) -> ClusterResult<u64> {
+        inventory::k8s_backend_rollback_objects(&self.client).await
+    }
+
     async fn list_k8s_backend_page(
         &self,
         plural: &str,

@@ -112,6 +112,10 @@ impl Cluster for SimCluster {
         })
     }
 
+    async fn k8s_backend_rollback_objects(&self) -> ClusterResult<u64> {
+        Ok(self.lock().k8s.rollback_objects() as u64)
+    }
+
     async fn list_k8s_backend_page(
         &self,
         plural: &str,

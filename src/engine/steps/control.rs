@@ -202,7 +202,8 @@ pub(in crate::engine) async fn wait_started(
             }
             Err(_) => {
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(2));
+                // a short cap: the downtime ends when it answers, not at the next doubling
+                delay = (delay * 2).min(Duration::from_millis(200));
             }
         }
     }

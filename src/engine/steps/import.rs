@@ -3,9 +3,10 @@
 //!   under the tool guard (it truncates, then creates one object per row, serially). A backend
 //!   that holds data (what an interrupted import left) is emptied by this service first: the
 //!   tool's truncate fails half-way on large tables.
-//! - `options.import = "delta"`: the backend (schema and pre-copy in place since step 4) is read
-//!   directly, compared with the export row by row, and only the rows that differ are written;
-//!   step 8 falls back to the tool when the result is not equal.
+//! - `options.import = "delta"`: the export is compared row by row with what the backend holds
+//!   (schema and pre-copy in place since step 4: the pre-copy export; after an interrupted
+//!   attempt, the backend read directly), and only the rows that differ are written; step 8
+//!   reads the backend and falls back to the tool when the result is not equal.
 //!
 //! With automatic rollback on, the switch to `k8s` is asked for at the same time, so that the
 //! operator's asynchronous re-render overlaps the import instead of adding to the downtime; the
@@ -13,12 +14,15 @@
 //! original URL. Without automatic rollback the switch waits for the verification: a person who
 //! starts the controller by hand after a failure must get the old database, not partial data.
 
+use std::path::PathBuf;
+
 use super::delta;
 use super::files::{recorded, summarize};
 use super::prepare_target::empty_backend;
 use super::tool::{backup_file, backup_name, run_tool};
 use super::{StepCtx, StepError, StepResult};
 use crate::engine::context::ImportReport;
+use crate::linstor::export::ExportSummary;
 use crate::linstor::schema;
 use crate::model::ImportMode;
 
@@ -31,21 +35,52 @@ pub(super) async fn tool_import(c: &StepCtx<'_>) -> Result<u64, StepError> {
     Ok(emptied)
 }
 
+/// What the backend holds, for the delta's plan: on a first attempt, the pre-copy export step 4
+/// wrote (nothing else writes the backend since: the controller runs on etcd until the switch,
+/// and the verification reads the backend anyway); after an interrupted attempt, the backend
+/// itself. Also the export itself, both read at once.
+async fn plan_inputs(
+    c: &mut StepCtx<'_>,
+    path: PathBuf,
+    resumed: bool,
+) -> Result<(ExportSummary, ExportSummary, &'static str), StepError> {
+    let precopy = c.ctx.precopy_file.take();
+    if let Some(rel) = &precopy {
+        c.save().await?;
+        let file = c.inner.settings.data_dir.join(rel);
+        if !resumed {
+            let both = tokio::try_join!(summarize(path), summarize(file.clone()));
+            let _ = tokio::fs::remove_file(&file).await;
+            let (expected, found) = both?;
+            return Ok((expected, found, "against the pre-copy"));
+        }
+        let _ = tokio::fs::remove_file(&file).await;
+    }
+    let expected = summarize(path).await?;
+    let version = data_version(&expected);
+    let found = super::backend::read(c.inner.cluster.clone(), &version).await?;
+    Ok((expected, found.summary, "against the backend read"))
+}
+
+fn data_version(summary: &ExportSummary) -> String {
+    summary
+        .header
+        .data_version
+        .clone()
+        .unwrap_or_else(|| schema::DATA_VERSION.to_string())
+}
+
 /// Only the rows that differ from the backup.
-async fn delta_import(c: &mut StepCtx<'_>) -> Result<String, StepError> {
+async fn delta_import(c: &mut StepCtx<'_>, resumed: bool) -> Result<String, StepError> {
     let backup = recorded(c, backup_name(c.run.kind))
         .await?
         .ok_or_else(|| StepError::Failed("the backup is not recorded".into()))?;
     let path = c.inner.settings.data_dir.join(&backup.path);
-    let expected = summarize(path.clone()).await?;
-    let version = expected
-        .header
-        .data_version
-        .clone()
-        .unwrap_or_else(|| schema::DATA_VERSION.to_string());
     let started = std::time::Instant::now();
-    let found = super::backend::read(c.inner.cluster.clone(), &version).await?;
-    let plan = delta::plan(&expected, &found.summary);
+    let (expected, found, how) = plan_inputs(c, path.clone(), resumed).await?;
+    let version = data_version(&expected);
+    let plan = delta::plan(&expected, &found);
+    drop((expected, found));
     if !plan.unsupported.is_empty() {
         c.warn(&format!(
             "tables without a primary key differ and cannot be written row by row: {}; the verification will \
@@ -56,7 +91,7 @@ async fn delta_import(c: &mut StepCtx<'_>) -> Result<String, StepError> {
     }
     let counts = delta::apply(c.inner.cluster.clone(), path, &version, plan).await?;
     let message = format!(
-        "delta: {} created, {} changed, {} removed in {} ms",
+        "delta ({how}): {} created, {} changed, {} removed in {} ms",
         counts.created,
         counts.changed,
         counts.removed,
@@ -73,6 +108,7 @@ async fn delta_import(c: &mut StepCtx<'_>) -> Result<String, StepError> {
 /// Step 7.
 pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
     // recorded first: from here on the k8s backend may hold (partial) data
+    let resumed = c.ctx.import_started;
     c.ctx.import_started = true;
     c.save().await?;
     let mode = c.run.options.import;
@@ -94,6 +130,6 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
                 "imported into the k8s backend".to_string()
             })
         }
-        ImportMode::Delta => delta_import(c).await,
+        ImportMode::Delta => delta_import(c, resumed).await,
     }
 }

@@ -37,6 +37,7 @@ use crate::model::StepName;
 
 pub use preflight::{k8s_backend_rules, own_rules};
 pub(super) use prepare_pod::remove_migration_objects;
+pub(super) use prepare_target::remove_precopy;
 
 /// Why a step did not succeed.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,9 @@
 //! (etcd is only read); an import of that export's header with no rows makes the tool create and
 //! migrate the schema (CRDs, `LinstorVersion`), its fixed ~35 s; and with
 //! `options.import = "delta"` that export's rows are written as a pre-copy, so that the downtime
-//! only writes what changed since.
+//! only writes what changed since; the export stays in the data directory as the record of what
+//! the backend holds (the delta import compares the consistent export with it, so the downtime
+//! reads the backend once, in the verification).
 
 use super::delta;
 use super::files::{copy_out, summarize};
@@ -22,6 +24,13 @@ use crate::model::ImportMode;
 const PRECOPY: &str = "precopy.json";
 /// The schema-only export in the pod.
 const SCHEMA_ONLY: &str = "schema-only.json";
+
+/// Deletes a run's pre-copy export, if it is still there: it is no backup (the controller wrote
+/// while it was taken), so it goes when the run ends without an import to plan.
+pub(in crate::engine) async fn remove_precopy(data_dir: &std::path::Path, run_id: &str) {
+    let file = data_dir.join("backups").join(run_id).join(PRECOPY);
+    let _ = tokio::fs::remove_file(file).await;
+}
 
 /// Deletes what the backend holds (when it holds anything): returns how many objects went.
 pub(super) async fn empty_backend(c: &StepCtx<'_>) -> Result<u64, StepError> {
@@ -127,8 +136,13 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
         message = format!("schema and a pre-copy of {} rows in place", counts.total());
         report.precopy = Some(counts);
     }
-    // the pre-copy export is not a backup (the controller wrote while it was taken)
-    let _ = tokio::fs::remove_file(c.inner.settings.data_dir.join(&copied.relative)).await;
+    // the pre-copy export is not a backup (the controller wrote while it was taken); after a
+    // pre-copy it says what the backend holds, for the delta import to plan against
+    if report.precopy.is_some() {
+        c.ctx.precopy_file = Some(copied.relative);
+    } else {
+        let _ = tokio::fs::remove_file(c.inner.settings.data_dir.join(&copied.relative)).await;
+    }
     c.ctx.import_report = Some(report);
     Ok(message)
 }

@@ -133,14 +133,6 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
         .ok_or_else(|| StepError::Failed("the backup is not recorded".into()))?;
     let expected = summarize(data_dir.join(&backup.path)).await?;
     let mut found = read_found(c, &expected).await?;
-    // a controller refuses to start while Rollback objects are pending (linstor-server#357)
-    let inventory = c.cluster().k8s_backend_inventory().await?;
-    if inventory.rollback_objects > 0 {
-        return Err(StepError::Failed(format!(
-            "the k8s backend holds {} pending Rollback object(s): the controller would refuse to start on it",
-            inventory.rollback_objects
-        )));
-    }
     let mut cmp = export::compare(&expected, &found.summary);
     let delta_ran = c
         .ctx
@@ -170,6 +162,13 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
             .emptied_objects += emptied;
         found = read_found(c, &expected).await?;
         cmp = export::compare(&expected, &found.summary);
+    }
+    // a controller refuses to start while Rollback objects are pending (linstor-server#357)
+    let rollbacks = c.cluster().k8s_backend_rollback_objects().await?;
+    if rollbacks > 0 {
+        return Err(StepError::Failed(format!(
+            "the k8s backend holds {rollbacks} pending Rollback object(s): the controller would refuse to start on it"
+        )));
     }
     if !found.misnamed.is_empty() {
         return Err(StepError::Failed(misnamed_text(&found.misnamed)));

@@ -8,7 +8,8 @@
 //!
 //! `tests/cluster/bench` starts the control plane and runs it; under `cargo test`, or without a
 //! control plane (`CLUSTER_DIR` unset), it explains itself and does nothing.
-//! Env: `BENCH_SIZES` (default `1k,20k,100k`), `BENCH_REPORT` (a file for the markdown).
+//! Env: `BENCH_SIZES` (default `1k,20k,100k`), `BENCH_IMPORTS` (default `tool,delta`; the
+//! copy-out is measured after the last), `BENCH_REPORT` (a file for the markdown).
 //! It reuses the cluster tests' modules (tests/e2e): installation, service, measurements.
 
 #[allow(dead_code)]
@@ -70,11 +71,12 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let sizes = sizes(&std::env::var("BENCH_SIZES").unwrap_or_else(|_| "1k,20k,100k".into()))?;
+    let modes = modes(&std::env::var("BENCH_IMPORTS").unwrap_or_else(|_| "tool,delta".into()))?;
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?
-        .block_on(bench(sizes))
+        .block_on(bench(sizes, modes))
 }
 
 /// `1k,20k,100k` -> labels and row counts.
@@ -93,7 +95,20 @@ fn sizes(list: &str) -> anyhow::Result<Vec<(String, usize)>> {
         .collect()
 }
 
-async fn bench(sizes: Vec<(String, usize)>) -> anyhow::Result<()> {
+/// `tool,delta` -> the import modes, in that order.
+fn modes(list: &str) -> anyhow::Result<Vec<&'static str>> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|m| match m {
+            "tool" => Ok("tool"),
+            "delta" => Ok("delta"),
+            other => bail!("BENCH_IMPORTS: {other:?} is not an import mode (tool, delta)"),
+        })
+        .collect()
+}
+
+async fn bench(sizes: Vec<(String, usize)>, modes: Vec<&'static str>) -> anyhow::Result<()> {
     let started = chrono::Utc::now();
     let load_before = machine::load();
     let mut results = Vec::new();
@@ -108,13 +123,13 @@ async fn bench(sizes: Vec<(String, usize)>) -> anyhow::Result<()> {
             runs: Vec::new(),
             copy: None,
         };
-        for mode in ["tool", "delta"] {
+        for (i, mode) in modes.iter().copied().enumerate() {
             eprintln!(
                 "[bench {}] {label} ({} rows): migration with import = {mode}",
                 chrono::Utc::now().format("%H:%M:%S"),
                 result.rows
             );
-            let copy = mode == "delta";
+            let copy = i + 1 == modes.len();
             let (measured, copy_out) = migrate(&doc, mode, copy).await?;
             eprintln!(
                 "[bench] {label} {mode}: downtime {:.2} s",
