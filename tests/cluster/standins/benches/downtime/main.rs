@@ -13,6 +13,12 @@
 //! It reuses the cluster tests' modules (tests/e2e): installation, service, measurements.
 
 #[allow(dead_code)]
+#[path = "../../tests/e2e/chart.rs"]
+mod chart;
+#[allow(dead_code)]
+#[path = "../../tests/e2e/inspect.rs"]
+mod inspect;
+#[allow(dead_code)]
 #[path = "../../tests/e2e/install.rs"]
 mod install;
 #[allow(dead_code)]
@@ -24,6 +30,9 @@ mod objects;
 #[allow(dead_code)]
 #[path = "../../tests/e2e/observe.rs"]
 mod observe;
+#[allow(dead_code)]
+#[path = "../../tests/e2e/process.rs"]
+mod process;
 #[allow(dead_code)]
 #[path = "../../tests/e2e/service.rs"]
 mod service;

@@ -1,7 +1,9 @@
 //! What Piraeus Operator v1.10.8 renders for a `LinstorController` (REFERENCE.md §2): the
 //! Deployment `<cr>-controller`, the ConfigMap `<cr>-controller-config` and the selector-less
-//! Service `<cr>`, each with a controller ownerReference to the CR. Pure functions, so that the
-//! shapes are unit-tested without an API server.
+//! Service `<cr>`, each with a controller ownerReference to the CR. The pod takes the CR's
+//! image, pull policy, resources, tolerations, affinity, priority class, pull secret and LUKS
+//! Secret; the chart renders unset ones as `""`, `{}`, `[]` or null, which mean "not set". Pure
+//! functions, so that the shapes are unit-tested without an API server.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
@@ -69,6 +71,18 @@ fn spec_str<'a>(cr: &'a LinstorController, key: &str) -> Option<&'a str> {
         .get(key)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
+}
+
+/// A spec field that says something: not missing, null, `""`, `{}` or `[]` (the chart renders
+/// unset values as those).
+fn spec_value<'a>(cr: &'a LinstorController, key: &str) -> Option<&'a Value> {
+    cr.spec.extra.get(key).filter(|v| match v {
+        Value::Null => false,
+        Value::String(s) => !s.is_empty(),
+        Value::Object(m) => !m.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        _ => true,
+    })
 }
 
 fn meta(cr: &LinstorController, name: &str, owner: &OwnerReference) -> Value {
@@ -150,7 +164,7 @@ pub fn deployment(cr: &LinstorController, owner: &OwnerReference, config_hash: &
         "containers": [{
             "name": CONTAINER,
             "image": image,
-            "imagePullPolicy": "IfNotPresent",
+            "imagePullPolicy": spec_str(cr, "imagePullPolicy").unwrap_or("IfNotPresent"),
             "args": ["startController"],
             "env": env,
             "ports": [{"name": "rest-api", "containerPort": 3370, "protocol": "TCP"}],
@@ -162,6 +176,14 @@ pub fn deployment(cr: &LinstorController, owner: &OwnerReference, config_hash: &
         }],
         "volumes": [{"name": "linstor-conf", "configMap": {"name": o.config_map, "defaultMode": 420}}],
     });
+    if let Some(resources) = spec_value(cr, "resources") {
+        pod_spec["containers"][0]["resources"] = resources.clone();
+    }
+    for key in ["tolerations", "affinity"] {
+        if let Some(v) = spec_value(cr, key) {
+            pod_spec[key] = v.clone();
+        }
+    }
     if let Some(pc) = spec_str(cr, "priorityClassName") {
         pod_spec["priorityClassName"] = json!(pc);
     }
@@ -267,11 +289,61 @@ mod tests {
         assert_ne!(config_hash(&toml), config_hash(&linstor_toml("etcd://x:2379")));
     }
 
+    /// The LinstorController as chart 1.10.8 renders it with default values.
+    fn recorded_cr() -> LinstorController {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/piraeus-v1.10.8/rendered/default.yaml"
+        );
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut cr = docs
+            .into_iter()
+            .find(|d| d["kind"] == "LinstorController")
+            .expect("the chart renders a LinstorController");
+        cr["metadata"]["uid"] = json!("u-1");
+        serde_json::from_value(cr).unwrap()
+    }
+
+    #[test]
+    fn the_recorded_charts_cr_renders_with_its_unset_fields_left_out() {
+        let c = recorded_cr();
+        assert_eq!(c.spec.linstor_https_client_secret, None, "\"\" is not set");
+        let owner = c.controller_owner_ref(&()).unwrap();
+        let d = deployment(&c, &owner, "h");
+        let pod = d.spec.unwrap().template.spec.unwrap();
+        assert_eq!(
+            pod.containers[0].image.as_deref(),
+            Some("quay.io/piraeusdatastore/piraeus-server:v1.25.1")
+        );
+        assert_eq!(pod.service_account_name.as_deref(), Some(DEFAULT_SERVICE_ACCOUNT));
+        // `priorityClassName: ""`, `drbdRepoCred: ""`, `resources: {}`: not set
+        assert!(pod.priority_class_name.is_none() && pod.image_pull_secrets.is_none());
+        assert!(pod.containers[0].resources.is_none());
+        let tolerations = pod.tolerations.unwrap();
+        let keys: Vec<_> = tolerations.iter().filter_map(|t| t.key.as_deref()).collect();
+        assert_eq!(
+            keys,
+            [
+                "node-role.kubernetes.io/master",
+                "node-role.kubernetes.io/control-plane"
+            ]
+        );
+        let env = pod.containers[0].env.as_ref().unwrap();
+        let luks = env.iter().find(|e| e.name == "MASTER_PASSPHRASE").unwrap();
+        let secret = luks.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
+        assert_eq!(secret.name, "piraeus-op-passphrase");
+        let cm = config_map(&c, &owner);
+        assert!(
+            cm.data.unwrap()["linstor.toml"].contains("connection_url = \"etcd://piraeus-op-etcd:2379\"")
+        );
+    }
+
     #[test]
     fn replicas_default_to_one_and_spec_fields_are_used() {
         let c = cr(
             json!({"controllerImage": "img:v1", "serviceAccountName": "sa", "priorityClassName": "pc",
-                           "drbdRepoCred": "cred"}),
+                           "drbdRepoCred": "cred", "imagePullPolicy": "Always",
+                           "resources": {"limits": {"memory": "1Gi"}}}),
         );
         let owner = c.controller_owner_ref(&()).unwrap();
         let d = deployment(&c, &owner, "h");
@@ -281,6 +353,15 @@ mod tests {
         assert_eq!(pod.service_account_name.as_deref(), Some("sa"));
         assert_eq!(pod.priority_class_name.as_deref(), Some("pc"));
         assert_eq!(pod.containers[0].image.as_deref(), Some("img:v1"));
+        assert_eq!(pod.containers[0].image_pull_policy.as_deref(), Some("Always"));
+        let limits = pod.containers[0]
+            .resources
+            .as_ref()
+            .unwrap()
+            .limits
+            .as_ref()
+            .unwrap();
+        assert_eq!(limits["memory"].0, "1Gi");
         assert!(
             !pod.containers[0]
                 .env

@@ -1,12 +1,12 @@
-//! One test's LINSTOR installation in its own namespace: the Piraeus-v1-shaped one of REFERENCE.md
-//! §2 (LinstorController CR, reconciled by the operator stand-in into Deployment, ConfigMap and
-//! Service; the `linstor-controller` ServiceAccount; an etcd StatefulSet) or a plain controller
-//! Deployment; plus what stands in for the parts KWOK and this machine lack: the etcd data file,
-//! a ClusterExec that runs the migration pod's commands locally with the controller's token, the
-//! pod volumes (podfs) and the LINSTOR REST stand-in.
+//! One test's LINSTOR installation in its own namespace: the Piraeus v1 one, as the recorded
+//! chart 1.10.8 makes it (chart.rs: the real ServiceAccounts, Roles, passphrase Secret, etcd
+//! StatefulSet and LinstorController, LinstorSatelliteSet and LinstorCSIDriver CRs; the CR is
+//! reconciled by the operator stand-in into Deployment, ConfigMap and Service, REFERENCE.md §2),
+//! or a plain controller Deployment (objects.rs); plus what stands in for the parts KWOK and this
+//! machine lack: the etcd data file, a ClusterExec that runs the migration pod's commands locally
+//! with the controller's token, the pod volumes (podfs) and the LINSTOR REST stand-in.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -21,8 +21,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
+use super::chart::{self, Chart};
 use super::objects;
 use super::observe;
+use super::process::{free_port, spawn};
 use super::suite::{NAMESPACES, Suite, suite};
 
 pub use super::objects::{CR, CR_ETCD_URL, PLAIN, PLAIN_ETCD_URL};
@@ -131,55 +133,6 @@ pub async fn admin_client() -> kube::Client {
     kube::Client::try_from(config).unwrap()
 }
 
-/// A free loopback port (bound and released; nothing else here races for it).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process with its output in `dir/logs/<name>.log`, killed when dropped.
-pub fn spawn(dir: &std::path::Path, name: &str, cmd: &mut Command) -> Child {
-    let logs = dir.join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(logs.join(format!("{name}.log")))
-        .unwrap();
-    for var in [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-    ] {
-        cmd.env_remove(var);
-    }
-    let child = cmd
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-    // a test process killed by a signal drops nothing: stop.sh stops what is recorded in
-    // CLUSTER_DIR/run (every command line here mentions CLUSTER_DIR)
-    if let (Some(cluster), Some(pid)) = (std::env::var_os("CLUSTER_DIR"), child.id()) {
-        let test = dir.file_name().unwrap_or_default().to_string_lossy();
-        let _ = std::fs::write(
-            PathBuf::from(cluster).join(format!("run/e2e-{test}-{name}.pid")),
-            pid.to_string(),
-        );
-    }
-    child
-}
-
 async fn create<K>(client: &kube::Client, ns: &str, o: Value)
 where
     K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
@@ -200,6 +153,7 @@ async fn fresh_namespace(client: &kube::Client, ns: &str) {
     let mut leftovers = Vec::new();
     for n in NAMESPACES.iter().copied().chain([ns]) {
         if !leftovers.contains(&n) && api.get_opt(n).await.unwrap().is_some() {
+            chart::release_finalizers(client, n).await;
             let _ = api.delete(n, &DeleteParams::default()).await;
             leftovers.push(n);
         }
@@ -283,10 +237,22 @@ impl Installation {
             ),
         };
 
-        create::<ServiceAccount>(&client, ns, objects::service_account()).await;
-        create::<Secret>(&client, ns, objects::passphrase_secret()).await;
-        create::<Service>(&client, ns, objects::etcd_service(etcd_sts)).await;
-        create::<StatefulSet>(&client, ns, objects::etcd_stateful_set(etcd_sts)).await;
+        match shape {
+            Shape::Piraeus => {
+                let mut chart = Chart::default_values(&s.repo, ns);
+                let spec = &mut chart.get_mut("LinstorController", CR)["spec"];
+                assert_eq!(spec["dbConnectionURL"], CR_ETCD_URL);
+                spec["replicas"] = json!(replicas);
+                spec["controllerImage"] = json!(objects::image(version));
+                chart.install(&client, ns, &dir).await;
+            }
+            Shape::Plain => {
+                create::<ServiceAccount>(&client, ns, objects::service_account()).await;
+                create::<Secret>(&client, ns, objects::passphrase_secret()).await;
+                create::<Service>(&client, ns, objects::etcd_service(etcd_sts)).await;
+                create::<StatefulSet>(&client, ns, objects::etcd_stateful_set(etcd_sts)).await;
+            }
+        }
 
         // what the migration pod's commands run with: the etcd data, faults, the controller's token
         let dataset = dir.join("etcd-data.json");
@@ -337,10 +303,6 @@ impl Installation {
         let mut children = Vec::new();
         match shape {
             Shape::Piraeus => {
-                let cr = objects::linstor_controller(ns, replicas, version);
-                let api: Api<linstor_migrator::cluster::LinstorController> =
-                    Api::namespaced(client.clone(), ns);
-                api.create(&PostParams::default(), &obj(cr)).await.unwrap();
                 children.push(spawn(
                     &dir,
                     "piraeus-operator",
@@ -419,6 +381,13 @@ impl Installation {
             podfs,
         };
         inst.wait_controller_up(Duration::from_secs(90)).await;
+        // a rollback waits for etcd to be ready again: it must be ready to begin with
+        observe::wait_for(
+            Duration::from_secs(60),
+            &format!("StatefulSet {ns}/{etcd_sts} ready"),
+            || observe::stateful_set_ready(&inst.client, ns, etcd_sts),
+        )
+        .await;
         inst
     }
 
@@ -443,82 +412,5 @@ impl Installation {
     /// Arms a one-shot fault of the linstor-database stand-in (`import:exit1`, `export:hang`).
     pub fn arm_fault(&self, fault: &str) {
         std::fs::write(&self.fault_file, format!("{fault}\n")).unwrap();
-    }
-
-    pub async fn linstor_controller(&self) -> linstor_migrator::cluster::LinstorController {
-        let api: Api<linstor_migrator::cluster::LinstorController> =
-            Api::namespaced(self.client.clone(), &self.ns);
-        api.get(&self.controller).await.unwrap()
-    }
-
-    pub async fn config_toml(&self) -> String {
-        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.ns);
-        let cm = api.get(&self.config_map).await.unwrap();
-        cm.data
-            .and_then(|d| d.get("linstor.toml").cloned())
-            .unwrap_or_default()
-    }
-
-    pub async fn deployment(&self) -> Deployment {
-        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.ns);
-        api.get(&self.deployment).await.unwrap()
-    }
-
-    /// Objects the service made for runs (migration pods, target ConfigMaps).
-    pub async fn migration_objects(&self) -> Vec<String> {
-        let selector = "app.kubernetes.io/managed-by=linstor-migrator";
-        let lp = kube::api::ListParams::default().labels(selector);
-        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(self.client.clone(), &self.ns);
-        let cms: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.ns);
-        let mut out: Vec<String> = pods
-            .list(&lp)
-            .await
-            .unwrap()
-            .items
-            .iter()
-            .map(|p| format!("pod/{}", p.metadata.name.clone().unwrap_or_default()))
-            .collect();
-        out.extend(
-            cms.list(&lp)
-                .await
-                .unwrap()
-                .items
-                .iter()
-                .map(|c| format!("configmap/{}", c.metadata.name.clone().unwrap_or_default())),
-        );
-        out
-    }
-
-    /// Every start of the linstor-database stand-in in this installation's migration pods, as
-    /// the stand-in itself recorded it (also the ones the wrapper never saw end).
-    pub fn tool_starts(&self) -> Vec<running::Start> {
-        running::starts(&self.standin_state)
-    }
-
-    /// Asserts that no stand-in run started while another one of this installation was alive
-    /// (the migration pod's one-at-a-time rule), and that none is alive any more.
-    pub fn assert_tool_runs_one_at_a_time_and_gone(&self) {
-        let starts = self.tool_starts();
-        let overlaps: Vec<&running::Start> =
-            starts.iter().filter(|s| !s.concurrent_with.is_empty()).collect();
-        assert!(
-            overlaps.is_empty(),
-            "linstor-database runs overlapped in the migration pod: {overlaps:#?}\nall starts: {starts:#?}"
-        );
-        let alive: Vec<&running::Start> = starts.iter().filter(|s| s.process.alive()).collect();
-        assert!(alive.is_empty(), "linstor-database runs still alive: {alive:#?}");
-    }
-
-    /// (subcommand, seconds) of every linstor-database run so far.
-    pub fn tool_runs(&self) -> Vec<(String, f64, i32)> {
-        std::fs::read_to_string(&self.tool_runs)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                let (a, b): (i128, i128) = (f.get(1)?.parse().ok()?, f.get(2)?.parse().ok()?);
-                Some((f[0].to_string(), (b - a) as f64 / 1e9, f.get(3)?.parse().ok()?))
-            })
-            .collect()
     }
 }

@@ -7,10 +7,13 @@
 //! Ignored in a plain `cargo test`: `tests/cluster/e2e` starts the control plane and runs them
 //! with `--ignored --test-threads=1`.
 
+mod chart;
+mod inspect;
 mod install;
 mod measure;
 mod objects;
 mod observe;
+mod process;
 mod service;
 mod suite;
 

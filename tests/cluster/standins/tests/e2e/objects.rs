@@ -1,11 +1,13 @@
-//! The Kubernetes objects of one test's installation, as the Piraeus v1 chart (REFERENCE.md §2)
-//! or a hand-written plain controller would create them, plus the KWOK ClusterExec that runs the
-//! migration pod's commands on this machine.
+//! The hand-written objects of the plain installation (a controller Deployment nobody owns, its
+//! ServiceAccount, passphrase Secret and etcd), the names both shapes share, and the KWOK
+//! ClusterExec that runs the migration pod's commands on this machine. The Piraeus shape is the
+//! recorded chart's (chart.rs).
 
 use std::path::Path;
 
 use serde_json::{Value, json};
 
+/// The recorded chart's LinstorController and its `dbConnectionURL`.
 pub const CR: &str = "piraeus-op-cs";
 pub const CR_ETCD_URL: &str = "etcd://piraeus-op-etcd:2379";
 pub const PLAIN: &str = "linstor-controller";
@@ -34,32 +36,20 @@ fn etcd_labels(name: &str) -> Value {
     json!({"app.kubernetes.io/name": "etcd", "app.kubernetes.io/instance": name})
 }
 
-/// The etcd subchart's headless Service.
+/// etcd's headless Service.
 pub fn etcd_service(name: &str) -> Value {
     json!({"metadata": {"name": name, "labels": etcd_labels(name)},
            "spec": {"clusterIP": "None", "selector": etcd_labels(name),
                     "ports": [{"name": "client", "port": 2379}, {"name": "peer", "port": 2380}]}})
 }
 
-/// The etcd subchart's StatefulSet (its pod does nothing under KWOK; the data is a file).
+/// etcd's StatefulSet (its pod does nothing under KWOK; the data is a file).
 pub fn etcd_stateful_set(name: &str) -> Value {
     json!({"metadata": {"name": name, "labels": etcd_labels(name)},
            "spec": {"replicas": 1, "serviceName": name, "selector": {"matchLabels": etcd_labels(name)},
                     "template": {"metadata": {"labels": etcd_labels(name)},
                                  "spec": {"containers": [{"name": "etcd", "image": "quay.io/coreos/etcd:v3.4.15",
                                                           "ports": [{"containerPort": 2379}, {"containerPort": 2380}]}]}}}})
-}
-
-/// The LinstorController of Helm release `piraeus-op` (`<fullname>-cs`).
-pub fn linstor_controller(ns: &str, replicas: i32, version: &str) -> Value {
-    json!({
-        "apiVersion": "piraeus.linbit.com/v1", "kind": "LinstorController",
-        "metadata": {"name": CR, "labels": {"app.kubernetes.io/managed-by": "Helm", "release": "piraeus-op"},
-                     "annotations": {"meta.helm.sh/release-name": "piraeus-op", "meta.helm.sh/release-namespace": ns}},
-        "spec": {"replicas": replicas, "dbConnectionURL": CR_ETCD_URL, "controllerImage": image(version),
-                 "luksSecret": "piraeus-op-passphrase", "drbdRepoCred": "", "priorityClassName": "",
-                 "logLevel": "info", "sslSecret": null, "dbCertSecret": "", "dbUseClientCert": false}
-    })
 }
 
 pub fn plain_config_map(ns: &str, name: &str) -> Value {

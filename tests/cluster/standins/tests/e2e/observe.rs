@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
@@ -48,6 +48,17 @@ pub async fn deployment_ready(client: &kube::Client, ns: &str, name: &str) -> bo
         && st.ready_replicas.unwrap_or(0) == want
         && st.updated_replicas.unwrap_or(0) == want
         && st.replicas.unwrap_or(0) == want
+}
+
+/// The StatefulSet has all its replicas ready.
+pub async fn stateful_set_ready(client: &kube::Client, ns: &str, name: &str) -> bool {
+    let api: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
+    let Ok(Some(s)) = api.get_opt(name).await else {
+        return false;
+    };
+    let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let st = s.status.unwrap_or_default();
+    st.observed_generation >= s.metadata.generation && st.ready_replicas.unwrap_or(0) == want
 }
 
 fn http() -> reqwest::Client {

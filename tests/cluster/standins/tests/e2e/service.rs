@@ -8,8 +8,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-use super::install::{Installation, free_port, spawn};
+use super::install::Installation;
 use super::observe;
+use super::process::{free_port, spawn};
 use super::suite::suite;
 
 const TOKEN: &str = "e2e-token-3c9f1a";

@@ -1,6 +1,6 @@
 //! Test 10: the upgrade plan on the real v1 CRDs (the suite installs the chart's own) with a
-//! Piraeus-v1 installation as chart 1.10.8 renders it (LinstorSatelliteSet, LinstorCSIDriver,
-//! operator Deployment, Helm release Secret): the plan changes nothing, its database check says
+//! Piraeus-v1 installation as chart 1.10.8 renders it (the installation's LinstorSatelliteSet
+//! and LinstorCSIDriver; here also the operator Deployment and the Helm release Secret): the plan changes nothing, its database check says
 //! etcd before and k8s after a migration, and its YAML server-side dry-run applies cleanly once
 //! the v2.6 CRDs are installed.
 
@@ -9,9 +9,10 @@ use std::path::PathBuf;
 use base64::Engine as _;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
+use super::chart::{Chart, RELEASE};
 use super::install::{Installation, Shape, obj};
 use super::migrate::RUN_TIMEOUT;
 use super::service::Service;
@@ -21,19 +22,6 @@ const NS: &str = "e2e-upgrade";
 
 fn fixtures() -> PathBuf {
     suite().repo.join("tests/fixtures")
-}
-
-/// The documents of `kind` in the chart's default rendering, moved to `ns`.
-fn rendered(kind: &str, ns: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(fixtures().join("piraeus-v1.10.8/rendered/default.yaml")).unwrap();
-    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("the rendered chart parses");
-    docs.into_iter()
-        .filter(|d| d["kind"] == kind)
-        .map(|mut d| {
-            d["metadata"]["namespace"] = json!(ns);
-            d
-        })
-        .collect()
 }
 
 fn v1(kind: &str, plural: &str) -> ApiResource {
@@ -46,30 +34,27 @@ fn v1(kind: &str, plural: &str) -> ApiResource {
     }
 }
 
-/// What chart 1.10.8 adds next to the LinstorController: the satellite set (with an LVM thin
-/// pool and the operator's finalizer, as a running v1 keeps it), the CSI driver, the operator's
-/// Deployment and the Helm release.
+/// What a running v1 adds to the chart's objects the installation created (chart.rs): the
+/// satellite set's LVM thin pool and the operator's finalizer, the operator's Deployment (the
+/// installation leaves it out: the operator stand-in runs as a process) and the Helm release.
 async fn chart_objects(client: &kube::Client) {
-    let mut set = rendered("LinstorSatelliteSet", NS).remove(0);
-    set["metadata"]["finalizers"] = json!(["finalizer.linstor-node.linbit.com"]);
-    set["spec"]["storagePools"] = json!({"lvmThinPools": [{"name": "lvm-thin", "volumeGroup": "linstor_thinpool",
-                                                           "thinVolume": "thinpool", "devicePaths": ["/dev/vdb"]}]});
-    set["spec"]["controllerEndpoint"] = json!(format!("http://piraeus-op-cs.{NS}.svc:3370"));
     let sets: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         NS,
         &v1("LinstorSatelliteSet", "linstorsatellitesets"),
     );
-    sets.create(&PostParams::default(), &obj(set)).await.unwrap();
-    let mut csi = rendered("LinstorCSIDriver", NS).remove(0);
-    csi["spec"]["controllerEndpoint"] = json!(format!("http://piraeus-op-cs.{NS}.svc:3370"));
-    let drivers: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), NS, &v1("LinstorCSIDriver", "linstorcsidrivers"));
-    drivers.create(&PostParams::default(), &obj(csi)).await.unwrap();
-    let operator = rendered("Deployment", NS)
-        .into_iter()
-        .find(|d| d["metadata"]["name"] == "piraeus-op-operator")
-        .expect("the operator Deployment");
+    let patch = json!({"metadata": {"finalizers": ["finalizer.linstor-node.linbit.com"]},
+                       "spec": {"storagePools": {"lvmThinPools": [{"name": "lvm-thin", "volumeGroup": "linstor_thinpool",
+                                                                   "thinVolume": "thinpool", "devicePaths": ["/dev/vdb"]}]}}});
+    sets.patch(
+        &format!("{RELEASE}-ns"),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .unwrap();
+    let chart = Chart::default_values(&suite().repo, NS);
+    let operator = chart.get("Deployment", &format!("{RELEASE}-operator")).clone();
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
     deployments
         .create(&PostParams::default(), &obj(operator))
