@@ -20,11 +20,13 @@ pub fn controller_version(version: &str) -> Value {
            "build_time": "2026-11-28T06:25:10+00:00", "rest_api_version": "1.27.0"})
 }
 
-fn rows<'a>(t: &'a Tables, table: &str) -> &'a [Row] {
+/// The rows of `table` (none when it is missing).
+pub fn rows<'a>(t: &'a Tables, table: &str) -> &'a [Row] {
     t.get(table).map(Vec::as_slice).unwrap_or_default()
 }
 
-fn s(row: &Row, col: &str) -> String {
+/// A column of a row as text (empty when null or missing).
+pub fn s(row: &Row, col: &str) -> String {
     match row.get(col) {
         Some(Value::String(v)) => v.clone(),
         Some(Value::Null) | None => String::new(),

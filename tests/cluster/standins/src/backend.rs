@@ -1,110 +1,46 @@
-//! LINSTOR's `k8s` database backend as it looks in the API server (REFERENCE.md §3): one
-//! cluster-scoped CRD per table in group `internal.linstor.linbit.com` (storage version
-//! `v1-31-1`), the `LinstorVersion` object `version`, and `Rollback` objects. Shared by the tool
-//! stand-in (install, import, export) and the REST stand-in (load at controller start).
+//! LINSTOR's `k8s` database backend read from a real API server. What the backend *is* (the
+//! 45 CRDs, object names, specs, `LinstorVersion`, `Rollback`) is `linstor_fake::k8s`; this file
+//! holds the kube-rs side: the resources to call, paged lists, and reading the whole backend
+//! (the REST stand-in at controller start, the cluster suite's checks).
 
 use std::collections::BTreeMap;
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
-use linstor_migrator::linstor::export::{Row, k8s_object_name, scalar_text};
-use linstor_migrator::linstor::schema::{self, DATA_VERSION, K8S_GROUP, Table};
-use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use linstor_fake::k8s::{GROUP, ROLLBACK_PLURAL, VERSION_OBJECT, VERSION_PLURAL, crd_names};
+use linstor_migrator::linstor::export::Row;
+use linstor_migrator::linstor::schema::{self, Table};
+use serde_json::Value;
 
-/// Plural and kind of the schema-version CRD; its one object is called [`VERSION_OBJECT`].
-pub const VERSION_PLURAL: &str = "linstorversion";
-pub const VERSION_KIND: &str = "LinstorVersion";
-pub const VERSION_OBJECT: &str = "version";
-/// Plural and kind of the CRD of multi-object commits (stale ones: linstor-server#357).
-pub const ROLLBACK_PLURAL: &str = "rollback";
-pub const ROLLBACK_KIND: &str = "Rollback";
-/// The `LinstorVersion` LINSTOR 1.33 writes (the simulated cluster uses the same).
-pub const SCHEMA_VERSION: i64 = 27;
 /// Requests in flight at once when walking the 43 tables.
 pub const CONCURRENCY: usize = 8;
 
-fn resource(plural: &str, kind: &str, version: &str) -> ApiResource {
+/// The resource of the objects of CRD `plural` (a table's, `linstorversion`, `rollback`), at
+/// the version LINSTOR 1.33.3 stores them in.
+pub fn resource_of(plural: &str) -> ApiResource {
+    let (kind, version) = crd_names()
+        .into_iter()
+        .find(|(p, _, _)| p == plural)
+        .map(|(_, k, v)| (k, v))
+        .unwrap_or_default();
     ApiResource {
-        group: K8S_GROUP.into(),
-        version: version.into(),
-        api_version: format!("{K8S_GROUP}/{version}"),
-        kind: kind.into(),
+        group: GROUP.into(),
+        api_version: format!("{GROUP}/{version}"),
+        version,
+        kind,
         plural: plural.into(),
     }
 }
 
+/// The collection path of CRD `plural` (`/apis/internal.linstor.linbit.com/v1-31-1/nodes`).
+pub fn path_of(plural: &str) -> String {
+    let r = resource_of(plural);
+    format!("/apis/{}/{}", r.api_version, r.plural)
+}
+
 /// The resource of a table's objects.
 pub fn table_resource(t: &Table) -> ApiResource {
-    resource(t.plural(), &t.crd_kind, DATA_VERSION)
-}
-
-/// The resource of the `LinstorVersion` object.
-pub fn version_resource() -> ApiResource {
-    resource(VERSION_PLURAL, VERSION_KIND, "v1")
-}
-
-/// The resource of `Rollback` objects.
-pub fn rollback_resource() -> ApiResource {
-    resource(ROLLBACK_PLURAL, ROLLBACK_KIND, "v1")
-}
-
-/// A cluster-scoped CRD whose `spec` keeps whatever it is given.
-pub fn crd_for(r: &ApiResource) -> CustomResourceDefinition {
-    serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("{}.{}", r.plural, r.group)},
-        "spec": {
-            "group": r.group,
-            "scope": "Cluster",
-            "names": {
-                "plural": r.plural,
-                "singular": r.plural,
-                "kind": r.kind,
-                "listKind": format!("{}List", r.kind),
-            },
-            "versions": [{
-                "name": r.version,
-                "served": true,
-                "storage": true,
-                "schema": {"openAPIV3Schema": {
-                    "type": "object",
-                    "properties": {"spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
-                }},
-            }],
-        },
-    }))
-    .expect("a well-formed CRD")
-}
-
-/// Every CRD LINSTOR installs: the 43 tables, `LinstorVersion` and `Rollback`.
-pub fn all_crds() -> Vec<CustomResourceDefinition> {
-    schema::tables()
-        .iter()
-        .map(table_resource)
-        .chain([version_resource(), rollback_resource()])
-        .map(|r| crd_for(&r))
-        .collect()
-}
-
-/// The object name of a row: [`k8s_object_name`]; a table without a primary key
-/// (`TRACKING_DATE`) hashes all its values instead, so that its rows do not collide.
-pub fn object_name(t: &Table, row: &Row) -> String {
-    if t.primary_key().next().is_some() {
-        return k8s_object_name(t, row);
-    }
-    let values: Vec<String> = t
-        .columns
-        .iter()
-        .map(|c| {
-            row.get(&c.name.to_ascii_lowercase())
-                .map(scalar_text)
-                .unwrap_or_default()
-        })
-        .collect();
-    hex::encode(Sha256::digest(values.join(":").as_bytes()))
+    resource_of(t.plural())
 }
 
 /// A row as LINSTOR exports it: every column of the schema in order, absent ones null.
@@ -117,11 +53,6 @@ pub fn normalize_row(t: &Table, spec: &serde_json::Map<String, Value>) -> Row {
             (key, value)
         })
         .collect()
-}
-
-/// The object of a row.
-pub fn row_object(t: &Table, row: &Row) -> DynamicObject {
-    DynamicObject::new(&object_name(t, row), &table_resource(t)).data(json!({ "spec": row }))
 }
 
 /// True for "not found", which a list of a CRD that does not exist answers.
@@ -200,13 +131,13 @@ pub async fn read_all(client: &kube::Client) -> Result<BackendContent, kube::Err
         .buffered(CONCURRENCY)
         .try_collect()
         .await?;
-    let versions = Api::<DynamicObject>::all_with(client.clone(), &version_resource());
+    let versions = Api::<DynamicObject>::all_with(client.clone(), &resource_of(VERSION_PLURAL));
     let schema_version = match versions.get_opt(VERSION_OBJECT).await {
         Ok(o) => o.and_then(|o| o.data.get("spec")?.get("version")?.as_i64()),
         Err(e) if is_not_found(&e) => None,
         Err(e) => return Err(e),
     };
-    let rollback_objects = list_objects(client, &rollback_resource())
+    let rollback_objects = list_objects(client, &resource_of(ROLLBACK_PLURAL))
         .await?
         .map_or(0, |v| v.len());
     Ok(BackendContent {
@@ -222,40 +153,20 @@ pub async fn read_all(client: &kube::Client) -> Result<BackendContent, kube::Err
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
-    fn crds_are_cluster_scoped_and_keep_unknown_fields() {
-        let crds = all_crds();
-        assert_eq!(crds.len(), 45);
-        let nodes = crds
-            .iter()
-            .find(|c| c.metadata.name.as_deref() == Some("nodes.internal.linstor.linbit.com"))
-            .unwrap();
-        assert_eq!(nodes.spec.scope, "Cluster");
-        assert_eq!(nodes.spec.names.kind, "Nodes");
-        let v = &nodes.spec.versions[0];
-        assert_eq!((v.name.as_str(), v.served, v.storage), ("v1-31-1", true, true));
-        let schema = serde_json::to_value(v.schema.as_ref().unwrap()).unwrap();
-        assert_eq!(
-            schema["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-preserve-unknown-fields"],
-            true
-        );
-        assert!(
-            crds.iter()
-                .any(|c| c.metadata.name.as_deref() == Some("linstorversion.internal.linstor.linbit.com"))
-        );
-    }
-
-    #[test]
-    fn keyless_rows_get_distinct_names_and_rows_are_normalized() {
-        let t = schema::table("TRACKING_DATE").unwrap();
-        let a = json!({"entry_date": 1}).as_object().unwrap().clone();
-        let b = json!({"entry_date": 2}).as_object().unwrap().clone();
-        assert_ne!(object_name(t, &a), object_name(t, &b));
+    fn resources_follow_the_crds_and_rows_are_normalized() {
         let nodes = schema::table("NODES").unwrap();
+        let r = table_resource(nodes);
+        assert_eq!((r.kind.as_str(), r.version.as_str()), ("Nodes", "v1-31-1"));
+        assert_eq!(
+            path_of(VERSION_PLURAL),
+            "/apis/internal.linstor.linbit.com/v1/linstorversion"
+        );
+        assert_eq!(resource_of(ROLLBACK_PLURAL).kind, "Rollback");
         let row = normalize_row(nodes, json!({"node_name": "N1"}).as_object().unwrap());
         assert_eq!(row.len(), 5);
         assert_eq!(row["uuid"], Value::Null);
-        assert_eq!(object_name(nodes, &row), k8s_object_name(nodes, &row));
     }
 }

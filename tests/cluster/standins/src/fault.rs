@@ -31,44 +31,21 @@ impl Operation {
     }
 }
 
-/// How the tool fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultKind {
-    /// `exit1`: an exception after the configuration was read; Java stack trace, exit 1.
-    Exit1,
-    /// `exit2`: as if `linstor.toml` did not parse; exit 2.
-    Exit2,
-    /// `usage`: the picocli trap, usage text on stderr and exit 0, nothing done.
-    Usage,
-    /// `hang`: sleeps after the configuration was read until killed.
-    Hang,
-    /// `partial`: import: truncates, imports half the rows, exit 1.
-    /// Export: writes half the file, exit 1.
-    Partial,
-    /// `corrupt`: export only: writes half the file but logs `Export finished` and exits 0.
-    Corrupt,
-    /// `slow`: import only: after the first rows are written, pauses [`SLOW_PAUSE`] before each
-    /// further batch, then finishes normally (a long import to interrupt).
-    Slow,
-}
+/// How the tool fails: `linstor_fake::tool::Fault` (`exit1`, `exit2`, `usage`, `hang`, `partial`,
+/// `corrupt` for exports, `slow` for imports).
+pub use linstor_fake::tool::Fault as FaultKind;
 
-/// The pause before each batch of rows of a `slow` import (about 45 batches for the piraeus
-/// dataset: some 4.5 s more).
-pub const SLOW_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
-
-impl FaultKind {
-    fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "exit1" => FaultKind::Exit1,
-            "exit2" => FaultKind::Exit2,
-            "usage" => FaultKind::Usage,
-            "hang" => FaultKind::Hang,
-            "partial" => FaultKind::Partial,
-            "corrupt" => FaultKind::Corrupt,
-            "slow" => FaultKind::Slow,
-            _ => return None,
-        })
-    }
+fn parse_kind(s: &str) -> Option<FaultKind> {
+    Some(match s {
+        "exit1" => FaultKind::Exit1,
+        "exit2" => FaultKind::Exit2,
+        "usage" => FaultKind::Usage,
+        "hang" => FaultKind::Hang,
+        "partial" => FaultKind::Partial,
+        "corrupt" => FaultKind::Corrupt,
+        "slow" => FaultKind::Slow,
+        _ => return None,
+    })
 }
 
 /// One fault: the operation it applies to (`None`: any) and what happens.
@@ -100,7 +77,7 @@ impl FromStr for Fault {
                 ));
             }
         };
-        let kind = FaultKind::parse(kind).ok_or_else(|| {
+        let kind = parse_kind(kind).ok_or_else(|| {
             format!("unknown fault {kind:?} in {s:?} (exit1, exit2, usage, hang, partial, corrupt, slow)")
         })?;
         if kind == FaultKind::Corrupt && operation != Some(Operation::Export) {

@@ -1,20 +1,22 @@
-//! Stand-ins for the two parts of LINSTOR the cluster end-to-end tests need but cannot install
-//! (LINSTOR is Java): the `linstor-database` export/import tool and the controller's REST API.
-//! Both follow REFERENCE.md §3 and §5, failure modes included, and work against a real API server.
+//! Stand-ins for the parts of LINSTOR the cluster end-to-end tests need but cannot install
+//! (LINSTOR is Java): the `linstor-database` tool, the controller's REST API and the Piraeus
+//! operator, as real processes against a real API server. What LINSTOR *does* (the tool's
+//! arguments, output, exit codes and faults, the `k8s` backend's objects, the REST views, the
+//! datasets) is `linstor_fake`, the one model of LINSTOR replayed against the recordings; this
+//! crate holds what is specific to being a process: kube-rs calls, the HTTP server, pacing, the
+//! run registry, pod paths.
 //!
-//! Layout: [`rooting`] (pod paths on a shared machine), [`fault`] (injected failures),
-//! [`javalog`] (LINSTOR-style log lines, error reports, stack traces), [`backend`] (the `k8s`
-//! database backend's CRDs and objects), [`dbtool`] (the `linstor-database` binary),
-//! [`rest`] (the `linstor-rest` binary), [`dataset`] (the etcd data the tests start from),
-//! [`operator`] (the `piraeus-operator` binary: Piraeus Operator v1's LinstorController reconciler),
-//! [`podfs`] (pod volumes on this machine, which KWOK does not materialise), [`pace`] (the
-//! tool's recorded durations, for the downtime benchmark).
+//! Layout: [`rooting`] (pod paths on a shared machine), [`fault`] (which injected failure a run
+//! takes), [`backend`] (reading the `k8s` backend with kube-rs), [`dbtool`] (the
+//! `linstor-database` binary), [`rest`] (the `linstor-rest` binary), [`dataset`] (the etcd data
+//! the tests start from), [`operator`] (the `piraeus-operator` binary: Piraeus Operator v1's
+//! LinstorController reconciler), [`podfs`] (pod volumes on this machine, which KWOK does not
+//! materialise), [`pace`] (the tool's recorded durations, for the downtime benchmark).
 
 pub mod backend;
 pub mod dataset;
 pub mod dbtool;
 pub mod fault;
-pub mod javalog;
 pub mod operator;
 pub mod pace;
 pub mod podfs;
@@ -22,7 +24,7 @@ pub mod rest;
 pub mod rooting;
 
 /// The LINSTOR version the stand-ins claim to be, unless `LINSTOR_STANDIN_VERSION` says otherwise.
-pub const DEFAULT_VERSION: &str = "1.33.3";
+pub const DEFAULT_VERSION: &str = linstor_fake::VERSION;
 /// Environment variable overriding [`DEFAULT_VERSION`].
 pub const VERSION_ENV: &str = "LINSTOR_STANDIN_VERSION";
 

@@ -6,9 +6,8 @@
 //! decides a test result by these sleeps.
 //!
 //! Every cost comes from one constant of [`Pace::RECORDED`], with the timing.txt line it is taken
-//! from. Row rates are ceilings: the stand-in still writes [`crate::backend::CONCURRENCY`]
-//! requests in flight and waits until `rows / rate` seconds have passed since its first row, so a
-//! slower API server is not paid twice.
+//! from. Row rates are ceilings: the stand-in waits until `rows / rate` seconds have passed since
+//! its first row, so a slower API server is not paid twice.
 
 use std::time::{Duration, Instant};
 

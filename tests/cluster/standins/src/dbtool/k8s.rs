@@ -1,205 +1,74 @@
-//! The `k8s` target of the tool: install LINSTOR's CRDs, wait until they are Established, write
-//! the schema version, delete all objects (`deletecollection`, piraeus-operator#521) and create
-//! one object per row, [`CONCURRENCY`] requests in flight. Runs with the credentials it is given
-//! (the controller ServiceAccount's in the tests), so RBAC applies as in a real migration.
+//! The API server as `linstor-database` reaches it: [`linstor_fake::k8s::K8sApi`] over kube-rs,
+//! with the credentials the process is given (the controller ServiceAccount's in the tests), so
+//! that RBAC applies as in a real migration. What the tool does with it (CRDs on a fresh
+//! cluster, truncate, one create per row) is `linstor_fake::k8s::import`; this file only makes
+//! the calls and turns kube's errors into the API server's [`ApiError`]s.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use futures::StreamExt;
+use async_trait::async_trait;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams, WatchParams};
-use linstor_migrator::linstor::export::Row;
-use linstor_migrator::linstor::schema::{self, Table};
-use serde_json::json;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use linstor_fake::k8s::{ApiError, GROUP, K8sApi, VERSION_OBJECT, VERSION_PLURAL};
+use serde_json::{Value, json};
 
-use crate::backend::{self, CONCURRENCY, SCHEMA_VERSION, VERSION_OBJECT};
-use crate::javalog::JavaException;
+use crate::backend;
 
 /// How long a CRD may take to become Established.
 const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(60);
+const CRDS_PATH: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
 
-/// An API error as the fabric8 client LINSTOR uses would throw it.
-pub fn exception(verb: &str, what: &str, e: &kube::Error) -> JavaException {
-    JavaException::new(
-        "io.fabric8.kubernetes.client.KubernetesClientException",
-        match e {
-            kube::Error::Api(s) => format!(
-                "Failure executing: {verb} at: {what}. Message: {}. Received status: Status(code={}, reason={}).",
-                s.message, s.code, s.reason
-            ),
-            other => format!("Failure executing: {verb} at: {what}. Message: {other}."),
+/// [`K8sApi`] over a kube-rs client.
+pub struct KubeApi {
+    client: kube::Client,
+    server: String,
+}
+
+impl KubeApi {
+    /// Connects with `KUBECONFIG` or the in-cluster ServiceAccount; `None` when neither works
+    /// (the tool then fails as with an unreachable database).
+    pub async fn connect() -> Option<Self> {
+        crate::install_crypto_provider();
+        let config = kube::Config::infer().await.ok()?;
+        let server = config.cluster_url.to_string().trim_end_matches('/').to_string();
+        let client = kube::Client::try_from(config).ok()?;
+        Some(Self { client, server })
+    }
+
+    fn objects(&self, plural: &str) -> Api<DynamicObject> {
+        Api::all_with(self.client.clone(), &backend::resource_of(plural))
+    }
+}
+
+/// The API server's answer as an [`ApiError`] of `method` on `path`.
+fn api_error(method: &'static str, path: String, e: kube::Error) -> ApiError {
+    match e {
+        kube::Error::Api(s) => {
+            let forbidden = (s.code == 403).then(|| {
+                let (kind, group) = s
+                    .details
+                    .as_ref()
+                    .map(|d| (d.kind.clone(), d.group.clone()))
+                    .unwrap_or_default();
+                Box::new((String::new(), kind, group))
+            });
+            ApiError {
+                method,
+                path,
+                code: s.code,
+                message: s.message,
+                forbidden,
+            }
+        }
+        other => ApiError {
+            method,
+            path,
+            code: 500,
+            message: other.to_string(),
+            forbidden: None,
         },
-        &[
-            "io.fabric8.kubernetes.client.dsl.internal.OperationSupport.requestFailure(OperationSupport.java:660)",
-            "io.fabric8.kubernetes.client.dsl.internal.OperationSupport.assertResponseCode(OperationSupport.java:640)",
-            "com.linbit.linstor.dbdrivers.k8s.K8sCrdTransaction.commit(K8sCrdTransaction.java:171)",
-            "com.linbit.linstor.dbcp.k8s.crd.DbK8sCrd.migrate(DbK8sCrd.java:208)",
-        ],
-    )
-}
-
-fn api_path(r: &kube::api::ApiResource) -> String {
-    format!("/apis/{}/{}", r.api_version, r.plural)
-}
-
-/// Connects with `KUBECONFIG` or the in-cluster ServiceAccount.
-pub async fn connect() -> Result<kube::Client, JavaException> {
-    crate::install_crypto_provider();
-    kube::Client::try_default().await.map_err(|e| {
-        JavaException::new(
-            "io.fabric8.kubernetes.client.KubernetesClientException",
-            format!("Unable to configure the Kubernetes client: {e}"),
-            &["io.fabric8.kubernetes.client.utils.HttpClientUtils.createHttpClient(HttpClientUtils.java:97)"],
-        )
-    })
-}
-
-/// Creates or updates every CRD, then waits until all are Established; returns how many were
-/// new (a fresh backend: the real tool then also runs its CRD migrations).
-pub async fn install_crds(client: &kube::Client) -> Result<usize, JavaException> {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crds = backend::all_crds();
-    let results: Vec<Result<bool, JavaException>> = futures::stream::iter(crds.iter())
-        .map(|crd| create_or_replace(&api, crd))
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    let created = results
-        .into_iter()
-        .collect::<Result<Vec<bool>, _>>()?
-        .into_iter()
-        .filter(|new| *new)
-        .count();
-    for crd in &crds {
-        wait_established(&api, crd.metadata.name.as_deref().unwrap_or_default()).await?;
     }
-    Ok(created)
-}
-
-/// Returns whether the CRD was new.
-async fn create_or_replace(
-    api: &Api<CustomResourceDefinition>,
-    crd: &CustomResourceDefinition,
-) -> Result<bool, JavaException> {
-    let name = crd.metadata.name.clone().unwrap_or_default();
-    let what = format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}");
-    match api.create(&PostParams::default(), crd).await {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(s)) if s.code == 409 => {
-            let current = api.get(&name).await.map_err(|e| exception("GET", &what, &e))?;
-            let mut updated = crd.clone();
-            updated.metadata.resource_version = current.metadata.resource_version;
-            api.replace(&name, &PostParams::default(), &updated)
-                .await
-                .map_err(|e| exception("PUT", &what, &e))?;
-            Ok(false)
-        }
-        Err(e) => Err(exception(
-            "POST",
-            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-            &e,
-        )),
-    }
-}
-
-fn is_established(crd: &CustomResourceDefinition) -> bool {
-    crd.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
-}
-
-async fn wait_established(api: &Api<CustomResourceDefinition>, name: &str) -> Result<(), JavaException> {
-    let what = format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}");
-    let deadline = tokio::time::Instant::now() + ESTABLISH_TIMEOUT;
-    loop {
-        let crd = api.get(name).await.map_err(|e| exception("GET", &what, &e))?;
-        if is_established(&crd) {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > deadline {
-            return Err(JavaException::new(
-                "io.fabric8.kubernetes.client.KubernetesClientException",
-                format!(
-                    "CRD {name} was not established within {}s",
-                    ESTABLISH_TIMEOUT.as_secs()
-                ),
-                &[
-                    "io.fabric8.kubernetes.client.dsl.internal.BaseOperation.waitUntilCondition(BaseOperation.java:931)",
-                ],
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Writes the `LinstorVersion` object and opens a watch on it, as LINSTOR's k8s database
-/// does: without the `watch` right this fails like the imports of piraeus-operator#521.
-pub async fn write_schema_version(client: &kube::Client) -> Result<(), JavaException> {
-    let r = backend::version_resource();
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &r);
-    let what = api_path(&r);
-    let mut object =
-        DynamicObject::new(VERSION_OBJECT, &r).data(json!({"spec": {"version": SCHEMA_VERSION}}));
-    let pp = PostParams::default();
-    match retry_not_found(|| api.create(&pp, &object)).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 409 => {
-            let current = api
-                .get(VERSION_OBJECT)
-                .await
-                .map_err(|e| exception("GET", &what, &e))?;
-            object.metadata.resource_version = current.metadata.resource_version;
-            api.replace(VERSION_OBJECT, &PostParams::default(), &object)
-                .await
-                .map_err(|e| exception("PUT", &what, &e))?;
-        }
-        Err(e) => return Err(exception("POST", &what, &e)),
-    }
-    let wp = WatchParams::default().timeout(1);
-    // the stream is dropped at once: only the permission matters here
-    api.watch(&wp, "0")
-        .await
-        .map(drop)
-        .map_err(|e| exception("GET", &format!("{what}?watch=true"), &e))
-}
-
-/// Deletes every object of every table (not the schema version, not `Rollback` objects).
-pub async fn delete_all(client: &kube::Client) -> Result<(), JavaException> {
-    let results: Vec<Result<(), JavaException>> = futures::stream::iter(schema::tables())
-        .map(|t| async move {
-            let r = backend::table_resource(t);
-            let api: Api<DynamicObject> = Api::all_with(client.clone(), &r);
-            let (dp, lp) = (DeleteParams::default(), ListParams::default());
-            retry_not_found(|| api.delete_collection(&dp, &lp))
-                .await
-                .map(drop)
-                .map_err(|e| exception("DELETE", &api_path(&r), &e))
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    results.into_iter().collect()
-}
-
-/// Creates the objects of `rows` (all of one table), [`CONCURRENCY`] at a time.
-pub async fn create_rows(client: &kube::Client, t: &Table, rows: &[Row]) -> Result<(), JavaException> {
-    let r = backend::table_resource(t);
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &r);
-    let (api, r) = (&api, &r);
-    let results: Vec<Result<(), JavaException>> = futures::stream::iter(rows)
-        .map(|row| async move {
-            let object = backend::row_object(t, row);
-            let pp = PostParams::default();
-            retry_not_found(|| api.create(&pp, &object))
-                .await
-                .map(drop)
-                .map_err(|e| exception("POST", &api_path(r), &e))
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    results.into_iter().collect()
 }
 
 /// Retries `call` while it answers 404: right after a CRD is Established the API server may
@@ -218,5 +87,172 @@ where
             }
             other => return other,
         }
+    }
+}
+
+fn is_established(crd: &CustomResourceDefinition) -> bool {
+    crd.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
+}
+
+/// The storage version of a CRD.
+fn storage_version(crd: &Value) -> Option<&str> {
+    crd["spec"]["versions"]
+        .as_array()?
+        .iter()
+        .find(|v| v["storage"] == true)?
+        .get("name")?
+        .as_str()
+}
+
+#[async_trait]
+impl K8sApi for KubeApi {
+    fn server(&self) -> String {
+        self.server.clone()
+    }
+
+    fn user(&self) -> String {
+        // only the in-memory store makes up 403 messages; the API server writes its own
+        String::new()
+    }
+
+    async fn current_crds(&self) -> Result<BTreeSet<String>, ApiError> {
+        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        let wanted: Vec<Value> = linstor_fake::k8s::all_crds();
+        let existing = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| api_error("GET", CRDS_PATH.into(), e))?;
+        Ok(existing
+            .items
+            .into_iter()
+            .filter(|c| c.spec.group == GROUP)
+            .filter_map(|c| {
+                let name = c.metadata.name.clone()?;
+                let have = serde_json::to_value(&c).ok()?;
+                let want = wanted.iter().find(|w| w["metadata"]["name"] == name.as_str())?;
+                (storage_version(&have) == storage_version(want)).then_some(name)
+            })
+            .collect())
+    }
+
+    async fn apply_crd(&self, crd: &Value) -> Result<(), ApiError> {
+        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        let name = crd["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let path = format!("{CRDS_PATH}/{name}?fieldManager=fabric8");
+        let pp = PatchParams::apply("fabric8").force();
+        api.patch(&name, &pp, &Patch::Apply(crd))
+            .await
+            .map_err(|e| api_error("PATCH", path.clone(), e))?;
+        // the tool's next calls use the new resource: wait until the API server serves it
+        let deadline = tokio::time::Instant::now() + ESTABLISH_TIMEOUT;
+        loop {
+            let current = api
+                .get(&name)
+                .await
+                .map_err(|e| api_error("GET", path.clone(), e))?;
+            if is_established(&current) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(ApiError {
+                    method: "GET",
+                    path,
+                    code: 504,
+                    message: format!("CRD {name} was not established within 60s"),
+                    forbidden: None,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn put_schema_version(&self, version: i64) -> Result<(), ApiError> {
+        let api = self.objects(VERSION_PLURAL);
+        let path = format!("/apis/{GROUP}/v1/{VERSION_PLURAL}");
+        let r = backend::resource_of(VERSION_PLURAL);
+        let mut object = DynamicObject::new(VERSION_OBJECT, &r).data(json!({"spec": {"version": version}}));
+        let pp = PostParams::default();
+        match retry_not_found(|| api.create(&pp, &object)).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                let current = api
+                    .get(VERSION_OBJECT)
+                    .await
+                    .map_err(|e| api_error("GET", path.clone(), e))?;
+                object.metadata.resource_version = current.metadata.resource_version;
+                api.replace(VERSION_OBJECT, &pp, &object)
+                    .await
+                    .map(drop)
+                    .map_err(|e| api_error("PUT", path, e))
+            }
+            Err(e) => Err(api_error("POST", path, e)),
+        }
+    }
+
+    async fn delete_collection(&self, plural: &str) -> Result<(), ApiError> {
+        let api = self.objects(plural);
+        let (dp, lp) = (DeleteParams::default(), ListParams::default());
+        retry_not_found(|| api.delete_collection(&dp, &lp))
+            .await
+            .map(drop)
+            .map_err(|e| api_error("DELETE", backend::path_of(plural), e))
+    }
+
+    async fn create(&self, plural: &str, object: Value) -> Result<(), ApiError> {
+        let api = self.objects(plural);
+        let object: DynamicObject = serde_json::from_value(object).map_err(|e| ApiError {
+            method: "POST",
+            path: backend::path_of(plural),
+            code: 400,
+            message: e.to_string(),
+            forbidden: None,
+        })?;
+        let pp = PostParams::default();
+        retry_not_found(|| api.create(&pp, &object))
+            .await
+            .map(drop)
+            .map_err(|e| api_error("POST", backend::path_of(plural), e))
+    }
+
+    async fn list(&self, plural: &str) -> Result<Vec<Value>, ApiError> {
+        let r = backend::resource_of(plural);
+        let objects = backend::list_objects(&self.client, &r)
+            .await
+            .map_err(|e| api_error("GET", backend::path_of(plural), e))?
+            .ok_or_else(|| ApiError {
+                method: "GET",
+                path: backend::path_of(plural),
+                code: 404,
+                message: "the server could not find the requested resource".into(),
+                forbidden: None,
+            })?;
+        Ok(objects
+            .into_iter()
+            .filter_map(|o| serde_json::to_value(o).ok())
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_keep_the_api_servers_words() {
+        let status = kube::core::Status::failure(
+            "nodes.internal.linstor.linbit.com is forbidden: User \"u\" cannot deletecollection",
+            "Forbidden",
+        )
+        .with_code(403)
+        .boxed();
+        let e = api_error("DELETE", "/apis/x".into(), kube::Error::Api(status));
+        assert_eq!((e.method, e.code), ("DELETE", 403));
+        assert!(e.message.contains("cannot deletecollection"));
+        assert!(e.forbidden.is_some());
+        let crd = &linstor_fake::k8s::all_crds()[0];
+        assert_eq!(storage_version(crd), Some(linstor_fake::schema::DATA_VERSION));
     }
 }

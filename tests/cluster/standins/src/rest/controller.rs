@@ -15,9 +15,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
+use linstor_fake::config::{self, DEFAULT_H2_URL, Database};
 use linstor_migrator::linstor::export::ExportDocument;
 use linstor_migrator::linstor::rest::ErrorReport;
-use linstor_migrator::linstor::toml::{Backend, LinstorConfig};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -135,7 +135,7 @@ impl ControllerState {
                     name: p.name.clone(),
                     ready: p.ready,
                     connection_url: p.connection_url.clone(),
-                    backend: Backend::classify(&p.connection_url).as_str().into(),
+                    backend: backend_name(&p.connection_url).into(),
                     state,
                     nodes: view.map_or(0, |v| v.nodes.len()),
                     resources: view.map_or(0, |v| v.resources.len()),
@@ -150,6 +150,17 @@ impl ControllerState {
             pods,
             error_reports: self.error_reports.len(),
         }
+    }
+}
+
+/// `etcd`, `k8s`, `h2`, `sql` or `unknown`: the kind of database a connection URL names.
+pub fn backend_name(url: &str) -> &'static str {
+    match Database::of_url(url) {
+        Some(Database::Etcd(_)) => "etcd",
+        Some(Database::K8s) => "k8s",
+        Some(Database::H2(_)) => "h2",
+        Some(Database::Sql(_)) => "sql",
+        None => "unknown",
     }
 }
 
@@ -377,16 +388,16 @@ impl Loader {
     /// fail to load (`invalid:` prefix).
     async fn connection_url(&self) -> String {
         let Some(name) = &self.config_map else {
-            return linstor_migrator::linstor::toml::DEFAULT_H2_URL.into();
+            return DEFAULT_H2_URL.into();
         };
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.ns);
         let toml = match api.get_opt(name).await {
             Ok(cm) => cm.and_then(|cm| cm.data?.get("linstor.toml").cloned()),
             Err(e) => return format!("invalid: reading ConfigMap {name}: {e}"),
         };
-        match toml.map(|t| LinstorConfig::parse(&t)) {
-            None => linstor_migrator::linstor::toml::DEFAULT_H2_URL.into(),
-            Some(Ok(cfg)) => cfg.effective_url().to_string(),
+        match toml.map(|t| config::connection_url(&t)) {
+            None | Some(Ok(None)) => DEFAULT_H2_URL.into(),
+            Some(Ok(Some(url))) => url.trim().to_string(),
             Some(Err(e)) => format!("invalid: {e}"),
         }
     }
@@ -395,12 +406,14 @@ impl Loader {
         if let Some(why) = url.strip_prefix("invalid: ") {
             return Loaded::Failed(why.into());
         }
-        match Backend::classify(url) {
-            Backend::Etcd => self.load_etcd(url),
-            Backend::K8s => self.load_k8s().await,
-            Backend::H2 => Loaded::Running(Arc::new(DatabaseView::default())),
-            Backend::Sql => Loaded::Failed(format!("Could not connect to {url}: Connection refused")),
-            Backend::Unknown => Loaded::Failed(format!("Unsupported database connection URL \"{url}\"")),
+        match Database::of_url(url) {
+            Some(Database::Etcd(_)) => self.load_etcd(url),
+            Some(Database::K8s) => self.load_k8s().await,
+            Some(Database::H2(_)) => Loaded::Running(Arc::new(DatabaseView::default())),
+            Some(Database::Sql(_)) => {
+                Loaded::Failed(format!("Could not connect to {url}: Connection refused"))
+            }
+            None => Loaded::Failed(format!("Unsupported database connection URL \"{url}\"")),
         }
     }
 

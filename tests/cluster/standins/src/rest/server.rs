@@ -92,12 +92,10 @@ fn running(state: &AppState) -> Result<Arc<DatabaseView>, Unavailable> {
 
 async fn version(State(state): State<AppState>) -> Result<Json<ControllerVersion>, Unavailable> {
     running(&state)?;
-    Ok(Json(ControllerVersion {
-        version: state.version.clone(),
-        git_hash: "4e3f1c0a5b7d9e2f6a8c1b3d5e7f9a0b2c4d6e8f".into(),
-        build_time: "2025-10-02T08:41:27+00:00".into(),
-        rest_api_version: "1.26.0".into(),
-    }))
+    let answer = linstor_fake::rest::controller_version(&state.version);
+    serde_json::from_value(answer)
+        .map(Json)
+        .map_err(|e| Unavailable(e.to_string()))
 }
 
 /// The database's nodes and the operator's CONTROLLER nodes of the controller pods.

@@ -94,12 +94,12 @@ async fn controller_pods(inst: &Installation) -> Vec<Pod> {
         .items
 }
 
-/// Lines of the stand-in's own log (`./logs/linstor-db.log` of the migration pod's commands)
-/// that say a table is being imported: the import truncated the backend and writes rows.
+/// The line the stand-in adds to its log (`./logs/linstor-db.log` of the migration pod's
+/// commands) once an import creates rows: the import truncated the backend and writes rows.
 fn import_writing(inst: &Installation) -> bool {
     std::fs::read_to_string(inst.dir.join("work/logs/linstor-db.log"))
         .unwrap_or_default()
-        .contains("Importing table")
+        .contains(linstor_standins::dbtool::host::WRITING_ROWS)
 }
 
 /// Whether the cluster is at `point` now (the step itself is checked by the caller).
