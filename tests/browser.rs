@@ -41,7 +41,8 @@ fn timing() -> SimTiming {
         operator_reconcile: Duration::from_millis(1000),
         export: Duration::from_millis(800),
         etcd_give_up: Duration::from_secs(5),
-        import_per_row: Duration::from_millis(4),
+        // about 5 s of import: long enough to see it stream on a loaded machine
+        import_per_row: Duration::from_millis(5),
         exec_line_interval: Duration::from_millis(25),
     }
 }
@@ -387,14 +388,19 @@ async fn a_migration_in_the_browser_streams_its_log_and_offers_the_backup() {
     let first = browser.run_probe().await;
     let started = Instant::now();
     let mut live = None;
+    let mut seen = Vec::new();
     while live.is_none() {
         assert!(
             started.elapsed() < PATIENCE,
-            "no log line arrived live (first {} lines)",
+            "no log line arrived live (first {} lines); the page said (state, log status, lines): {seen:?}",
             first.lines
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
         let p = browser.run_probe().await;
+        let said = (p.state.clone(), p.log_status.clone(), p.lines);
+        if seen.last() != Some(&said) && seen.len() < 40 {
+            seen.push(said);
+        }
         if !p.marked {
             // the page reloaded (a state change): mark it again and start over
             let _ = c.execute("window.__probe = true;", vec![]).await;

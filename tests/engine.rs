@@ -121,6 +121,16 @@ async fn full_migration_succeeds_and_leaves_a_verified_backup() {
             .is_equal()
     );
     assert!(run.downtime.unwrap().ended_at.is_some());
+    // step 3's snapshot is a file of the data directory, not part of the run's context
+    assert!(run.report.snapshot_before.is_none());
+    assert!(
+        run.report
+            .snapshot_before_summary
+            .as_deref()
+            .is_some_and(|s| s.contains("resources"))
+    );
+    let snapshot = h.dir.path().join("snapshots").join(format!("{}.json", run.id));
+    assert!(snapshot.is_file(), "{}", snapshot.display());
 
     // every action was recorded with its actor, and the log has the tool's lines
     assert_eq!(run.audit[0].actor, "test");

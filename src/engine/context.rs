@@ -39,7 +39,14 @@ pub struct RunContext {
     pub migration_pod: Option<String>,
     pub target_config_map: Option<String>,
     pub k8s_backend_before: Option<K8sBackendInventory>,
+    /// Step 3's snapshot, kept here only by runs of earlier versions: it grows with the
+    /// cluster (every resource with its properties), and the context is read and written at
+    /// every step and answered by every `GET` of the run. Now in [`SNAPSHOT_FILE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_before: Option<ClusterSnapshot>,
+    /// What step 3's snapshot holds, in words ("5 nodes, ..."); the snapshot itself is the file
+    /// `snapshots/<run>.json` in the data directory.
+    pub snapshot_before_summary: Option<String>,
     pub backup_id: Option<String>,
     pub verification_backup_id: Option<String>,
     pub data_verification: Option<DataComparison>,

@@ -4,7 +4,7 @@
 //! primary key, `spec` = the row without its null columns; REFERENCE.md §3). The export is read
 //! as a stream: only the rows to write pass through memory, one at a time.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -25,6 +25,9 @@ const IN_FLIGHT: usize = 32;
 pub(super) struct Delta {
     /// `(table, primary-key text)` of rows to create or replace, and whether they exist now.
     write: BTreeMap<(String, String), bool>,
+    /// Tables the backend holds no row of: every row is created, without a key per row in
+    /// memory (the pre-copy into an empty backend).
+    create_all: BTreeSet<String>,
     /// `(plural, object name)` to delete.
     remove: Vec<(String, String)>,
     pub counts: DeltaCounts,
@@ -51,6 +54,13 @@ pub(super) fn plan(expected: &ExportSummary, found: &ExportSummary) -> Delta {
             }
             continue;
         };
+        if have.is_empty() {
+            if !want.is_empty() {
+                delta.create_all.insert(name.to_string());
+                delta.counts.created += want.len() as u64;
+            }
+            continue;
+        }
         for (key, digest) in want {
             match have.get(key) {
                 None => {
@@ -132,6 +142,9 @@ async fn put(
     }
 }
 
+/// A row to write, its table, and whether its object exists.
+type ToWrite = (String, Row, bool);
+
 /// Writes `delta` into the backend: the rows to write are taken from the export at `path` as it
 /// is read, the rows to remove deleted by name.
 pub(super) async fn apply(
@@ -153,36 +166,36 @@ pub(super) async fn apply(
         .buffer_unordered(IN_FLIGHT)
         .try_collect::<Vec<()>>()
         .await?;
-    if delta.write.is_empty() {
+    if delta.write.is_empty() && delta.create_all.is_empty() {
         return Ok(delta.counts);
     }
 
-    // the export is parsed on a blocking thread; rows to write come over a bounded channel
-    let wanted: HashSet<(String, String)> = delta.write.keys().cloned().collect();
-    let exists = delta.write;
-    let (tx, rx) = tokio::sync::mpsc::channel::<(String, Row)>(256);
+    // the export is parsed on a blocking thread; rows to write come over a bounded channel,
+    // with whether their object exists
+    let (write, create_all) = (delta.write, delta.create_all);
+    let (tx, rx) = tokio::sync::mpsc::channel::<ToWrite>(256);
     let reader = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         export_rows::for_each_row(file, &mut |table, row| {
-            let Some(t) = schema::table(table) else {
+            let Some(t) = schema::table(table).filter(|t| t.primary_key().next().is_some()) else {
                 return Ok(());
             };
-            let key = (table.to_string(), key_of(t, &row));
-            if wanted.contains(&key) {
-                tx.blocking_send((table.to_string(), row))
+            let exists = if create_all.contains(table) {
+                Some(false)
+            } else {
+                write.get(&(table.to_string(), key_of(t, &row))).copied()
+            };
+            if let Some(exists) = exists {
+                tx.blocking_send((table.to_string(), row, exists))
                     .map_err(|_| "the writer stopped".to_string())?;
             }
             Ok(())
         })
     });
-    let writes = tokio_stream::wrappers::ReceiverStream::new(rx).map(|(table, row)| {
+    let writes = tokio_stream::wrappers::ReceiverStream::new(rx).map(|(table, row, exists): ToWrite| {
         let (cluster, version) = (cluster.clone(), version.to_string());
         let t = schema::table(&table).expect("only known tables are sent");
-        let known = exists
-            .get(&(table.clone(), key_of(t, &row)))
-            .copied()
-            .unwrap_or(false);
-        async move { put(cluster.as_ref(), t, &version, known, row).await }
+        async move { put(cluster.as_ref(), t, &version, exists, row).await }
     });
     let written = writes.buffer_unordered(IN_FLIGHT).try_collect::<Vec<()>>().await;
     let read = reader.await.map_err(|e| StepError::Internal(e.into()))?;
@@ -266,7 +279,9 @@ mod tests {
         );
         assert_eq!(delta.write.get(&("NODES".into(), "B".into())), Some(&true));
         assert_eq!(delta.write.get(&("NODES".into(), "C".into())), Some(&false));
-        assert_eq!(delta.write.get(&("FILES".into(), "/x".into())), Some(&false));
+        // a table the backend holds nothing of: every row, no key per row
+        assert!(delta.create_all.contains("FILES"));
+        assert!(!delta.write.contains_key(&("FILES".into(), "/x".into())));
         assert_eq!(delta.remove, vec![("nodes".to_string(), object_name("D"))]);
         assert!(delta.unsupported.is_empty());
     }

@@ -6,11 +6,7 @@ use crate::linstor::rest::compare_snapshots;
 
 /// Step 11.
 pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
-    let before = c
-        .ctx
-        .snapshot_before
-        .clone()
-        .ok_or_else(|| StepError::Failed("no snapshot from before".into()))?;
+    let before = super::snapshot::before(c).await?;
     let after = super::snapshot::snapshot_now(c).await?;
     let cmp = compare_snapshots(&before, &after);
     for d in &cmp.differences {
