@@ -9,9 +9,9 @@ use std::io::Read;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
+use super::row_index::{Difference, RowEntry, RowIndex, RowKey, key_hash};
 use super::schema;
 
 pub use linstor_model::export::{
@@ -41,10 +41,10 @@ pub struct ExportHeader {
 pub struct TableSummary {
     pub name: String,
     pub rows: u64,
-    /// SHA-256 over the sorted row digests: equal tables have equal digests.
+    /// SHA-256 over the row digests in key order: equal tables have equal digests.
     pub digest: String,
     #[serde(skip)]
-    pub row_digests: BTreeMap<String, [u8; 32]>,
+    pub row_index: RowIndex,
     /// Problems found while reading (null primary key, unknown column, duplicate key).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
@@ -73,7 +73,7 @@ impl ExportSummary {
 }
 
 /// Reads an export from `reader` one row at a time; memory use is bounded by the number of rows
-/// (32 bytes and a key each), not by the file size.
+/// (48 bytes each, [`RowIndex`]), not by the file size.
 pub fn summarize<R: Read>(reader: R) -> Result<ExportSummary, String> {
     let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(64 * 1024, reader));
     let summary = SummaryVisitor
@@ -183,16 +183,18 @@ impl<'de> Visitor<'de> for TableSeed {
         let name = name.ok_or_else(|| de::Error::missing_field("name"))?;
         columns.ok_or_else(|| de::Error::missing_field("column_description"))?;
         let rows = rows.unwrap_or_default();
-        let problems = rows.problems;
-        let mut h = Sha256::new();
-        for d in rows.digests.values() {
-            h.update(d);
+        let mut problems = rows.problems;
+        let (row_index, repeated) = RowIndex::build(rows.entries);
+        if rows.keyed {
+            for key in repeated.iter().take(20usize.saturating_sub(problems.len())) {
+                problems.push(format!("duplicate primary key (object {})", hex::encode(key)));
+            }
         }
         Ok(TableSummary {
             name,
             rows: rows.count,
-            digest: hex::encode(h.finalize()),
-            row_digests: rows.digests,
+            digest: row_index.table_digest(),
+            row_index,
             problems,
         })
     }
@@ -201,7 +203,9 @@ impl<'de> Visitor<'de> for TableSeed {
 #[derive(Default)]
 struct RowsOut {
     count: u64,
-    digests: BTreeMap<String, [u8; 32]>,
+    entries: Vec<RowEntry>,
+    /// Whether rows are keyed by a primary key (else by their digest, and may repeat).
+    keyed: bool,
     problems: Vec<String>,
 }
 
@@ -228,11 +232,12 @@ impl<'de> Visitor<'de> for RowsSeed<'_> {
                 .map(|c| (c.name.to_ascii_lowercase(), c.is_primary_key))
                 .collect()
         });
+        out.keyed = lower.as_ref().is_some_and(|cols| cols.iter().any(|(_, pk)| *pk));
         while let Some(row) = seq.next_element::<Row>()? {
             out.count += 1;
             let digest = row_digest(&row);
-            let key = match &lower {
-                Some(cols) if cols.iter().any(|(_, pk)| *pk) => {
+            let key: RowKey = match &lower {
+                Some(cols) if out.keyed => {
                     if let Some(unknown) = row.keys().find(|k| !cols.iter().any(|(c, _)| c == *k))
                         && out.problems.len() < 20
                     {
@@ -252,24 +257,13 @@ impl<'de> Visitor<'de> for RowsSeed<'_> {
                             }
                         }
                     }
-                    parts.join(":")
+                    key_hash(&parts.join(":"))
                 }
-                // no primary key (TRACKING_DATE) or column_description after data: key rows by
-                // their own digest, counting repeats
-                _ => {
-                    let base = hex::encode(digest);
-                    let mut key = base.clone();
-                    let mut n = 1;
-                    while out.digests.contains_key(&key) {
-                        n += 1;
-                        key = format!("{base}#{n}");
-                    }
-                    key
-                }
+                // no primary key (TRACKING_DATE) or column_description after data: rows are
+                // keyed by their own digest, and repeats are kept
+                _ => digest,
             };
-            if out.digests.insert(key.clone(), digest).is_some() && out.problems.len() < 20 {
-                out.problems.push(format!("duplicate primary key {key:?}"));
-            }
+            out.entries.push(RowEntry::new(key, &digest));
         }
         Ok(out)
     }
@@ -399,9 +393,10 @@ impl DataComparison {
 }
 
 /// Compares every table of `expected` (the backup) with `found` (the re-export). A table absent
-/// from one side counts as empty (some tables have no export driver).
+/// from one side counts as empty (some tables have no export driver). Examples name objects
+/// (`object <SHA-256 of the key>`); [`name_examples`] puts the key texts in.
 pub fn compare(expected: &ExportSummary, found: &ExportSummary) -> DataComparison {
-    let empty = BTreeMap::new();
+    let empty = RowIndex::default();
     let names: std::collections::BTreeSet<&str> = expected
         .tables
         .iter()
@@ -410,8 +405,8 @@ pub fn compare(expected: &ExportSummary, found: &ExportSummary) -> DataCompariso
         .collect();
     let mut out = DataComparison::default();
     for name in names {
-        let a = expected.table(name).map(|t| &t.row_digests).unwrap_or(&empty);
-        let b = found.table(name).map(|t| &t.row_digests).unwrap_or(&empty);
+        let a = expected.table(name).map(|t| &t.row_index).unwrap_or(&empty);
+        let b = found.table(name).map(|t| &t.row_index).unwrap_or(&empty);
         let mut cmp = TableComparison {
             name: name.to_string(),
             rows_expected: a.len() as u64,
@@ -421,22 +416,16 @@ pub fn compare(expected: &ExportSummary, found: &ExportSummary) -> DataCompariso
             changed: 0,
             examples: Vec::new(),
         };
-        for (k, da) in a {
-            match b.get(k) {
-                None => cmp.missing += 1,
-                Some(db) if db != da => cmp.changed += 1,
-                _ => continue,
+        a.diff(b, |key, difference| {
+            match difference {
+                Difference::Changed => cmp.changed += 1,
+                Difference::Missing => cmp.missing += 1,
+                Difference::Extra => cmp.extra += 1,
             }
             if cmp.examples.len() < 10 {
-                cmp.examples.push(k.clone());
+                cmp.examples.push(format!("{OBJECT}{}", hex::encode(key)));
             }
-        }
-        for k in b.keys().filter(|k| !a.contains_key(*k)) {
-            cmp.extra += 1;
-            if cmp.examples.len() < 10 {
-                cmp.examples.push(k.clone());
-            }
-        }
+        });
         out.tables_compared += 1;
         out.rows_compared += a.len() as u64;
         if !cmp.is_equal() {
@@ -446,10 +435,36 @@ pub fn compare(expected: &ExportSummary, found: &ExportSummary) -> DataCompariso
     out
 }
 
+/// How [`compare`] writes an example before it is named.
+const OBJECT: &str = "object ";
+
+/// Replaces every example of `cmp` that is a row of the export in `reader` with the row's
+/// primary-key text (rows only the other side has keep their object name). One more pass over
+/// the export, made only when something differs.
+pub fn name_examples<R: Read>(reader: R, cmp: &mut DataComparison) -> Result<(), String> {
+    if cmp.is_equal() {
+        return Ok(());
+    }
+    super::export_rows::for_each_row(reader, &mut |table, row| {
+        let Some(diff) = cmp.differences.iter_mut().find(|d| d.name == table) else {
+            return Ok(());
+        };
+        let Some(text) = schema::table(table).and_then(|t| super::row_index::key_text(t, &row)) else {
+            return Ok(());
+        };
+        let object = format!("{OBJECT}{}", hex::encode(key_hash(&text)));
+        if let Some(e) = diff.examples.iter_mut().find(|e| **e == object) {
+            *e = text;
+        }
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+    use sha2::{Digest, Sha256};
 
     fn doc(exported_from: &str) -> ExportDocument {
         let mut nodes = ExportTable::from_schema(schema::table("NODES").unwrap());
@@ -497,7 +512,7 @@ mod tests {
         assert_eq!(s.header.linstor_version.as_deref(), Some("1.33.3"));
         assert_eq!(s.row_counts()["NODES"], 2);
         assert_eq!(s.total_rows(), 3);
-        assert!(s.table("NODES").unwrap().row_digests.contains_key("N1"));
+        assert!(s.table("NODES").unwrap().row_index.get(&key_hash("N1")).is_some());
     }
 
     #[test]
@@ -595,13 +610,22 @@ mod tests {
             .clone(),
         );
         b.tables.remove(2); // absent table == empty table
-        let cmp = compare(&summary_of(&a), &summary_of(&b));
+        let mut cmp = compare(&summary_of(&a), &summary_of(&b));
         assert_eq!(cmp.tables_compared, 3);
         assert_eq!(cmp.differences.len(), 2);
-        let nodes = &cmp.differences.iter().find(|t| t.name == "NODES").unwrap();
+        let object_x = format!("object {}", hex::encode(key_hash("X")));
+        let roles = cmp.differences.iter().find(|t| t.name == "SEC_ROLES").unwrap();
+        assert_eq!((roles.extra, roles.examples.clone()), (1, vec![object_x.clone()]));
+
+        // the backup's rows are named by their key, a row only the other side has by its object
+        name_examples(serde_json::to_vec(&a).unwrap().as_slice(), &mut cmp).unwrap();
+        let nodes = cmp.differences.iter().find(|t| t.name == "NODES").unwrap();
         assert_eq!((nodes.missing, nodes.changed, nodes.extra), (1, 1, 0));
-        let roles = &cmp.differences.iter().find(|t| t.name == "SEC_ROLES").unwrap();
-        assert_eq!((roles.extra, roles.examples.clone()), (1, vec!["X".to_string()]));
+        let mut named = nodes.examples.clone();
+        named.sort();
+        assert_eq!(named, vec!["N1".to_string(), "N2".to_string()]);
+        let roles = cmp.differences.iter().find(|t| t.name == "SEC_ROLES").unwrap();
+        assert_eq!(roles.examples, vec![object_x]);
     }
 
     #[test]

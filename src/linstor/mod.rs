@@ -4,6 +4,7 @@
 pub mod export;
 pub mod export_rows;
 pub mod rest;
+pub mod row_index;
 pub mod schema;
 pub mod toml;
 pub mod tool_output;

@@ -1,17 +1,17 @@
 //! Reading the `k8s` backend directly: every table's objects, page by page, several tables at
 //! once, turned into the same per-row digests (keyed by primary key) that the backup's streaming
-//! summary has, so that the two compare row by row without a second tool export. Only digests
-//! are kept, never the rows: memory grows with the row count, not with the data.
+//! summary has, so that the two compare row by row without a second tool export. Only 48 bytes
+//! per row are kept ([`RowIndex`]), never the rows: memory grows with the row count, not with the
+//! data.
 
 use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
-use sha2::{Digest, Sha256};
-
 use super::StepError;
 use crate::cluster::Cluster;
-use crate::linstor::export::{ExportHeader, ExportSummary, TableSummary, row_digest, scalar_text};
+use crate::linstor::export::{ExportHeader, ExportSummary, TableSummary, row_digest};
+use crate::linstor::row_index::{RowEntry, RowIndex, key_hash, key_text};
 use crate::linstor::schema;
+use futures::{StreamExt, TryStreamExt};
 
 /// Objects per LIST request.
 const PAGE: u32 = 500;
@@ -25,35 +25,12 @@ pub(super) struct BackendContents {
     pub misnamed: Vec<String>,
 }
 
-/// The primary-key text of a row (values joined by `:` in column order, as LINSTOR names
-/// objects); the digest of the whole row when the table has no primary key.
-fn key_of(table: &schema::Table, row: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
-    let pk: Vec<&schema::Column> = table.primary_key().collect();
-    if pk.is_empty() {
-        return None;
-    }
-    Some(
-        pk.iter()
-            .map(|c| {
-                row.get(&c.name.to_ascii_lowercase())
-                    .filter(|v| !v.is_null())
-                    .map(scalar_text)
-                    .unwrap_or_default()
-            })
-            .collect::<Vec<_>>()
-            .join(":"),
-    )
-}
-
 async fn read_table(
     cluster: &dyn Cluster,
     table: &'static schema::Table,
     version: &str,
 ) -> Result<(TableSummary, Vec<String>), StepError> {
-    let mut summary = TableSummary {
-        name: table.name.clone(),
-        ..TableSummary::default()
-    };
+    let mut entries = Vec::new();
     let mut misnamed = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -62,32 +39,41 @@ async fn read_table(
             .await?;
         for object in page.objects {
             let digest = row_digest(&object.spec);
-            let key = match key_of(table, &object.spec) {
-                Some(key) => {
-                    if hex::encode(Sha256::digest(key.as_bytes())) != object.name && misnamed.len() < 20 {
-                        misnamed.push(format!("{}/{} (key {key:?})", table.plural(), object.name));
+            let key = match key_text(table, &object.spec) {
+                Some(text) => {
+                    let key = key_hash(&text);
+                    if hex::encode(key) != object.name && misnamed.len() < 20 {
+                        misnamed.push(format!("{}/{} (key {text:?})", table.plural(), object.name));
                     }
                     key
                 }
-                None => hex::encode(digest),
+                None => digest,
             };
-            summary.rows += 1;
-            if summary.row_digests.insert(key.clone(), digest).is_some() && summary.problems.len() < 20 {
-                summary
-                    .problems
-                    .push(format!("two objects with primary key {key:?}"));
-            }
+            entries.push(RowEntry::new(key, &digest));
         }
         match page.continue_token {
             Some(t) => token = Some(t),
             None => break,
         }
     }
-    let mut h = Sha256::new();
-    for d in summary.row_digests.values() {
-        h.update(d);
-    }
-    summary.digest = hex::encode(h.finalize());
+    let rows = entries.len() as u64;
+    let (row_index, repeated) = RowIndex::build(entries);
+    let problems = if table.primary_key().next().is_some() {
+        repeated
+            .iter()
+            .take(20)
+            .map(|k| format!("two objects with primary key (object {})", hex::encode(k)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let summary = TableSummary {
+        name: table.name.clone(),
+        rows,
+        digest: row_index.table_digest(),
+        row_index,
+        problems,
+    };
     Ok((summary, misnamed))
 }
 

@@ -4,17 +4,17 @@
 //! primary key, `spec` = the row without its null columns; REFERENCE.md §3). The export is read
 //! as a stream: only the rows to write pass through memory, one at a time.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
-use sha2::{Digest, Sha256};
 
 use super::StepError;
 use crate::cluster::{Cluster, ClusterError, K8sBackendObject};
 use crate::engine::context::DeltaCounts;
-use crate::linstor::export::{ExportSummary, Row, scalar_text};
+use crate::linstor::export::{ExportSummary, Row};
+use crate::linstor::row_index::{Difference, RowIndex, RowKey, key_hash, key_text};
 use crate::linstor::{export_rows, schema};
 
 /// Requests in flight while writing.
@@ -23,8 +23,8 @@ const IN_FLIGHT: usize = 32;
 /// The rows that differ between an export and the backend.
 #[derive(Debug, Default)]
 pub(super) struct Delta {
-    /// `(table, primary-key text)` of rows to create or replace, and whether they exist now.
-    write: BTreeMap<(String, String), bool>,
+    /// Per table, the keys of rows to create or replace, and whether they exist now.
+    write: BTreeMap<String, HashMap<RowKey, bool>>,
     /// Tables the backend holds no row of: every row is created, without a key per row in
     /// memory (the pre-copy into an empty backend).
     create_all: BTreeSet<String>,
@@ -35,19 +35,29 @@ pub(super) struct Delta {
     pub unsupported: Vec<String>,
 }
 
+impl Delta {
+    /// Whether the row of `table` with `key` is written, and whether its object exists now.
+    fn writes(&self, table: &str, key: &RowKey) -> Option<bool> {
+        if self.create_all.contains(table) {
+            return Some(false);
+        }
+        self.write.get(table)?.get(key).copied()
+    }
+}
+
 /// What must change in the backend (`found`) to make it equal the export (`expected`).
 pub(super) fn plan(expected: &ExportSummary, found: &ExportSummary) -> Delta {
-    let empty = BTreeMap::new();
+    let empty = RowIndex::default();
     let mut delta = Delta::default();
-    let names: std::collections::BTreeSet<&str> = expected
+    let names: BTreeSet<&str> = expected
         .tables
         .iter()
         .chain(&found.tables)
         .map(|t| t.name.as_str())
         .collect();
     for name in names {
-        let want = expected.table(name).map(|t| &t.row_digests).unwrap_or(&empty);
-        let have = found.table(name).map(|t| &t.row_digests).unwrap_or(&empty);
+        let want = expected.table(name).map(|t| &t.row_index).unwrap_or(&empty);
+        let have = found.table(name).map(|t| &t.row_index).unwrap_or(&empty);
         let Some(table) = schema::table(name).filter(|t| t.primary_key().next().is_some()) else {
             if want != have {
                 delta.unsupported.push(name.to_string());
@@ -61,50 +71,33 @@ pub(super) fn plan(expected: &ExportSummary, found: &ExportSummary) -> Delta {
             }
             continue;
         }
-        for (key, digest) in want {
-            match have.get(key) {
-                None => {
-                    delta.write.insert((name.to_string(), key.clone()), false);
-                    delta.counts.created += 1;
-                }
-                Some(d) if d != digest => {
-                    delta.write.insert((name.to_string(), key.clone()), true);
-                    delta.counts.changed += 1;
-                }
-                Some(_) => {}
+        let (mut write, counts, remove) = (HashMap::new(), &mut delta.counts, &mut delta.remove);
+        want.diff(have, |key, difference| match difference {
+            Difference::Changed => {
+                write.insert(*key, true);
+                counts.changed += 1;
             }
-        }
-        for key in have.keys().filter(|k| !want.contains_key(*k)) {
-            delta.remove.push((table.plural().to_string(), object_name(key)));
-            delta.counts.removed += 1;
+            Difference::Missing => {
+                write.insert(*key, false);
+                counts.created += 1;
+            }
+            Difference::Extra => {
+                remove.push((table.plural().to_string(), hex::encode(key)));
+                counts.removed += 1;
+            }
+        });
+        if !write.is_empty() {
+            delta.write.insert(name.to_string(), write);
         }
     }
     delta
 }
 
-/// The object name of a primary-key text.
-pub(super) fn object_name(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
-}
-
-/// The primary-key text of a row (values joined by `:` in column order).
-pub(super) fn key_of(table: &schema::Table, row: &Row) -> String {
-    table
-        .primary_key()
-        .map(|c| {
-            row.get(&c.name.to_ascii_lowercase())
-                .filter(|v| !v.is_null())
-                .map(scalar_text)
-                .unwrap_or_default()
-        })
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-/// The object of a row, as LINSTOR names and writes it.
+/// The object of a row, as LINSTOR names and writes it (a table with a primary key).
 pub(super) fn object_of(table: &schema::Table, row: Row) -> K8sBackendObject {
+    let key = key_text(table, &row).unwrap_or_default();
     K8sBackendObject {
-        name: object_name(&key_of(table, &row)),
+        name: hex::encode(key_hash(&key)),
         spec: row.into_iter().filter(|(_, v)| !v.is_null()).collect(),
     }
 }
@@ -172,20 +165,15 @@ pub(super) async fn apply(
 
     // the export is parsed on a blocking thread; rows to write come over a bounded channel,
     // with whether their object exists
-    let (write, create_all) = (delta.write, delta.create_all);
+    let counts = delta.counts;
     let (tx, rx) = tokio::sync::mpsc::channel::<ToWrite>(256);
     let reader = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         export_rows::for_each_row(file, &mut |table, row| {
-            let Some(t) = schema::table(table).filter(|t| t.primary_key().next().is_some()) else {
+            let Some(key) = schema::table(table).and_then(|t| key_text(t, &row)) else {
                 return Ok(());
             };
-            let exists = if create_all.contains(table) {
-                Some(false)
-            } else {
-                write.get(&(table.to_string(), key_of(t, &row))).copied()
-            };
-            if let Some(exists) = exists {
+            if let Some(exists) = delta.writes(table, &key_hash(&key)) {
                 tx.blocking_send((table.to_string(), row, exists))
                     .map_err(|_| "the writer stopped".to_string())?;
             }
@@ -201,7 +189,7 @@ pub(super) async fn apply(
     let read = reader.await.map_err(|e| StepError::Internal(e.into()))?;
     written?;
     read.map_err(StepError::Failed)?;
-    Ok(delta.counts)
+    Ok(counts)
 }
 
 /// Deletes every object of every table, page by page, until a LIST finds none (a backend that
@@ -245,6 +233,7 @@ pub(super) async fn empty(cluster: Arc<dyn Cluster>, version: &str) -> Result<u6
 mod tests {
     use super::*;
     use crate::linstor::export::TableSummary;
+    use crate::linstor::row_index::RowEntry;
 
     fn summary(tables: &[(&str, &[(&str, u8)])]) -> ExportSummary {
         ExportSummary {
@@ -253,7 +242,12 @@ mod tests {
                 .map(|(name, rows)| TableSummary {
                     name: name.to_string(),
                     rows: rows.len() as u64,
-                    row_digests: rows.iter().map(|(k, d)| (k.to_string(), [*d; 32])).collect(),
+                    row_index: RowIndex::build(
+                        rows.iter()
+                            .map(|(k, d)| RowEntry::new(key_hash(k), &[*d; 32]))
+                            .collect(),
+                    )
+                    .0,
                     ..TableSummary::default()
                 })
                 .collect(),
@@ -277,12 +271,17 @@ mod tests {
                 removed: 1
             }
         );
-        assert_eq!(delta.write.get(&("NODES".into(), "B".into())), Some(&true));
-        assert_eq!(delta.write.get(&("NODES".into(), "C".into())), Some(&false));
+        assert_eq!(delta.writes("NODES", &key_hash("B")), Some(true));
+        assert_eq!(delta.writes("NODES", &key_hash("C")), Some(false));
+        assert_eq!(delta.writes("NODES", &key_hash("A")), None);
         // a table the backend holds nothing of: every row, no key per row
         assert!(delta.create_all.contains("FILES"));
-        assert!(!delta.write.contains_key(&("FILES".into(), "/x".into())));
-        assert_eq!(delta.remove, vec![("nodes".to_string(), object_name("D"))]);
+        assert!(!delta.write.contains_key("FILES"));
+        assert_eq!(delta.writes("FILES", &key_hash("/y")), Some(false));
+        assert_eq!(
+            delta.remove,
+            vec![("nodes".to_string(), hex::encode(key_hash("D")))]
+        );
         assert!(delta.unsupported.is_empty());
     }
 
@@ -339,19 +338,20 @@ mod tests {
     #[test]
     fn object_names_follow_the_recorded_rule() {
         // fixtures/linstor-1.33.3/k8s/naming.txt, worked examples
+        let nodes = schema::table("NODES").unwrap();
+        let row: Row = serde_json::from_str(r#"{"node_name": "ALPHA", "node_flags": 0}"#).unwrap();
         assert_eq!(
-            object_name("ALPHA"),
+            object_of(nodes, row).name,
             "73ab66a033c267e00b7429bb256f6deb2734ebc4cd4ff5b564a8c9f9b2c8a719"
-        );
-        assert_eq!(
-            object_name("DB0::1"),
-            "93b8c0352bb8069b44801293e87bb1d581e60adcfb0981466c776de86b20e1a1"
         );
         let vd = schema::table("VOLUME_DEFINITIONS").unwrap();
         let row: Row = serde_json::from_str(
             r#"{"uuid": "bc9a211a", "resource_name": "DB0", "snapshot_name": "", "vlm_nr": 1, "vlm_size": 10485760, "vlm_flags": 0}"#,
         )
         .unwrap();
-        assert_eq!(key_of(vd, &row), "DB0::1");
+        assert_eq!(
+            object_of(vd, row).name,
+            "93b8c0352bb8069b44801293e87bb1d581e60adcfb0981466c776de86b20e1a1"
+        );
     }
 }

@@ -10,6 +10,8 @@
 //! to a row (misnamed), is not an error yet: the tool's import runs in its place within the same
 //! downtime, and the check is made again.
 
+use std::path::PathBuf;
+
 use super::files::{copy_out, record, recorded, summarize};
 use super::tool::run_tool;
 use super::{StepCtx, StepError, StepResult};
@@ -99,6 +101,26 @@ async fn read_found(c: &mut StepCtx<'_>, expected: &ExportSummary) -> Result<Fou
     })
 }
 
+/// `expected` (the backup at `path`) compared with `found`, the rows that differ named by their
+/// keys (a second read of the backup, made only when something differs).
+async fn compare(
+    path: PathBuf,
+    expected: &ExportSummary,
+    found: &ExportSummary,
+) -> Result<DataComparison, StepError> {
+    let mut cmp = export::compare(expected, found);
+    if cmp.is_equal() {
+        return Ok(cmp);
+    }
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        export::name_examples(file, &mut cmp).map(|()| cmp)
+    })
+    .await
+    .map_err(|e| StepError::Internal(e.into()))?
+    .map_err(StepError::Failed)
+}
+
 fn misnamed_text(misnamed: &[String]) -> String {
     format!(
         "objects in the k8s backend are not named by their primary key, so LINSTOR would not find them: {}",
@@ -131,9 +153,10 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
     let backup = recorded(c, backup_name)
         .await?
         .ok_or_else(|| StepError::Failed("the backup is not recorded".into()))?;
-    let expected = summarize(data_dir.join(&backup.path)).await?;
+    let backup_path = data_dir.join(&backup.path);
+    let expected = summarize(backup_path.clone()).await?;
     let mut found = read_found(c, &expected).await?;
-    let mut cmp = export::compare(&expected, &found.summary);
+    let mut cmp = compare(backup_path.clone(), &expected, &found.summary).await?;
     let delta_ran = c
         .ctx
         .import_report
@@ -161,7 +184,7 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
             .get_or_insert_with(Default::default)
             .emptied_objects += emptied;
         found = read_found(c, &expected).await?;
-        cmp = export::compare(&expected, &found.summary);
+        cmp = compare(backup_path, &expected, &found.summary).await?;
     }
     // a controller refuses to start while Rollback objects are pending (linstor-server#357)
     let rollbacks = c.cluster().k8s_backend_rollback_objects().await?;
