@@ -6,7 +6,7 @@
 //! caller's (`online`): offline satellites show what the recording shows (OFFLINE, the providers a
 //! controller knows without a satellite, a "No active connection" report on every pool).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use linstor_model::export::Row;
 use serde_json::{Value, json};
@@ -164,40 +164,81 @@ pub fn storage_pools(t: &Tables, online: bool, at: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The first row of `table` for each key `key(row)` (a lookup built once: the views are asked for
+/// at 100k rows, where a scan per resource took minutes).
+fn first_by<'a, K: std::hash::Hash + Eq>(
+    t: &'a Tables,
+    table: &str,
+    key: impl Fn(&Row) -> Option<K>,
+) -> HashMap<K, &'a Row> {
+    let mut out = HashMap::new();
+    for r in rows(t, table) {
+        if let Some(k) = key(r) {
+            out.entry(k).or_insert(r);
+        }
+    }
+    out
+}
+
 /// `/v1/view/resources`: resources with their volumes (identity fields and plausible live ones).
 pub fn resources(t: &Tables, online: bool) -> Vec<Value> {
+    let node_dsp = first_by(t, "NODES", |r| Some(s(r, "node_name")));
+    let rsc_dsp = first_by(t, "RESOURCE_DEFINITIONS", |r| Some(s(r, "resource_name")));
+    let pool_dsp = first_by(t, "STOR_POOL_DEFINITIONS", |r| Some(s(r, "pool_name")));
+    let storage_ids = first_by(t, "LAYER_RESOURCE_IDS", |l| {
+        (s(l, "layer_resource_kind") == "STORAGE").then(|| (s(l, "node_name"), s(l, "resource_name")))
+    });
+    let storage_volumes = first_by(t, "LAYER_STORAGE_VOLUMES", |l| {
+        Some((n(l, "layer_resource_id"), n(l, "vlm_nr")))
+    });
+    let definitions = first_by(t, "VOLUME_DEFINITIONS", |d| {
+        Some((s(d, "resource_name"), n(d, "vlm_nr")))
+    });
+    let drbd_definitions = first_by(t, "LAYER_DRBD_VOLUME_DEFINITIONS", |d| {
+        Some((s(d, "resource_name"), n(d, "vlm_nr")))
+    });
+    let mut volumes_of: HashMap<(String, String), Vec<&Row>> = HashMap::new();
+    for v in rows(t, "VOLUMES")
+        .iter()
+        .filter(|v| s(v, "snapshot_name").is_empty())
+    {
+        volumes_of
+            .entry((s(v, "node_name"), s(v, "resource_name")))
+            .or_default()
+            .push(v);
+    }
+    let mut props_of: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+    for r in rows(t, "PROPS_CONTAINERS") {
+        props_of
+            .entry(s(r, "props_instance"))
+            .or_default()
+            .insert(s(r, "prop_key"), s(r, "prop_value"));
+    }
     rows(t, "RESOURCES")
         .iter()
         .filter(|r| s(r, "snapshot_name").is_empty())
         .filter_map(|r| {
             let (node, rsc) = (s(r, "node_name"), s(r, "resource_name"));
-            let node_dsp = dsp(t, "NODES", "node_name", "node_dsp_name", &node)?;
-            let rsc_dsp = dsp(t, "RESOURCE_DEFINITIONS", "resource_name", "resource_dsp_name", &rsc)?;
+            let node_dsp = s(node_dsp.get(&node)?, "node_dsp_name");
+            let rsc_dsp = s(rsc_dsp.get(&rsc)?, "resource_dsp_name");
             let diskless = n(r, "resource_flags") & 4 != 0;
-            let storage_id = rows(t, "LAYER_RESOURCE_IDS")
-                .iter()
-                .find(|l| {
-                    s(l, "node_name") == node && s(l, "resource_name") == rsc && s(l, "layer_resource_kind") == "STORAGE"
-                })
+            let storage_id = storage_ids
+                .get(&(node.clone(), rsc.clone()))
                 .map(|l| n(l, "layer_resource_id"));
-            let volumes: Vec<Value> = rows(t, "VOLUMES")
+            let volumes: Vec<Value> = volumes_of
+                .get(&(node.clone(), rsc.clone()))
+                .map(Vec::as_slice)
+                .unwrap_or_default()
                 .iter()
-                .filter(|v| s(v, "node_name") == node && s(v, "resource_name") == rsc && s(v, "snapshot_name").is_empty())
                 .map(|v| {
                     let nr = n(v, "vlm_nr");
-                    let storage = rows(t, "LAYER_STORAGE_VOLUMES")
-                        .iter()
-                        .find(|l| Some(n(l, "layer_resource_id")) == storage_id && n(l, "vlm_nr") == nr);
+                    let storage = storage_id.and_then(|id| storage_volumes.get(&(id, nr)));
                     let pool = storage.map(|l| s(l, "stor_pool_name")).unwrap_or_default();
-                    let size = rows(t, "VOLUME_DEFINITIONS")
-                        .iter()
-                        .find(|d| s(d, "resource_name") == rsc && n(d, "vlm_nr") == nr)
+                    let size = definitions
+                        .get(&(rsc.clone(), nr))
                         .map(|d| n(d, "vlm_size"))
                         .unwrap_or_default();
-                    let minor = rows(t, "LAYER_DRBD_VOLUME_DEFINITIONS")
-                        .iter()
-                        .find(|d| s(d, "resource_name") == rsc && n(d, "vlm_nr") == nr)
-                        .map(|d| n(d, "vlm_minor_nr"));
+                    let minor = drbd_definitions.get(&(rsc.clone(), nr)).map(|d| n(d, "vlm_minor_nr"));
                     let state = match (online, diskless) {
                         (false, _) => "Unknown",
                         (true, true) => "Diskless",
@@ -205,7 +246,7 @@ pub fn resources(t: &Tables, online: bool) -> Vec<Value> {
                     };
                     json!({
                         "volume_number": nr,
-                        "storage_pool_name": dsp(t, "STOR_POOL_DEFINITIONS", "pool_name", "pool_dsp_name", &pool).unwrap_or(pool),
+                        "storage_pool_name": pool_dsp.get(&pool).map(|p| s(p, "pool_dsp_name")).unwrap_or(pool),
                         "provider_kind": storage.map(|l| s(l, "provider_kind")).unwrap_or_default(),
                         "device_path": minor.map(|m| format!("/dev/drbd{m}")),
                         "allocated_size_kib": if diskless { 0 } else { size / 3 },
@@ -218,7 +259,7 @@ pub fn resources(t: &Tables, online: bool) -> Vec<Value> {
             let flags: Vec<&str> = if diskless { vec!["DRBD_DISKLESS", "TIE_BREAKER"] } else { vec![] };
             Some(json!({
                 "name": rsc_dsp, "node_name": node_dsp, "flags": flags,
-                "props": props(t, &format!("/RSCS/{node}/{rsc}")),
+                "props": props_of.remove(&format!("/RSCS/{node}/{rsc}")).unwrap_or_default(),
                 "uuid": s(r, "uuid"), "volumes": volumes,
             }))
         })
