@@ -124,7 +124,10 @@ async fn forward(
             return cancelled(inner, log, run, lost).await;
         }
         if run.state == RunState::Queued {
-            commit_or_reread(log, transition(id, run.state, run.phase, Action::Start)).await?;
+            // the event tells a page rendered while queued that the run now runs
+            let start = transition(id, run.state, run.phase, Action::Start)
+                .map(|c| with_run_event(c, RunState::Running, "the run started".to_string()));
+            commit_or_reread(log, start).await?;
             continue;
         }
         let ctx = match RunContext::parse(&run.context) {
