@@ -36,6 +36,11 @@ pub(super) struct Delta {
 }
 
 impl Delta {
+    /// Whether any row of `table` is written (the others need not even be keyed).
+    fn touches(&self, table: &str) -> bool {
+        self.create_all.contains(table) || self.write.contains_key(table)
+    }
+
     /// Whether the row of `table` with `key` is written, and whether its object exists now.
     fn writes(&self, table: &str, key: &RowKey) -> Option<bool> {
         if self.create_all.contains(table) {
@@ -93,11 +98,11 @@ pub(super) fn plan(expected: &ExportSummary, found: &ExportSummary) -> Delta {
     delta
 }
 
-/// The object of a row, as LINSTOR names and writes it (a table with a primary key).
-pub(super) fn object_of(table: &schema::Table, row: Row) -> K8sBackendObject {
-    let key = key_text(table, &row).unwrap_or_default();
+/// The object of a row, as LINSTOR names and writes it, given the hash of its primary-key text:
+/// the name is its hex, the spec the row without its null columns.
+fn object_named(key: &RowKey, row: Row) -> K8sBackendObject {
     K8sBackendObject {
-        name: hex::encode(key_hash(&key)),
+        name: hex::encode(key),
         spec: row.into_iter().filter(|(_, v)| !v.is_null()).collect(),
     }
 }
@@ -109,9 +114,8 @@ async fn put(
     table: &schema::Table,
     version: &str,
     exists: bool,
-    row: Row,
+    object: K8sBackendObject,
 ) -> Result<(), ClusterError> {
-    let object = object_of(table, row);
     let (plural, kind) = (table.plural(), table.crd_kind.as_str());
     if exists {
         match cluster.replace_k8s_backend_spec(plural, version, &object).await {
@@ -135,8 +139,15 @@ async fn put(
     }
 }
 
-/// A row to write, its table, and whether its object exists.
-type ToWrite = (String, Row, bool);
+/// A row to write: its table, its key hash, the row, and whether its object exists.
+type ToWrite = (String, RowKey, Row, bool);
+
+/// One row's write, as a future that owns what it needs.
+async fn write_one(cluster: Arc<dyn Cluster>, version: String, write: ToWrite) -> Result<(), ClusterError> {
+    let (table, key, row, exists) = write;
+    let table = schema::table(&table).expect("only known tables are sent");
+    put(cluster.as_ref(), table, &version, exists, object_named(&key, row)).await
+}
 
 /// Writes `delta` into the backend: the rows to write are taken from the export at `path` as it
 /// is read, the rows to remove deleted by name.
@@ -169,22 +180,26 @@ pub(super) async fn apply(
     let (tx, rx) = tokio::sync::mpsc::channel::<ToWrite>(256);
     let reader = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        export_rows::for_each_row(file, &mut |table, row| {
-            let Some(key) = schema::table(table).and_then(|t| key_text(t, &row)) else {
+        export_rows::for_each_row(file, &mut |name, row| {
+            // rows of a table with nothing to write are not even keyed
+            if !delta.touches(name) {
+                return Ok(());
+            }
+            let Some(table) = schema::table(name) else {
                 return Ok(());
             };
-            if let Some(exists) = delta.writes(table, &key_hash(&key)) {
-                tx.blocking_send((table.to_string(), row, exists))
+            let Some(key) = key_text(table, &row).map(|k| key_hash(&k)) else {
+                return Ok(());
+            };
+            if let Some(exists) = delta.writes(name, &key) {
+                tx.blocking_send((name.to_string(), key, row, exists))
                     .map_err(|_| "the writer stopped".to_string())?;
             }
             Ok(())
         })
     });
-    let writes = tokio_stream::wrappers::ReceiverStream::new(rx).map(|(table, row, exists): ToWrite| {
-        let (cluster, version) = (cluster.clone(), version.to_string());
-        let t = schema::table(&table).expect("only known tables are sent");
-        async move { put(cluster.as_ref(), t, &version, exists, row).await }
-    });
+    let writes = tokio_stream::wrappers::ReceiverStream::new(rx)
+        .map(|write| write_one(cluster.clone(), version.to_string(), write));
     let written = writes.buffer_unordered(IN_FLIGHT).try_collect::<Vec<()>>().await;
     let read = reader.await.map_err(|e| StepError::Internal(e.into()))?;
     written?;
@@ -235,6 +250,11 @@ mod tests {
     use crate::linstor::export::TableSummary;
     use crate::linstor::row_index::RowEntry;
 
+    /// The object the delta writes for a row of a table with a primary key.
+    fn object_of(table: &schema::Table, row: Row) -> K8sBackendObject {
+        object_named(&key_hash(&key_text(table, &row).unwrap()), row)
+    }
+
     fn summary(tables: &[(&str, &[(&str, u8)])]) -> ExportSummary {
         ExportSummary {
             tables: tables
@@ -274,6 +294,8 @@ mod tests {
         assert_eq!(delta.writes("NODES", &key_hash("B")), Some(true));
         assert_eq!(delta.writes("NODES", &key_hash("C")), Some(false));
         assert_eq!(delta.writes("NODES", &key_hash("A")), None);
+        // a table with nothing to write is skipped whole
+        assert!(delta.touches("NODES") && delta.touches("FILES") && !delta.touches("RESOURCES"));
         // a table the backend holds nothing of: every row, no key per row
         assert!(delta.create_all.contains("FILES"));
         assert!(!delta.write.contains_key("FILES"));
