@@ -6,6 +6,7 @@
 
 use linstor_fake::recorded::{Transcript, fixtures};
 use linstor_migrator::cluster::LinstorController;
+use linstor_migrator::linstor::compare::{compare, name_examples};
 use linstor_migrator::linstor::export::{self, Expectation};
 use linstor_migrator::linstor::tool_output::{ToolOutput, judge};
 use sha2::{Digest, Sha256};
@@ -135,7 +136,7 @@ fn both_recorded_exports_parse_validate_and_are_equal_in_data() {
         )
         .unwrap();
     }
-    let cmp = export::compare(&etcd, &k8s);
+    let cmp = compare(&etcd, &k8s);
     assert!(cmp.is_equal(), "{:?}", cmp.differences);
     assert_eq!((cmp.tables_compared, cmp.rows_compared), (39, 216));
     // and as whole documents (the header's sql_version is a string)
@@ -198,8 +199,8 @@ fn one_changed_missing_or_extra_row_is_found_by_table_and_primary_key() {
         ),
     ] {
         let found = export::summarize(serde_json::to_vec(&doc).unwrap().as_slice()).unwrap();
-        let mut cmp = export::compare(&etcd, &found);
-        export::name_examples(recorded_export("export-etcd.json").as_slice(), &mut cmp).unwrap();
+        let mut cmp = compare(&etcd, &found);
+        name_examples(recorded_export("export-etcd.json").as_slice(), &mut cmp).unwrap();
         assert_eq!(cmp.differences.len(), 1, "{what}: {:?}", cmp.differences);
         let d = &cmp.differences[0];
         assert_eq!(d.name, t, "{what}");

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use crate::cluster::K8sBackendInventory;
 use crate::cluster::controller::ControllerInfo;
-use crate::linstor::export::DataComparison;
+use crate::linstor::compare::DataComparison;
 use crate::linstor::rest::{ClusterSnapshot, ErrorReport, SnapshotComparison};
 
 /// How serious a preflight finding is.

@@ -3,7 +3,7 @@
 //! contents, in one vector sorted by key. A 100k-row export summarizes into about 5 MB (a map of
 //! key texts took three times that), and two summaries compare by one merge of the two vectors.
 //! Key texts are not kept: a report names the rows that differ by reading the export again
-//! ([`super::export::name_examples`]).
+//! ([`super::compare::name_examples`]).
 
 use sha2::{Digest, Sha256};
 

@@ -11,6 +11,7 @@ use super::fs::TOOL;
 use super::tests::{CONTAINER, NS, POD, run, running_migration_pod, sim, summary, text};
 use super::{Fault, SimCluster};
 use crate::cluster::{Cluster, ClusterError, Stream};
+use crate::linstor::compare::compare;
 use crate::linstor::export::{self, Expectation};
 use crate::linstor::schema;
 use crate::model::StepName;
@@ -113,7 +114,7 @@ async fn export_import_and_re_export_round_trip() {
         },
     )
     .expect("valid");
-    assert!(export::compare(&summary(&sim.etcd_dataset()), &backup).is_equal());
+    assert!(compare(&summary(&sim.etcd_dataset()), &backup).is_equal());
 
     let mut sink = Sink::default();
     let n = sim
@@ -152,7 +153,7 @@ async fn export_import_and_re_export_round_trip() {
     assert_eq!(code, 0);
     let verify = file_summary(&sim, "/backup/verify.json");
     assert_eq!(verify.header.exported_from.as_deref(), Some("k8s"));
-    let cmp = export::compare(&backup, &verify);
+    let cmp = compare(&backup, &verify);
     assert!(cmp.is_equal(), "{:?}", cmp.differences);
     let fx = sim.effects();
     assert_eq!(

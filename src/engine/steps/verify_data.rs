@@ -15,7 +15,8 @@ use std::path::PathBuf;
 use super::files::{copy_out, record, recorded, summarize};
 use super::tool::run_tool;
 use super::{StepCtx, StepError, StepResult};
-use crate::linstor::export::{self, DataComparison, Expectation, ExportSummary};
+use crate::linstor::compare::{self, DataComparison};
+use crate::linstor::export::{self, Expectation, ExportSummary};
 use crate::linstor::schema;
 use crate::model::VerifyMode;
 
@@ -108,13 +109,13 @@ async fn compare(
     expected: &ExportSummary,
     found: &ExportSummary,
 ) -> Result<DataComparison, StepError> {
-    let mut cmp = export::compare(expected, found);
+    let mut cmp = compare::compare(expected, found);
     if cmp.is_equal() {
         return Ok(cmp);
     }
     tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        export::name_examples(file, &mut cmp).map(|()| cmp)
+        compare::name_examples(file, &mut cmp).map(|()| cmp)
     })
     .await
     .map_err(|e| StepError::Internal(e.into()))?

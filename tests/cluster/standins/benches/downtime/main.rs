@@ -173,6 +173,10 @@ fn write_report(
             "Stand-in `linstor-database` paced `{PACE}`: {}.",
             Pace::RECORDED.describe()
         ),
+        format!(
+            "Service: {}.",
+            std::env::var("BENCH_BINARY_LABEL").unwrap_or_else(|_| "the host's release build".into())
+        ),
         "Controller: the REST stand-in (loads the database when its KWOK pod is Ready; no JVM). \
          Times in seconds; the step columns are the downtime's steps."
             .into(),
