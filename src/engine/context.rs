@@ -9,7 +9,8 @@ use utoipa::ToSchema;
 use crate::cluster::K8sBackendInventory;
 use crate::cluster::controller::ControllerInfo;
 use crate::linstor::compare::DataComparison;
-use crate::linstor::rest::{ClusterSnapshot, ErrorReport, SnapshotComparison};
+use crate::linstor::rest::ErrorReport;
+use crate::linstor::snapshot::{ClusterSnapshot, SnapshotComparison};
 
 /// How serious a preflight finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -13,6 +13,7 @@ pub mod lifecycle;
 mod log;
 mod registry;
 mod rollback;
+mod rollback_manual;
 mod runner;
 mod steps;
 mod view;
@@ -453,7 +454,7 @@ impl Engine {
     pub async fn describe_controller(&self, id: &str) -> EngineResult<Vec<String>> {
         let run = self.record(id).await?;
         Ok(match &run.originals {
-            Some(o) => rollback::describe_controller(self.inner.cluster.as_ref(), o).await,
+            Some(o) => rollback_manual::describe_controller(self.inner.cluster.as_ref(), o).await,
             None => Vec::new(),
         })
     }

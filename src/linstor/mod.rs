@@ -7,5 +7,6 @@ pub mod export_rows;
 pub mod rest;
 pub mod row_index;
 pub mod schema;
+pub mod snapshot;
 pub mod toml;
 pub mod tool_output;

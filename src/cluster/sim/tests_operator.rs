@@ -139,7 +139,7 @@ async fn rest_answers_from_etcd_and_is_unreachable_without_replicas() {
     let sim = sim();
     let api = sim.linstor_api(NS, "piraeus-op-cs", None).await.expect("api");
     assert_eq!(api.version().await.expect("version").version, "1.33.3");
-    let snap = crate::linstor::rest::take_snapshot(api.as_ref())
+    let snap = crate::linstor::snapshot::take_snapshot(api.as_ref())
         .await
         .expect("snapshot");
     assert_eq!(

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use tokio::io::AsyncWriteExt;
 
 use super::{StepCtx, StepError, StepResult};
-use crate::linstor::rest::{ClusterSnapshot, take_snapshot};
+use crate::linstor::snapshot::{ClusterSnapshot, take_snapshot};
 
 pub(super) async fn snapshot_now(c: &StepCtx<'_>) -> Result<ClusterSnapshot, StepError> {
     let info = c.controller()?;

@@ -2,7 +2,7 @@
 //! snapshot (identity fields only), and the error reports written since the run began.
 
 use super::{StepCtx, StepError, StepResult};
-use crate::linstor::rest::compare_snapshots;
+use crate::linstor::snapshot::compare_snapshots;
 
 /// Step 11.
 pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
