@@ -1,14 +1,13 @@
 //! The table-by-table comparison of two export summaries (a backup with a re-export, or with
 //! what the `k8s` backend holds), and the naming of the rows that differ for the report.
 
-use std::collections::BTreeSet;
 use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::export::ExportSummary;
-use super::row_index::{Difference, RowIndex, key_hash, key_text};
+use super::row_index::{Difference, NO_ROWS, RowIndex, key_hash, key_text};
 use super::schema;
 
 /// The difference of one table between two exports.
@@ -45,21 +44,31 @@ impl DataComparison {
     }
 }
 
-/// Compares every table of `expected` (the backup) with `found` (the re-export). A table absent
-/// from one side counts as empty (some tables have no export driver). Examples name objects
-/// (`object <SHA-256 of the key>`); [`name_examples`] puts the key texts in.
-pub fn compare(expected: &ExportSummary, found: &ExportSummary) -> DataComparison {
-    let empty = RowIndex::default();
-    let names: BTreeSet<&str> = expected
+/// Every table of `expected` or `found`, by name, with its rows on each side (a table absent
+/// from one side counts as empty).
+pub fn side_by_side<'a>(
+    expected: &'a ExportSummary,
+    found: &'a ExportSummary,
+) -> Vec<(&'a str, &'a RowIndex, &'a RowIndex)> {
+    let names: std::collections::BTreeSet<&str> = expected
         .tables
         .iter()
         .chain(&found.tables)
         .map(|t| t.name.as_str())
         .collect();
+    let rows = |s: &'a ExportSummary, name| s.table(name).map_or(&NO_ROWS, |t| &t.row_index);
+    names
+        .into_iter()
+        .map(|name| (name, rows(expected, name), rows(found, name)))
+        .collect()
+}
+
+/// Compares every table of `expected` (the backup) with `found` (the re-export). A table absent
+/// from one side counts as empty (some tables have no export driver). Examples name objects
+/// (`object <SHA-256 of the key>`); [`name_examples`] puts the key texts in.
+pub fn compare(expected: &ExportSummary, found: &ExportSummary) -> DataComparison {
     let mut out = DataComparison::default();
-    for name in names {
-        let a = expected.table(name).map(|t| &t.row_index).unwrap_or(&empty);
-        let b = found.table(name).map(|t| &t.row_index).unwrap_or(&empty);
+    for (name, a, b) in side_by_side(expected, found) {
         let mut cmp = TableComparison {
             name: name.to_string(),
             rows_expected: a.len() as u64,

@@ -48,6 +48,9 @@ pub enum Difference {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RowIndex(Vec<RowEntry>);
 
+/// The index of a table that has no rows.
+pub static NO_ROWS: RowIndex = RowIndex(Vec::new());
+
 impl RowIndex {
     /// Sorts `entries`; returns the index and every key that appears more than once.
     pub fn build(mut entries: Vec<RowEntry>) -> (Self, Vec<RowKey>) {

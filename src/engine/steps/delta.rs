@@ -13,8 +13,9 @@ use futures::{StreamExt, TryStreamExt};
 use super::StepError;
 use crate::cluster::{Cluster, ClusterError, K8sBackendObject};
 use crate::engine::context::DeltaCounts;
+use crate::linstor::compare::side_by_side;
 use crate::linstor::export::{ExportSummary, Row};
-use crate::linstor::row_index::{Difference, RowIndex, RowKey, key_hash, key_text};
+use crate::linstor::row_index::{Difference, RowKey, key_hash, key_text};
 use crate::linstor::{export_rows, schema};
 
 /// Requests in flight while writing.
@@ -52,17 +53,8 @@ impl Delta {
 
 /// What must change in the backend (`found`) to make it equal the export (`expected`).
 pub(super) fn plan(expected: &ExportSummary, found: &ExportSummary) -> Delta {
-    let empty = RowIndex::default();
     let mut delta = Delta::default();
-    let names: BTreeSet<&str> = expected
-        .tables
-        .iter()
-        .chain(&found.tables)
-        .map(|t| t.name.as_str())
-        .collect();
-    for name in names {
-        let want = expected.table(name).map(|t| &t.row_index).unwrap_or(&empty);
-        let have = found.table(name).map(|t| &t.row_index).unwrap_or(&empty);
+    for (name, want, have) in side_by_side(expected, found) {
         let Some(table) = schema::table(name).filter(|t| t.primary_key().next().is_some()) else {
             if want != have {
                 delta.unsupported.push(name.to_string());
@@ -248,7 +240,7 @@ pub(super) async fn empty(cluster: Arc<dyn Cluster>, version: &str) -> Result<u6
 mod tests {
     use super::*;
     use crate::linstor::export::TableSummary;
-    use crate::linstor::row_index::RowEntry;
+    use crate::linstor::row_index::{RowEntry, RowIndex};
 
     /// The object the delta writes for a row of a table with a primary key.
     fn object_of(table: &schema::Table, row: Row) -> K8sBackendObject {
