@@ -397,14 +397,28 @@ pub enum VerifyMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ImportMode {
+    /// `delta` for a LINSTOR version whose recordings prove it (1.25.1 and 1.33.3), else `tool`;
+    /// decided by step 4 from the LINSTOR version of its export, and reported with the reason.
+    #[default]
+    Auto,
     /// `linstor-database import-db` of the consistent export (it truncates, then creates one
     /// object per row, serially).
-    #[default]
     Tool,
     /// A pre-copy before the stop, then during the downtime only the rows that differ from the
     /// consistent export, many at a time; the verification falls back to the tool when the result
-    /// is not equal.
+    /// is not equal. Only for a recorded LINSTOR version: for any other, the tool's import runs
+    /// and the run says why.
     Delta,
+}
+
+impl ImportMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportMode::Auto => "auto",
+            ImportMode::Tool => "tool",
+            ImportMode::Delta => "delta",
+        }
+    }
 }
 
 /// Options of a run; every field has a safe default.
@@ -460,7 +474,7 @@ impl Default for RunOptions {
             controller_timeout_seconds: 300,
             pod_timeout_seconds: 300,
             verify: VerifyMode::Direct,
-            import: ImportMode::Tool,
+            import: ImportMode::Auto,
             v2_namespace: None,
         }
     }

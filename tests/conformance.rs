@@ -16,6 +16,7 @@ fn output(t: &Transcript) -> ToolOutput {
         exit_code: t.exit_code,
         stdout: t.stdout.clone(),
         stderr: t.stderr.clone(),
+        stopped_after_finish: false,
     }
 }
 
@@ -200,7 +201,12 @@ fn one_changed_missing_or_extra_row_is_found_by_table_and_primary_key() {
     ] {
         let found = export::summarize(serde_json::to_vec(&doc).unwrap().as_slice()).unwrap();
         let mut cmp = compare(&etcd, &found);
-        name_examples(recorded_export("export-etcd.json").as_slice(), &mut cmp).unwrap();
+        name_examples(
+            recorded_export("export-etcd.json").as_slice(),
+            &etcd.schema(),
+            &mut cmp,
+        )
+        .unwrap();
         assert_eq!(cmp.differences.len(), 1, "{what}: {:?}", cmp.differences);
         let d = &cmp.differences[0];
         assert_eq!(d.name, t, "{what}");

@@ -165,6 +165,40 @@ async fn rows_changed_between_the_pre_copy_and_the_stop_are_carried_over() {
     assert!(!precopy_file(&_dir, &run.id).exists());
 }
 
+#[tokio::test]
+async fn a_refused_write_of_the_delta_import_rolls_back() {
+    let (_dir, sim, engine, run, _) = waiting_delta_run().await;
+    sim.change_etcd_data(CR.0, CR.1, |doc| {
+        let props = doc
+            .tables
+            .iter()
+            .position(|t| t.name == "PROPS_CONTAINERS")
+            .unwrap();
+        doc.tables[props].data[0].insert("prop_value".into(), serde_json::json!("changed"));
+    });
+    // the API server refuses the delta's write during the downtime
+    sim.inject(StepName::Import, Fault::Error);
+    engine.approve(&run.id, &Actor::new("test")).await.unwrap();
+    let done = settle(&engine, &run.id).await;
+    assert_eq!(done.state, RunState::RolledBack, "{:?}", done.error);
+    assert!(
+        done.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("write a k8s backend object"),
+        "{:?}",
+        done.error
+    );
+    let ctrl = engine
+        .controllers()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name == CR.1)
+        .unwrap();
+    assert_eq!(ctrl.backend.as_str(), "etcd");
+}
+
 fn precopy_file(dir: &tempfile::TempDir, run: &str) -> std::path::PathBuf {
     dir.path().join("backups").join(run).join("precopy.json")
 }

@@ -8,7 +8,9 @@ use linstor_migrator::cluster::sim::{Fault, SimCluster, SimTiming};
 use linstor_migrator::db::Db;
 use linstor_migrator::engine::{CreateRun, Engine, EngineError, EngineSettings, RunView};
 use linstor_migrator::metrics::Metrics;
-use linstor_migrator::model::{Actor, ControllerRef, RunKind, RunOptions, RunState, StepName, StepState};
+use linstor_migrator::model::{
+    Actor, ControllerRef, ImportMode, RunKind, RunOptions, RunState, StepName, StepState,
+};
 
 const CR: (&str, &str) = SimCluster::CR_CONTROLLER;
 
@@ -142,8 +144,18 @@ async fn full_migration_succeeds_and_leaves_a_verified_backup() {
     assert!(logs.iter().any(|l| l.message.contains("Import finished")));
     assert!(logs.windows(2).all(|w| w[0].seq < w[1].seq));
     let effects = h.sim.effects();
-    // the schema-only import before the stop, and the import
-    assert_eq!(effects.imports, 2);
+    // LINSTOR 1.33.3 is recorded: the delta import is the default; the tool only made the schema
+    let import = run.report.import_report.expect("import report");
+    assert_eq!(import.mode, linstor_migrator::model::ImportMode::Delta);
+    assert!(
+        import
+            .mode_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("LINSTOR 1.33.3 is recorded")),
+        "{:?}",
+        import.mode_reason
+    );
+    assert_eq!(effects.imports, 1);
     // the controller never started on etcd after the switch: its last start was on k8s
     let last = effects.controller_starts.last().expect("controller started");
     assert!(format!("{last:?}").contains("k8s"), "{last:?}");
@@ -185,6 +197,8 @@ async fn a_fault_at_each_step_leaves_the_cluster_as_it_was() {
         h.sim.inject(step, fault);
         let mut req = request(RunKind::Migrate);
         req.options.controller_timeout_seconds = 5;
+        // the tool's import: a fault of the delta's writes is tested below
+        req.options.import = ImportMode::Tool;
         let (run, _) = engine.create_run(req, &actor(), None).await.unwrap();
         let run = settle(&engine, &run.id).await;
         let expected = if step.in_downtime() {
@@ -263,8 +277,9 @@ async fn tool_faults_are_failures_even_with_exit_zero() {
         h.sim.inject(step, fault);
         let engine = h.engine().await;
         let mut req = request(RunKind::Migrate);
-        // the verification runs the tool only when asked to
+        // the verification runs the tool only when asked to, the import when asked to
         req.options.verify = linstor_migrator::model::VerifyMode::Tool;
+        req.options.import = ImportMode::Tool;
         let (run, _) = engine.create_run(req, &actor(), None).await.unwrap();
         let run = settle(&engine, &run.id).await;
         assert_eq!(
@@ -339,7 +354,8 @@ async fn engine_dropped_at_each_step_boundary_finishes_without_repeating_effects
                 e.cr_patches,
                 e.copies
             ),
-            (2, 0, 2, 1, 3, 2),
+            // the tool's schema import; the delta wrote the rows
+            (2, 0, 1, 1, 3, 2),
             "resumed after {boundary}: {e:?}"
         );
         second.shutdown(Duration::from_secs(5)).await;

@@ -107,11 +107,64 @@ pub struct AccessDecision {
     pub reason: String,
 }
 
+/// One CRD of the `k8s` backend's group, as the cluster has it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+pub struct BackendCrd {
+    /// `nodes.internal.linstor.linbit.com`.
+    pub name: String,
+    /// `nodes`.
+    pub plural: String,
+    /// `Nodes`.
+    #[serde(default)]
+    pub kind: String,
+    /// The version its objects are stored in (`v1-19-1` for LINSTOR 1.25.1, `v1-31-1` for 1.33.3):
+    /// the version LINSTOR writes and reads, and the one every direct read and write uses.
+    #[serde(default)]
+    pub storage_version: String,
+    /// Every version it serves.
+    #[serde(default)]
+    pub served_versions: Vec<String>,
+    /// How many objects it holds.
+    pub objects: u64,
+}
+
+impl BackendCrd {
+    /// Whether it holds rows of an export table (not the schema version, Rollback entries or
+    /// tables LINSTOR never exports), of whichever LINSTOR version.
+    pub fn holds_export_rows(&self) -> bool {
+        crate::linstor::schema::holds_export_rows(&self.plural)
+    }
+}
+
+/// A stored inventory of an earlier release listed CRDs as `[name, objects]` pairs.
+fn crds_of_any_release<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<BackendCrd>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Entry {
+        Crd(BackendCrd),
+        Pair(String, u64),
+    }
+    let entries: Vec<Entry> = serde::Deserialize::deserialize(d)?;
+    Ok(entries
+        .into_iter()
+        .map(|e| match e {
+            Entry::Crd(c) => c,
+            Entry::Pair(name, objects) => BackendCrd {
+                plural: name.split('.').next().unwrap_or_default().to_string(),
+                name,
+                objects,
+                ..BackendCrd::default()
+            },
+        })
+        .collect())
+}
+
 /// What the `k8s` database backend already holds in the cluster.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
 pub struct K8sBackendInventory {
-    /// `(CRD name, object count)` of the `*.internal.linstor.linbit.com` CRDs.
-    pub crds: Vec<(String, u64)>,
+    /// The `*.internal.linstor.linbit.com` CRDs, by name.
+    #[serde(deserialize_with = "crds_of_any_release")]
+    pub crds: Vec<BackendCrd>,
     /// `spec.version` of the `LinstorVersion` object, when present.
     pub schema_version: Option<i64>,
     /// Number of `Rollback` objects (stale ones break controller start-up, linstor-server#357).
@@ -119,18 +172,34 @@ pub struct K8sBackendInventory {
 }
 
 impl K8sBackendInventory {
-    /// The rows of the tables an export holds: not the schema version object, the Rollback
-    /// entries, nor the four `SEC_ACCESS_TYPES` rows the schema migrations create (the tool's
-    /// truncate leaves them, and LINSTOR needs them).
+    /// The rows of export tables the backend holds, of whichever LINSTOR version: not the schema
+    /// version object, the Rollback entries, nor the rows of tables LINSTOR never exports (the four
+    /// `SEC_ACCESS_TYPES` rows the schema migrations create: the tool's truncate leaves them, and
+    /// LINSTOR needs them).
     pub fn total_objects(&self) -> u64 {
         self.crds
             .iter()
-            .filter(|(name, _)| {
-                let plural = name.split('.').next().unwrap_or_default();
-                crate::linstor::schema::exported_tables().any(|t| t.plural() == plural)
-            })
-            .map(|(_, c)| c)
+            .filter(|c| c.holds_export_rows())
+            .map(|c| c.objects)
             .sum()
+    }
+
+    /// The CRD of `plural`.
+    pub fn crd(&self, plural: &str) -> Option<&BackendCrd> {
+        self.crds.iter().find(|c| c.plural == plural)
+    }
+
+    /// The storage versions of the CRDs that hold export rows, each once, sorted.
+    pub fn storage_versions(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .crds
+            .iter()
+            .filter(|c| c.holds_export_rows() && !c.storage_version.is_empty())
+            .map(|c| c.storage_version.clone())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
     }
 }
 
@@ -190,7 +259,7 @@ pub trait Cluster: Send + Sync + 'static {
     /// controller refuses to start on. Two requests, whatever the backend's size.
     async fn k8s_backend_rollback_objects(&self) -> ClusterResult<u64>;
     /// A page of the objects of one backend table (`plural`, e.g. `nodes`, in CRD `version`,
-    /// e.g. `v1-31-1`); a table whose CRD does not exist is empty.
+    /// e.g. `v1-19-1`); `NotFound` when the CRD does not exist or does not serve that version.
     async fn list_k8s_backend_page(
         &self,
         plural: &str,

@@ -7,8 +7,8 @@
 # lives. A COMMAND whose exec connection was dropped (cancel, timeout, a killed service) keeps
 # running in the container and keeps the lock; the next guard finds it by the pid in PIDFILE
 # (checked against the process's descriptor 9, so a recycled pid is never signalled), sends it
-# SIGTERM, after 20 s SIGKILL, and waits until the lock is free before it runs anything. Without
-# COMMAND it only does that. Exit 125: the old process could not be stopped.
+# SIGTERM at once and every second, after 20 s SIGKILL, and waits until the lock is free before it
+# runs anything. Without COMMAND it only does that. Exit 125: the old process could not be stopped.
 # Needs bash, coreutils and util-linux (flock), all in the LINSTOR controller image.
 set -u
 pidfile=$1
@@ -24,7 +24,7 @@ if ! flock -n 9; then
   sig=TERM
   waited=0
   told=""
-  until flock -w 1 9; do
+  while :; do
     if p=$(holder); then
       if [ -z "$told" ]; then
         echo "tool-guard: stopping linstor-database (pid $p) left running by an interrupted exec" >&2
@@ -32,6 +32,7 @@ if ! flock -n 9; then
       fi
       kill "-$sig" "$p" 2>/dev/null || true
     fi
+    if flock -w 1 9; then break; fi
     waited=$((waited + 1))
     if [ "$waited" -eq 20 ]; then sig=KILL; fi
     if [ "$waited" -ge 40 ]; then

@@ -1,6 +1,7 @@
 //! SQLite persistence (sqlx, WAL): runs, steps, events, backups and the audit trail. Every state
 //! change and log line is written here before it is published to anyone.
 
+mod backend_writes;
 mod backups;
 mod downtime;
 mod events;
@@ -15,6 +16,7 @@ use anyhow::Context as _;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use backend_writes::{BackendUse, BackendWrite};
 pub use backups::BackupRecord;
 pub use events::{EventKind, EventRecord};
 pub use runs::{AuditEntry, NewRunRecord, Originals, RunRecord, StepRecord};

@@ -40,6 +40,9 @@ pub struct RunContext {
     pub migration_pod: Option<String>,
     pub target_config_map: Option<String>,
     pub k8s_backend_before: Option<K8sBackendInventory>,
+    /// Rows of export tables that the `k8s` backend held at preflight and that an earlier run of
+    /// this service provably left there: this run deletes them, after the approval gate.
+    pub backend_to_replace: Option<u64>,
     /// Step 3's snapshot, kept here only by runs of earlier versions: it grows with the
     /// cluster (every resource with its properties), and the context is read and written at
     /// every step and answered by every `GET` of the run. Now in [`SNAPSHOT_FILE`].
@@ -95,9 +98,11 @@ impl DeltaCounts {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct ImportReport {
-    /// `tool` or `delta`.
+    /// `tool` or `delta`: the import that runs (`auto` before step 4 decided).
     #[schema(value_type = String)]
     pub mode: crate::model::ImportMode,
+    /// Why that import: the LINSTOR version and what its recordings prove.
+    pub mode_reason: Option<String>,
     /// Objects this run deleted from a backend that held data (before the stop, or before an
     /// import over what an interrupted one left).
     pub emptied_objects: u64,

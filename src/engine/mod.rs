@@ -5,6 +5,7 @@
 //! published or acted on.
 
 mod actions;
+mod backend;
 mod bus;
 pub(crate) mod context;
 mod invariants;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use tokio_util::sync::CancellationToken;
 
+use super::backend::ownership;
 use super::lifecycle::{Action, transition};
 use super::log::RunLog;
 use super::rollback_manual::{describe_controller, manual_commands};
@@ -24,7 +25,7 @@ use super::steps::tool::stop_tool_in;
 use super::{Inner, RollbackFailure, RunContext};
 use crate::cluster::controller::ControllerInfo;
 use crate::cluster::pod::MigrationObjects;
-use crate::db::{DbError, ErrorChange, EventKind, NewEvent, Originals, RunRecord};
+use crate::db::{BackendUse, DbError, ErrorChange, EventKind, NewEvent, Originals, RunRecord};
 use crate::model::RunState;
 
 /// How rollback actions are retried.
@@ -160,14 +161,14 @@ async fn restore(rb: &Rollback<'_>, o: &Originals) -> Result<(), Stopped> {
 
     // a linstor-database left running by the interrupted step goes first
     if matches!(cluster.get_pod(&info.namespace, &names.pod).await, Ok(Some(_))) {
-        for (level, line) in stop_tool_in(
+        let (_, said) = stop_tool_in(
             cluster,
             &info.namespace,
             &names.pod,
             &rb.inner.settings.pod_paths.backup_dir,
         )
-        .await
-        {
+        .await;
+        for (level, line) in said {
             rb.say(level, &line).await;
         }
     }
@@ -328,6 +329,8 @@ async fn finish(rb: &Rollback<'_>, cause: &str, url: Option<String>) -> anyhow::
             Err(e) => rb.say("warn", &format!("cannot list the k8s backend: {e}")).await,
         }
     }
+    // what the run leaves in the k8s backend: a later run may replace exactly that
+    ownership::end_writing(&rb.inner.db, rb.inner.cluster.as_ref(), &run.id, BackendUse::Left).await;
     let state = if run.cancel_requested {
         RunState::Cancelled
     } else {

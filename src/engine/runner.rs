@@ -10,6 +10,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
+use super::backend::ownership;
 use super::invariants;
 use super::lease;
 use super::lifecycle::{Action, transition};
@@ -17,7 +18,7 @@ use super::log::RunLog;
 use super::rollback;
 use super::steps::{self, StepCtx, StepError};
 use super::{Inner, RunContext};
-use crate::db::{DbError, ErrorChange, EventKind, NewEvent, RunChange, RunRecord, StepRecord};
+use crate::db::{BackendUse, DbError, ErrorChange, EventKind, NewEvent, RunChange, RunRecord, StepRecord};
 use crate::model::{Phase, RunState, StepName, StepState};
 
 /// Why a pass ended without finishing the run.
@@ -150,9 +151,18 @@ async fn forward(
             let change = transition(id, run.state, run.phase, Action::Succeed)
                 .map(|c| with_run_event(c, RunState::Succeeded, "run succeeded".into()));
             commit_or_reread(log, change).await?;
+            // the migrated controller runs on what the run wrote
+            ownership::end_writing(&inner.db, inner.cluster.as_ref(), id, BackendUse::InUse).await;
             continue;
         };
-        if step == StepName::StopController
+        // the gate comes before the downtime, and before step 4 when that must delete what an
+        // earlier run left in the k8s backend: nothing is deleted before the approval
+        let gate = if ctx.backend_to_replace.is_some() {
+            StepName::PrepareTarget
+        } else {
+            StepName::StopController
+        };
+        if step == gate
             && !run.kind.is_read_only()
             && run.options.approve_before_downtime
             && run.approved_by.is_none()
@@ -234,6 +244,15 @@ async fn step_failed(
 ) -> anyhow::Result<()> {
     let cause = format!("{} failed: {message}", step.title());
     let failed_step = (step, StepState::Failed, Some(message.clone()));
+    // what the run leaves in the k8s backend, if it wrote there (a rollback records it at its end)
+    if !(step.in_downtime() && run.options.auto_rollback) {
+        let state = if step > StepName::StartController {
+            BackendUse::InUse
+        } else {
+            BackendUse::Left
+        };
+        ownership::end_writing(&inner.db, inner.cluster.as_ref(), &run.id, state).await;
+    }
     if step.in_downtime() && !run.kind.is_read_only() {
         if run.options.auto_rollback {
             return begin_rollback(inner, log, run, Some(failed_step), cause, Some(context), lost).await;
@@ -347,6 +366,7 @@ async fn cancelled(
     }
     let context = run.context.clone();
     remove_own_objects(inner, log, &run, &context).await;
+    ownership::end_writing(&inner.db, inner.cluster.as_ref(), &run.id, BackendUse::Left).await;
     let Some(mut change) = transition(&run.id, run.state, run.phase, Action::Cancelled) else {
         return Ok(());
     };

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::export::ExportSummary;
 use super::row_index::{Difference, NO_ROWS, RowIndex, key_hash, key_text};
-use super::schema;
+use super::schema::Table;
 
 /// The difference of one table between two exports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -100,10 +100,10 @@ pub fn compare(expected: &ExportSummary, found: &ExportSummary) -> DataCompariso
 /// How [`compare`] writes an example before it is named.
 const OBJECT: &str = "object ";
 
-/// Replaces every example of `cmp` that is a row of the export in `reader` with the row's
-/// primary-key text (rows only the other side has keep their object name). One more pass over
-/// the export, made only when something differs.
-pub fn name_examples<R: Read>(reader: R, cmp: &mut DataComparison) -> Result<(), String> {
+/// Replaces every example of `cmp` that is a row of the export in `reader` (whose tables are
+/// `tables`) with the row's primary-key text (rows only the other side has keep their object
+/// name). One more pass over the export, made only when something differs.
+pub fn name_examples<R: Read>(reader: R, tables: &[Table], cmp: &mut DataComparison) -> Result<(), String> {
     if cmp.is_equal() {
         return Ok(());
     }
@@ -111,7 +111,11 @@ pub fn name_examples<R: Read>(reader: R, cmp: &mut DataComparison) -> Result<(),
         let Some(diff) = cmp.differences.iter_mut().find(|d| d.name == table) else {
             return Ok(());
         };
-        let Some(text) = schema::table(table).and_then(|t| key_text(t, &row)) else {
+        let Some(text) = tables
+            .iter()
+            .find(|t| t.name == table)
+            .and_then(|t| key_text(t, &row))
+        else {
             return Ok(());
         };
         let object = format!("{OBJECT}{}", hex::encode(key_hash(&text)));
@@ -152,7 +156,12 @@ mod tests {
         assert_eq!((roles.extra, roles.examples.clone()), (1, vec![object_x.clone()]));
 
         // the backup's rows are named by their key, a row only the other side has by its object
-        name_examples(serde_json::to_vec(&a).unwrap().as_slice(), &mut cmp).unwrap();
+        name_examples(
+            serde_json::to_vec(&a).unwrap().as_slice(),
+            &summary_of(&a).schema(),
+            &mut cmp,
+        )
+        .unwrap();
         let nodes = cmp.differences.iter().find(|t| t.name == "NODES").unwrap();
         assert_eq!((nodes.missing, nodes.changed, nodes.extra), (1, 1, 0));
         let mut named = nodes.examples.clone();

@@ -11,13 +11,13 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-use super::row_index::{RowEntry, RowIndex, RowKey, key_hash};
-use super::schema;
+use super::row_index::{RowEntry, RowIndex, RowKey};
+use super::schema::Table;
 
 pub use linstor_model::export::{
-    ColumnDescription, ExportDocument, ExportTable, Row, k8s_object_name, primary_key, row_digest,
-    scalar_text, versions, without_nulls,
+    ColumnDescription, ExportDocument, ExportTable, Row, row_digest, scalar_text, without_nulls,
 };
+use linstor_model::naming;
 
 /// The header fields of an export.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
@@ -45,6 +45,10 @@ pub struct TableSummary {
     pub digest: String,
     #[serde(skip)]
     pub row_index: RowIndex,
+    /// The table's `column_description`: its columns and primary key, as the exporting LINSTOR
+    /// has them (empty for a summary of the backend, which is read by the export's tables).
+    #[serde(skip)]
+    pub columns: Vec<ColumnDescription>,
     /// Problems found while reading (null primary key, unknown column, duplicate key).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
@@ -57,7 +61,19 @@ pub struct ExportSummary {
     pub tables: Vec<TableSummary>,
 }
 
+impl TableSummary {
+    /// The table as the export describes it (its CRD named by the rule).
+    pub fn schema(&self) -> Table {
+        Table::from_export(&self.name, &self.columns)
+    }
+}
+
 impl ExportSummary {
+    /// The tables of the export, as its `column_description`s describe them, in export order.
+    pub fn schema(&self) -> Vec<Table> {
+        self.tables.iter().map(TableSummary::schema).collect()
+    }
+
     pub fn total_rows(&self) -> u64 {
         self.tables.iter().map(|t| t.rows).sum()
     }
@@ -171,8 +187,13 @@ impl<'de> Visitor<'de> for TableSeed {
                 "name" => name = Some(map.next_value()?),
                 "column_description" => columns = Some(map.next_value()?),
                 "data" => {
+                    // the keys need the columns only (a document written with sorted keys has
+                    // its `data` before its `name`)
+                    let table = columns
+                        .as_ref()
+                        .map(|c| Table::from_export(name.as_deref().unwrap_or_default(), c));
                     rows = Some(map.next_value_seed(RowsSeed {
-                        columns: columns.as_deref(),
+                        table: table.as_ref(),
                     })?)
                 }
                 _ => {
@@ -181,7 +202,7 @@ impl<'de> Visitor<'de> for TableSeed {
             }
         }
         let name = name.ok_or_else(|| de::Error::missing_field("name"))?;
-        columns.ok_or_else(|| de::Error::missing_field("column_description"))?;
+        let columns = columns.ok_or_else(|| de::Error::missing_field("column_description"))?;
         let rows = rows.unwrap_or_default();
         let mut problems = rows.problems;
         let (row_index, repeated) = RowIndex::build(rows.entries);
@@ -195,6 +216,7 @@ impl<'de> Visitor<'de> for TableSeed {
             rows: rows.count,
             digest: row_index.table_digest(),
             row_index,
+            columns,
             problems,
         })
     }
@@ -210,7 +232,8 @@ struct RowsOut {
 }
 
 struct RowsSeed<'a> {
-    columns: Option<&'a [ColumnDescription]>,
+    /// The table, when its `column_description` came before its rows (the tool writes it first).
+    table: Option<&'a Table>,
 }
 
 impl<'de> DeserializeSeed<'de> for RowsSeed<'_> {
@@ -227,41 +250,35 @@ impl<'de> Visitor<'de> for RowsSeed<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RowsOut, A::Error> {
         let mut out = RowsOut::default();
-        let lower: Option<Vec<(String, bool)>> = self.columns.map(|cols| {
-            cols.iter()
-                .map(|c| (c.name.to_ascii_lowercase(), c.is_primary_key))
-                .collect()
-        });
-        out.keyed = lower.as_ref().is_some_and(|cols| cols.iter().any(|(_, pk)| *pk));
+        let keyed = self.table.filter(|t| t.is_keyed());
+        out.keyed = keyed.is_some();
+        let lower: Vec<(String, bool)> = self
+            .table
+            .map(|t| t.columns.iter().map(|c| (c.row_key(), c.primary_key)).collect())
+            .unwrap_or_default();
         while let Some(row) = seq.next_element::<Row>()? {
             out.count += 1;
             let digest = row_digest(&row);
-            let key: RowKey = match &lower {
-                Some(cols) if out.keyed => {
-                    if let Some(unknown) = row.keys().find(|k| !cols.iter().any(|(c, _)| c == *k))
-                        && out.problems.len() < 20
-                    {
-                        out.problems
-                            .push(format!("row {} has unknown column {unknown:?}", out.count));
-                    }
-                    let mut parts = Vec::new();
-                    for (c, _) in cols.iter().filter(|(_, pk)| *pk) {
-                        match row.get(c) {
-                            Some(v) if !v.is_null() => parts.push(scalar_text(v)),
-                            _ => {
-                                if out.problems.len() < 20 {
-                                    out.problems
-                                        .push(format!("row {} has no value for key column {c:?}", out.count));
-                                }
-                                parts.push(String::new());
-                            }
+            let key: RowKey = match keyed.and_then(|t| naming::key_text(t, &row).map(|k| (t, k))) {
+                Some((_, text)) => {
+                    if out.problems.len() < 20 {
+                        if let Some(unknown) = row.keys().find(|k| !lower.iter().any(|(c, _)| c == *k)) {
+                            out.problems
+                                .push(format!("row {} has unknown column {unknown:?}", out.count));
+                        }
+                        if let Some((c, _)) = lower
+                            .iter()
+                            .find(|(c, pk)| *pk && row.get(c).is_none_or(|v| v.is_null()))
+                        {
+                            out.problems
+                                .push(format!("row {} has no value for key column {c:?}", out.count));
                         }
                     }
-                    key_hash(&parts.join(":"))
+                    naming::key_hash(&text)
                 }
                 // no primary key (TRACKING_DATE) or column_description after data: rows are
                 // keyed by their own digest, and repeats are kept
-                _ => digest,
+                None => digest,
             };
             out.entries.push(RowEntry::new(key, &digest));
         }
@@ -269,13 +286,20 @@ impl<'de> Visitor<'de> for RowsSeed<'_> {
     }
 }
 
-/// An export of the same version as `header` with no rows in `tables`: importing it makes the
-/// tool create and migrate the `k8s` backend's schema (CRDs, `LinstorVersion`) and nothing else.
-pub fn schema_only(header: &ExportHeader, tables: &[&str]) -> serde_json::Value {
+/// An export of the same version as `header` with the tables of `tables` and no rows: importing
+/// it makes the tool create and migrate the `k8s` backend's schema (CRDs, `LinstorVersion`) and
+/// nothing else. The tables and columns are the export's own (whatever its LINSTOR version).
+pub fn schema_only(header: &ExportHeader, tables: &[TableSummary]) -> serde_json::Value {
     let tables: Vec<serde_json::Value> = tables
         .iter()
-        .filter_map(|name| schema::table(name))
-        .map(|t| serde_json::to_value(ExportTable::from_schema(t)).expect("a table serializes"))
+        .map(|t| {
+            serde_json::to_value(ExportTable {
+                name: t.name.clone(),
+                column_description: t.columns.clone(),
+                data: Vec::new(),
+            })
+            .expect("a table serializes")
+        })
         .collect();
     let mut doc = serde_json::json!({
         "linstor_version": header.linstor_version,
@@ -361,8 +385,9 @@ fn same_release(a: &str, b: &str) -> bool {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::linstor::row_index::key_hash;
+    use linstor_fake::schema;
     use serde_json::json;
-    use sha2::{Digest, Sha256};
 
     /// A small export: two nodes, one role, an empty FILES table.
     pub(crate) fn doc(exported_from: &str) -> ExportDocument {
@@ -494,9 +519,20 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn k8s_object_names_hash_the_primary_key() {
-        let t = schema::table("NODES").unwrap();
-        let row = json!({"node_name": "N1"}).as_object().unwrap().clone();
-        assert_eq!(k8s_object_name(t, &row), hex::encode(Sha256::digest(b"N1")));
+    fn a_summary_keeps_each_table_as_its_export_describes_it() {
+        let s = summary_of(&doc("etcd"));
+        let nodes = s.table("NODES").unwrap().schema();
+        assert_eq!(nodes.plural(), "nodes");
+        assert_eq!(
+            nodes.primary_key().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["NODE_NAME"]
+        );
+        let schema_only = schema_only(&s.header, &s.tables);
+        assert_eq!(
+            schema_only["tables"][0]["column_description"],
+            json!(doc("etcd").tables[0].column_description)
+        );
+        assert_eq!(schema_only["tables"][0]["data"], json!([]));
+        assert_eq!(schema_only["data_version"], "v1-31-1");
     }
 }

@@ -10,3 +10,4 @@ pub mod schema;
 pub mod snapshot;
 pub mod toml;
 pub mod tool_output;
+pub mod versions;

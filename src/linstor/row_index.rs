@@ -7,9 +7,6 @@
 
 use sha2::{Digest, Sha256};
 
-use super::export::{Row, scalar_text};
-use super::schema;
-
 /// The SHA-256 of a row's primary-key text; for a table without a primary key, the row's own
 /// digest.
 pub type RowKey = [u8; 32];
@@ -124,33 +121,15 @@ impl RowIndex {
     }
 }
 
-/// The primary-key text of a row as LINSTOR names objects: the key columns' values in column
-/// order joined by `:`, a missing or null value as the empty text. `None` for a table without a
-/// primary key.
-pub fn key_text(table: &schema::Table, row: &Row) -> Option<String> {
-    let mut columns = table.primary_key().peekable();
-    columns.peek()?;
-    Some(
-        columns
-            .map(|c| {
-                row.get(&c.name.to_ascii_lowercase())
-                    .filter(|v| !v.is_null())
-                    .map(scalar_text)
-                    .unwrap_or_default()
-            })
-            .collect::<Vec<_>>()
-            .join(":"),
-    )
-}
-
-/// The SHA-256 of a key text: the row's key here and its object's name in the backend.
-pub fn key_hash(text: &str) -> RowKey {
-    Sha256::digest(text.as_bytes()).into()
-}
+/// The naming rule (once, in `linstor-model`): a row's primary-key text and its SHA-256, which
+/// is the row's key here and its object's name in the backend.
+pub use linstor_model::naming::{key_hash, key_text};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::linstor::export::Row;
+    use linstor_fake::schema;
 
     fn entry(k: u8, d: u8) -> RowEntry {
         RowEntry {

@@ -41,7 +41,11 @@ async fn a_controller_left_stopped_shows_its_downtime_until_a_run_starts_it() {
     // a failed import without automatic rollback leaves the controller stopped
     cluster.inject(StepName::Import, Fault::ExitOne);
     let run = app
-        .start("migrate", CONTROLLER, json!({"auto_rollback": false}))
+        .start(
+            "migrate",
+            CONTROLLER,
+            json!({"auto_rollback": false, "import": "tool"}),
+        )
         .await;
     let id = run["id"].as_str().unwrap();
     app.wait_state(id, "failed").await;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use linstor_migrator::cluster::sim::{Fault, SimFingerprint};
 use linstor_migrator::engine::Engine;
 use linstor_migrator::metrics::Metrics;
-use linstor_migrator::model::{Actor, RunKind, RunState, StepName};
+use linstor_migrator::model::{Actor, ImportMode, RunKind, RunState, StepName};
 
 use super::crashing::{CrashPoint, CrashingCluster};
 use super::{Bench, engine_with, request, settings, settle, sha256_file};
@@ -22,43 +22,63 @@ use super::{Bench, engine_with, request, settings, settle, sha256_file};
 struct Scenario {
     name: &'static str,
     kind: RunKind,
+    /// The import a migration makes (`auto`: the delta import on the simulated LINSTOR 1.33.3).
+    import: ImportMode,
     fault: Option<(StepName, Fault)>,
     /// The outcome without a crash.
     outcome: RunState,
 }
 
-const SCENARIOS: [Scenario; 5] = [
+const SCENARIOS: [Scenario; 6] = [
     Scenario {
         name: "migration",
         kind: RunKind::Migrate,
+        import: ImportMode::Auto,
+        fault: None,
+        outcome: RunState::Succeeded,
+    },
+    Scenario {
+        name: "migration with the tool's import",
+        kind: RunKind::Migrate,
+        import: ImportMode::Tool,
         fault: None,
         outcome: RunState::Succeeded,
     },
     Scenario {
         name: "import fails",
         kind: RunKind::Migrate,
+        import: ImportMode::Tool,
         fault: Some((StepName::Import, Fault::ExitOne)),
         outcome: RunState::RolledBack,
     },
     Scenario {
         name: "partial import",
         kind: RunKind::Migrate,
+        import: ImportMode::Tool,
         fault: Some((StepName::Import, Fault::PartialImport)),
         outcome: RunState::RolledBack,
     },
     Scenario {
         name: "start fails",
         kind: RunKind::Migrate,
+        import: ImportMode::Auto,
         fault: Some((StepName::StartController, Fault::Error)),
         outcome: RunState::RolledBack,
     },
     Scenario {
         name: "backup",
         kind: RunKind::Backup,
+        import: ImportMode::Auto,
         fault: None,
         outcome: RunState::Succeeded,
     },
 ];
+
+fn request_of(scenario: &Scenario) -> linstor_migrator::engine::CreateRun {
+    let mut req = request(scenario.kind);
+    req.options.import = scenario.import;
+    req
+}
 
 /// What one run of a scenario does, measured without a crash.
 struct Reference {
@@ -95,7 +115,7 @@ async fn reference(scenario: &Scenario) -> Reference {
     )
     .await;
     let (run, _) = engine
-        .create_run(request(scenario.kind), &Actor::new("test"), None)
+        .create_run(request_of(scenario), &Actor::new("test"), None)
         .await
         .unwrap();
     let run = settle(&engine, &run.id).await;

@@ -181,6 +181,7 @@ async fn without_automatic_rollback_nothing_is_switched_and_a_hand_started_contr
     let engine = engine(&bench, settings(bench.dir.path())).await;
     let mut req = request(RunKind::Migrate);
     req.options.auto_rollback = false;
+    req.options.import = linstor_migrator::model::ImportMode::Tool;
     let (run, _) = engine.create_run(req, &actor(), None).await.unwrap();
     let failed = settle(&engine, &run.id).await;
     assert_eq!(failed.state, RunState::Failed);

@@ -1,7 +1,7 @@
 //! LINSTOR's `k8s` database backend as LINSTOR 1.33.3 leaves it in the API server (recorded:
 //! tests/fixtures/linstor-1.33.3/k8s): 45 cluster-scoped CRDs of group
 //! `internal.linstor.linbit.com` (43 tables at storage version `v1-31-1`, `LinstorVersion` and
-//! `Rollback` at `v1`), one object per row named by [`k8s_object_name`] with `spec` = the row, the
+//! `Rollback` at `v1`), one object per row named by [`object_name`] with `spec` = the row, the
 //! `LinstorVersion` object `version` (`spec.version` 31), and four `SecAccessTypes` objects the
 //! schema migrations of a fresh import create.
 //!
@@ -12,9 +12,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::schema::{self, DATA_VERSION, K8S_GROUP, Table};
 use async_trait::async_trait;
-use linstor_model::export::{Row, k8s_object_name};
-use linstor_model::schema::{self, DATA_VERSION, K8S_GROUP, Table};
+use linstor_model::export::Row;
+use linstor_model::naming::object_name;
 use serde_json::{Value, json};
 
 /// The CRD group.
@@ -126,7 +127,7 @@ pub fn row_object(t: &Table, row: &Row) -> Value {
     json!({
         "apiVersion": format!("{GROUP}/{DATA_VERSION}"),
         "kind": t.crd_kind,
-        "metadata": {"name": k8s_object_name(t, row)},
+        "metadata": {"name": object_name(t, row).unwrap_or_else(|| linstor_model::naming::name_of_key(""))},
         "spec": spec,
     })
 }
@@ -328,7 +329,7 @@ impl K8sStore {
             self.put_crd(&crd);
         }
         self.objects.clear();
-        self.put_schema_version(linstor_model::export::versions::K8S_LINSTOR_VERSION_OBJECT);
+        self.put_schema_version(crate::fact_sheet::versions::K8S_LINSTOR_VERSION_OBJECT);
         if let Some(t) = schema::table("SEC_ACCESS_TYPES") {
             for row in access_type_rows() {
                 let _ = self.create(t.plural(), row_object(t, &row));
@@ -385,7 +386,7 @@ pub async fn import(
                 api.create(t.plural(), row_object(t, &row)).await?;
             }
         }
-        api.put_schema_version(linstor_model::export::versions::K8S_LINSTOR_VERSION_OBJECT)
+        api.put_schema_version(crate::fact_sheet::versions::K8S_LINSTOR_VERSION_OBJECT)
             .await?;
     }
     for t in schema::EXPORT_ORDER.iter().rev().filter_map(|n| schema::table(n)) {

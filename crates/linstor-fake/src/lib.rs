@@ -18,12 +18,20 @@
 
 pub mod config;
 pub mod dataset;
+pub mod fact_sheet;
 pub mod k8s;
 pub mod recorded;
 pub mod rest;
 pub mod tool;
 
-pub use linstor_model::{export, schema};
+pub use linstor_model::{export, naming};
+
+/// The tables of the model's LINSTOR: the version-independent types and rules of
+/// `linstor_model::schema` and the 1.33.3 fact sheet.
+pub mod schema {
+    pub use crate::fact_sheet::{DATA_VERSION, EXPORT_ORDER, exported_tables, table, tables};
+    pub use linstor_model::schema::*;
+}
 
 /// The LINSTOR version this model is of.
 pub const VERSION: &str = "1.33.3";

@@ -1,8 +1,8 @@
-//! The `linstor-database` export document (REFERENCE.md §3) as LINSTOR 1.33.3 writes it, and the
-//! `k8s` backend's object naming rule. Facts checked against the recordings
-//! (tests/fixtures/linstor-1.33.3): the header carries all three backend versions, `sql_version`
-//! as a string (`"2025.12.31.23.59"`); rows use lower-case column names and leave out null
-//! columns; an object's name is the SHA-256 of its primary key.
+//! The `linstor-database` export document (REFERENCE.md §3) as LINSTOR writes it. Facts checked
+//! against the recordings of 1.25.1 and 1.33.3 (same keys in the same order in both): the header
+//! carries the three backend versions, `sql_version` as a string (`"2025.12.31.23.59"`); rows use
+//! lower-case column names and leave out null columns; a table's `column_description` says its
+//! columns and primary key.
 
 use std::collections::BTreeMap;
 
@@ -33,37 +33,19 @@ pub struct ExportTable {
 }
 
 impl ExportTable {
-    /// An empty table with the schema's columns.
+    /// An empty table with the columns of `t`.
     pub fn from_schema(t: &schema::Table) -> Self {
         Self {
             name: t.name.clone(),
-            column_description: t
-                .columns
-                .iter()
-                .map(|c| ColumnDescription {
-                    name: c.name.clone(),
-                    sql_type: c.sql_type_code,
-                    is_primary_key: c.primary_key,
-                    is_nullable: c.nullable,
-                })
-                .collect(),
+            column_description: t.column_description(),
             data: Vec::new(),
         }
     }
-}
 
-/// The header versions LINSTOR 1.33.3 writes into every export (whatever the source backend).
-pub mod versions {
-    /// `data_version`, also the CRDs' storage version.
-    pub const DATA: &str = crate::schema::DATA_VERSION;
-    /// `sql_version` (a string).
-    pub const SQL: &str = "2025.12.31.23.59";
-    /// `etcd_version`.
-    pub const ETCD: i64 = 71;
-    /// `k8s_version`; note that the `LinstorVersion` object of an imported database says 31.
-    pub const K8S: i64 = 30;
-    /// `spec.version` of the `LinstorVersion` object after an import by 1.33.3.
-    pub const K8S_LINSTOR_VERSION_OBJECT: i64 = 31;
+    /// The table as its `column_description` describes it.
+    pub fn schema(&self) -> schema::Table {
+        schema::Table::from_export(&self.name, &self.column_description)
+    }
 }
 
 /// A whole export document, in memory.
@@ -73,7 +55,7 @@ pub struct ExportDocument {
     pub export_timestamp_ms: i64,
     pub exported_from: String,
     pub data_version: String,
-    /// A string in 1.33.3 (`"2025.12.31.23.59"`); kept as written.
+    /// A string in 1.25.1 and 1.33.3 (`"2025.12.31.23.59"`); kept as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sql_version: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,20 +66,6 @@ pub struct ExportDocument {
 }
 
 impl ExportDocument {
-    /// An export of LINSTOR 1.33.3 with the header it writes and the 39 exported tables, empty.
-    pub fn empty_1_33_3(exported_from: &str, export_timestamp_ms: i64) -> Self {
-        Self {
-            linstor_version: "1.33.3".into(),
-            export_timestamp_ms,
-            exported_from: exported_from.into(),
-            data_version: versions::DATA.into(),
-            sql_version: Some(serde_json::Value::String(versions::SQL.into())),
-            etcd_version: Some(versions::ETCD),
-            k8s_version: Some(versions::K8S),
-            tables: schema::exported_tables().map(ExportTable::from_schema).collect(),
-        }
-    }
-
     /// The table called `name`.
     pub fn table(&self, name: &str) -> Option<&ExportTable> {
         self.tables.iter().find(|t| t.name == name)
@@ -116,25 +84,6 @@ pub fn scalar_text(v: &serde_json::Value) -> String {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     }
-}
-
-/// The primary key of a row as LINSTOR formats it: the key columns' values joined by `:`.
-pub fn primary_key(table: &schema::Table, row: &Row) -> String {
-    let key: Vec<String> = table
-        .primary_key()
-        .map(|c| {
-            row.get(&c.name.to_ascii_lowercase())
-                .map(scalar_text)
-                .unwrap_or_default()
-        })
-        .collect();
-    key.join(":")
-}
-
-/// The name of a row's object in the `k8s` backend: lower-case hex SHA-256 of
-/// [`primary_key`] (verified for all 216 objects of the recorded import).
-pub fn k8s_object_name(table: &schema::Table, row: &Row) -> String {
-    hex::encode(Sha256::digest(primary_key(table, row).as_bytes()))
 }
 
 /// SHA-256 of a row's canonical JSON (keys sorted, null columns left out: the export and the
@@ -156,36 +105,12 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn names_hash_the_joined_primary_key() {
-        // the three worked examples of tests/fixtures/linstor-1.33.3/k8s/naming.txt
-        let t = schema::table("NODES").unwrap();
-        let row = json!({"node_name": "ALPHA"}).as_object().unwrap().clone();
-        assert_eq!(
-            k8s_object_name(t, &row),
-            "73ab66a033c267e00b7429bb256f6deb2734ebc4cd4ff5b564a8c9f9b2c8a719"
-        );
-        let t = schema::table("VOLUME_DEFINITIONS").unwrap();
-        let row = json!({"resource_name": "DB0", "snapshot_name": "", "vlm_nr": 1})
-            .as_object()
-            .unwrap()
-            .clone();
-        assert_eq!(primary_key(t, &row), "DB0::1");
-        assert_eq!(
-            k8s_object_name(t, &row),
-            "93b8c0352bb8069b44801293e87bb1d581e60adcfb0981466c776de86b20e1a1"
-        );
-    }
-
-    #[test]
-    fn an_empty_export_has_the_real_header_and_tables() {
-        let d = ExportDocument::empty_1_33_3("etcd", 1);
-        let v = serde_json::to_value(&d).unwrap();
-        assert_eq!(v["sql_version"], "2025.12.31.23.59");
-        assert_eq!(
-            (v["etcd_version"].clone(), v["k8s_version"].clone()),
-            (json!(71), json!(30))
-        );
-        assert_eq!(d.tables.len(), 39);
-        assert_eq!(d.tables[0].name, "EBS_REMOTES");
+    fn a_row_digest_ignores_key_order_and_null_columns() {
+        let a = json!({"a": 1, "b": "x"}).as_object().unwrap().clone();
+        let b = json!({"b": "x", "a": 1, "c": null}).as_object().unwrap().clone();
+        assert_eq!(row_digest(&a), row_digest(&b));
+        assert_eq!(without_nulls(b).len(), 2);
+        assert_eq!(scalar_text(&json!(7)), "7");
+        assert_eq!(scalar_text(&json!("DB0")), "DB0");
     }
 }

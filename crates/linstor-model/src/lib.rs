@@ -1,7 +1,11 @@
-//! Pure facts about LINSTOR 1.33's database, shared by the service (`linstor-migrator`) and the
-//! one model of LINSTOR the tests and the demo run against (`linstor-fake`), so that neither
-//! depends on the other: the schema of export `data_version` `v1-31-1` ([`schema`]) and the
-//! export document with the `k8s` backend's naming rule ([`export`]). No I/O, no async.
+//! Pure facts about LINSTOR's database, shared by the service (`linstor-migrator`) and the one
+//! model of LINSTOR the tests and the demo run against (`linstor-fake`), so that neither depends
+//! on the other: tables as an export describes them and the CRD naming rule ([`schema`]), the
+//! export document ([`export`]), the rule that names a row's object ([`naming`]) and the table of
+//! recorded LINSTOR versions ([`versions`]). Nothing here is a constant of one LINSTOR version.
+//! No I/O, no async.
 
 pub mod export;
+pub mod naming;
 pub mod schema;
+pub mod versions;

@@ -1,23 +1,19 @@
-//! The LINSTOR 1.33 database schema (export `data_version` `v1-31-1`): 43 tables with their
-//! columns, SQL types, primary keys and the `k8s` backend CRD of each, read from the fact sheet
-//! `linstor-tables-v1-31-1.tsv`; and which 39 of them a real export writes, in which order
-//! (recorded: tests/fixtures/linstor-1.33.3/dataset/export-etcd.json).
+//! The tables of a LINSTOR database as an export describes them (`column_description`), and the
+//! rule that names each table's CRD in the `k8s` backend. Nothing here is of one LINSTOR version:
+//! a run's tables, columns and primary keys come from its own export (REFERENCE.md §3, §10; the
+//! rule is proven for every table of the 1.25.1 and 1.33.3 recordings).
 
-use std::sync::OnceLock;
+use crate::export::ColumnDescription;
 
-/// The export `data_version` / k8s CRD storage version this schema describes.
-pub const DATA_VERSION: &str = "v1-31-1";
-/// The API group of the k8s backend's CRDs.
+/// The API group of the `k8s` backend's CRDs.
 pub const K8S_GROUP: &str = "internal.linstor.linbit.com";
-
-const TSV: &str = include_str!("linstor-tables-v1-31-1.tsv");
 
 /// One column of a table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
     /// Upper case, as in the export's `column_description`.
     pub name: String,
-    /// `VARCHAR`, `BIGINT`, `BLOB`, ...
+    /// `VARCHAR`, `BIGINT`, `BLOB`, ... (from the java.sql.Types code).
     pub sql_type: String,
     /// The java.sql.Types code.
     pub sql_type_code: i32,
@@ -25,7 +21,14 @@ pub struct Column {
     pub nullable: bool,
 }
 
-/// One table of the LINSTOR database.
+impl Column {
+    /// The key of this column in a row (and in an object's `spec`): its name in lower case.
+    pub fn row_key(&self) -> String {
+        self.name.to_ascii_lowercase()
+    }
+}
+
+/// One table of a LINSTOR database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Table {
     /// Upper case (`NODES`).
@@ -38,6 +41,40 @@ pub struct Table {
 }
 
 impl Table {
+    /// The table `name` with the columns an export's `column_description` gives; its CRD named
+    /// by [`crd_kind`].
+    pub fn from_export(name: &str, columns: &[ColumnDescription]) -> Self {
+        let kind = crd_kind(name);
+        Self {
+            name: name.to_string(),
+            crd_name: format!("{}.{K8S_GROUP}", kind.to_ascii_lowercase()),
+            crd_kind: kind,
+            columns: columns
+                .iter()
+                .map(|c| Column {
+                    name: c.name.clone(),
+                    sql_type: sql_type_name(c.sql_type).to_string(),
+                    sql_type_code: c.sql_type,
+                    primary_key: c.is_primary_key,
+                    nullable: c.is_nullable,
+                })
+                .collect(),
+        }
+    }
+
+    /// The export's `column_description` of this table.
+    pub fn column_description(&self) -> Vec<ColumnDescription> {
+        self.columns
+            .iter()
+            .map(|c| ColumnDescription {
+                name: c.name.clone(),
+                sql_type: c.sql_type_code,
+                is_primary_key: c.primary_key,
+                is_nullable: c.nullable,
+            })
+            .collect()
+    }
+
     /// The CRD plural (`nodes`).
     pub fn plural(&self) -> &str {
         self.crd_name.split('.').next().unwrap_or(&self.crd_name)
@@ -46,100 +83,73 @@ impl Table {
     pub fn primary_key(&self) -> impl Iterator<Item = &Column> {
         self.columns.iter().filter(|c| c.primary_key)
     }
+
+    /// Whether rows have a primary key (all tables but `TRACKING_DATE`), so objects have names
+    /// that [`crate::naming`] derives.
+    pub fn is_keyed(&self) -> bool {
+        self.columns.iter().any(|c| c.primary_key)
+    }
 }
 
-/// The tables `linstor-database export-db` of LINSTOR 1.33.3 writes, in its (dependency) order;
-/// an import creates objects in this order and truncates in the reverse one.
-pub const EXPORT_ORDER: [&str; 39] = [
-    "EBS_REMOTES",
-    "FILES",
-    "KEY_VALUE_STORE",
-    "NODES",
-    "RESOURCE_DEFINITIONS",
-    "RESOURCES",
-    "LAYER_RESOURCE_IDS",
-    "STOR_POOL_DEFINITIONS",
-    "NODE_STOR_POOL",
-    "LAYER_BCACHE_VOLUMES",
-    "LAYER_CACHE_VOLUMES",
-    "LAYER_DRBD_RESOURCES",
-    "LAYER_DRBD_RESOURCE_DEFINITIONS",
-    "LAYER_DRBD_VOLUMES",
-    "VOLUME_DEFINITIONS",
-    "LAYER_DRBD_VOLUME_DEFINITIONS",
-    "LAYER_LUKS_VOLUMES",
-    "LAYER_STORAGE_VOLUMES",
-    "LAYER_WRITECACHE_VOLUMES",
-    "LINSTOR_REMOTES",
-    "NODE_CONNECTIONS",
-    "NODE_NET_INTERFACES",
-    "PROPS_CONTAINERS",
-    "RESOURCE_CONNECTIONS",
-    "S3_REMOTES",
-    "SCHEDULES",
-    "SEC_IDENTITIES",
-    "SEC_TYPES",
-    "SEC_ROLES",
-    "SEC_OBJECT_PROTECTION",
-    "SEC_ACL_MAP",
-    "SEC_CONFIGURATION",
-    "SEC_ID_ROLE_MAP",
-    "SEC_DFLT_ROLES",
-    "SEC_TYPE_RULES",
-    "VOLUMES",
-    "VOLUME_CONNECTIONS",
-    "RESOURCE_GROUPS",
-    "VOLUME_GROUPS",
+/// The kind of a table's CRD: the table name in CamelCase (`NODE_STOR_POOL` -> `NodeStorPool`,
+/// `S3_REMOTES` -> `S3Remotes`); its plural (and singular) is the kind in lower case. Recorded for
+/// every table of LINSTOR 1.25.1 and 1.33.3 (`k8s/naming.txt` of both sets).
+pub fn crd_kind(table: &str) -> String {
+    table
+        .split('_')
+        .map(|part| {
+            let lower = part.to_ascii_lowercase();
+            let mut chars = lower.chars();
+            match chars.next() {
+                Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect()
+}
+
+/// The CRD plural of a table (`NODE_STOR_POOL` -> `nodestorpool`).
+pub fn crd_plural(table: &str) -> String {
+    crd_kind(table).to_ascii_lowercase()
+}
+
+/// The name of a java.sql.Types code, as the fact sheets write it.
+pub fn sql_type_name(code: i32) -> &'static str {
+    match code {
+        -7 => "BIT",
+        -6 => "TINYINT",
+        -5 => "BIGINT",
+        1 => "CHAR",
+        4 => "INTEGER",
+        5 => "SMALLINT",
+        12 => "VARCHAR",
+        16 => "BOOLEAN",
+        91 => "DATE",
+        93 => "TIMESTAMP",
+        2004 => "BLOB",
+        2005 => "CLOB",
+        _ => "OTHER",
+    }
+}
+
+/// CRDs of the group that hold no export table: the schema version, pending multi-object commits,
+/// and the four tables LINSTOR keeps but never exports (their rows come from the schema's own
+/// migrations or from the running controller). The same six in 1.25.1 and 1.33.3 (section 7 of
+/// `fixtures/linstor-1.25.1/COMPARISON-1.33.3.md`). Emptying the backend leaves them alone, as the
+/// tool's truncate does.
+pub const NOT_EXPORTED_CRDS: [&str; 6] = [
+    "linstorversion",
+    "rollback",
+    "satellitescapacity",
+    "secaccesstypes",
+    "spacehistory",
+    "trackingdate",
 ];
 
-/// The exported tables in [`EXPORT_ORDER`].
-pub fn exported_tables() -> impl Iterator<Item = &'static Table> {
-    EXPORT_ORDER.iter().filter_map(|name| table(name))
-}
-
-/// All tables, in the fact sheet's (alphabetical) order; four of them (`SATELLITES_CAPACITY`,
-/// `SEC_ACCESS_TYPES`, `SPACE_HISTORY`, `TRACKING_DATE`) have CRDs but are never exported.
-pub fn tables() -> &'static [Table] {
-    static TABLES: OnceLock<Vec<Table>> = OnceLock::new();
-    TABLES.get_or_init(|| parse(TSV))
-}
-
-/// The table called `name` (upper case).
-pub fn table(name: &str) -> Option<&'static Table> {
-    tables().iter().find(|t| t.name == name)
-}
-
-fn parse(tsv: &str) -> Vec<Table> {
-    let mut out: Vec<Table> = Vec::new();
-    for line in tsv
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.starts_with("table\t") && !l.trim().is_empty())
-    {
-        let f: Vec<&str> = line.split('\t').collect();
-        assert_eq!(
-            f.len(),
-            8,
-            "schema fact sheet line has {} fields: {line}",
-            f.len()
-        );
-        let column = Column {
-            name: f[3].into(),
-            sql_type: f[4].into(),
-            sql_type_code: f[5].parse().expect("sql type code"),
-            primary_key: f[6] == "yes",
-            nullable: f[7] == "yes",
-        };
-        match out.last_mut() {
-            Some(t) if t.name == f[0] => t.columns.push(column),
-            _ => out.push(Table {
-                name: f[0].into(),
-                crd_name: f[1].into(),
-                crd_kind: f[2].into(),
-                columns: vec![column],
-            }),
-        }
-    }
-    out
+/// Whether the CRD `plural` of the group holds rows of an export table (every one not in
+/// [`NOT_EXPORTED_CRDS`], including tables of other LINSTOR versions).
+pub fn holds_export_rows(plural: &str) -> bool {
+    !NOT_EXPORTED_CRDS.contains(&plural)
 }
 
 #[cfg(test)]
@@ -147,41 +157,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fact_sheet_has_43_tables_with_primary_keys() {
-        assert_eq!(tables().len(), 43);
-        let nodes = table("NODES").unwrap();
-        assert_eq!(nodes.crd_name, "nodes.internal.linstor.linbit.com");
-        assert_eq!(nodes.plural(), "nodes");
+    fn crd_names_follow_the_recorded_rule() {
+        assert_eq!(crd_kind("NODE_STOR_POOL"), "NodeStorPool");
+        assert_eq!(crd_kind("S3_REMOTES"), "S3Remotes");
         assert_eq!(
-            nodes.primary_key().map(|c| c.name.as_str()).collect::<Vec<_>>(),
-            ["NODE_NAME"]
+            crd_kind("LAYER_OPENFLEX_RESOURCE_DEFINITIONS"),
+            "LayerOpenflexResourceDefinitions"
         );
-        let keyless: Vec<&str> = tables()
-            .iter()
-            .filter(|t| t.primary_key().count() == 0)
-            .map(|t| t.name.as_str())
-            .collect();
-        assert_eq!(keyless, ["TRACKING_DATE"]);
-        let vols = table("VOLUMES").unwrap();
-        assert_eq!(vols.primary_key().count(), 4);
+        assert_eq!(crd_plural("KEY_VALUE_STORE"), "keyvaluestore");
+        let t = Table::from_export(
+            "NODES",
+            &[
+                ColumnDescription {
+                    name: "UUID".into(),
+                    sql_type: 1,
+                    is_primary_key: false,
+                    is_nullable: false,
+                },
+                ColumnDescription {
+                    name: "NODE_NAME".into(),
+                    sql_type: 12,
+                    is_primary_key: true,
+                    is_nullable: false,
+                },
+            ],
+        );
+        assert_eq!(t.crd_name, "nodes.internal.linstor.linbit.com");
+        assert_eq!(t.plural(), "nodes");
+        assert_eq!(t.columns[1].sql_type, "VARCHAR");
+        assert!(t.is_keyed());
+        assert_eq!(t.column_description()[1].name, "NODE_NAME");
     }
 
     #[test]
-    fn the_export_writes_39_known_tables() {
-        assert_eq!(exported_tables().count(), 39);
-        let unexported: Vec<&str> = tables()
-            .iter()
-            .map(|t| t.name.as_str())
-            .filter(|n| !EXPORT_ORDER.contains(n))
-            .collect();
-        assert_eq!(
-            unexported,
-            [
-                "SATELLITES_CAPACITY",
-                "SEC_ACCESS_TYPES",
-                "SPACE_HISTORY",
-                "TRACKING_DATE"
-            ]
-        );
+    fn export_tables_and_the_rest_of_the_group() {
+        assert!(holds_export_rows("nodes"));
+        assert!(holds_export_rows("layeropenflexvolumes"));
+        assert!(!holds_export_rows("linstorversion"));
+        assert!(!holds_export_rows("secaccesstypes"));
     }
 }

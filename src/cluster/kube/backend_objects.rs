@@ -9,7 +9,7 @@ use super::FIELD_MANAGER;
 use super::errors::{is_not_found, map_kube_error};
 use crate::cluster::{ClusterResult, K8sBackendObject, K8sBackendPage};
 
-const GROUP: &str = "internal.linstor.linbit.com";
+use crate::linstor::schema::K8S_GROUP as GROUP;
 
 fn resource(plural: &str, version: &str, kind: &str) -> ApiResource {
     ApiResource {
@@ -114,7 +114,9 @@ pub(super) async fn delete(
     }
 }
 
-/// One page of `plural`'s objects; a CRD that does not exist is an empty table.
+/// One page of `plural`'s objects; `NotFound` when the CRD does not exist or does not serve
+/// `version` (a 404 is never an empty table: reading 1.25.1's objects at 1.33.3's version must
+/// not look like an empty backend).
 pub(super) async fn list_page(
     client: &kube::Client,
     plural: &str,
@@ -127,19 +129,15 @@ pub(super) async fn list_page(
     if let Some(token) = continue_token {
         lp = lp.continue_token(token);
     }
-    let list = match api.list(&lp).await {
-        Ok(list) => list,
-        Err(e) if is_not_found(&e) => return Ok(K8sBackendPage::default()),
-        Err(e) => {
-            return Err(map_kube_error(
-                "list",
-                "CustomResource",
-                "",
-                &format!("{plural}.{GROUP}"),
-                e,
-            ));
-        }
-    };
+    let list = api.list(&lp).await.map_err(|e| {
+        map_kube_error(
+            "list",
+            "CustomResource",
+            "",
+            &format!("{}/{version}", what(plural)),
+            e,
+        )
+    })?;
     let objects = list
         .items
         .into_iter()

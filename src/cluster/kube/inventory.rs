@@ -8,7 +8,7 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 
 use super::errors::{is_not_found, map_kube_error};
 use super::reads::{PAGE_SIZE, get_optional, list_all};
-use crate::cluster::{ClusterError, ClusterResult, K8sBackendInventory};
+use crate::cluster::{BackendCrd as BackendCrdCount, ClusterError, ClusterResult, K8sBackendInventory};
 
 /// The API group of LINSTOR's k8s backend.
 const BACKEND_GROUP: &str = "internal.linstor.linbit.com";
@@ -16,9 +16,9 @@ const BACKEND_GROUP: &str = "internal.linstor.linbit.com";
 const VERSION_KIND: &str = "LinstorVersion";
 const VERSION_OBJECT: &str = "version";
 const ROLLBACK_KIND: &str = "Rollback";
-/// The CRD of the `Rollback` objects (LINSTOR 1.33.3, `fixtures/linstor-1.33.3/k8s/crds.yaml`).
+/// The CRD of the `Rollback` objects (the same in 1.25.1 and 1.33.3, `k8s/crds.yaml` of both).
 const ROLLBACK_CRD: &str = "rollback.internal.linstor.linbit.com";
-/// How many CRDs are counted at once (LINSTOR 1.33 has about 45).
+/// How many CRDs are counted at once (LINSTOR 1.25.1 has 47, 1.33.3 45).
 const CONCURRENT_COUNTS: usize = 8;
 
 /// One CRD of the backend, resolved to the version its objects are stored in.
@@ -27,6 +27,8 @@ struct BackendCrd {
     /// The CRD's name, e.g. `nodes.internal.linstor.linbit.com`.
     name: String,
     resource: ApiResource,
+    /// Every version it serves.
+    served: Vec<String>,
 }
 
 /// The backend CRD described by `crd`, or `None` when it belongs to another group.
@@ -36,7 +38,7 @@ fn backend_crd(crd: &CustomResourceDefinition) -> Option<BackendCrd> {
         return None;
     }
     // Objects are readable in every served version, but the storage version is the one LINSTOR
-    // writes (`v1-31-1` ...): asking for it avoids conversions.
+    // writes (`v1-19-1` for 1.25.1, `v1-31-1` for 1.33.3): asking for it avoids conversions.
     let version = spec
         .versions
         .iter()
@@ -56,6 +58,12 @@ fn backend_crd(crd: &CustomResourceDefinition) -> Option<BackendCrd> {
             .clone()
             .unwrap_or_else(|| format!("{}.{}", spec.names.plural, spec.group)),
         resource,
+        served: spec
+            .versions
+            .iter()
+            .filter(|v| v.served)
+            .map(|v| v.name.clone())
+            .collect(),
     })
 }
 
@@ -166,7 +174,18 @@ pub(super) async fn k8s_backend_inventory(client: &kube::Client) -> ClusterResul
         .map(|(_, n)| n)
         .sum();
     Ok(K8sBackendInventory {
-        crds: crds.into_iter().map(|c| c.name).zip(counts).collect(),
+        crds: crds
+            .into_iter()
+            .zip(counts)
+            .map(|(c, objects)| BackendCrdCount {
+                name: c.name,
+                plural: c.resource.plural,
+                kind: c.resource.kind,
+                storage_version: c.resource.version,
+                served_versions: c.served,
+                objects,
+            })
+            .collect(),
         schema_version,
         rollback_objects,
     })

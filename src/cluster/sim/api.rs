@@ -17,8 +17,9 @@ use super::state::{Lease, key, selector_matches};
 use super::writes::not_found;
 use super::{SimCluster, access};
 use crate::cluster::{
-    AccessDecision, AccessQuestion, Cluster, ClusterResult, ExecLine, ExecOutcome, K8sBackendInventory,
-    K8sBackendObject, K8sBackendPage, LinstorController, LinstorCsiDriver, LinstorSatelliteSet, UserInfo,
+    AccessDecision, AccessQuestion, BackendCrd, Cluster, ClusterResult, ExecLine, ExecOutcome,
+    K8sBackendInventory, K8sBackendObject, K8sBackendPage, LinstorController, LinstorCsiDriver,
+    LinstorSatelliteSet, UserInfo,
 };
 use crate::linstor::rest::LinstorApi;
 
@@ -93,16 +94,37 @@ impl Cluster for SimCluster {
     }
 
     async fn k8s_backend_inventory(&self) -> ClusterResult<K8sBackendInventory> {
-        // what the real implementation lists: the group's CRDs and the objects of each
+        // what the real implementation lists: the group's CRDs (at their storage version) and
+        // the objects of each
         let st = self.lock();
         let k8s = &st.k8s;
-        let crds: Vec<(String, u64)> = k8s
+        let crds: Vec<BackendCrd> = k8s
             .crds
-            .keys()
-            .map(|name| {
-                let plural = name.split('.').next().unwrap_or_default();
-                let count = k8s.objects.get(plural).map_or(0, |m| m.len() as u64);
-                (name.clone(), count)
+            .iter()
+            .map(|(name, crd)| {
+                let plural = name.split('.').next().unwrap_or_default().to_string();
+                let versions = crd["spec"]["versions"].as_array().cloned().unwrap_or_default();
+                let storage = versions
+                    .iter()
+                    .find(|v| v["storage"] == true)
+                    .and_then(|v| v["name"].as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                BackendCrd {
+                    name: name.clone(),
+                    kind: crd["spec"]["names"]["kind"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    storage_version: storage,
+                    served_versions: versions
+                        .iter()
+                        .filter(|v| v["served"].as_bool().unwrap_or(true))
+                        .filter_map(|v| v["name"].as_str().map(String::from))
+                        .collect(),
+                    objects: k8s.objects.get(&plural).map_or(0, |m| m.len() as u64),
+                    plural,
+                }
             })
             .collect();
         Ok(K8sBackendInventory {
@@ -119,34 +141,34 @@ impl Cluster for SimCluster {
     async fn list_k8s_backend_page(
         &self,
         plural: &str,
-        _version: &str,
+        version: &str,
         limit: u32,
         continue_token: Option<&str>,
     ) -> ClusterResult<K8sBackendPage> {
-        self.list_k8s_backend_page_impl(plural, limit, continue_token)
+        self.list_k8s_backend_page_impl(plural, version, limit, continue_token)
     }
 
     async fn create_k8s_backend_object(
         &self,
         plural: &str,
-        _version: &str,
+        version: &str,
         _kind: &str,
         object: &K8sBackendObject,
     ) -> ClusterResult<()> {
-        self.create_k8s_backend_object_impl(plural, object)
+        self.create_k8s_backend_object_impl(plural, version, object)
     }
 
     async fn replace_k8s_backend_spec(
         &self,
         plural: &str,
-        _version: &str,
+        version: &str,
         object: &K8sBackendObject,
     ) -> ClusterResult<()> {
-        self.replace_k8s_backend_spec_impl(plural, object)
+        self.replace_k8s_backend_spec_impl(plural, version, object)
     }
 
-    async fn delete_k8s_backend_object(&self, plural: &str, _version: &str, name: &str) -> ClusterResult<()> {
-        self.delete_k8s_backend_object_impl(plural, name)
+    async fn delete_k8s_backend_object(&self, plural: &str, version: &str, name: &str) -> ClusterResult<()> {
+        self.delete_k8s_backend_object_impl(plural, version, name)
     }
 
     async fn patch_linstor_controller(

@@ -1,8 +1,8 @@
 //! Direct reads and writes of the simulated `k8s` backend's objects: LISTs page by page as a real
 //! API server answers them with `limit` and `continue` (objects in name order; the token is the
-//! last name of the page), creates, whole-`spec` replaces and deletes of single objects. A table
-//! whose CRD LINSTOR has not created yet is empty, and cannot be written (404, as for a real
-//! missing CRD).
+//! last name of the page), creates, whole-`spec` replaces and deletes of single objects. As on a
+//! real API server, a table whose CRD does not exist, or that does not serve the version asked for
+//! (1.33.3's `v1-31-1` on a 1.25.1 backend), answers 404, for reads and writes alike.
 
 use super::SimCluster;
 use super::faults::{Fault, api_error};
@@ -10,10 +10,36 @@ use crate::cluster::{ClusterError, ClusterResult, K8sBackendObject, K8sBackendPa
 use crate::linstor::schema;
 use crate::model::StepName;
 
+/// `(CRD name, kind)` of the CRD of `plural` when it serves `version`; `NotFound` as the API
+/// server answers otherwise.
+fn served(st: &super::state::State, plural: &str, version: &str) -> ClusterResult<(String, String)> {
+    let name = format!("{plural}.{}", schema::K8S_GROUP);
+    let crd = st.k8s.crds.get(&name);
+    let serves = crd
+        .and_then(|c| c["spec"]["versions"].as_array())
+        .is_some_and(|vs| {
+            vs.iter()
+                .any(|v| v["name"] == version && v["served"].as_bool().unwrap_or(true))
+        });
+    if !serves {
+        return Err(ClusterError::NotFound {
+            kind: "CustomResource",
+            namespace: String::new(),
+            name: format!("{name}/{version}"),
+        });
+    }
+    let kind = crd
+        .and_then(|c| c["spec"]["names"]["kind"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    Ok((name, kind))
+}
+
 impl SimCluster {
     pub(crate) fn list_k8s_backend_page_impl(
         &self,
         plural: &str,
+        version: &str,
         limit: u32,
         continue_token: Option<&str>,
     ) -> ClusterResult<K8sBackendPage> {
@@ -22,13 +48,7 @@ impl SimCluster {
         if st.faults.take(StepName::VerifyData, &[Fault::Error]).is_some() {
             return Err(api_error(StepName::VerifyData, "list k8s backend objects"));
         }
-        if !st
-            .k8s
-            .crds
-            .contains_key(&format!("{plural}.{}", schema::K8S_GROUP))
-        {
-            return Ok(K8sBackendPage::default());
-        }
+        served(&st, plural, version)?;
         let Some(rows) = st.k8s.objects.get(plural) else {
             return Ok(K8sBackendPage::default());
         };
@@ -64,15 +84,13 @@ impl SimCluster {
         })
     }
 
-    fn table_of(plural: &str) -> ClusterResult<&'static schema::Table> {
-        schema::tables()
-            .iter()
-            .find(|t| t.plural() == plural)
-            .ok_or_else(|| ClusterError::NotFound {
-                kind: "CustomResourceDefinition",
-                namespace: String::new(),
-                name: format!("{plural}.{}", schema::K8S_GROUP),
-            })
+    /// An `Error` fault at `Import` makes a direct write of the delta import fail, as an API
+    /// server that refuses it.
+    fn refuse_write(st: &mut super::state::State) -> ClusterResult<()> {
+        if st.faults.controller_stopped && st.faults.take(StepName::Import, &[Fault::Error]).is_some() {
+            return Err(api_error(StepName::Import, "write a k8s backend object"));
+        }
+        Ok(())
     }
 
     /// A `PartialImport` fault at `Import` makes one direct write of the delta import vanish
@@ -89,32 +107,31 @@ impl SimCluster {
     pub(crate) fn create_k8s_backend_object_impl(
         &self,
         plural: &str,
+        version: &str,
         object: &K8sBackendObject,
     ) -> ClusterResult<()> {
-        let table = Self::table_of(plural)?;
         let mut st = self.lock();
+        let (crd_name, kind) = served(&st, plural, version)?;
+        Self::refuse_write(&mut st)?;
         if Self::lose_write(&mut st) {
             return Ok(());
         }
         let object_json = serde_json::json!({
-            "apiVersion": format!("{}/{}", schema::K8S_GROUP, schema::DATA_VERSION),
-            "kind": table.crd_kind,
+            "apiVersion": format!("{}/{version}", schema::K8S_GROUP),
+            "kind": kind,
             "metadata": {"name": object.name},
             "spec": object.spec,
         });
         match st.k8s.create(plural, object_json) {
             Ok(()) => {}
             Err(409) => {
-                return Err(ClusterError::AlreadyExists(format!(
-                    "{}/{}",
-                    table.crd_name, object.name
-                )));
+                return Err(ClusterError::AlreadyExists(format!("{crd_name}/{}", object.name)));
             }
             Err(_) => {
                 return Err(ClusterError::NotFound {
                     kind: "CustomResourceDefinition",
                     namespace: String::new(),
-                    name: table.crd_name.clone(),
+                    name: crd_name,
                 });
             }
         }
@@ -126,10 +143,12 @@ impl SimCluster {
     pub(crate) fn replace_k8s_backend_spec_impl(
         &self,
         plural: &str,
+        version: &str,
         object: &K8sBackendObject,
     ) -> ClusterResult<()> {
-        let table = Self::table_of(plural)?;
         let mut st = self.lock();
+        let (crd_name, _) = served(&st, plural, version)?;
+        Self::refuse_write(&mut st)?;
         if Self::lose_write(&mut st) {
             return Ok(());
         }
@@ -144,7 +163,7 @@ impl SimCluster {
                 return Err(ClusterError::NotFound {
                     kind: "CustomResource",
                     namespace: String::new(),
-                    name: format!("{}/{}", table.crd_name, object.name),
+                    name: format!("{crd_name}/{}", object.name),
                 });
             }
         }
@@ -153,9 +172,14 @@ impl SimCluster {
         Ok(())
     }
 
-    pub(crate) fn delete_k8s_backend_object_impl(&self, plural: &str, name: &str) -> ClusterResult<()> {
-        Self::table_of(plural)?;
+    pub(crate) fn delete_k8s_backend_object_impl(
+        &self,
+        plural: &str,
+        version: &str,
+        name: &str,
+    ) -> ClusterResult<()> {
         let mut st = self.lock();
+        served(&st, plural, version)?;
         if st
             .k8s
             .objects

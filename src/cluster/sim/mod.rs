@@ -300,7 +300,7 @@ impl SimCluster {
         let tables: Vec<_> = doc
             .tables
             .iter()
-            .filter_map(|t| Some((crate::linstor::schema::table(&t.name)?, t.data.as_slice())))
+            .filter_map(|t| Some((linstor_fake::schema::table(&t.name)?, t.data.as_slice())))
             .collect();
         st.k8s.load(&tables);
         st.touch();

@@ -34,7 +34,7 @@ pub(crate) fn tables_of(st: &State, ns: &str, url: &str) -> Tables {
             .map(|e| doc_tables(&e.data))
             .unwrap_or_default(),
         // what the controller loads: the exported tables whose CRDs exist
-        Backend::K8s => crate::linstor::schema::exported_tables()
+        Backend::K8s => linstor_fake::schema::exported_tables()
             .filter(|t| st.k8s.crds.contains_key(&t.crd_name))
             .map(|t| (t.name.clone(), st.k8s.rows(t)))
             .collect(),

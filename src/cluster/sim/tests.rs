@@ -11,8 +11,8 @@ use super::{SimCluster, SimTiming};
 use crate::cluster::controller::{self, ControllerKind};
 use crate::cluster::{Cluster, ExecLine, Stream};
 use crate::linstor::export::{self, Expectation, ExportDocument};
-use crate::linstor::schema;
 use crate::linstor::toml::Backend;
+use linstor_fake::schema;
 
 pub(super) const NS: &str = "piraeus-datastore";
 pub(super) const CONTAINER: &str = "linstor-controller";

@@ -13,8 +13,8 @@ use super::{Fault, SimCluster};
 use crate::cluster::{Cluster, ClusterError, Stream};
 use crate::linstor::compare::compare;
 use crate::linstor::export::{self, Expectation};
-use crate::linstor::schema;
 use crate::model::StepName;
+use linstor_fake::schema;
 
 /// Collects what `copy_from_pod` writes and counts the writes.
 #[derive(Default)]

@@ -78,6 +78,26 @@ pub(in crate::engine) async fn controller_pods(
         .len())
 }
 
+/// Fails unless the controller is still stopped (asked for 0 replicas, no pod exists) before the
+/// run does `what` during the downtime: someone may have scaled it up meanwhile, and the writes
+/// would then go under a live controller.
+pub(in crate::engine) async fn ensure_stopped(
+    cluster: &dyn Cluster,
+    info: &ControllerInfo,
+    what: &str,
+) -> Result<(), StepError> {
+    let replicas = current_replicas(cluster, info).await?;
+    let pods = controller_pods(cluster, info).await?;
+    if replicas.unwrap_or(0) == 0 && pods == 0 {
+        return Ok(());
+    }
+    Err(StepError::Failed(format!(
+        "the controller is not stopped any more ({} replica(s) asked for, {pods} pod(s)) before {what}: someone \
+         scaled it up during the downtime",
+        replicas.unwrap_or(0)
+    )))
+}
+
 fn config_map(info: &ControllerInfo) -> Result<&str, StepError> {
     info.config_map
         .as_deref()

@@ -7,9 +7,6 @@ pub(super) mod control;
 pub(super) mod files;
 pub(super) mod tool;
 
-mod backend;
-mod delta;
-
 mod cleanup;
 mod copy_backup;
 mod export;

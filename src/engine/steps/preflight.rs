@@ -4,11 +4,13 @@
 
 use super::control::etcd_stateful_set;
 use super::{StepCtx, StepError, StepResult};
-use crate::cluster::controller::{self, ControllerInfo, ControllerKind, version_tuple};
+use crate::cluster::controller::{self, ControllerInfo, ControllerKind};
 use crate::cluster::{AccessQuestion, ClusterError, helm};
 use crate::db::Originals;
+use crate::engine::backend::ownership::{self, Ownership};
 use crate::engine::{Check, CheckLevel};
 use crate::linstor::toml::Backend;
+use crate::linstor::versions::{self, Support};
 use crate::model::RunKind;
 
 /// The rights the `k8s` backend needs (REFERENCE.md §2; `deletecollection` and `watch` were
@@ -186,30 +188,30 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
         ),
     }
 
-    // LINSTOR version: the tool exists since 1.24; etcd support ended with 1.34
-    match info
-        .linstor_version
-        .as_deref()
-        .and_then(|v| version_tuple(v).map(|t| (v, t)))
-    {
+    // LINSTOR version: the tool exists since 1.24; etcd support ended with 1.34; the delta import
+    // is proven for the recorded versions only (linstor::versions)
+    match info.linstor_version.as_deref() {
         None => check(
             "version",
             CheckLevel::Warning,
-            "the image tag does not tell the LINSTOR version".into(),
-        ),
-        Some((v, t)) if t < (1, 24, 0) => check(
-            "version",
-            CheckLevel::Error,
             format!(
-                "LINSTOR {v} has no linstor-database tool (needs 1.24 or later); upgrade within 1.x first"
+                "the image tag does not tell the LINSTOR version; step 4 reads it from the first export (the delta \
+                 import only for a recorded version: {})",
+                versions::recorded_list()
             ),
         ),
-        Some((v, t)) if t >= (1, 34, 0) && info.backend == Backend::Etcd => check(
-            "version",
-            CheckLevel::Error,
-            format!("LINSTOR {v} cannot read etcd (removed in 1.34); use an image of 1.33.x or earlier"),
-        ),
-        Some((v, _)) => check("version", CheckLevel::Ok, format!("LINSTOR {v}")),
+        Some(v) => match versions::support(v, info.backend == Backend::Etcd) {
+            Support::Refused(why) => check("version", CheckLevel::Error, why),
+            Support::ToolOnly(why) => check("version", CheckLevel::Warning, format!("LINSTOR {v}: {why}")),
+            Support::Proven(r) => check(
+                "version",
+                CheckLevel::Ok,
+                format!(
+                    "LINSTOR {v}: recorded (export data_version {}, {} tables); the delta import is proven for it",
+                    r.data_version, r.export_tables
+                ),
+            ),
+        },
     }
 
     // the k8s backend is one per Kubernetes cluster: a second LINSTOR cluster would overwrite it
@@ -232,36 +234,50 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
         }
     }
 
-    // existing data in the k8s backend: the import replaces it
+    // existing data in the k8s backend: replaced only when this service provably left it there,
+    // never when it may be another LINSTOR's (the backend is one per Kubernetes cluster)
     if kind == RunKind::Migrate {
         match c.cluster().k8s_backend_inventory().await {
-            Ok(inv) if inv.total_objects() > 0 || inv.rollback_objects > 0 => {
-                if inv.total_objects() > 0 {
-                    // the k8s backend is one per Kubernetes cluster: data there was written by
-                    // another controller or an earlier import (no discovered controller uses it)
-                    check(
+            Ok(inv) => {
+                let last = c.inner.db.last_backend_write().await?;
+                match ownership::judge(&inv, last.as_ref(), &c.run.id) {
+                    Ownership::Empty => check(
                         "k8s-backend",
-                        CheckLevel::Warning,
-                        format!(
-                            "the k8s backend already holds {} objects (schema version {}) that no controller found                              here uses: written by another LINSTOR controller or an earlier import; the import                              will replace them",
-                            inv.total_objects(),
-                            inv.schema_version.map_or("unknown".into(), |v| v.to_string())
-                        ),
-                    );
+                        CheckLevel::Ok,
+                        "the k8s backend holds no LINSTOR data".into(),
+                    ),
+                    Ownership::Ours(l) => {
+                        check(
+                            "k8s-backend",
+                            CheckLevel::Warning,
+                            format!(
+                                "the k8s backend holds {} objects that run {} of this service left there ({}), \
+                                 unchanged since; this run deletes them after the approval, before its import",
+                                inv.total_objects(),
+                                l.run_id,
+                                l.recorded_at.format("%Y-%m-%d %H:%M:%S UTC")
+                            ),
+                        );
+                        c.ctx.backend_to_replace = Some(inv.total_objects());
+                    }
+                    Ownership::Foreign(why) => check("k8s-backend", CheckLevel::Error, why),
+                }
+                if let Some(why) = info
+                    .linstor_version
+                    .as_deref()
+                    .and_then(|v| ownership::other_version(&inv, v))
+                {
+                    check("k8s-backend-schema", CheckLevel::Error, why);
                 }
                 if let Some(ch) = super::preflight_data::rollback_objects(&inv) {
                     check(&ch.name, ch.level, ch.message);
                 }
                 c.ctx.k8s_backend_before = Some(inv);
             }
-            Ok(inv) => {
-                check("k8s-backend", CheckLevel::Ok, "the k8s backend is empty".into());
-                c.ctx.k8s_backend_before = Some(inv);
-            }
             Err(e) => check(
                 "k8s-backend",
-                CheckLevel::Warning,
-                format!("cannot list the k8s backend: {e}"),
+                CheckLevel::Error,
+                format!("cannot list the k8s backend, so nobody can tell whose data it holds: {e}"),
             ),
         }
     }

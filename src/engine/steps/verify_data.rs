@@ -15,9 +15,9 @@ use std::path::PathBuf;
 use super::files::{copy_out, record, recorded, summarize};
 use super::tool::run_tool;
 use super::{StepCtx, StepError, StepResult};
+use crate::engine::backend::{RunSchema, read};
 use crate::linstor::compare::{self, DataComparison};
 use crate::linstor::export::{self, Expectation, ExportSummary};
-use crate::linstor::schema;
 use crate::model::VerifyMode;
 
 /// The first `export-from-k8s[-N].json` of this run that is not recorded yet.
@@ -69,15 +69,11 @@ struct Found {
     misnamed: Vec<String>,
 }
 
-/// The backend read directly.
+/// The backend read directly: the tables of the backup at its CRD version.
 async fn direct_read(c: &StepCtx<'_>, expected: &ExportSummary) -> Result<Found, StepError> {
-    let version = expected
-        .header
-        .data_version
-        .clone()
-        .unwrap_or_else(|| schema::DATA_VERSION.to_string());
+    let schema = RunSchema::of(expected).map_err(StepError::Failed)?;
     let started = std::time::Instant::now();
-    let read = super::backend::read(c.inner.cluster.clone(), &version).await?;
+    let read = read::read(c.inner.cluster.clone(), &schema).await?;
     let rows: u64 = read.summary.tables.iter().map(|t| t.rows).sum();
     c.info(&format!(
         "read {rows} objects of {} tables from the k8s backend in {} ms",
@@ -85,9 +81,13 @@ async fn direct_read(c: &StepCtx<'_>, expected: &ExportSummary) -> Result<Found,
         started.elapsed().as_millis()
     ))
     .await?;
+    let mut misnamed = read.misnamed;
+    if read.misnamed_count > misnamed.len() as u64 {
+        misnamed.push(format!("{} more", read.misnamed_count - misnamed.len() as u64));
+    }
     Ok(Found {
         summary: read.summary,
-        misnamed: read.misnamed,
+        misnamed,
     })
 }
 
@@ -113,9 +113,10 @@ async fn compare(
     if cmp.is_equal() {
         return Ok(cmp);
     }
+    let tables = expected.schema();
     tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        compare::name_examples(file, &mut cmp).map(|()| cmp)
+        compare::name_examples(file, &tables, &mut cmp).map(|()| cmp)
     })
     .await
     .map_err(|e| StepError::Internal(e.into()))?
@@ -177,6 +178,7 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
         );
         c.warn(&format!("{why}; falling back to linstor-database import-db"))
             .await?;
+        // (`tool_import` makes sure that the controller is still stopped before it empties)
         c.ctx.import_report.get_or_insert_with(Default::default).fallback = Some(why);
         c.save().await?;
         let emptied = super::import::tool_import(c).await?;

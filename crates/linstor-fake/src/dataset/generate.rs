@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::schema;
 use base64::Engine as _;
 use linstor_model::export::{ExportDocument, ExportTable, Row, without_nulls};
-use linstor_model::schema;
 use serde_json::{Value, json};
 
 use super::security as dataset_sec;
@@ -94,7 +94,7 @@ impl Builder {
     /// in its order (the four it never writes dropped), null columns left out.
     fn finish(self, linstor_version: &str, timestamp_ms: i64) -> ExportDocument {
         let mut tables = self.tables;
-        let mut doc = ExportDocument::empty_1_33_3("etcd", timestamp_ms);
+        let mut doc = crate::fact_sheet::empty_1_33_3("etcd", timestamp_ms);
         doc.linstor_version = linstor_version.into();
         doc.tables = schema::exported_tables()
             .map(|t| ExportTable {

@@ -43,8 +43,9 @@ pub fn sized(target_rows: usize) -> ExportDocument {
 mod tests {
     use std::collections::BTreeSet;
 
-    use linstor_model::export::{Row, primary_key};
-    use linstor_model::schema;
+    use crate::schema;
+    use linstor_model::export::Row;
+    use linstor_model::naming::key_text;
     use serde_json::Value;
 
     use super::*;
@@ -61,7 +62,7 @@ mod tests {
     /// checked for without the real controller), plus duplicate primary keys.
     fn rule_violations(doc: &ExportDocument) -> Vec<String> {
         let mut out = Vec::new();
-        let reference = ExportDocument::empty_1_33_3("etcd", 0);
+        let reference = crate::fact_sheet::empty_1_33_3("etcd", 0);
         // 9: header versions as 1.33.3 writes them
         if (
             &doc.data_version,
@@ -84,7 +85,11 @@ mod tests {
         }
         for t in &doc.tables {
             let table = schema::table(&t.name).expect("a known table");
-            let keys: BTreeSet<String> = t.data.iter().map(|r| primary_key(table, r)).collect();
+            let keys: BTreeSet<String> = t
+                .data
+                .iter()
+                .map(|r| key_text(table, r).unwrap_or_default())
+                .collect();
             if keys.len() != t.data.len() {
                 out.push(format!("{}: duplicate primary keys", t.name));
             }

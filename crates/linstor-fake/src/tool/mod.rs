@@ -10,9 +10,10 @@
 pub mod cli;
 pub mod trace;
 
+use crate::schema;
 use async_trait::async_trait;
-use linstor_model::export::{ExportDocument, ExportTable, Row, primary_key, without_nulls};
-use linstor_model::schema;
+use linstor_model::export::{ExportDocument, ExportTable, Row, without_nulls};
+use linstor_model::naming;
 
 use crate::config::{self, DEFAULT_H2_URL, Database};
 use crate::k8s::{self, K8sApi};
@@ -236,7 +237,7 @@ async fn usage(host: &dyn Host, message: Option<String>, command: Option<Command
 
 /// Rows sorted by their primary-key string, as etcd returns them (by key).
 fn etcd_order(table: &schema::Table, mut rows: Vec<Row>) -> Vec<Row> {
-    rows.sort_by_cached_key(|r| primary_key(table, r));
+    rows.sort_by_cached_key(|r| naming::key_text(table, r).unwrap_or_default());
     rows
 }
 
@@ -246,7 +247,7 @@ fn document(
     version: String,
     tables: Vec<(&'static schema::Table, Vec<Row>)>,
 ) -> ExportDocument {
-    let mut doc = ExportDocument::empty_1_33_3(exported_from, chrono::Utc::now().timestamp_millis());
+    let mut doc = crate::fact_sheet::empty_1_33_3(exported_from, chrono::Utc::now().timestamp_millis());
     doc.linstor_version = version;
     for (t, rows) in tables {
         if let Some(out) = doc.tables.iter_mut().find(|x| x.name == t.name) {

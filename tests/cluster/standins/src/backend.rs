@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use linstor_fake::k8s::{GROUP, ROLLBACK_PLURAL, VERSION_OBJECT, VERSION_PLURAL, crd_names};
+use linstor_fake::schema::{self, Table};
 use linstor_migrator::linstor::export::Row;
-use linstor_migrator::linstor::schema::{self, Table};
 use serde_json::Value;
 
 /// Requests in flight at once when walking the 43 tables.

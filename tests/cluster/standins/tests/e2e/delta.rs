@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use kube::api::{Api, DynamicObject, PostParams};
+use linstor_fake::schema;
 use linstor_migrator::linstor::export::ExportDocument;
-use linstor_migrator::linstor::schema;
 use linstor_standins::{backend, dataset};
 use serde_json::{Value, json};
 

@@ -1,8 +1,10 @@
 //! The delta import: what the `k8s` backend holds is compared, row by row by primary key, with
 //! an export, and only the rows that differ are written: created, replaced (the whole `spec`), or
 //! deleted, many requests in flight, by the recorded naming rule (object name = SHA-256 of the
-//! primary key, `spec` = the row without its null columns; REFERENCE.md §3). The export is read
-//! as a stream: only the rows to write pass through memory, one at a time.
+//! primary key, `spec` = the row without its null columns; REFERENCE.md §3, the same in every
+//! recorded LINSTOR version). Tables, primary keys and the CRD version are the run's own
+//! ([`RunSchema`]); an object that is not a row of the export is deleted by its own name. The
+//! export is read as a stream: only the rows to write pass through memory, one at a time.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -10,20 +12,22 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 
-use super::StepError;
+use super::RunSchema;
 use crate::cluster::{Cluster, ClusterError, K8sBackendObject};
 use crate::engine::context::DeltaCounts;
+use crate::engine::steps::StepError;
 use crate::linstor::compare::side_by_side;
 use crate::linstor::export::{ExportSummary, Row};
+use crate::linstor::export_rows;
 use crate::linstor::row_index::{Difference, RowKey, key_hash, key_text};
-use crate::linstor::{export_rows, schema};
+use crate::linstor::schema::Table;
 
 /// Requests in flight while writing.
 const IN_FLIGHT: usize = 32;
 
 /// The rows that differ between an export and the backend.
 #[derive(Debug, Default)]
-pub(super) struct Delta {
+pub(in crate::engine) struct Delta {
     /// Per table, the keys of rows to create or replace, and whether they exist now.
     write: BTreeMap<String, HashMap<RowKey, bool>>,
     /// Tables the backend holds no row of: every row is created, without a key per row in
@@ -51,11 +55,17 @@ impl Delta {
     }
 }
 
-/// What must change in the backend (`found`) to make it equal the export (`expected`).
-pub(super) fn plan(expected: &ExportSummary, found: &ExportSummary) -> Delta {
+/// What must change in the backend (`found`, whose objects of odd names `odd_names` lists) to make
+/// it equal the export (`expected`, whose tables `schema` describes).
+pub(in crate::engine) fn plan(
+    schema: &RunSchema,
+    expected: &ExportSummary,
+    found: &ExportSummary,
+    odd_names: &HashMap<RowKey, String>,
+) -> Delta {
     let mut delta = Delta::default();
     for (name, want, have) in side_by_side(expected, found) {
-        let Some(table) = schema::table(name).filter(|t| t.primary_key().next().is_some()) else {
+        let Some(table) = schema.table(name).filter(|t| t.is_keyed()) else {
             if want != have {
                 delta.unsupported.push(name.to_string());
             }
@@ -79,7 +89,9 @@ pub(super) fn plan(expected: &ExportSummary, found: &ExportSummary) -> Delta {
                 counts.created += 1;
             }
             Difference::Extra => {
-                remove.push((table.plural().to_string(), hex::encode(key)));
+                // by the object's own name: a copy under another name goes, not the right one
+                let name = odd_names.get(key).cloned().unwrap_or_else(|| hex::encode(key));
+                remove.push((table.plural().to_string(), name));
                 counts.removed += 1;
             }
         });
@@ -103,7 +115,7 @@ fn object_named(key: &RowKey, row: Row) -> K8sBackendObject {
 /// created meanwhile by an interrupted attempt, and the other way round).
 async fn put(
     cluster: &dyn Cluster,
-    table: &schema::Table,
+    table: &Table,
     version: &str,
     exists: bool,
     object: K8sBackendObject,
@@ -132,23 +144,35 @@ async fn put(
 }
 
 /// A row to write: its table, its key hash, the row, and whether its object exists.
-type ToWrite = (String, RowKey, Row, bool);
+type ToWrite = (Arc<Table>, RowKey, Row, bool);
 
 /// One row's write, as a future that owns what it needs.
 async fn write_one(cluster: Arc<dyn Cluster>, version: String, write: ToWrite) -> Result<(), ClusterError> {
     let (table, key, row, exists) = write;
-    let table = schema::table(&table).expect("only known tables are sent");
-    put(cluster.as_ref(), table, &version, exists, object_named(&key, row)).await
+    put(
+        cluster.as_ref(),
+        &table,
+        &version,
+        exists,
+        object_named(&key, row),
+    )
+    .await
 }
 
-/// Writes `delta` into the backend: the rows to write are taken from the export at `path` as it
-/// is read, the rows to remove deleted by name.
-pub(super) async fn apply(
+/// Writes `delta` into the backend: the rows to write are taken from the export at `path` (whose
+/// tables `schema` describes) as it is read, the rows to remove deleted by name.
+pub(in crate::engine) async fn apply(
     cluster: Arc<dyn Cluster>,
     path: PathBuf,
-    version: &str,
+    schema: &RunSchema,
     delta: Delta,
 ) -> Result<DeltaCounts, StepError> {
+    let version = schema.version.as_str();
+    let tables: HashMap<String, Arc<Table>> = schema
+        .tables
+        .iter()
+        .map(|t| (t.name.clone(), Arc::new(t.clone())))
+        .collect();
     let removals: Vec<_> = delta
         .remove
         .iter()
@@ -177,14 +201,14 @@ pub(super) async fn apply(
             if !delta.touches(name) {
                 return Ok(());
             }
-            let Some(table) = schema::table(name) else {
+            let Some(table) = tables.get(name) else {
                 return Ok(());
             };
             let Some(key) = key_text(table, &row).map(|k| key_hash(&k)) else {
                 return Ok(());
             };
             if let Some(exists) = delta.writes(name, &key) {
-                tx.blocking_send((name.to_string(), key, row, exists))
+                tx.blocking_send((table.clone(), key, row, exists))
                     .map_err(|_| "the writer stopped".to_string())?;
             }
             Ok(())
@@ -199,52 +223,29 @@ pub(super) async fn apply(
     Ok(counts)
 }
 
-/// Deletes every object of every table, page by page, until a LIST finds none (a backend that
-/// held data before an import: never left to the tool's truncate, which fails half-way on large
-/// tables). Returns how many objects went.
-pub(super) async fn empty(cluster: Arc<dyn Cluster>, version: &str) -> Result<u64, StepError> {
-    let mut removed = 0;
-    // the exported tables, as the tool's truncate: the schema's own rows stay
-    for table in schema::exported_tables() {
-        loop {
-            let page = cluster
-                .list_k8s_backend_page(table.plural(), version, 500, None)
-                .await?;
-            if page.objects.is_empty() {
-                break;
-            }
-            let deletes: Vec<_> = page
-                .objects
-                .into_iter()
-                .map(|o| {
-                    let (cluster, version, plural) =
-                        (cluster.clone(), version.to_string(), table.plural().to_string());
-                    async move {
-                        cluster
-                            .delete_k8s_backend_object(&plural, &version, &o.name)
-                            .await
-                    }
-                })
-                .collect();
-            removed += deletes.len() as u64;
-            futures::stream::iter(deletes)
-                .buffer_unordered(IN_FLIGHT)
-                .try_collect::<Vec<()>>()
-                .await?;
-        }
-    }
-    Ok(removed)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::linstor::export::TableSummary;
     use crate::linstor::row_index::{RowEntry, RowIndex};
+    use linstor_fake::schema;
 
     /// The object the delta writes for a row of a table with a primary key.
-    fn object_of(table: &schema::Table, row: Row) -> K8sBackendObject {
+    fn object_of(table: &Table, row: Row) -> K8sBackendObject {
         object_named(&key_hash(&key_text(table, &row).unwrap()), row)
+    }
+
+    /// The schema of the fact sheet's tables called `names`.
+    fn schema_of(names: &[&str]) -> RunSchema {
+        RunSchema {
+            version: "v1-31-1".into(),
+            tables: names.iter().map(|n| schema::table(n).unwrap().clone()).collect(),
+        }
+    }
+
+    fn plan(expected: &ExportSummary, found: &ExportSummary) -> Delta {
+        let names: Vec<&str> = expected.tables.iter().map(|t| t.name.as_str()).collect();
+        super::plan(&schema_of(&names), expected, found, &HashMap::new())
     }
 
     fn summary(tables: &[(&str, &[(&str, u8)])]) -> ExportSummary {
@@ -307,46 +308,84 @@ mod tests {
         assert_eq!(plan(&same, &other).unsupported, vec!["TRACKING_DATE".to_string()]);
     }
 
-    /// The conformance replay of the delta's writes: every object the real `import-db` created
-    /// from the recorded export (fixtures/linstor-1.33.3/k8s/objects.yaml) is the object the
-    /// delta writes for the same row: name, apiVersion, kind and spec.
+    #[test]
+    fn an_object_that_is_no_row_goes_by_its_own_name() {
+        let expected = summary(&[("NODES", &[("A", 1)])]);
+        let odd_key = key_hash("object name a-copy");
+        let mut found = summary(&[("NODES", &[("A", 1)])]);
+        let t = &mut found.tables[0];
+        t.row_index = RowIndex::build(vec![
+            RowEntry::new(key_hash("A"), &[1; 32]),
+            RowEntry::new(odd_key, &[1; 32]),
+        ])
+        .0;
+        let odd = HashMap::from([(odd_key, "a-copy".to_string())]);
+        let delta = super::plan(&schema_of(&["NODES"]), &expected, &found, &odd);
+        assert_eq!(delta.remove, vec![("nodes".to_string(), "a-copy".to_string())]);
+        assert_eq!(delta.counts.total(), 1);
+    }
+
+    /// The conformance replay of the delta's writes, for every recorded LINSTOR version: every
+    /// object the real `import-db` created from the recorded export
+    /// (`fixtures/linstor-<version>/k8s/objects.yaml`) is the object the delta writes for the same
+    /// row (name, apiVersion, kind and spec), with the tables, keys and CRD version taken from the
+    /// export itself, as a run takes them.
     #[test]
     fn the_delta_writes_the_objects_the_real_import_created() {
-        let fixtures = linstor_fake::recorded::fixtures().join("linstor-1.33.3");
-        let export = std::fs::File::open(fixtures.join("dataset/export-etcd.json")).unwrap();
-        let mut ours = BTreeMap::new();
-        crate::linstor::export_rows::for_each_row(export, &mut |name, row| {
-            let table = schema::table(name).unwrap();
-            if table.primary_key().next().is_some() {
-                let o = object_of(table, row);
-                let api_version = format!("internal.linstor.linbit.com/{}", schema::DATA_VERSION);
-                ours.insert((table.crd_kind.clone(), o.name), (api_version, o.spec));
+        for recorded in linstor_model::versions::RECORDED {
+            let fixtures = linstor_fake::recorded::fixtures().join(format!("linstor-{}", recorded.linstor));
+            let path = fixtures.join("dataset/export-etcd.json");
+            let summary = crate::linstor::export::summarize(std::fs::File::open(&path).unwrap()).unwrap();
+            let schema = RunSchema::of(&summary).unwrap();
+            assert_eq!(schema.version, recorded.data_version);
+            assert_eq!(schema.tables.len(), recorded.export_tables);
+            let mut ours = BTreeMap::new();
+            crate::linstor::export_rows::for_each_row(
+                std::fs::File::open(&path).unwrap(),
+                &mut |name, row| {
+                    let table = schema.table(name).unwrap();
+                    let o = object_of(table, row);
+                    let api_version = format!("internal.linstor.linbit.com/{}", schema.version);
+                    ours.insert((table.crd_kind.clone(), o.name), (api_version, o.spec));
+                    Ok(())
+                },
+            )
+            .unwrap();
+            let text = std::fs::read_to_string(fixtures.join("k8s/objects.yaml")).unwrap();
+            let kinds: BTreeSet<&str> = schema.tables.iter().map(|t| t.crd_kind.as_str()).collect();
+            let mut compared = 0;
+            for doc in serde_yaml::Deserializer::from_str(&text) {
+                let real: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
+                let kind = real["kind"].as_str().unwrap_or_default();
+                if real.is_null() || !kinds.contains(kind) {
+                    continue;
+                }
+                let name = real["metadata"]["name"].as_str().unwrap();
+                // names are unique per kind only (SEC_IDENTITIES and SEC_DFLT_ROLES share keys)
+                let (api_version, spec) =
+                    ours.get(&(kind.to_string(), name.to_string()))
+                        .unwrap_or_else(|| {
+                            panic!("{}: the delta writes no {kind} named {name}", recorded.linstor)
+                        });
+                assert_eq!(real["apiVersion"], api_version.as_str(), "{name}");
+                assert_eq!(
+                    real["spec"],
+                    serde_json::Value::Object(spec.clone()),
+                    "{} {kind} {name}: spec",
+                    recorded.linstor
+                );
+                compared += 1;
             }
-            Ok(())
-        })
-        .unwrap();
-        let text = std::fs::read_to_string(fixtures.join("k8s/objects.yaml")).unwrap();
-        let mut compared = 0;
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            let real: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
-            let kind = real["kind"].as_str().unwrap_or_default();
-            if real.is_null() || kind == "LinstorVersion" || kind == "Rollback" {
-                continue;
-            }
-            let name = real["metadata"]["name"].as_str().unwrap();
-            // names are unique per kind only (SEC_IDENTITIES and SEC_DFLT_ROLES share keys)
-            let (api_version, spec) = ours
-                .get(&(kind.to_string(), name.to_string()))
-                .unwrap_or_else(|| panic!("the delta writes no {kind} named {name}"));
-            assert_eq!(real["apiVersion"], api_version.as_str(), "{name}");
-            assert_eq!(
-                real["spec"],
-                serde_json::Value::Object(spec.clone()),
-                "{kind} {name}: spec"
+            assert!(
+                compared >= 40,
+                "{}: only {compared} recorded objects",
+                recorded.linstor
             );
-            compared += 1;
+            if recorded.linstor == "1.25.1" {
+                // that recording holds every object of the import
+                assert_eq!(compared, ours.len(), "1.25.1: every row's object");
+            }
         }
-        assert!(compared >= 40, "only {compared} recorded objects");
     }
 
     #[test]
@@ -354,6 +393,7 @@ mod tests {
         // fixtures/linstor-1.33.3/k8s/naming.txt, worked examples
         let nodes = schema::table("NODES").unwrap();
         let row: Row = serde_json::from_str(r#"{"node_name": "ALPHA", "node_flags": 0}"#).unwrap();
+        // (the rule itself lives once, in linstor_model::naming)
         assert_eq!(
             object_of(nodes, row).name,
             "73ab66a033c267e00b7429bb256f6deb2734ebc4cd4ff5b564a8c9f9b2c8a719"
