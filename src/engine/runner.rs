@@ -86,6 +86,10 @@ impl Drop for AbortOnDrop {
 }
 
 /// The token a rollback stops on: only a shutdown or a lost Lease, never a cancel.
+/// Pauses between attempts to record the start of a rollback.
+const RECORD_RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(500);
+const RECORD_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn rollback_stop(inner: &Inner, lost: &CancellationToken) -> CancellationToken {
     let stop = inner.shutdown.child_token();
     let (s, l) = (stop.clone(), lost.clone());
@@ -312,8 +316,11 @@ async fn fail(
 }
 
 /// Enters the rollback (one transaction: the failed step, the cause, the context, the phase)
-/// and runs it. When the database cannot take the change, the cluster is rolled back anyway
-/// (from what this task knows) and the outcome is recorded when the database works again.
+/// and runs it. Nothing of the rollback acts on the cluster before its start is recorded: while
+/// the database refuses the change, it is retried (the controller stays stopped meanwhile); a
+/// shutdown or a lost Lease ends the wait without acting, and the next start finds the run where
+/// it was and takes it up again (a rollback run from memory would be resumed forward after a
+/// crash, over a half-restored controller).
 async fn begin_rollback(
     inner: &Inner,
     log: &RunLog,
@@ -330,17 +337,28 @@ async fn begin_rollback(
     change.context = context;
     change.rollback_cause = Some(cause.clone());
     let change = with_run_event(change, RunState::Running, format!("rolling back: {cause}"));
-    let run = match log.commit(&change).await {
-        Ok(()) => inner.db.run(&run.id).await?.context("run vanished")?,
-        Err(DbError::Conflict(_)) => return Ok(()),
-        Err(e) => {
-            tracing::error!(run = %run.id, "cannot record the start of the rollback ({e}); rolling back anyway");
-            let mut run = run;
-            run.phase = Phase::RollingBack;
-            run.rollback_cause.get_or_insert(cause);
-            run
+    let mut pause = RECORD_RETRY_FIRST;
+    loop {
+        match log.commit(&change).await {
+            Ok(()) => break,
+            Err(DbError::Conflict(_)) => return Ok(()),
+            Err(e) => {
+                tracing::error!(
+                    run = %run.id,
+                    "cannot record the start of the rollback ({e}); nothing is done before it is recorded, retrying in \
+                     {} s (the controller stays stopped meanwhile)",
+                    pause.as_secs()
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = inner.shutdown.cancelled() => return Ok(()),
+                    () = lost.cancelled() => return Ok(()),
+                }
+                pause = (pause * 2).min(RECORD_RETRY_MAX);
+            }
         }
-    };
+    }
+    let run = inner.db.run(&run.id).await?.context("run vanished")?;
     rollback::run(inner, log, run, &rollback_stop(inner, lost)).await
 }
 

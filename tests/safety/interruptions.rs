@@ -215,3 +215,63 @@ async fn a_waiting_run_is_cancelled_once_and_changes_nothing() {
     after.k8s_backend_digest = before.k8s_backend_digest.clone();
     assert_eq!(after, before);
 }
+
+/// Someone scales the controller up during the downtime (issue 18, item 5): the import writes
+/// nothing under the live controller, nothing is switched, and the run rolls back saying why.
+#[tokio::test]
+async fn a_controller_started_during_the_downtime_gets_no_writes_and_no_switch() {
+    let bench = Bench {
+        sim: linstor_migrator::cluster::sim::SimCluster::new(linstor_migrator::cluster::sim::SimTiming {
+            export: Duration::from_millis(1500),
+            ..linstor_migrator::cluster::sim::SimTiming::instant()
+        }),
+        ..Bench::new()
+    };
+    let engine = engine(&bench, settings(bench.dir.path())).await;
+    let mut req = request(RunKind::Migrate);
+    req.options.approve_before_downtime = true;
+    let (run, _) = engine.create_run(req, &actor(), None).await.unwrap();
+    assert_eq!(settle(&engine, &run.id).await.state, RunState::Waiting);
+    // the controller wrote since the pre-copy: the delta has a row to write
+    assert!(bench.sim.change_etcd_data(CR.0, CR.1, |doc| {
+        let props = doc
+            .tables
+            .iter()
+            .position(|t| t.name == "PROPS_CONTAINERS")
+            .unwrap();
+        doc.tables[props].data[0].insert("prop_value".into(), serde_json::json!("changed"));
+    }));
+    engine.approve(&run.id, &actor()).await.unwrap();
+    poll("the export", async || {
+        super::step_running(&engine, &run.id, StepName::Export).await
+    })
+    .await;
+    let writes = bench.sim.effects().backend_writes;
+    bench
+        .sim
+        .patch_linstor_controller(CR.0, CR.1, serde_json::json!({"spec": {"replicas": 1}}))
+        .await
+        .unwrap();
+    let done = settle(&engine, &run.id).await;
+    assert_eq!(done.state, RunState::RolledBack, "{:?}", done.error);
+    assert!(
+        done.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("not stopped any more"),
+        "{:?}",
+        done.error
+    );
+    assert_eq!(
+        bench.sim.effects().backend_writes,
+        writes,
+        "no write under a live controller"
+    );
+    let logs = engine.events(&run.id, 0, 10_000, true).await.unwrap();
+    assert!(
+        !logs
+            .iter()
+            .any(|l| l.message.contains("asked for connection_url")),
+        "nothing switched"
+    );
+}

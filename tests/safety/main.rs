@@ -6,6 +6,7 @@ mod crash_anywhere;
 mod crashing;
 mod interruptions;
 mod rollback_failure;
+mod shared_backend;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -228,3 +228,63 @@ async fn without_automatic_rollback_nothing_is_switched_and_a_hand_started_contr
         "the import did not run again under a live controller"
     );
 }
+
+/// The database refuses the record of the rollback's start (a trigger that aborts setting the
+/// phase, as a full disk would): the rollback must not act on the cluster from memory (a crash
+/// would then resume the run forward over a half-restored controller); it retries the record and
+/// acts once the database takes it.
+#[tokio::test]
+async fn a_rollback_whose_start_cannot_be_recorded_acts_only_once_it_is() {
+    let bench = Bench::new();
+    bench.sim.inject(StepName::Import, Fault::ExitOne);
+    let engine = engine(&bench, settings(bench.dir.path())).await;
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite:{}",
+        bench.dir.path().join(linstor_migrator::db::DB_FILE).display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_rollback BEFORE UPDATE OF phase ON runs WHEN NEW.phase = 'rolling_back' \
+         BEGIN SELECT RAISE(ABORT, 'simulated: the disk is full'); END",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let mut req = request(RunKind::Migrate);
+    req.options.import = linstor_migrator::model::ImportMode::Tool;
+    let (run, _) = engine.create_run(req, &actor(), None).await.unwrap();
+    poll("the failed import", async || {
+        engine
+            .events(&run.id, 0, 10_000, true)
+            .await
+            .unwrap()
+            .iter()
+            .any(|l| l.message.contains("import-db exited with 1"))
+    })
+    .await;
+    let patches = bench.sim.effects().cr_patches;
+    // the rollback would patch the CR at once: nothing may happen while its start is not recorded
+    // (a window of a few retries; the fixed engine never acts, so this cannot fail spuriously)
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < until {
+        assert_eq!(
+            bench.sim.effects().cr_patches,
+            patches,
+            "acted before the rollback was recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(engine.run(&run.id).await.unwrap().state, RunState::Running);
+
+    // the database takes writes again: the rollback is recorded, then done
+    sqlx::query("DROP TRIGGER refuse_rollback")
+        .execute(&db)
+        .await
+        .unwrap();
+    let done = settle(&engine, &run.id).await;
+    assert_eq!(done.state, RunState::RolledBack, "{:?}", done.error);
+    assert_eq!(controller_backend(&engine).await, "etcd");
+    assert!(bench.sim.effects().cr_patches > patches);
+    db.close().await;
+}

@@ -306,6 +306,22 @@ impl SimCluster {
         st.touch();
     }
 
+    /// Adds `doc`'s rows to the `k8s` backend (whose schema exists), as another writer would.
+    pub fn add_k8s_backend_rows(&self, doc: &ExportDocument) {
+        let mut st = self.lock();
+        for t in &doc.tables {
+            let Some(table) = linstor_fake::schema::table(&t.name) else {
+                continue;
+            };
+            for row in &t.data {
+                let _ = st
+                    .k8s
+                    .create(table.plural(), linstor_fake::k8s::row_object(table, row));
+            }
+        }
+        st.touch();
+    }
+
     /// Leaves `n` stale `Rollback` objects in the `k8s` backend (linstor-server#357).
     pub fn add_rollback_objects(&self, n: u64) {
         let mut st = self.lock();

@@ -131,3 +131,6 @@ mod tests {
         assert!(RunSchema::of(&s).unwrap_err().contains("data_version"));
     }
 }
+
+#[cfg(test)]
+mod sim_tests;

@@ -141,6 +141,7 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
         let pod = c.migration_pod()?;
         stop_tool(c, &pod).await?;
     }
+    ensure_stopped(c.cluster(), c.controller()?, "the import").await?;
     c.ctx.import_started = true;
     c.save().await?;
     let mode = chosen(c);

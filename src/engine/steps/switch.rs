@@ -2,16 +2,18 @@
 //! `connection_url` in the ConfigMap of an unowned controller), then a wait until the ConfigMap
 //! really says `k8s` (the operator renders it asynchronously; a controller started before that
 //! would run on etcd again). The run records that it asked before it asks, so that a resumed
-//! run knows the URL may say `k8s`.
+//! run knows the URL may say `k8s`; it asks only while the controller is still stopped.
 
 use std::time::Duration;
 
-use super::control::{request_url, wait_url};
+use super::control::{ensure_stopped, request_url, wait_url};
 use super::{StepCtx, StepError, StepResult};
 use crate::cluster::controller::ControllerKind;
 
 async fn request(c: &StepCtx<'_>) -> Result<(), StepError> {
     let info = c.controller()?.clone();
+    // a controller someone started meanwhile would be restarted onto a backend not yet verified
+    ensure_stopped(c.cluster(), &info, "the switch to k8s").await?;
     c.inner.db.mark_switch_requested(&c.run.id).await?;
     let original_toml = c.run.originals.as_ref().and_then(|o| o.config_toml.clone());
     request_url(c.cluster(), &info, "k8s", original_toml.as_deref()).await

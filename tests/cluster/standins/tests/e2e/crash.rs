@@ -1,7 +1,9 @@
 //! The service SIGKILLed inside the downtime (9): while the controller stops, while the import
 //! writes, while the controller starts again; each time restarted with the same data directory.
 //! Whatever the engine then decides (finish the migration or roll it back), the cluster must end
-//! consistent: the run final and `succeeded` or `rolled_back`, the controller Ready on the
+//! consistent: the run final and `succeeded` or `rolled_back` (killed during the tool's import:
+//! `succeeded`, with the orphaned import stopped and gone before the resumed one deletes
+//! anything), the controller Ready on the
 //! database the CR and its ConfigMap name, one `linstor-database` at a time in the migration pod
 //! (the restarted service stops what the killed one left running), nothing of the run left.
 //!
@@ -192,13 +194,42 @@ async fn killed_during(point: KillPoint) {
         inst.arm_fault("import:slow");
     }
     let mut svc = Service::start(&inst).await;
-    let id = svc.start_ok("migrate", &inst.reference()).await;
+    // at the import: the tool's import, whose process outlives the killed service
+    let options = if point == KillPoint::Import {
+        serde_json::json!({"import": "tool"})
+    } else {
+        serde_json::json!({})
+    };
+    let (status, started) = svc.start_run("migrate", &inst.reference(), options).await;
+    assert_eq!(status, 201, "{started:#}");
+    let id = started["id"].as_str().unwrap().to_string();
 
     wait_for_point(&svc, &inst, &id, point).await;
     svc.kill().await;
     svc.restart().await;
 
     let run = svc.wait_final(&id, RUN_TIMEOUT).await;
+    if point == KillPoint::Import {
+        // the resumed import stops the import it interrupted, and waits until it is gone, before
+        // anything touches the backend; then it goes on and succeeds (issue 18, item 4)
+        let log = svc.log_text(&id).await;
+        assert_eq!(run["state"], "succeeded", "run: {run:#}\nlog:\n{log}");
+        let gone = log
+            .find("tool-guard: pid")
+            .and_then(|i| log[i..].find(" is gone").map(|j| i + j))
+            .unwrap_or_else(|| panic!("the guard never said the orphan is gone:\n{log}"));
+        let resumed = log
+            .find("resuming an interrupted import")
+            .unwrap_or_else(|| panic!("no resumed import:\n{log}"));
+        let first_delete = log[resumed..]
+            .find("deleted the ")
+            .map(|i| resumed + i)
+            .unwrap_or_else(|| panic!("the resumed import deleted nothing:\n{log}"));
+        assert!(
+            resumed < gone && gone < first_delete,
+            "the orphan must be gone before the first delete:\n{log}"
+        );
+    }
     match run["state"].as_str() {
         Some("succeeded") => assert_migrated(&inst, &svc, &run, &etcd_sha).await,
         Some("rolled_back") => assert_rolled_back(&inst, &svc, &run, &etcd_sha).await,
