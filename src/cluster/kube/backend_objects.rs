@@ -114,6 +114,36 @@ pub(super) async fn delete(
     }
 }
 
+/// A LIST answer of backend objects, as far as a row needs it: each object's name and `spec`.
+/// Everything else (`metadata.managedFields` and the rest, `apiVersion`, `kind`) is skipped while
+/// parsing, not built: a page of a large table holds thousands of objects.
+#[derive(serde::Deserialize)]
+struct RowList {
+    #[serde(default)]
+    metadata: RowListMeta,
+    #[serde(default)]
+    items: Vec<RowObject>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct RowListMeta {
+    #[serde(default, rename = "continue")]
+    continue_: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct RowObject {
+    metadata: RowObjectMeta,
+    #[serde(default)]
+    spec: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct RowObjectMeta {
+    #[serde(default)]
+    name: String,
+}
+
 /// One page of `plural`'s objects; `NotFound` when the CRD does not exist or does not serve
 /// `version` (a 404 is never an empty table: reading 1.25.1's objects at 1.33.3's version must
 /// not look like an empty backend).
@@ -124,12 +154,11 @@ pub(super) async fn list_page(
     limit: u32,
     continue_token: Option<&str>,
 ) -> ClusterResult<K8sBackendPage> {
-    let api = api(client, plural, version, "");
     let mut lp = ListParams::default().limit(limit);
     if let Some(token) = continue_token {
         lp = lp.continue_token(token);
     }
-    let list = api.list(&lp).await.map_err(|e| {
+    let failed = |e: kube::Error| {
         map_kube_error(
             "list",
             "CustomResource",
@@ -137,20 +166,20 @@ pub(super) async fn list_page(
             &format!("{}/{version}", what(plural)),
             e,
         )
-    })?;
-    let objects = list
-        .items
-        .into_iter()
-        .map(|o| K8sBackendObject {
-            name: o.metadata.name.unwrap_or_default(),
-            spec: match o.data.get("spec") {
-                Some(serde_json::Value::Object(m)) => m.clone(),
-                _ => serde_json::Map::new(),
-            },
-        })
-        .collect();
+    };
+    let request = kube::core::Request::new(format!("/apis/{GROUP}/{version}/{plural}"))
+        .list(&lp)
+        .map_err(|e| failed(kube::Error::BuildRequest(e)))?;
+    let list: RowList = client.request(request).await.map_err(failed)?;
     Ok(K8sBackendPage {
-        objects,
+        objects: list
+            .items
+            .into_iter()
+            .map(|o| K8sBackendObject {
+                name: o.metadata.name,
+                spec: o.spec,
+            })
+            .collect(),
         continue_token: list.metadata.continue_.filter(|c| !c.is_empty()),
     })
 }

@@ -25,10 +25,15 @@ pub(in crate::engine) enum Ownership {
 
 /// A few CRDs with their counts: `nodes: 5, propscontainers: 67, ...`.
 fn sample(inventory: &K8sBackendInventory) -> String {
-    let mut held: Vec<String> = inventory
+    let mut crds: Vec<_> = inventory
         .crds
         .iter()
         .filter(|c| c.holds_export_rows() && c.objects > 0)
+        .collect();
+    // the largest tables first
+    crds.sort_by_key(|c| std::cmp::Reverse(c.objects));
+    let mut held: Vec<String> = crds
+        .iter()
         .map(|c| format!("{}: {}", c.plural, c.objects))
         .collect();
     if held.len() > 4 {

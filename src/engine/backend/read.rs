@@ -19,7 +19,7 @@ use crate::linstor::row_index::{RowEntry, RowIndex, RowKey, key_hash, key_text};
 use crate::linstor::schema::Table;
 
 /// Objects per LIST request.
-const PAGE: u32 = 500;
+const PAGE: u32 = 1000;
 /// Tables read at once.
 const TABLES_AT_ONCE: usize = 6;
 /// Misnamed objects named in a report.

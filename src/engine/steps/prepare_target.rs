@@ -20,7 +20,7 @@ use crate::db::BackendUse;
 use crate::engine::backend::ownership::{self, Ownership};
 use crate::engine::backend::{RunSchema, delta, empty, read};
 use crate::engine::context::ImportReport;
-use crate::linstor::export::{self, ExportSummary};
+use crate::linstor::export;
 use crate::linstor::versions::{self, Support};
 use crate::model::ImportMode;
 
@@ -174,7 +174,7 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
     .await?;
     let copied = copy_out(c, &pod_file, PRECOPY).await?;
     let local = c.inner.settings.data_dir.join(&copied.relative);
-    let precopy: ExportSummary = summarize(local.clone()).await?;
+    let precopy = summarize(local.clone()).await?;
     let schema = RunSchema::of(&precopy).map_err(StepError::Failed)?;
     let (mode, why) = choose_import(c.run.options.import, precopy.header.linstor_version.as_deref());
     c.info(&format!(

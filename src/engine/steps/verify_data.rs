@@ -11,6 +11,7 @@
 //! downtime, and the check is made again.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::files::{copy_out, record, recorded, summarize};
 use super::tool::run_tool;
@@ -36,7 +37,7 @@ async fn fresh_name(c: &StepCtx<'_>) -> Result<String, StepError> {
 }
 
 /// The backend as the tool exports it, copied out and recorded.
-async fn tool_export(c: &mut StepCtx<'_>) -> Result<ExportSummary, StepError> {
+async fn tool_export(c: &mut StepCtx<'_>) -> Result<Arc<ExportSummary>, StepError> {
     let data_dir = c.inner.settings.data_dir.clone();
     let name = fresh_name(c).await?;
     let pod_file = format!("{}/{name}", c.inner.settings.pod_paths.backup_dir);
@@ -63,7 +64,7 @@ async fn tool_export(c: &mut StepCtx<'_>) -> Result<ExportSummary, StepError> {
 
 /// What the verification found in the backend.
 struct Found {
-    summary: ExportSummary,
+    summary: Arc<ExportSummary>,
     /// Objects whose name is not the SHA-256 of their primary key: LINSTOR would not find them
     /// (only a direct read sees these).
     misnamed: Vec<String>,
@@ -86,7 +87,7 @@ async fn direct_read(c: &StepCtx<'_>, expected: &ExportSummary) -> Result<Found,
         misnamed.push(format!("{} more", read.misnamed_count - misnamed.len() as u64));
     }
     Ok(Found {
-        summary: read.summary,
+        summary: Arc::new(read.summary),
         misnamed,
     })
 }

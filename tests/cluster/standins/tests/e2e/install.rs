@@ -176,6 +176,31 @@ async fn fresh_namespace(client: &kube::Client, ns: &str) {
         .unwrap();
 }
 
+/// Removes LINSTOR's `k8s` backend (every CRD of its group, with their objects) that an earlier
+/// test left: the backend is one per Kubernetes cluster, and a migration refuses objects its
+/// service did not leave there (as it must on a real cluster); each test begins on a cluster that
+/// has no LINSTOR on `k8s` yet.
+async fn fresh_k8s_backend(client: &kube::Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let backend = |crds: Vec<CustomResourceDefinition>| -> Vec<String> {
+        crds.into_iter()
+            .filter(|c| c.spec.group == "internal.linstor.linbit.com")
+            .filter_map(|c| c.metadata.name)
+            .collect()
+    };
+    let names = backend(api.list(&Default::default()).await.unwrap().items);
+    for name in &names {
+        let _ = api.delete(name, &DeleteParams::default()).await;
+    }
+    observe::wait_for(
+        Duration::from_secs(120),
+        "the k8s backend's CRDs deleted",
+        || async { backend(api.list(&Default::default()).await.unwrap().items).is_empty() },
+    )
+    .await;
+}
+
 fn kwok_cluster_exec() -> ApiResource {
     ApiResource {
         group: "kwok.x-k8s.io".into(),
@@ -215,6 +240,7 @@ impl Installation {
             std::fs::create_dir_all(d).unwrap();
         }
         fresh_namespace(&client, ns).await;
+        fresh_k8s_backend(&client).await;
         // the tool runs in the controller's image: its LINSTOR version is the image's
         let (controller, deployment, config_map, etcd_url, etcd_sts, preset, version) = match shape {
             Shape::Piraeus => (
