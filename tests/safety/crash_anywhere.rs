@@ -162,8 +162,8 @@ async fn crash_once(
     .await;
     let create = {
         let first = first.clone();
-        let kind = scenario.kind;
-        tokio::spawn(async move { first.create_run(request(kind), &Actor::new("test"), None).await })
+        let req = request_of(scenario);
+        tokio::spawn(async move { first.create_run(req, &Actor::new("test"), None).await })
     };
     // run until the point is reached (or the run ends before it)
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);

@@ -131,3 +131,79 @@ async fn concurrent_starts_make_one_run() {
     assert_eq!(ours.len(), 1, "runs: {runs:#}");
     inst.wait_controller_up(Duration::from_secs(30)).await;
 }
+
+/// Test 5b (issue 18, item 1): another LINSTOR already runs on the cluster's one `k8s` backend (in
+/// a namespace this service does not watch; here: objects written straight into the API server,
+/// with LINSTOR 1.25.1's schema): the migration stops at preflight, names what it found and how to
+/// check it, and every object is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the loopback control plane: tests/cluster/e2e"]
+async fn another_linstor_on_the_k8s_backend_blocks_the_run_at_preflight() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Api, ApiResource, DynamicObject, ListParams, PostParams};
+
+    let inst = Installation::new("e2e-foreign", Shape::Piraeus, 1).await;
+    let group = "internal.linstor.linbit.com";
+    let crds: Api<CustomResourceDefinition> = Api::all(inst.client.clone());
+    for (plural, kind, version) in [("nodes", "Nodes", "v1-19-1"), ("linstorversion", "LinstorVersion", "v1")] {
+        let crd: CustomResourceDefinition = serde_json::from_value(json!({
+            "metadata": {"name": format!("{plural}.{group}")},
+            "spec": {"group": group, "scope": "Cluster",
+                     "names": {"plural": plural, "singular": plural, "kind": kind, "listKind": format!("{kind}List")},
+                     "versions": [{"name": version, "served": true, "storage": true,
+                                   "schema": {"openAPIV3Schema": {"type": "object",
+                                              "x-kubernetes-preserve-unknown-fields": true}}}]}
+        }))
+        .unwrap();
+        crds.create(&PostParams::default(), &crd).await.unwrap();
+    }
+    let resource = |plural: &str, kind: &str, version: &str| ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: format!("{group}/{version}"),
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    let nodes_resource = resource("nodes", "Nodes", "v1-19-1");
+    let nodes: Api<DynamicObject> = Api::all_with(inst.client.clone(), &nodes_resource);
+    let version: Api<DynamicObject> =
+        Api::all_with(inst.client.clone(), &resource("linstorversion", "LinstorVersion", "v1"));
+    observe::wait_for(Duration::from_secs(30), "the CRDs served", || async {
+        nodes.list(&ListParams::default()).await.is_ok() && version.list(&ListParams::default()).await.is_ok()
+    })
+    .await;
+    for n in ["OTHER-A", "OTHER-B", "OTHER-C"] {
+        let mut o = DynamicObject::new(&linstor_fake::naming::name_of_key(n), &nodes_resource);
+        o.data = json!({"spec": {"node_name": n, "node_dsp_name": n.to_lowercase(), "node_flags": 0, "node_type": 2,
+                                 "uuid": "00000000-0000-0000-0000-000000000000"}});
+        nodes.create(&PostParams::default(), &o).await.unwrap();
+    }
+    let mut v = DynamicObject::new(
+        "version",
+        &resource("linstorversion", "LinstorVersion", "v1"),
+    );
+    v.data = json!({"spec": {"version": 18}});
+    version.create(&PostParams::default(), &v).await.unwrap();
+
+    let svc = Service::start(&inst).await;
+    let id = svc.start_ok("migrate", &inst.reference()).await;
+    let run = svc.wait_final(&id, Duration::from_secs(120)).await;
+    let log = svc.log_text(&id).await;
+    assert_eq!(run["state"], "failed", "run: {run:#}\nlog:\n{log}");
+    assert_eq!(step_state(&run, "preflight"), "failed");
+    assert_eq!(step_state(&run, "prepare_target"), "pending");
+    let checks = run["report"]["checks"].as_array().cloned().unwrap_or_default();
+    let message = |name: &str| {
+        checks
+            .iter()
+            .find(|c| c["name"] == name && c["level"] == "error")
+            .map(|c| c["message"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_else(|| panic!("no failed {name} check: {checks:#?}"))
+    };
+    let foreign = message("k8s-backend");
+    assert!(foreign.contains("3 objects") && foreign.contains("kubectl get crd"), "{foreign}");
+    let schema = message("k8s-backend-schema");
+    assert!(schema.contains("LINSTOR 1.25.1 writes it"), "{schema}");
+    assert_eq!(nodes.list(&ListParams::default()).await.unwrap().items.len(), 3, "every object is still there");
+    assert!(observe::rest_up(&inst.rest_url).await, "the controller kept running");
+}

@@ -13,12 +13,13 @@ pub const RELEASE_NS: &str = "linstor-migrator";
 /// The ClusterRoleBinding that gives the controllers' ServiceAccounts the k8s-backend rights.
 pub const K8S_BACKEND_BINDING: &str = "linstor-migrator-k8s-backend";
 /// One namespace per test; the chart binds the k8s-backend rights to `linstor-controller` in each.
-pub const NAMESPACES: [&str; 15] = [
+pub const NAMESPACES: [&str; 16] = [
     "piraeus-datastore",
     "e2e-rollback",
     "e2e-resume",
     "e2e-rbac",
     "e2e-concurrent",
+    "e2e-foreign",
     "e2e-backup",
     "storage",
     "e2e-operator",
