@@ -25,7 +25,7 @@ pub(crate) const CR_ETCD_URL: &str = "etcd://piraeus-op-etcd:2379";
 pub(crate) const PLAIN_ETCD_URL: &str = "etcd://etcd.storage.svc:2379";
 const NS: &str = "piraeus-datastore";
 /// The namespace of the installation on the chart's default image.
-const CHART_DEFAULT_NS: &str = "piraeus";
+pub(crate) const CHART_DEFAULT_NS: &str = "piraeus";
 const PLAIN_NS: &str = "storage";
 
 /// Deserializes a literal object; the literals below are tested to deserialize.
