@@ -49,6 +49,14 @@ pub async fn run(common: &Common, args: &UpgradePlanArgs) -> Result<(), CliError
             })?,
         None if piraeus.len() == 1 => piraeus[0],
         None if piraeus.is_empty() => return Err(failed("no LinstorController (Piraeus Operator v1) found")),
+        // the simulated cluster has several; take the first, as `migrate --demo` does
+        None if common.demo => {
+            println!(
+                "choosing {}/{} (use --controller to pick another)",
+                piraeus[0].namespace, piraeus[0].name
+            );
+            piraeus[0]
+        }
         None => {
             return Err(CliError::Usage(format!(
                 "{} LinstorControllers found; choose one with --controller: {}",

@@ -756,7 +756,8 @@ async fn a_long_log_keeps_its_last_lines_in_the_page_as_new_ones_stream_in() {
         .start(
             "migrate",
             common::CONTROLLER,
-            json!({"approve_before_downtime": true}),
+            // the tool's import: its rows stream in the downtime (the delta writes them before)
+            json!({"approve_before_downtime": true, "import": "tool"}),
         )
         .await;
     let id = run["id"].as_str().expect("run id").to_string();

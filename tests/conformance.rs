@@ -1,10 +1,12 @@
 //! The service against recordings of the real software (tests/fixtures): the tool-outcome rules
-//! judge every recorded `linstor-database` transcript as the real run ended and say why in one
-//! line; both recorded exports parse, are equal in data, and one changed, missing or extra row
-//! makes them unequal, naming table and primary key; the LinstorController the real Piraeus
-//! v1.10.8 chart renders is read with its empty strings as "not set".
+//! judge every recorded `linstor-database` transcript of every recorded LINSTOR release (1.25.1
+//! and 1.33.3) as the real run ended and say why in one line; both recorded exports of each
+//! release parse, are equal in data, and one changed, missing or extra row makes them unequal,
+//! naming table and primary key; the LinstorController the real Piraeus v1.10.8 chart renders is
+//! read with its empty strings as "not set".
 
-use linstor_fake::recorded::{Transcript, fixtures};
+use linstor_fake::Release;
+use linstor_fake::recorded::{Transcript, fixtures, fixtures_of};
 use linstor_migrator::cluster::LinstorController;
 use linstor_migrator::linstor::compare::{compare, name_examples};
 use linstor_migrator::linstor::export::{self, Expectation};
@@ -20,8 +22,8 @@ fn output(t: &Transcript) -> ToolOutput {
     }
 }
 
-/// The one-line reason the service gives for each recorded failure.
-const REASONS: &[(&str, &str)] = &[
+/// The one-line reason the service gives for each recorded failure of 1.33.3.
+const REASONS_1_33_3: &[(&str, &str)] = &[
     ("05-help.txt", "Unknown option: '--help'"),
     (
         "05b-export-db-help.txt",
@@ -64,7 +66,55 @@ const REASONS: &[(&str, &str)] = &[
     ),
 ];
 
-/// What the service says to do about some of them.
+/// The one-line reason the service gives for each recorded failure of 1.25.1.
+const REASONS_1_25_1: &[(&str, &str)] = &[
+    ("05-help.txt", "Unknown option: '--help'"),
+    ("06-no-subcommand.txt", "Usage: linstor-database [COMMAND]"),
+    (
+        "07-export-missing-path.txt",
+        "Missing required parameter: '<dbExportPath>'",
+    ),
+    (
+        "08-export-empty-config-dir.txt",
+        "exited with 1: JdbcSQLException: Schema \"LINSTOR\" not found",
+    ),
+    (
+        "09-export-etcd-unreachable.txt",
+        "exited with 1: TransactionException: No connection to ETCD server",
+    ),
+    (
+        "13-import-k8s-rbac-crd-readonly.txt",
+        "User \"crd-readonly\" cannot patch resource \"customresourcedefinitions\" in API group \"apiextensions.k8s.io\"",
+    ),
+    (
+        "14-import-k8s-rbac-crd-no-create.txt",
+        "User \"crd-nocreate\" cannot create resource \"customresourcedefinitions\"",
+    ),
+    (
+        "16-import-etcd-export-from-1.33.3.txt",
+        "exited with 1: DatabaseException: The given database export was created with a newer version of Linstor \
+         than currently installed! Current version: 1.25.1 version from DB export: 1.33.3",
+    ),
+    (
+        "17-import-k8s-over-1.33.3-objects.txt",
+        "exited with 1: KubernetesClientException: DELETE \
+         https://127.0.0.1:6543/apis/internal.linstor.linbit.com/v1-19-1/layeropenflexvolumes: Not Found.",
+    ),
+    (
+        "18-export-k8s-no-kubeconfig.txt",
+        "exited with 1: UnknownHostException: kubernetes.default.svc",
+    ),
+];
+
+fn reasons(release: Release) -> &'static [(&'static str, &'static str)] {
+    match release {
+        Release::V1_25_1 => REASONS_1_25_1,
+        Release::V1_33_3 => REASONS_1_33_3,
+    }
+}
+
+/// What the service says to do about some of them (the same in both releases where both have the
+/// scenario).
 const HINTS: &[(&str, &str)] = &[
     ("08-export-empty-config-dir.txt", "found no linstor.toml"),
     (
@@ -81,70 +131,136 @@ const HINTS: &[(&str, &str)] = &[
 
 #[test]
 fn every_recorded_run_is_judged_as_it_ended_with_its_reason_in_one_line() {
-    let all = Transcript::all().unwrap();
-    assert_eq!(all.len(), 17);
-    for (name, t) in &all {
-        let subcommand = t.args.first().map(String::as_str).unwrap_or("export-db");
-        let verdict = judge(subcommand, &output(t));
-        let real_success = t.exit_code == 0 && t.stderr.is_empty();
-        assert_eq!(verdict.is_ok(), real_success, "{name}: {verdict:?}");
-        if let Err(f) = verdict {
-            assert!(!f.summary.contains('\n'), "{name}: one line: {}", f.summary);
-            let (_, reason) = REASONS
-                .iter()
-                .find(|(n, _)| n == name)
-                .unwrap_or_else(|| panic!("{name}: no expected reason"));
-            assert!(f.summary.contains(reason), "{name}: {}", f.summary);
-            if let Some((_, hint)) = HINTS.iter().find(|(n, _)| n == name) {
-                let h = f.hint.clone().unwrap_or_default();
-                assert!(h.contains(hint), "{name}: hint {h:?}");
+    for release in Release::ALL {
+        let all = Transcript::all(release).unwrap();
+        assert!(all.len() >= 16, "{release}");
+        for (name, t) in &all {
+            let subcommand = t.args.first().map(String::as_str).unwrap_or("export-db");
+            let verdict = judge(subcommand, &output(t));
+            let real_success = t.exit_code == 0 && t.stderr.is_empty();
+            assert_eq!(verdict.is_ok(), real_success, "{release} {name}: {verdict:?}");
+            if let Err(f) = verdict {
+                assert!(
+                    !f.summary.contains('\n'),
+                    "{release} {name}: one line: {}",
+                    f.summary
+                );
+                let (_, reason) = reasons(release)
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .unwrap_or_else(|| panic!("{release} {name}: no expected reason"));
+                assert!(f.summary.contains(reason), "{release} {name}: {}", f.summary);
+                let hint = match (release, name.as_str()) {
+                    // 1.25.1's unreachable etcd was on another port
+                    (Release::V1_25_1, "09-export-etcd-unreachable.txt") => {
+                        Some("etcd at etcd://127.0.0.1:2399 did not answer")
+                    }
+                    _ => HINTS.iter().find(|(n, _)| n == name).map(|(_, h)| *h),
+                };
+                if let Some(hint) = hint {
+                    let h = f.hint.clone().unwrap_or_default();
+                    assert!(h.contains(hint), "{release} {name}: hint {h:?}");
+                }
             }
         }
+        let successes: Vec<&str> = all
+            .iter()
+            .filter(|(_, t)| judge(t.args.first().map_or("export-db", String::as_str), &output(t)).is_ok())
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let expected: &[&str] = match release {
+            Release::V1_25_1 => &[
+                "01-export-etcd-ok.txt",
+                "02-import-k8s-ok.txt",
+                "02b-import-k8s-ok-startsh-cluster.txt",
+                "03-export-k8s-ok.txt",
+                "04-import-k8s-again-over-existing.txt",
+                "15-import-k8s-rbac-crd-readonly-crds-exist.txt",
+            ],
+            Release::V1_33_3 => &[
+                "01-export-etcd-ok.txt",
+                "02-import-k8s-ok.txt",
+                "03-export-k8s-ok.txt",
+                "04-import-k8s-again-over-existing.txt",
+                "15-import-k8s-rbac-crd-readonly-crds-exist.txt",
+            ],
+        };
+        assert_eq!(successes, expected, "{release}");
     }
-    let successes: Vec<&str> = all
-        .iter()
-        .filter(|(_, t)| judge(t.args.first().map_or("export-db", String::as_str), &output(t)).is_ok())
-        .map(|(n, _)| n.as_str())
-        .collect();
-    assert_eq!(
-        successes,
-        [
-            "01-export-etcd-ok.txt",
-            "02-import-k8s-ok.txt",
-            "03-export-k8s-ok.txt",
-            "04-import-k8s-again-over-existing.txt",
-            "15-import-k8s-rbac-crd-readonly-crds-exist.txt"
-        ]
-    );
+}
+
+/// A run of 1.25.1 that printed its `... finished` line and was stopped while it lingered (the
+/// service's guard stops it 2 s after the line; its exit code never comes) succeeded: the
+/// recorded successes on `k8s`, cut at their finished line.
+#[test]
+fn a_run_stopped_while_it_lingers_after_its_finished_line_succeeded() {
+    for name in [
+        "02-import-k8s-ok.txt",
+        "03-export-k8s-ok.txt",
+        "04-import-k8s-again-over-existing.txt",
+    ] {
+        let t = Transcript::load(Release::V1_25_1, name).unwrap();
+        let subcommand = t.args[0].as_str();
+        let stopped = ToolOutput {
+            exit_code: -1,
+            stopped_after_finish: true,
+            ..output(&t)
+        };
+        assert!(judge(subcommand, &stopped).is_ok(), "{name}");
+        // but not one that never printed the line
+        let mut unfinished = stopped.clone();
+        unfinished.stdout.pop();
+        assert!(judge(subcommand, &unfinished).is_err(), "{name}");
+    }
+}
+
+fn recorded_export_of(release: Release, name: &str) -> Vec<u8> {
+    std::fs::read(fixtures_of(release).join("dataset").join(name)).unwrap()
 }
 
 fn recorded_export(name: &str) -> Vec<u8> {
-    std::fs::read(fixtures().join("linstor-1.33.3/dataset").join(name)).unwrap()
+    recorded_export_of(Release::V1_33_3, name)
 }
 
 #[test]
 fn both_recorded_exports_parse_validate_and_are_equal_in_data() {
-    let etcd = export::summarize(recorded_export("export-etcd.json").as_slice()).unwrap();
-    let k8s = export::summarize(recorded_export("export-k8s.json").as_slice()).unwrap();
-    assert_eq!((etcd.total_rows(), etcd.tables.len()), (216, 39));
-    for (s, from) in [(&etcd, "etcd"), (&k8s, "k8s")] {
-        export::validate(
-            s,
-            &Expectation {
-                exported_from: from,
-                linstor_version: Some("1.33.3"),
-            },
-        )
-        .unwrap();
-    }
-    let cmp = compare(&etcd, &k8s);
-    assert!(cmp.is_equal(), "{:?}", cmp.differences);
-    assert_eq!((cmp.tables_compared, cmp.rows_compared), (39, 216));
-    // and as whole documents (the header's sql_version is a string)
-    for f in ["export-etcd.json", "export-k8s.json"] {
-        let doc: export::ExportDocument = serde_json::from_slice(&recorded_export(f)).unwrap();
-        assert_eq!(doc.sql_version, Some("2025.12.31.23.59".into()), "{f}");
-        assert_eq!((doc.etcd_version, doc.k8s_version), (Some(71), Some(30)), "{f}");
+    for (release, sql, etcd_v, k8s_v) in [
+        (Release::V1_25_1, "2023.07.26.09.00", 60, 17),
+        (Release::V1_33_3, "2025.12.31.23.59", 71, 30),
+    ] {
+        let read = |f: &str| export::summarize(recorded_export_of(release, f).as_slice()).unwrap();
+        let (etcd, k8s) = (read("export-etcd.json"), read("export-k8s.json"));
+        let tables = release.recorded().export_tables;
+        assert_eq!((etcd.total_rows(), etcd.tables.len()), (216, tables), "{release}");
+        for (s, from) in [(&etcd, "etcd"), (&k8s, "k8s")] {
+            export::validate(
+                s,
+                &Expectation {
+                    exported_from: from,
+                    linstor_version: Some(release.version()),
+                },
+            )
+            .unwrap();
+        }
+        let cmp = compare(&etcd, &k8s);
+        assert!(cmp.is_equal(), "{release}: {:?}", cmp.differences);
+        assert_eq!(
+            (cmp.tables_compared, cmp.rows_compared),
+            (tables, 216),
+            "{release}"
+        );
+        // and as whole documents (the header's sql_version is a string)
+        for f in ["export-etcd.json", "export-k8s.json"] {
+            let doc: export::ExportDocument =
+                serde_json::from_slice(&recorded_export_of(release, f)).unwrap();
+            assert_eq!(doc.sql_version, Some(sql.into()), "{release} {f}");
+            assert_eq!(
+                (doc.etcd_version, doc.k8s_version),
+                (Some(etcd_v), Some(k8s_v)),
+                "{release} {f}"
+            );
+            assert_eq!(doc.data_version, release.data_version(), "{release} {f}");
+        }
     }
 }
 

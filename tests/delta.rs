@@ -1,7 +1,9 @@
 //! The delta import against the simulated cluster: its result equals the tool's import of the
 //! same data object by object; rows the running controller changed between the pre-copy and the
 //! stop are carried over during the downtime; a difference the delta leaves makes the
-//! verification fall back to the tool's import in the same downtime.
+//! verification fall back to the tool's import in the same downtime. On the controller of the
+//! Piraeus v1.10.8 chart's default image (LINSTOR 1.25.1) the default options migrate with the
+//! delta import, and a migration after a rolled-back one empties what that one left and succeeds.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +15,8 @@ use linstor_migrator::metrics::Metrics;
 use linstor_migrator::model::{Actor, ControllerRef, ImportMode, RunKind, RunOptions, RunState, StepName};
 
 const CR: (&str, &str) = SimCluster::CR_CONTROLLER;
+/// The controller on the chart's default image, LINSTOR 1.25.1.
+const CHART_DEFAULT: (&str, &str) = SimCluster::CHART_DEFAULT_CONTROLLER;
 
 async fn engine(dir: &tempfile::TempDir, sim: &SimCluster) -> Engine {
     let db = Db::open(dir.path()).await.unwrap();
@@ -194,7 +198,7 @@ async fn a_refused_write_of_the_delta_import_rolls_back() {
         .await
         .unwrap()
         .into_iter()
-        .find(|c| c.name == CR.1)
+        .find(|c| (c.namespace.as_str(), c.name.as_str()) == CR)
         .unwrap();
     assert_eq!(ctrl.backend.as_str(), "etcd");
 }
@@ -277,4 +281,125 @@ async fn an_object_the_delta_cannot_attribute_to_a_row_makes_it_fall_back_to_the
         .await
         .unwrap();
     assert!(nodes.objects.iter().all(|o| o.name != ghost.name));
+}
+
+/// A migration of the 1.25.1 controller with `options`.
+fn request_1_25_1(options: RunOptions) -> CreateRun {
+    CreateRun {
+        kind: RunKind::Migrate,
+        controller: ControllerRef::new(CHART_DEFAULT.0, CHART_DEFAULT.1),
+        options: RunOptions {
+            controller_timeout_seconds: 10,
+            pod_timeout_seconds: 10,
+            ..options
+        },
+    }
+}
+
+#[tokio::test]
+async fn on_the_chart_default_1_25_1_the_default_options_migrate_with_the_delta_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimCluster::new(SimTiming::instant());
+    let engine = engine(&dir, &sim).await;
+    let (run, _) = engine
+        .create_run(request_1_25_1(RunOptions::default()), &Actor::new("test"), None)
+        .await
+        .unwrap();
+    let run = settle(&engine, &run.id).await;
+    assert_eq!(run.state, RunState::Succeeded, "{:?}", run.error);
+    let report = run.report.import_report.clone().expect("an import report");
+    assert_eq!(report.mode, ImportMode::Delta, "{report:?}");
+    assert!(
+        report
+            .mode_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("LINSTOR 1.25.1 is recorded")),
+        "{report:?}"
+    );
+    assert!(report.fallback.is_none(), "{report:?}");
+    // the backup is LINSTOR 1.25.1's export, like the recording: 41 tables, data version v1-19-1
+    let backup = run
+        .backups
+        .iter()
+        .find(|b| b.purpose == "before-migration")
+        .expect("a backup");
+    let (_, path) = engine.backup(&backup.id).await.unwrap();
+    let doc: linstor_migrator::linstor::export::ExportDocument =
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    assert_eq!(
+        (
+            doc.linstor_version.as_str(),
+            doc.data_version.as_str(),
+            doc.tables.len()
+        ),
+        ("1.25.1", "v1-19-1", 41)
+    );
+    assert!(doc.tables.iter().any(|t| t.name == "LAYER_OPENFLEX_VOLUMES"));
+    // every row is in the backend, verified directly; the controller runs on it
+    let verification = run.report.data_verification.expect("verified");
+    assert!(verification.is_equal());
+    assert_eq!(verification.rows_compared as usize, doc.total_rows());
+    let rows = sim.k8s_backend_rows();
+    assert_eq!(rows.get("LAYER_OPENFLEX_VOLUMES"), Some(&0), "1.25.1's own CRDs");
+    assert_eq!(rows.values().sum::<usize>(), doc.total_rows() + 4);
+    assert!(run.report.cluster_verification.expect("verified").is_equal());
+    let ctrl = engine
+        .controllers()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| (c.namespace.as_str(), c.name.as_str()) == CHART_DEFAULT)
+        .unwrap();
+    assert_eq!(ctrl.backend.as_str(), "k8s");
+    // only the schema-only import ran the tool's import
+    assert_eq!(sim.effects().imports, 1);
+    engine.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn a_second_migration_after_a_rolled_back_one_empties_the_1_25_1_backend_and_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimCluster::new(SimTiming::instant());
+    let engine = engine(&dir, &sim).await;
+    // the first: the pre-copy is written, then the API server refuses the delta's write in the
+    // downtime (one row changed since the pre-copy) and the run rolls back
+    let waiting = RunOptions {
+        approve_before_downtime: true,
+        ..RunOptions::default()
+    };
+    let (first, _) = engine
+        .create_run(request_1_25_1(waiting), &Actor::new("test"), None)
+        .await
+        .unwrap();
+    assert_eq!(settle(&engine, &first.id).await.state, RunState::Waiting);
+    sim.change_etcd_data(CHART_DEFAULT.0, CHART_DEFAULT.1, |doc| {
+        let props = doc
+            .tables
+            .iter()
+            .position(|t| t.name == "PROPS_CONTAINERS")
+            .unwrap();
+        doc.tables[props].data[0].insert("prop_value".into(), serde_json::json!("changed"));
+    });
+    sim.inject(StepName::Import, Fault::Error);
+    engine.approve(&first.id, &Actor::new("test")).await.unwrap();
+    let first = settle(&engine, &first.id).await;
+    assert_eq!(first.state, RunState::RolledBack, "{:?}", first.error);
+    let left = first
+        .report
+        .k8s_backend_after_rollback
+        .expect("what the backend holds is reported");
+    assert!(left.total_objects() > 300, "the pre-copy stays: {left:?}");
+
+    // the second finds the objects the first left (at v1-19-1, the version 1.25.1's CRDs
+    // store), deletes every one of them, and migrates
+    let (second, _) = engine
+        .create_run(request_1_25_1(RunOptions::default()), &Actor::new("test"), None)
+        .await
+        .unwrap();
+    let second = settle(&engine, &second.id).await;
+    assert_eq!(second.state, RunState::Succeeded, "{:?}", second.error);
+    let report = second.report.import_report.expect("an import report");
+    assert_eq!(report.emptied_objects, left.total_objects(), "{report:?}");
+    assert!(second.report.data_verification.expect("verified").is_equal());
+    engine.shutdown(Duration::from_secs(5)).await;
 }

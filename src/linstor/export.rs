@@ -386,12 +386,12 @@ fn same_release(a: &str, b: &str) -> bool {
 pub(crate) mod tests {
     use super::*;
     use crate::linstor::row_index::key_hash;
-    use linstor_fake::schema;
+    use linstor_fake::Release;
     use serde_json::json;
 
     /// A small export: two nodes, one role, an empty FILES table.
     pub(crate) fn doc(exported_from: &str) -> ExportDocument {
-        let mut nodes = ExportTable::from_schema(schema::table("NODES").unwrap());
+        let mut nodes = ExportTable::from_schema(Release::LATEST.table("NODES").unwrap());
         for n in ["n1", "n2"] {
             nodes.data.push(
                 json!({"uuid": format!("u-{n}"), "node_name": n.to_uppercase(), "node_dsp_name": n,
@@ -401,7 +401,7 @@ pub(crate) mod tests {
                 .clone(),
             );
         }
-        let mut roles = ExportTable::from_schema(schema::table("SEC_ROLES").unwrap());
+        let mut roles = ExportTable::from_schema(Release::LATEST.table("SEC_ROLES").unwrap());
         roles.data.push(
             json!({"role_name": "SYSADM", "role_dsp_name": "SysAdm", "domain_name": "SYSADM",
                    "role_enabled": true, "role_privileges": -1})
@@ -420,7 +420,7 @@ pub(crate) mod tests {
             tables: vec![
                 nodes,
                 roles,
-                ExportTable::from_schema(schema::table("FILES").unwrap()),
+                ExportTable::from_schema(Release::LATEST.table("FILES").unwrap()),
             ],
         }
     }

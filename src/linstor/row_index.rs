@@ -129,7 +129,7 @@ pub use linstor_model::naming::{key_hash, key_text};
 mod tests {
     use super::*;
     use crate::linstor::export::Row;
-    use linstor_fake::schema;
+    use linstor_fake::Release;
 
     fn entry(k: u8, d: u8) -> RowEntry {
         RowEntry {
@@ -170,7 +170,7 @@ mod tests {
 
     #[test]
     fn key_texts_join_the_key_columns_and_hash_to_the_object_name() {
-        let vd = schema::table("VOLUME_DEFINITIONS").unwrap();
+        let vd = Release::LATEST.table("VOLUME_DEFINITIONS").unwrap();
         let row: Row =
             serde_json::from_str(r#"{"resource_name": "DB0", "snapshot_name": "", "vlm_nr": 1}"#).unwrap();
         assert_eq!(key_text(vd, &row).as_deref(), Some("DB0::1"));
@@ -179,6 +179,9 @@ mod tests {
             hex::encode(key_hash("DB0::1")),
             "93b8c0352bb8069b44801293e87bb1d581e60adcfb0981466c776de86b20e1a1"
         );
-        assert_eq!(key_text(schema::table("TRACKING_DATE").unwrap(), &row), None);
+        assert_eq!(
+            key_text(Release::LATEST.table("TRACKING_DATE").unwrap(), &row),
+            None
+        );
     }
 }

@@ -94,11 +94,20 @@ pub fn reason(causes: &[Cause]) -> Option<&Cause> {
 }
 
 /// `Failure executing: DELETE at: URL. Message: TEXT. Received status: ...` -> `TEXT`.
-fn fabric8_message(message: &str) -> &str {
-    match message.split_once(". Message: ") {
-        Some((_, rest)) => rest.split(". Received status:").next().unwrap_or(rest),
-        None => message,
+fn fabric8_message(message: &str) -> String {
+    let Some((call, rest)) = message.split_once(". Message: ") else {
+        return message.to_string();
+    };
+    let said = rest.split(". Received status:").next().unwrap_or(rest);
+    // an answer without a Status is only the HTTP reason (`Not Found`: a resource the API server
+    // does not serve, LINSTOR 1.25.1's tool/17): the call it answered says what is missing
+    if said.trim_end_matches('.').split(' ').count() <= 3 && !said.contains('"') {
+        let call = call
+            .trim_start_matches("Failure executing: ")
+            .replacen(" at: ", " ", 1);
+        return format!("{call}: {said}");
     }
+    said.to_string()
 }
 
 /// `(verb, resource, group)` of an API server 403 message (`... cannot deletecollection resource

@@ -25,7 +25,7 @@ async fn controller_backend(engine: &Engine) -> String {
         .await
         .unwrap()
         .into_iter()
-        .find(|c| c.name == CR.1)
+        .find(|c| (c.namespace.as_str(), c.name.as_str()) == CR)
         .unwrap()
         .backend
         .as_str()

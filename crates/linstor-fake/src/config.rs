@@ -1,6 +1,6 @@
 //! How the tool and the controller read `<config dir>/linstor.toml`: only `[db]
 //! connection_url` matters to them here; a missing file silently means LINSTOR's built-in H2
-//! database (recorded: tool/08), a file that does not parse is fatal.
+//! database (recorded: tool/08 of both releases), a file that does not parse is fatal.
 
 /// LINSTOR's default when no `connection_url` is configured.
 pub const DEFAULT_H2_URL: &str = "jdbc:h2:/var/lib/linstor/linstordb";

@@ -1,16 +1,19 @@
-//! The one model of LINSTOR 1.33.3 in this workspace. The demo's simulated cluster
+//! The one model of LINSTOR in this workspace, of every recorded release ([`Release`]: 1.25.1, the
+//! Piraeus v1.10.8 chart's default, and 1.33.3). The demo's simulated cluster
 //! (`linstor_migrator::cluster::sim`) and the cluster suite's stand-in binaries
 //! (`tests/cluster/standins`) are thin users of it; they supply the world (files, etcd, the
-//! Kubernetes API) through the traits here, so that the tool, its faults, the `k8s` backend and
-//! the REST views exist once. Every behaviour is replayed against the recordings of the real
-//! software in `tests/fixtures/linstor-1.33.3` (see `tests/replay_*.rs`).
+//! Kubernetes API, time) through the traits here, so that the tool, its faults, the `k8s` backend
+//! and the REST views exist once. Every behaviour is replayed against both recording sets of the
+//! real software in `tests/fixtures/linstor-<version>` (see `tests/replay_*.rs`).
 //!
-//! - [`dataset`]: databases in the export format: the recorded one, and generated ones that follow
-//!   what the real controller requires of a database (`dataset-rules.txt`).
+//! - [`release`]: the recorded releases and the facts of each that an export cannot give.
+//! - [`schema`]: each release's tables, from its recorded export.
+//! - [`dataset`]: databases in the export format of a release: the recorded one, and generated
+//!   ones that follow what the real controller requires of a database (`dataset-rules.txt`).
 //! - [`tool`]: `linstor-database`: arguments, log lines, exit codes, stack traces, import and
 //!   export against a [`tool::Host`].
 //! - [`k8s`]: the `k8s` backend's CRDs and objects, an in-memory store with RBAC, and the import's
-//!   request sequence (CRDs on a fresh cluster, truncate, one create per row).
+//!   request sequence (schema migrations, truncate, one create per row).
 //! - [`rest`]: the REST API's views of a database (`/v1/nodes`, `/v1/view/storage-pools`, ...).
 //! - [`recorded`]: reading the recordings (tool transcripts).
 //!
@@ -18,20 +21,12 @@
 
 pub mod config;
 pub mod dataset;
-pub mod fact_sheet;
 pub mod k8s;
 pub mod recorded;
+pub mod release;
 pub mod rest;
+pub mod schema;
 pub mod tool;
 
 pub use linstor_model::{export, naming};
-
-/// The tables of the model's LINSTOR: the version-independent types and rules of
-/// `linstor_model::schema` and the 1.33.3 fact sheet.
-pub mod schema {
-    pub use crate::fact_sheet::{DATA_VERSION, EXPORT_ORDER, exported_tables, table, tables};
-    pub use linstor_model::schema::*;
-}
-
-/// The LINSTOR version this model is of.
-pub const VERSION: &str = "1.33.3";
+pub use release::Release;

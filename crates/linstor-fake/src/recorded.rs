@@ -1,12 +1,19 @@
-//! The recordings of the real tool (tests/fixtures/linstor-1.33.3/tool/*.txt): each transcript
-//! holds the command, exit code, wall time, and stdout and stderr verbatim. Used by the replay
-//! tests here and by the service's conformance tests.
+//! The recordings of the real tool (`tests/fixtures/linstor-<version>/tool/*.txt`): each
+//! transcript holds the command, exit code, wall time, and stdout and stderr verbatim. Used by the
+//! replay tests here and by the service's conformance tests.
 
 use std::path::PathBuf;
+
+use crate::Release;
 
 /// The repository's copy of the recordings.
 pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+/// The recordings of `release` (`tests/fixtures/linstor-1.25.1`).
+pub fn fixtures_of(release: Release) -> PathBuf {
+    fixtures().join(format!("linstor-{}", release.version()))
 }
 
 /// One recorded run of `linstor-database`.
@@ -14,6 +21,8 @@ pub fn fixtures() -> PathBuf {
 pub struct Transcript {
     /// The `# scenario:` line.
     pub scenario: String,
+    /// Environment the command ran with (`KUBECONFIG=kubeconfig-crd-readonly`, `HOME=emptyhome`).
+    pub env: Vec<(String, String)>,
     /// `command (equivalent): linstor-database ...`, without the program name, split on spaces.
     pub args: Vec<String>,
     pub exit_code: i32,
@@ -40,10 +49,21 @@ impl Transcript {
                 .map(str::trim)
                 .ok_or_else(|| format!("transcript without {key:?}"))
         };
-        let command = field("command (equivalent): linstor-database")?;
+        let command = field("command (equivalent):")?;
+        let words: Vec<&str> = command.split_whitespace().collect();
+        let program = words
+            .iter()
+            .position(|w| *w == "linstor-database")
+            .ok_or_else(|| format!("no linstor-database in {command:?}"))?;
+        let env = words[..program]
+            .iter()
+            .filter_map(|w| w.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Ok(Self {
             scenario: field("# scenario:")?.to_string(),
-            args: command.split_whitespace().map(String::from).collect(),
+            env,
+            args: words[program + 1..].iter().map(|w| w.to_string()).collect(),
             exit_code: field("exit_code:")?
                 .parse()
                 .map_err(|e| format!("exit_code: {e}"))?,
@@ -55,16 +75,16 @@ impl Transcript {
         })
     }
 
-    /// Reads `tests/fixtures/linstor-1.33.3/tool/<name>`.
-    pub fn load(name: &str) -> Result<Self, String> {
-        let path = fixtures().join("linstor-1.33.3/tool").join(name);
+    /// Reads `tests/fixtures/linstor-<version>/tool/<name>`.
+    pub fn load(release: Release, name: &str) -> Result<Self, String> {
+        let path = fixtures_of(release).join("tool").join(name);
         let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         Self::parse(&text)
     }
 
-    /// Every transcript, by file name.
-    pub fn all() -> Result<Vec<(String, Self)>, String> {
-        let dir = fixtures().join("linstor-1.33.3/tool");
+    /// Every transcript of `release`, by file name.
+    pub fn all(release: Release) -> Result<Vec<(String, Self)>, String> {
+        let dir = fixtures_of(release).join("tool");
         let mut names: Vec<String> = std::fs::read_dir(&dir)
             .map_err(|e| format!("{}: {e}", dir.display()))?
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -73,8 +93,13 @@ impl Transcript {
         names.sort();
         names
             .into_iter()
-            .map(|n| Self::load(&n).map(|t| (n, t)))
+            .map(|n| Self::load(release, &n).map(|t| (n, t)))
             .collect()
+    }
+
+    /// The value of `name` in the command's environment.
+    pub fn env_var(&self, name: &str) -> Option<&str> {
+        self.env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -129,16 +154,18 @@ mod tests {
 
     #[test]
     fn every_transcript_parses() {
-        let all = Transcript::all().unwrap();
-        assert_eq!(all.len(), 17);
-        let (_, export) = &all[0];
-        assert_eq!(
-            export.args,
-            ["export-db", "-c", "cfg-etcd", "dataset/export-etcd.json"]
-        );
-        assert_eq!(export.exit_code, 0);
-        assert!(export.stdout.last().unwrap().ends_with("Export finished"));
-        assert!(export.stderr.is_empty());
+        for (release, count) in [(Release::V1_25_1, 16), (Release::V1_33_3, 17)] {
+            let all = Transcript::all(release).unwrap();
+            assert_eq!(all.len(), count, "{release}");
+            let (_, export) = &all[0];
+            assert_eq!(export.args[..3], ["export-db", "-c", "cfg-etcd"]);
+            assert_eq!(export.exit_code, 0);
+            assert!(export.stdout.last().unwrap().ends_with("Export finished"));
+            assert!(export.stderr.is_empty());
+        }
+        let t = Transcript::load(Release::V1_25_1, "13-import-k8s-rbac-crd-readonly.txt").unwrap();
+        assert_eq!(t.env_var("KUBECONFIG"), Some("kubeconfig-crd-readonly"));
+        assert_eq!(t.args[0], "import-db");
     }
 
     #[test]

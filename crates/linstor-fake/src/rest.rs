@@ -1,23 +1,28 @@
-//! The LINSTOR REST API's views of a database, in the shapes LINSTOR 1.33.3 answers with
-//! (recorded: tests/fixtures/linstor-1.33.3/rest): `/v1/controller/version`, `/v1/nodes`,
+//! The LINSTOR REST API's views of a database, in the shapes each release answers with
+//! (recorded: `tests/fixtures/linstor-<version>/rest`): `/v1/controller/version`, `/v1/nodes`,
 //! `/v1/view/storage-pools`, `/v1/view/resources`, as JSON. Display names come from the `*_DSP_*`
-//! columns, properties from `PROPS_CONTAINERS` (instances `/NODES/<N>`, `/STOR_POOLS/<N>/<P>`,
-//! `/RSCS/<N>/<R>`, LINSTOR 1.33's names), node types from their codes. Whether the satellites are connected is the
-//! caller's (`online`): offline satellites show what the recording shows (OFFLINE, the providers a
-//! controller knows without a satellite, a "No active connection" report on every pool).
+//! columns, properties from `PROPS_CONTAINERS` under the release's instance names (`/NODES/<N>`,
+//! `/STOR_POOLS/<N>/<P>` or 1.25.1's `/STORPOOLCONF/<N>/<P>`, ...), node types from their codes.
+//! Whether the satellites are connected is the caller's (`online`): offline satellites show what
+//! the recording shows (OFFLINE, the providers a controller knows without a satellite, which the
+//! release's facts list, a "No active connection" report on every pool).
 
 use std::collections::{BTreeMap, HashMap};
 
 use linstor_model::export::Row;
 use serde_json::{Value, json};
 
+use crate::Release;
+
 /// Table name -> rows.
 pub type Tables = BTreeMap<String, Vec<Row>>;
 
-/// `/v1/controller/version` of the recorded build.
-pub fn controller_version(version: &str) -> Value {
-    json!({"version": version, "git_hash": "1ff3a1ea5cb5c77100265ec442bb9a492b225145",
-           "build_time": "2026-11-28T06:25:10+00:00", "rest_api_version": "1.27.0"})
+/// `/v1/controller/version` of a controller of LINSTOR `version`, built as `release`'s recorded
+/// build.
+pub fn controller_version(release: Release, version: &str) -> Value {
+    let f = release.facts().rest;
+    json!({"version": version, "git_hash": f.git_hash, "build_time": f.build_time,
+           "rest_api_version": f.rest_api_version})
 }
 
 /// The rows of `table` (none when it is missing).
@@ -61,12 +66,22 @@ pub fn node_type(code: i64) -> &'static str {
     }
 }
 
-fn not_yet(n: usize) -> Value {
-    json!(vec!["No information from satellite yet"; n])
+fn not_yet(entries: &[(&str, usize)]) -> Value {
+    entries
+        .iter()
+        .map(|(name, n)| {
+            (
+                name.to_string(),
+                json!(vec!["No information from satellite yet"; *n]),
+            )
+        })
+        .collect::<serde_json::Map<String, Value>>()
+        .into()
 }
 
 /// `/v1/nodes`.
-pub fn nodes(t: &Tables, online: bool) -> Vec<Value> {
+pub fn nodes(release: Release, t: &Tables, online: bool) -> Vec<Value> {
+    let facts = release.facts();
     rows(t, "NODES")
         .iter()
         .map(|r| {
@@ -91,24 +106,28 @@ pub fn nodes(t: &Tables, online: bool) -> Vec<Value> {
             let mut node = json!({
                 "name": s(r, "node_dsp_name"),
                 "type": node_type(n(r, "node_type")),
-                "props": props(t, &format!("/NODES/{name}")),
+                "props": props(t, &format!("{}{name}", facts.props.nodes)),
                 "net_interfaces": interfaces,
                 "connection_status": if online { "ONLINE" } else { "OFFLINE" },
                 "uuid": s(r, "uuid"),
             });
             if online {
-                node["storage_providers"] = json!(["DISKLESS", "LVM", "LVM_THIN", "FILE", "FILE_THIN", "ZFS", "ZFS_THIN"]);
-                node["resource_layers"] = json!(["DRBD", "LUKS", "NVME", "WRITECACHE", "CACHE", "BCACHE", "STORAGE"]);
+                node["storage_providers"] = json!([
+                    "DISKLESS",
+                    "LVM",
+                    "LVM_THIN",
+                    "FILE",
+                    "FILE_THIN",
+                    "ZFS",
+                    "ZFS_THIN"
+                ]);
+                node["resource_layers"] =
+                    json!(["DRBD", "LUKS", "NVME", "WRITECACHE", "CACHE", "BCACHE", "STORAGE"]);
             } else {
-                node["storage_providers"] = json!(["DISKLESS", "REMOTE_SPDK", "EBS_INIT", "EBS_TARGET"]);
+                node["storage_providers"] = json!(facts.rest.offline_providers);
                 node["resource_layers"] = json!(["STORAGE"]);
-                node["unsupported_providers"] = json!({
-                    "LVM": not_yet(1), "SPDK": not_yet(1), "STORAGE_SPACES": not_yet(1), "ZFS_THIN": not_yet(2),
-                    "ZFS": not_yet(2), "STORAGE_SPACES_THIN": not_yet(1), "FILE_THIN": not_yet(1), "FILE": not_yet(1),
-                    "LVM_THIN": not_yet(1)});
-                node["unsupported_layers"] = json!({
-                    "DRBD": not_yet(2), "LUKS": not_yet(1), "NVME": not_yet(1), "WRITECACHE": not_yet(1),
-                    "CACHE": not_yet(1), "BCACHE": not_yet(1)});
+                node["unsupported_providers"] = not_yet(facts.rest.offline_unsupported_providers);
+                node["unsupported_layers"] = not_yet(facts.rest.offline_unsupported_layers);
             }
             node
         })
@@ -124,7 +143,8 @@ fn dsp(t: &Tables, table: &str, key: &str, dsp: &str, value: &str) -> Option<Str
 
 /// `/v1/view/storage-pools` (by pool, then node); `at` is the time of the offline reports
 /// (RFC 3339).
-pub fn storage_pools(t: &Tables, online: bool, at: &str) -> Vec<Value> {
+pub fn storage_pools(release: Release, t: &Tables, online: bool, at: &str) -> Vec<Value> {
+    let stor_pools = release.facts().props.stor_pools;
     // the controller lists pools by pool, then node
     let mut pools: Vec<&Row> = rows(t, "NODE_STOR_POOL").iter().collect();
     pools.sort_by_key(|r| (s(r, "pool_name"), s(r, "node_name")));
@@ -137,7 +157,7 @@ pub fn storage_pools(t: &Tables, online: bool, at: &str) -> Vec<Value> {
             let kind = s(r, "driver_name");
             let diskless = kind == "DISKLESS";
             let mut p = json!({"storage_pool_name": name, "node_name": node, "provider_kind": kind});
-            let props = props(t, &format!("/STOR_POOLS/{}/{pool}", s(r, "node_name")));
+            let props = props(t, &format!("{stor_pools}{}/{pool}", s(r, "node_name")));
             if !props.is_empty() {
                 p["props"] = json!(props);
             }
@@ -181,7 +201,8 @@ fn first_by<'a, K: std::hash::Hash + Eq>(
 }
 
 /// `/v1/view/resources`: resources with their volumes (identity fields and plausible live ones).
-pub fn resources(t: &Tables, online: bool) -> Vec<Value> {
+pub fn resources(release: Release, t: &Tables, online: bool) -> Vec<Value> {
+    let rscs = release.facts().props.rscs;
     let node_dsp = first_by(t, "NODES", |r| Some(s(r, "node_name")));
     let rsc_dsp = first_by(t, "RESOURCE_DEFINITIONS", |r| Some(s(r, "resource_name")));
     let pool_dsp = first_by(t, "STOR_POOL_DEFINITIONS", |r| Some(s(r, "pool_name")));
@@ -259,7 +280,7 @@ pub fn resources(t: &Tables, online: bool) -> Vec<Value> {
             let flags: Vec<&str> = if diskless { vec!["DRBD_DISKLESS", "TIE_BREAKER"] } else { vec![] };
             Some(json!({
                 "name": rsc_dsp, "node_name": node_dsp, "flags": flags,
-                "props": props_of.remove(&format!("/RSCS/{node}/{rsc}")).unwrap_or_default(),
+                "props": props_of.remove(&format!("{rscs}{node}/{rsc}")).unwrap_or_default(),
                 "uuid": s(r, "uuid"), "volumes": volumes,
             }))
         })

@@ -1,19 +1,24 @@
-//! The model's REST views of the recorded database answer like the real controller did on it
-//! (tests/fixtures/linstor-1.33.3/rest/etcd, all satellites offline): the same fields with the
-//! same types and values, but for the time stamps of the live reports.
+//! The model's REST views of each release's recorded database answer like the real controller
+//! did on it (`tests/fixtures/linstor-<version>/rest/etcd` and `rest/k8s`, all satellites
+//! offline): the same fields with the same types and values, but for the time stamps of the live
+//! reports.
 
-use linstor_fake::recorded::fixtures;
+use linstor_fake::Release;
+use linstor_fake::recorded::fixtures_of;
 use linstor_fake::rest;
 use serde_json::Value;
 
-fn recorded(name: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(fixtures().join("linstor-1.33.3/rest/etcd").join(name)).unwrap())
-        .unwrap()
+fn recorded(release: Release, backend: &str, name: &str) -> Value {
+    let path = fixtures_of(release).join("rest").join(backend).join(name);
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-fn tables() -> rest::Tables {
-    rest::tables_of(&linstor_fake::dataset::recorded())
+fn tables(release: Release) -> rest::Tables {
+    rest::tables_of(&linstor_fake::dataset::recorded(release))
 }
+
+/// The controller answered the same on etcd and, after the import, on `k8s`.
+const BACKENDS: [&str; 2] = ["etcd", "k8s"];
 
 /// `v` with the keys of `live` removed wherever they are.
 fn without(mut v: Value, live: &[&str]) -> Value {
@@ -38,31 +43,73 @@ fn without(mut v: Value, live: &[&str]) -> Value {
 
 #[test]
 fn nodes_are_the_recorded_ones() {
-    let ours = Value::Array(rest::nodes(&tables(), false));
-    assert_eq!(ours, recorded("nodes.json"));
+    for release in Release::ALL {
+        let ours = Value::Array(rest::nodes(release, &tables(release), false));
+        for backend in BACKENDS {
+            assert_eq!(
+                ours,
+                recorded(release, backend, "nodes.json"),
+                "{release} {backend}"
+            );
+        }
+    }
 }
 
 #[test]
 fn storage_pools_are_the_recorded_ones_but_for_report_times() {
-    let ours = Value::Array(rest::storage_pools(
-        &tables(),
-        false,
-        "2026-11-28T06:54:32.887037808Z",
-    ));
-    assert_eq!(
-        without(ours, &["created_at"]),
-        without(recorded("view_storage-pools.json"), &["created_at"])
-    );
+    for release in Release::ALL {
+        let ours = Value::Array(rest::storage_pools(
+            release,
+            &tables(release),
+            false,
+            "2026-11-28T06:54:32.887037808Z",
+        ));
+        for backend in BACKENDS {
+            assert_eq!(
+                without(ours.clone(), &["created_at"]),
+                without(
+                    recorded(release, backend, "view_storage-pools.json"),
+                    &["created_at"]
+                ),
+                "{release} {backend}"
+            );
+        }
+    }
 }
 
 #[test]
 fn resources_and_version_are_the_recorded_ones() {
-    assert_eq!(
-        Value::Array(rest::resources(&tables(), false)),
-        recorded("view_resources.json")
-    );
-    assert_eq!(
-        rest::controller_version("1.33.3"),
-        recorded("controller_version.json")
-    );
+    for release in Release::ALL {
+        for backend in BACKENDS {
+            assert_eq!(
+                Value::Array(rest::resources(release, &tables(release), false)),
+                recorded(release, backend, "view_resources.json"),
+                "{release} {backend}"
+            );
+            assert_eq!(
+                rest::controller_version(release, release.version()),
+                recorded(release, backend, "controller_version.json"),
+                "{release} {backend}"
+            );
+        }
+    }
+}
+
+#[test]
+fn controller_properties_are_the_controllers_props_container() {
+    for release in Release::ALL {
+        let ctrl = rest::props(&tables(release), release.facts().props.ctrl);
+        let satellites = rest::props(&tables(release), release.facts().props.stlt);
+        // `/v1/controller/properties` shows both containers, the satellites' over the controller's
+        let mut both = ctrl.clone();
+        both.extend(satellites);
+        for backend in BACKENDS {
+            assert_eq!(
+                serde_json::to_value(&both).unwrap(),
+                recorded(release, backend, "controller_properties.json"),
+                "{release} {backend}"
+            );
+        }
+        assert!(!ctrl.is_empty(), "{release}");
+    }
 }

@@ -68,6 +68,10 @@ pub struct SimEffects {
     pub processes_killed: u64,
     /// Objects of the `k8s` backend created, replaced or deleted by clients directly.
     pub backend_writes: u64,
+    /// How long each `linstor-database` that lingered after its last line (LINSTOR 1.25.1 on
+    /// `k8s`: its recorded minute) lived on, by the simulation's clock, until it exited or was
+    /// killed.
+    pub tool_lingered: Vec<std::time::Duration>,
 }
 
 impl SimEffects {

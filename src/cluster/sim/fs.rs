@@ -50,6 +50,19 @@ pub(crate) fn image_version(image: &str) -> Option<(u32, u32, u32)> {
     Some((it.next()??, it.next()??, it.next().flatten().unwrap_or(0)))
 }
 
+/// The LINSTOR version of a controller image (`1.25.1`); the newest recorded release's for an
+/// image whose tag does not tell.
+pub(crate) fn linstor_version(image: &str) -> String {
+    image_version(image)
+        .map(|(a, b, c)| format!("{a}.{b}.{c}"))
+        .unwrap_or_else(|| linstor_fake::Release::LATEST.version().into())
+}
+
+/// The LINSTOR release that plays the image's version.
+pub(crate) fn linstor_release(image: &str) -> linstor_fake::Release {
+    linstor_fake::Release::modelling(&linstor_version(image))
+}
+
 /// What is at a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Entry {

@@ -8,16 +8,24 @@ use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use linstor_fake::Release;
+
 use super::operator::render_operator_toml;
 use super::state::{EtcdCluster, Origin, State, key};
+use crate::linstor::export::ExportDocument;
 
-/// The image of the Piraeus-managed controller.
+/// The image of the Piraeus-managed controller users moved to the last LINSTOR with etcd.
 pub(crate) const CR_IMAGE: &str = "quay.io/piraeusdatastore/piraeus-server:v1.33.3";
+/// The Piraeus v1.10.8 chart's default controller image
+/// (`tests/fixtures/piraeus-v1.10.8/rendered/default.yaml`).
+pub(crate) const CHART_DEFAULT_IMAGE: &str = "quay.io/piraeusdatastore/piraeus-server:v1.25.1";
 /// The image of the plain controller.
 pub(crate) const PLAIN_IMAGE: &str = "quay.io/piraeusdatastore/piraeus-server:v1.32.3";
 pub(crate) const CR_ETCD_URL: &str = "etcd://piraeus-op-etcd:2379";
 pub(crate) const PLAIN_ETCD_URL: &str = "etcd://etcd.storage.svc:2379";
 const NS: &str = "piraeus-datastore";
+/// The namespace of the installation on the chart's default image.
+pub(crate) const CHART_DEFAULT_NS: &str = "piraeus";
 const PLAIN_NS: &str = "storage";
 
 /// Deserializes a literal object; the literals below are tested to deserialize.
@@ -93,9 +101,9 @@ fn client_conf(ns: &str, service: &str) -> String {
 }
 
 /// The Helm release Secret: data `release` is base64 text of gzip of the release JSON.
-fn helm_release_secret() -> Value {
+fn helm_release_secret(ns: &str) -> Value {
     let release = json!({
-        "name": "piraeus-op", "namespace": NS, "version": 1,
+        "name": "piraeus-op", "namespace": ns, "version": 1,
         "info": {"status": "deployed", "first_deployed": "2024-05-14T09:12:30Z",
                  "last_deployed": "2024-05-14T09:12:30Z", "description": "Install complete"},
         "chart": {"metadata": {"name": "piraeus", "version": "1.10.8", "appVersion": "1.10.8", "apiVersion": "v2",
@@ -112,7 +120,7 @@ fn helm_release_secret() -> Value {
     // the Secret's own data encoding on top of Helm's base64 text
     let release_text = b64.encode(compressed);
     json!({
-        "metadata": with(meta(NS, "sh.helm.release.v1.piraeus-op.v1", "7c1e0d52-5b0b-4c39-9a53-1f1c0c0b2d11"),
+        "metadata": with(meta(ns, "sh.helm.release.v1.piraeus-op.v1", &uid(ns, "sh.helm.release.v1.piraeus-op.v1")),
                          json!({"labels": {"owner": "helm", "name": "piraeus-op", "version": "1", "status": "deployed"}})),
         "type": "helm.sh/release.v1",
         "data": {"release": b64.encode(release_text)}
@@ -130,19 +138,29 @@ fn stateful_set(ns: &str, name: &str, uid: &str) -> Value {
     })
 }
 
-/// Adds the standard installation to `st`; pods are created by the simulated controllers.
-pub(crate) fn standard(st: &mut State) {
-    const CR_UID: &str = "1f0b6a8e-2b4f-4d7e-9a3c-5e8d7c6b5a41";
+/// A uid for an object of the installation, the same every time.
+fn uid(ns: &str, name: &str) -> String {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(format!("{ns}/{name}").as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h[..16]);
+    uuid::Builder::from_random_bytes(b).into_uuid().to_string()
+}
+
+/// One Helm release `piraeus-op` of Piraeus Operator v1.10.8 on etcd in `ns`, its controller on
+/// `image` and its etcd holding `data`.
+fn piraeus_release(st: &mut State, ns: &str, image: &str, data: ExportDocument) {
+    let cr_uid = uid(ns, "piraeus-op-cs");
     let cr = json!({
         "apiVersion": "piraeus.linbit.com/v1", "kind": "LinstorController",
-        "metadata": with(meta(NS, "piraeus-op-cs", CR_UID),
+        "metadata": with(meta(ns, "piraeus-op-cs", &cr_uid),
                          json!({"labels": helm_labels(), "annotations": {"meta.helm.sh/release-name": "piraeus-op",
-                                                                        "meta.helm.sh/release-namespace": NS}})),
+                                                                        "meta.helm.sh/release-namespace": ns}})),
         // the spec as the v1.10.8 chart renders it (rendered/default.yaml): unset strings are
-        // `""`, `dbCertSecret` is null; only the image is the 1.33.3 one users set
+        // `""`, `dbCertSecret` is null; the image is the chart's default or the one users set
         "spec": {"priorityClassName": "", "dbConnectionURL": CR_ETCD_URL, "luksSecret": "piraeus-op-passphrase",
                  "sslSecret": "", "dbCertSecret": null, "dbUseClientCert": false, "drbdRepoCred": "",
-                 "controllerImage": CR_IMAGE, "imagePullPolicy": "IfNotPresent",
+                 "controllerImage": image, "imagePullPolicy": "IfNotPresent",
                  "linstorHttpsControllerSecret": "", "linstorHttpsClientSecret": "",
                  "tolerations": [{"effect": "NoSchedule", "key": "node-role.kubernetes.io/master", "operator": "Exists"},
                                  {"effect": "NoSchedule", "key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}],
@@ -150,23 +168,23 @@ pub(crate) fn standard(st: &mut State) {
         "status": {"errors": [], "ControllerStatus": {"nodeName": "k8s-control-1", "registeredOnController": true}}
     });
     if let Ok(cr) = serde_json::from_value(cr) {
-        st.crs.insert(key(NS, "piraeus-op-cs"), cr);
+        st.crs.insert(key(ns, "piraeus-op-cs"), cr);
     }
 
     let labels = json!({"app.kubernetes.io/name": "piraeus-controller", "app.kubernetes.io/instance": "piraeus-op-cs"});
     let deployment = json!({
-        "metadata": with(meta(NS, "piraeus-op-cs-controller", "3b9c1d2e-6f7a-4b8c-9d0e-1f2a3b4c5d6e"),
-                         json!({"labels": labels, "ownerReferences": owner("piraeus-op-cs", CR_UID)})),
+        "metadata": with(meta(ns, "piraeus-op-cs-controller", &uid(ns, "piraeus-op-cs-controller")),
+                         json!({"labels": labels, "ownerReferences": owner("piraeus-op-cs", &cr_uid)})),
         "spec": {"replicas": 1, "strategy": {"type": "Recreate"}, "revisionHistoryLimit": 10,
                  "selector": {"matchLabels": labels},
                  "template": {"metadata": {"labels": labels,
                                            "annotations": {"kubectl.kubernetes.io/default-container": "linstor-controller"}},
-                              "spec": controller_pod_spec(CR_IMAGE, "piraeus-op-cs-controller-config", "piraeus-op-cs", "piraeus-op-cs")}}
+                              "spec": controller_pod_spec(image, "piraeus-op-cs-controller-config", "piraeus-op-cs", "piraeus-op-cs")}}
     });
     st.deployments
-        .insert(key(NS, "piraeus-op-cs-controller"), obj(deployment));
+        .insert(key(ns, "piraeus-op-cs-controller"), obj(deployment));
     let operator = json!({
-        "metadata": with(meta(NS, "piraeus-op-operator", "9d8e7f6a-5b4c-4d3e-8f2a-1b0c9d8e7f6a"), json!({"labels": helm_labels()})),
+        "metadata": with(meta(ns, "piraeus-op-operator", &uid(ns, "piraeus-op-operator")), json!({"labels": helm_labels()})),
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": "piraeus-op-operator"}},
                  "template": {"metadata": {"labels": {"app.kubernetes.io/name": "piraeus-op-operator"}},
                               "spec": {"serviceAccountName": "piraeus-op",
@@ -174,62 +192,71 @@ pub(crate) fn standard(st: &mut State) {
                                                        "image": "quay.io/piraeusdatastore/piraeus-operator:v1.10.8"}]}}}
     });
     st.deployments
-        .insert(key(NS, "piraeus-op-operator"), obj(operator));
+        .insert(key(ns, "piraeus-op-operator"), obj(operator));
 
     let cm = json!({
-        "metadata": with(meta(NS, "piraeus-op-cs-controller-config", "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d"),
-                         json!({"labels": labels, "ownerReferences": owner("piraeus-op-cs", CR_UID)})),
-        "data": {"linstor.toml": render_operator_toml(CR_ETCD_URL), "linstor-client.conf": client_conf(NS, "piraeus-op-cs")}
+        "metadata": with(meta(ns, "piraeus-op-cs-controller-config", &uid(ns, "piraeus-op-cs-controller-config")),
+                         json!({"labels": labels, "ownerReferences": owner("piraeus-op-cs", &cr_uid)})),
+        "data": {"linstor.toml": render_operator_toml(CR_ETCD_URL), "linstor-client.conf": client_conf(ns, "piraeus-op-cs")}
     });
     st.config_maps
-        .insert(key(NS, "piraeus-op-cs-controller-config"), obj(cm));
+        .insert(key(ns, "piraeus-op-cs-controller-config"), obj(cm));
     st.installed_config_maps
-        .insert(key(NS, "piraeus-op-cs-controller-config"));
+        .insert(key(ns, "piraeus-op-cs-controller-config"));
     let svc = json!({
-        "metadata": with(meta(NS, "piraeus-op-cs", "6c5d4e3f-2a1b-4c0d-9e8f-7a6b5c4d3e2f"),
-                         json!({"labels": labels, "ownerReferences": owner("piraeus-op-cs", CR_UID)})),
+        "metadata": with(meta(ns, "piraeus-op-cs", &uid(ns, "svc/piraeus-op-cs")),
+                         json!({"labels": labels, "ownerReferences": owner("piraeus-op-cs", &cr_uid)})),
         "spec": {"type": "ClusterIP", "clusterIP": "10.96.112.41",
                  "ports": [{"name": "rest-api", "port": 3370, "targetPort": 3370, "protocol": "TCP"}]}
     });
-    st.services.insert(key(NS, "piraeus-op-cs"), obj(svc));
+    st.services.insert(key(ns, "piraeus-op-cs"), obj(svc));
     st.stateful_sets.insert(
-        key(NS, "piraeus-op-etcd"),
-        obj(stateful_set(
-            NS,
-            "piraeus-op-etcd",
-            "8e7d6c5b-4a3f-4e2d-9c1b-0a9f8e7d6c5b",
-        )),
+        key(ns, "piraeus-op-etcd"),
+        obj(stateful_set(ns, "piraeus-op-etcd", &uid(ns, "piraeus-op-etcd"))),
     );
     let passphrase = base64::engine::general_purpose::STANDARD.encode("not-a-real-passphrase-3f9a");
     st.secrets.insert(
-        key(NS, "piraeus-op-passphrase"),
+        key(ns, "piraeus-op-passphrase"),
         obj(
-            json!({"metadata": meta(NS, "piraeus-op-passphrase", "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"),
+            json!({"metadata": meta(ns, "piraeus-op-passphrase", &uid(ns, "piraeus-op-passphrase")),
                    "type": "Opaque", "data": {"MASTER_PASSPHRASE": passphrase}}),
         ),
     );
     st.secrets.insert(
-        key(NS, "sh.helm.release.v1.piraeus-op.v1"),
-        obj(helm_release_secret()),
+        key(ns, "sh.helm.release.v1.piraeus-op.v1"),
+        obj(helm_release_secret(ns)),
     );
     for node in super::names::CR_NODES {
         let name = format!("piraeus-op-ns-node-{}", &super::names::short_hash(node)[..5]);
         st.add_static_pod(
-            NS,
+            ns,
             &name,
             json!({"app.kubernetes.io/name": "piraeus-node", "app.kubernetes.io/instance": "piraeus-op-ns"}),
             node,
+            image,
         );
     }
     st.etcd.insert(
-        CR_ETCD_URL.into(),
+        format!("{CR_ETCD_URL}#{ns}"),
         EtcdCluster {
-            namespace: NS.into(),
+            namespace: ns.into(),
             stateful_set: "piraeus-op-etcd".into(),
             controllers: vec!["piraeus-op-cs".into()],
-            data: linstor_fake::dataset::piraeus(),
+            data,
         },
     );
+}
+
+/// Adds the standard installation to `st`; pods are created by the simulated controllers.
+pub(crate) fn standard(st: &mut State) {
+    piraeus_release(st, NS, CR_IMAGE, linstor_fake::dataset::piraeus(Release::V1_33_3));
+    piraeus_release(
+        st,
+        CHART_DEFAULT_NS,
+        CHART_DEFAULT_IMAGE,
+        linstor_fake::dataset::piraeus(Release::CHART_DEFAULT),
+    );
+    let passphrase = base64::engine::general_purpose::STANDARD.encode("not-a-real-passphrase-3f9a");
 
     // the plain controller: a Deployment nobody owns, with its own ConfigMap and etcd
     let plain_labels = json!({"app": "linstor-controller"});
@@ -282,10 +309,10 @@ pub(crate) fn standard(st: &mut State) {
 }
 
 impl State {
-    fn add_static_pod(&mut self, ns: &str, name: &str, labels: Value, node: &str) {
+    fn add_static_pod(&mut self, ns: &str, name: &str, labels: Value, node: &str, image: &str) {
         let pod = json!({
             "metadata": with(meta(ns, name, &format!("00000000-0000-4000-8000-{:012x}", self.next_seq())), json!({"labels": labels})),
-            "spec": {"nodeName": node, "containers": [{"name": "linstor-satellite", "image": CR_IMAGE}]},
+            "spec": {"nodeName": node, "containers": [{"name": "linstor-satellite", "image": image}]},
         });
         let uid = self.next_seq();
         self.insert_pod(obj(pod), uid, Origin::Static);

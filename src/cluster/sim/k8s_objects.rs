@@ -15,13 +15,7 @@ use crate::model::StepName;
 fn served(st: &super::state::State, plural: &str, version: &str) -> ClusterResult<(String, String)> {
     let name = format!("{plural}.{}", schema::K8S_GROUP);
     let crd = st.k8s.crds.get(&name);
-    let serves = crd
-        .and_then(|c| c["spec"]["versions"].as_array())
-        .is_some_and(|vs| {
-            vs.iter()
-                .any(|v| v["name"] == version && v["served"].as_bool().unwrap_or(true))
-        });
-    if !serves {
+    if !st.k8s.serves(plural, version) {
         return Err(ClusterError::NotFound {
             kind: "CustomResource",
             namespace: String::new(),
@@ -122,7 +116,7 @@ impl SimCluster {
             "metadata": {"name": object.name},
             "spec": object.spec,
         });
-        match st.k8s.create(plural, object_json) {
+        match st.k8s.create(plural, version, object_json) {
             Ok(()) => {}
             Err(409) => {
                 return Err(ClusterError::AlreadyExists(format!("{crd_name}/{}", object.name)));

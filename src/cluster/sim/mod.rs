@@ -4,11 +4,15 @@
 //! It is faithful where the migration can go wrong: the operator reverts direct scaling of the
 //! Deployment it owns and re-renders the ConfigMap only after its next reconcile; a controller pod
 //! runs on whatever `linstor.toml` it started with. Everything LINSTOR itself does comes from
-//! `linstor-fake`, the one model of LINSTOR replayed against recordings of the real 1.33.3: the
-//! etcd databases (`linstor_fake::dataset`), `linstor-database` (exit 0 on bad arguments, the
-//! silent H2 fallback that then fails, an import that truncates the `k8s` backend first and
-//! leaves partial data when it fails), the `k8s` backend's CRDs and objects and the REST views;
-//! this module is the Kubernetes side they run in. Faults can be injected per step.
+//! `linstor-fake`, the one model of LINSTOR replayed against recordings of the real 1.25.1 and
+//! 1.33.3: the etcd databases (`linstor_fake::dataset`), `linstor-database` (exit 0 on bad
+//! arguments, the silent H2 fallback that then fails, an import that truncates the `k8s` backend
+//! first and leaves partial data when it fails, 1.25.1's minute of lingering after its last line),
+//! the `k8s` backend's CRDs and objects and the REST views, each as the LINSTOR release of the
+//! image of the pod it runs in; this module is the Kubernetes side they run in. Three controllers:
+//! a Piraeus v1 installation on 1.33.3 ([`SimCluster::CR_CONTROLLER`]), one on the v1.10.8
+//! chart's default image, 1.25.1 ([`SimCluster::CHART_DEFAULT_CONTROLLER`]), and a plain
+//! Deployment on 1.32.3 ([`SimCluster::PLAIN_CONTROLLER`]). Faults can be injected per step.
 //!
 //! Nothing runs in the background: every access first advances the simulation to "now" (tokio
 //! time, so `tokio::time::pause` works), and waits sleep until the next scheduled event or until
@@ -174,9 +178,13 @@ impl SimCluster {
     pub const CR_CONTROLLER: (&'static str, &'static str) = ("piraeus-datastore", "piraeus-op-cs");
     /// The plain Deployment (no CR) of the standard installation.
     pub const PLAIN_CONTROLLER: (&'static str, &'static str) = ("storage", "linstor-controller");
+    /// The LinstorController of the installation on the Piraeus v1.10.8 chart's default image
+    /// (`piraeus-server:v1.25.1`).
+    pub const CHART_DEFAULT_CONTROLLER: (&'static str, &'static str) = ("piraeus", "piraeus-op-cs");
 
     /// The standard installation: a Piraeus v1 release `piraeus-op` on etcd in
-    /// `piraeus-datastore` and a plain controller Deployment on its own etcd in `storage`.
+    /// `piraeus-datastore` with LINSTOR 1.33.3, another one in `piraeus` with the chart's default
+    /// LINSTOR 1.25.1, and a plain controller Deployment on its own etcd in `storage` (1.32.3).
     pub fn new(timing: SimTiming) -> Self {
         let mut state = State::new(timing);
         install::standard(&mut state);
@@ -260,7 +268,7 @@ impl SimCluster {
     /// What an export of the CR controller's etcd gives.
     pub fn etcd_dataset(&self) -> ExportDocument {
         self.etcd_dataset_of(Self::CR_CONTROLLER.0, Self::CR_CONTROLLER.1)
-            .unwrap_or_else(linstor_fake::dataset::piraeus)
+            .unwrap_or_else(|| linstor_fake::dataset::piraeus(linstor_fake::Release::LATEST))
     }
 
     /// The etcd data of a controller of the installation (`namespace`, CR or Deployment name).
@@ -293,16 +301,18 @@ impl SimCluster {
         true
     }
 
-    /// Fills the `k8s` backend with `doc`'s rows as if someone had imported it before (data a
-    /// migration's import will replace).
+    /// Fills the `k8s` backend with `doc`'s rows as if the LINSTOR of its `linstor_version` had
+    /// imported it before (its CRDs and `LinstorVersion`: data a migration's import will replace,
+    /// or another LINSTOR's backend).
     pub fn preload_k8s_backend(&self, doc: &ExportDocument) {
+        let release = linstor_fake::Release::modelling(&doc.linstor_version);
         let mut st = self.lock();
         let tables: Vec<_> = doc
             .tables
             .iter()
-            .filter_map(|t| Some((linstor_fake::schema::table(&t.name)?, t.data.as_slice())))
+            .filter_map(|t| Some((release.table(&t.name)?, t.data.as_slice())))
             .collect();
-        st.k8s.load(&tables);
+        st.k8s.load(release, &tables);
         st.touch();
     }
 

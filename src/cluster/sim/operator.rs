@@ -205,6 +205,15 @@ impl State {
             .as_ref()
             .and_then(|s| s.service_account_name.clone())
             .unwrap_or_else(|| "default".into());
+        // the controller is the LINSTOR release of its image
+        let release = p
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .and_then(|c| c.image.as_deref())
+            .map(super::fs::linstor_release)
+            .unwrap_or(linstor_fake::Release::LATEST);
         let (url, crash) = match text.as_deref().map(LinstorConfig::parse) {
             None => (crate::linstor::toml::DEFAULT_H2_URL.to_string(), None),
             Some(Err(e)) => (format!("invalid linstor.toml: {e}"), Some(e)),
@@ -236,7 +245,9 @@ impl State {
             deployment: dep.into(),
             connection_url: url.clone(),
         });
-        let problem = crash.clone().or_else(|| rest::load_problem(self, &k.0, &url));
+        let problem = crash
+            .clone()
+            .or_else(|| rest::load_problem(self, &k.0, &url, release));
         if let Some(problem) = &problem {
             self.error_reports
                 .push((key(&k.0, dep), rest::error_report(&k.1, problem)));

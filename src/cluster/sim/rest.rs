@@ -1,10 +1,12 @@
 //! The simulated LINSTOR REST API: answers come from the database the Running controller pod
-//! started with (its etcd, the shared `k8s` backend, or an empty H2); with no Ready controller
-//! pod every call is refused, as with `replicas=0` (REFERENCE.md §2, §5).
+//! started with (its etcd, the shared `k8s` backend read as the pod's LINSTOR release reads it,
+//! or an empty H2), in the release's shapes; with no Ready controller pod every call is refused,
+//! as with `replicas=0` (REFERENCE.md §2, §5).
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use linstor_fake::Release;
 
 use super::SimCluster;
 use super::faults::Fault;
@@ -26,28 +28,37 @@ pub(crate) fn doc_tables(doc: &ExportDocument) -> Tables {
         .collect()
 }
 
-/// The rows of the database behind `url` for a controller in namespace `ns`.
-pub(crate) fn tables_of(st: &State, ns: &str, url: &str) -> Tables {
+/// The rows of the database behind `url` for a controller of `release` in namespace `ns`.
+pub(crate) fn tables_of(st: &State, ns: &str, url: &str, release: Release) -> Tables {
     match Backend::classify(url) {
         Backend::Etcd => st
             .etcd_for(url, ns)
             .map(|e| doc_tables(&e.data))
             .unwrap_or_default(),
-        // what the controller loads: the exported tables whose CRDs exist
-        Backend::K8s => linstor_fake::schema::exported_tables()
-            .filter(|t| st.k8s.crds.contains_key(&t.crd_name))
-            .map(|t| (t.name.clone(), st.k8s.rows(t)))
+        // what the controller loads: its exported tables, at its data version, where served
+        Backend::K8s => release
+            .exported_tables()
+            .iter()
+            .filter(|t| st.k8s.serves(t.plural(), release.data_version()))
+            .map(|t| (t.name.clone(), st.k8s.rows(t.plural(), release.data_version())))
             .collect(),
         _ => Tables::new(),
     }
 }
 
-/// Why LINSTOR cannot load the `k8s` backend completely (linstor-server#415), if it cannot.
-pub(crate) fn load_problem(st: &State, ns: &str, url: &str) -> Option<String> {
+/// Why a controller of `release` cannot load the `k8s` backend completely (linstor-server#415),
+/// if it cannot.
+pub(crate) fn load_problem(st: &State, ns: &str, url: &str, release: Release) -> Option<String> {
     if Backend::classify(url) != Backend::K8s {
         return None;
     }
-    let t = tables_of(st, ns, url);
+    let own = release.recorded().k8s_schema_version;
+    if let Some(found) = st.k8s.schema_version().filter(|v| *v > own) {
+        return Some(format!(
+            "The database was created with a newer version of Linstor than currently installed              (LinstorVersion {found}, LINSTOR {release} knows {own})"
+        ));
+    }
+    let t = tables_of(st, ns, url, release);
     if t.values().all(Vec::is_empty) {
         return Some("The database could not be restored: the k8s backend holds no LINSTOR data".into());
     }
@@ -107,6 +118,7 @@ pub(crate) struct SimLinstorApi {
 struct Backing {
     tables: Tables,
     version: String,
+    release: Release,
     deployment: String,
 }
 
@@ -169,13 +181,13 @@ impl SimLinstorApi {
             .and_then(|s| s.containers.first())
             .and_then(|c| c.image.clone())
             .unwrap_or_default();
-        let version = super::fs::image_version(&image)
-            .map(|(a, b, c)| format!("{a}.{b}.{c}"))
-            .unwrap_or_else(|| "1.33.3".into());
-        let tables = tables_of(&st, &self.namespace, &url);
+        let version = super::fs::linstor_version(&image);
+        let release = Release::modelling(&version);
+        let tables = tables_of(&st, &self.namespace, &url, release);
         Ok(Backing {
             tables,
             version,
+            release,
             deployment,
         })
     }
@@ -189,24 +201,23 @@ impl LinstorApi for SimLinstorApi {
 
     async fn version(&self) -> Result<ControllerVersion, RestError> {
         let b = self.backing(false)?;
-        Ok(ControllerVersion {
-            version: b.version,
-            git_hash: "4e3f1c0a5b7d9e2f6a8c1b3d5e7f9a0b2c4d6e8f".into(),
-            build_time: "2025-10-02T08:41:27+00:00".into(),
-            rest_api_version: "1.26.0".into(),
-        })
+        let answer = linstor_fake::rest::controller_version(b.release, &b.version);
+        serde_json::from_value(answer).map_err(|e| self.unreachable(&e.to_string()))
     }
 
     async fn nodes(&self) -> Result<Vec<Node>, RestError> {
-        Ok(nodes(&self.backing(true)?.tables))
+        let b = self.backing(true)?;
+        Ok(nodes(b.release, &b.tables))
     }
 
     async fn storage_pools(&self) -> Result<Vec<StoragePool>, RestError> {
-        Ok(storage_pools(&self.backing(true)?.tables))
+        let b = self.backing(true)?;
+        Ok(storage_pools(b.release, &b.tables))
     }
 
     async fn resources(&self) -> Result<Vec<Resource>, RestError> {
-        Ok(resources(&self.backing(true)?.tables))
+        let b = self.backing(true)?;
+        Ok(resources(b.release, &b.tables))
     }
 
     async fn error_reports(&self, since_ms: i64) -> Result<Vec<ErrorReport>, RestError> {

@@ -1,7 +1,9 @@
 //! The LINSTOR REST views of the simulated controller: `linstor_fake::rest` (the one model of
 //! LINSTOR's views, replayed against the recorded answers) over the database the controller
-//! loaded, with its satellites connected, in the service's REST types.
+//! loaded, in the shapes of the controller's release, with its satellites connected, in the
+//! service's REST types.
 
+use linstor_fake::Release;
 use serde::de::DeserializeOwned;
 
 use super::rest::Tables;
@@ -27,15 +29,15 @@ fn read<T: DeserializeOwned>(answers: Vec<serde_json::Value>) -> Vec<T> {
         .collect()
 }
 
-pub(crate) fn nodes(t: &Tables) -> Vec<Node> {
-    read(linstor_fake::rest::nodes(t, true))
+pub(crate) fn nodes(release: Release, t: &Tables) -> Vec<Node> {
+    read(linstor_fake::rest::nodes(release, t, true))
 }
 
-pub(crate) fn storage_pools(t: &Tables) -> Vec<StoragePool> {
+pub(crate) fn storage_pools(release: Release, t: &Tables) -> Vec<StoragePool> {
     let now = chrono::Utc::now().to_rfc3339();
-    read(linstor_fake::rest::storage_pools(t, true, &now))
+    read(linstor_fake::rest::storage_pools(release, t, true, &now))
 }
 
-pub(crate) fn resources(t: &Tables) -> Vec<Resource> {
-    read(linstor_fake::rest::resources(t, true))
+pub(crate) fn resources(release: Release, t: &Tables) -> Vec<Resource> {
+    read(linstor_fake::rest::resources(release, t, true))
 }

@@ -125,7 +125,7 @@ pub(crate) struct State {
     pub secrets: BTreeMap<Key, Secret>,
     pub services: BTreeMap<Key, Service>,
     pub pods: BTreeMap<Key, SimPod>,
-    /// By `connection_url`.
+    /// By `connection_url` (and namespace, where two installations name their etcd alike).
     pub etcd: BTreeMap<String, EtcdCluster>,
     /// The cluster's `k8s` database backend (LINSTOR's CRDs and objects, one per cluster).
     pub k8s: linstor_fake::k8s::K8sStore,

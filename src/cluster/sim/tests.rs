@@ -12,7 +12,7 @@ use crate::cluster::controller::{self, ControllerKind};
 use crate::cluster::{Cluster, ExecLine, Stream};
 use crate::linstor::export::{self, Expectation, ExportDocument};
 use crate::linstor::toml::Backend;
-use linstor_fake::schema;
+use linstor_fake::Release;
 
 pub(super) const NS: &str = "piraeus-datastore";
 pub(super) const CONTAINER: &str = "linstor-controller";
@@ -109,8 +109,9 @@ pub(super) fn summary(doc: &ExportDocument) -> export::ExportSummary {
 /// Every value has its column's JSON type; a column is left out (never `null`) only where it is
 /// nullable, as in a real export.
 fn check_types(doc: &ExportDocument) {
+    let release = Release::modelling(&doc.linstor_version);
     for t in &doc.tables {
-        let table = schema::table(&t.name).expect("known table");
+        let table = release.table(&t.name).expect("known table");
         for row in &t.data {
             assert!(row.values().all(|v| !v.is_null()), "{}: {row:?}", t.name);
             for c in &table.columns {
@@ -138,10 +139,14 @@ fn datasets_are_valid_realistic_exports() {
     let sim = sim();
     let doc = sim.etcd_dataset();
     // the 39 tables a real 1.33.3 export writes, in its order, with its header versions
-    assert_eq!(
-        doc.tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
-        schema::EXPORT_ORDER
-    );
+    let names = |doc: &ExportDocument| doc.tables.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+    let exported = |r: Release| {
+        r.exported_tables()
+            .iter()
+            .map(|t| t.name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&doc), exported(Release::V1_33_3));
     assert_eq!(
         (doc.etcd_version, doc.k8s_version, doc.sql_version.clone()),
         (Some(71), Some(30), Some("2025.12.31.23.59".into()))
@@ -201,7 +206,29 @@ fn datasets_are_valid_realistic_exports() {
     .expect("valid");
     assert!(p.total_rows() < s.total_rows());
     // deterministic
-    assert_eq!(doc, linstor_fake::dataset::piraeus());
+    assert_eq!(doc, linstor_fake::dataset::piraeus(Release::V1_33_3));
+
+    // the chart's default image: LINSTOR 1.25.1's 41 tables and header
+    let (ns, cr) = SimCluster::CHART_DEFAULT_CONTROLLER;
+    let old = sim.etcd_dataset_of(ns, cr).expect("the 1.25.1 dataset");
+    assert_eq!(names(&old), exported(Release::V1_25_1));
+    assert_eq!(
+        (
+            old.data_version.as_str(),
+            old.k8s_version,
+            old.linstor_version.as_str()
+        ),
+        ("v1-19-1", Some(17), "1.25.1")
+    );
+    check_types(&old);
+    export::validate(
+        &summary(&old),
+        &Expectation {
+            exported_from: "etcd",
+            linstor_version: Some("1.25.1"),
+        },
+    )
+    .expect("valid");
 }
 
 #[tokio::test]
@@ -209,11 +236,29 @@ async fn the_installation_is_discovered() {
     let sim = sim();
     assert!(sim.is_simulated() && sim.describe().contains("simulated cluster"));
     let found = controller::discover(&sim).await.expect("discover");
-    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found.len(), 3, "{found:?}");
     let cr = found
         .iter()
-        .find(|c| c.kind == ControllerKind::LinstorController)
+        .find(|c| c.kind == ControllerKind::LinstorController && c.namespace == SimCluster::CR_CONTROLLER.0)
         .expect("cr controller");
+    assert_eq!(cr.linstor_version.as_deref(), Some("1.33.3"));
+    // beside it, a Piraeus v1 installation on the v1.10.8 chart's default image
+    let default = found
+        .iter()
+        .find(|c| (c.namespace.as_str(), c.name.as_str()) == SimCluster::CHART_DEFAULT_CONTROLLER)
+        .expect("the chart default's controller");
+    assert_eq!(
+        (
+            default.image.as_deref(),
+            default.linstor_version.as_deref(),
+            default.backend
+        ),
+        (
+            Some("quay.io/piraeusdatastore/piraeus-server:v1.25.1"),
+            Some("1.25.1"),
+            Backend::Etcd
+        )
+    );
     assert_eq!(
         (cr.namespace.as_str(), cr.name.as_str()),
         SimCluster::CR_CONTROLLER

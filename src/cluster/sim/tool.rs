@@ -3,7 +3,9 @@
 //! in: the pod's files (ConfigMap and Secret volumes, emptyDirs), the etcd cluster its
 //! `connection_url` names (reachable while its StatefulSet has a ready pod), the cluster's `k8s`
 //! backend with the rights of the pod's ServiceAccount, the faults injected for the step, and
-//! the simulated time things take.
+//! the simulated time things take. The tool is the LINSTOR release of the pod's image: 1.25.1's
+//! lives on for its recorded minute after its last line on `k8s` (each such linger is recorded
+//! in [`super::SimEffects::tool_lingered`], by the simulation's clock).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -52,8 +54,11 @@ impl K8sApi for SimApi {
     fn user(&self) -> String {
         self.inner.user()
     }
-    async fn current_crds(&self) -> Result<std::collections::BTreeSet<String>, ApiError> {
-        self.inner.current_crds().await
+    fn config_user(&self) -> String {
+        self.inner.config_user()
+    }
+    async fn schema_version(&self) -> Result<Option<i64>, ApiError> {
+        self.inner.schema_version().await
     }
     async fn apply_crd(&self, crd: &Value) -> Result<(), ApiError> {
         self.inner.apply_crd(crd).await
@@ -61,18 +66,18 @@ impl K8sApi for SimApi {
     async fn put_schema_version(&self, version: i64) -> Result<(), ApiError> {
         self.inner.put_schema_version(version).await
     }
-    async fn delete_collection(&self, plural: &str) -> Result<(), ApiError> {
-        let r = self.inner.delete_collection(plural).await;
+    async fn delete_collection(&self, plural: &str, version: &str) -> Result<(), ApiError> {
+        let r = self.inner.delete_collection(plural, version).await;
         if r.is_ok() && !self.truncating.swap(true, Ordering::SeqCst) {
             self.inner.store.0.lock().effects.imports += 1;
         }
         r
     }
-    async fn create(&self, plural: &str, object: Value) -> Result<(), ApiError> {
-        self.inner.create(plural, object).await
+    async fn create(&self, plural: &str, version: &str, object: Value) -> Result<(), ApiError> {
+        self.inner.create(plural, version, object).await
     }
-    async fn list(&self, plural: &str) -> Result<Vec<Value>, ApiError> {
-        self.inner.list(plural).await
+    async fn list(&self, plural: &str, version: &str) -> Result<Vec<Value>, ApiError> {
+        self.inner.list(plural, version).await
     }
 }
 
@@ -144,13 +149,23 @@ impl Host for PodHost<'_> {
         self.fault
     }
     async fn wait(&self, what: Wait) {
+        if what == Wait::ExitDelay {
+            // the release's recorded minute, whatever the timing: the service must never wait for it
+            let _linger = Linger {
+                sim: self.sim,
+                since: tokio::time::Instant::now(),
+            };
+            let delay = self.release().recorded().k8s_exit_delay_s;
+            tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
+            return;
+        }
         let t = self.sim.timing();
         let d = match what {
             Wait::Export => t.export,
             Wait::Row => t.import_per_row,
             Wait::SlowRow => t.import_per_row * 10,
             Wait::EtcdGiveUp => t.etcd_give_up,
-            Wait::Start | Wait::Migrations => Duration::ZERO,
+            Wait::Start | Wait::Migrations | Wait::ExitDelay => Duration::ZERO,
         };
         // rows are paced in slices of at least a millisecond: a timer sleeps no shorter, and a
         // sleep per row of a few microseconds would make an import of 1,000 rows take seconds
@@ -169,6 +184,20 @@ impl Host for PodHost<'_> {
     }
 }
 
+/// Records how long a tool lived after its last line, when it ends or is killed.
+struct Linger<'a> {
+    sim: &'a SimCluster,
+    since: tokio::time::Instant,
+}
+
+impl Drop for Linger<'_> {
+    fn drop(&mut self) {
+        let mut st = self.sim.lock();
+        st.effects.tool_lingered.push(self.since.elapsed());
+        st.touch();
+    }
+}
+
 /// The rights of `system:serviceaccount:<ns>:<sa>` the tool needs, as the simulated RBAC says.
 fn rights(sim: &SimCluster, ns: &str, sa: &str) -> Denied {
     let st = sim.lock();
@@ -182,7 +211,7 @@ fn rights(sim: &SimCluster, ns: &str, sa: &str) -> Denied {
             denied = denied.deny(CRD_GROUP, "customresourcedefinitions", verb);
         }
     }
-    for verb in ["list", "create", "deletecollection"] {
+    for verb in ["get", "list", "create", "deletecollection"] {
         if st
             .access
             .service_account_may(ns, sa, GROUP, "*", &[verb])
@@ -265,9 +294,7 @@ pub(crate) async fn linstor_database(
             };
             st.faults.take(s, possible)
         });
-        let version = fs::image_version(&image)
-            .map(|(a, b, c)| format!("{a}.{b}.{c}"))
-            .unwrap_or_else(|| linstor_fake::VERSION.into());
+        let version = fs::linstor_version(&image);
         (version, sa, fault)
     };
     let fault = match fault {
@@ -287,6 +314,7 @@ pub(crate) async fn linstor_database(
             store: SimStore(sim.clone()),
             server: "https://10.96.0.1:443".into(),
             user: format!("system:serviceaccount:{ns}:{sa}"),
+            config_user: None,
             denied: rights(sim, ns, &sa),
         },
         truncating: AtomicBool::new(false),

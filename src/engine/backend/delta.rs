@@ -228,7 +228,7 @@ mod tests {
     use super::*;
     use crate::linstor::export::TableSummary;
     use crate::linstor::row_index::{RowEntry, RowIndex};
-    use linstor_fake::schema;
+    use linstor_fake::Release;
 
     /// The object the delta writes for a row of a table with a primary key.
     fn object_of(table: &Table, row: Row) -> K8sBackendObject {
@@ -239,7 +239,10 @@ mod tests {
     fn schema_of(names: &[&str]) -> RunSchema {
         RunSchema {
             version: "v1-31-1".into(),
-            tables: names.iter().map(|n| schema::table(n).unwrap().clone()).collect(),
+            tables: names
+                .iter()
+                .map(|n| Release::LATEST.table(n).unwrap().clone())
+                .collect(),
         }
     }
 
@@ -391,14 +394,14 @@ mod tests {
     #[test]
     fn object_names_follow_the_recorded_rule() {
         // fixtures/linstor-1.33.3/k8s/naming.txt, worked examples
-        let nodes = schema::table("NODES").unwrap();
+        let nodes = Release::LATEST.table("NODES").unwrap();
         let row: Row = serde_json::from_str(r#"{"node_name": "ALPHA", "node_flags": 0}"#).unwrap();
         // (the rule itself lives once, in linstor_model::naming)
         assert_eq!(
             object_of(nodes, row).name,
             "73ab66a033c267e00b7429bb256f6deb2734ebc4cd4ff5b564a8c9f9b2c8a719"
         );
-        let vd = schema::table("VOLUME_DEFINITIONS").unwrap();
+        let vd = Release::LATEST.table("VOLUME_DEFINITIONS").unwrap();
         let row: Row = serde_json::from_str(
             r#"{"uuid": "bc9a211a", "resource_name": "DB0", "snapshot_name": "", "vlm_nr": 1, "vlm_size": 10485760, "vlm_flags": 0}"#,
         )

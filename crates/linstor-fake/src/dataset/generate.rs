@@ -1,11 +1,15 @@
-//! Realistic LINSTOR 1.33 databases in the real export format, generated deterministically by
-//! the rules the real controller imposes (tests/fixtures/linstor-1.33.3/dataset-rules.txt): satellites with storage pools, resource groups, CSI volumes (`pvc-<uuid>`)
-//! with two replicas and a diskless tie-breaker, their layer data, many properties and LINSTOR's
-//! default security objects. Names are stored upper case with the display name beside them.
+//! Realistic LINSTOR databases in a release's export format, generated deterministically by the
+//! rules the real controller imposes (`dataset-rules.txt` of the 1.33.3 recordings): satellites
+//! with storage pools, resource groups, CSI volumes (`pvc-<uuid>`) with two replicas and a
+//! diskless tie-breaker, their layer data, many properties and LINSTOR's default security
+//! objects. Names are stored upper case with the display name beside them. The release decides
+//! the tables and columns (a column it does not have is left out), the header, and the property
+//! instance names.
 
 use std::collections::BTreeMap;
 
-use crate::schema;
+use crate::Release;
+use crate::release::PropsNaming;
 use base64::Engine as _;
 use linstor_model::export::{ExportDocument, ExportTable, Row, without_nulls};
 use serde_json::{Value, json};
@@ -46,19 +50,29 @@ impl Rng {
 pub struct Builder {
     tables: BTreeMap<String, Vec<Row>>,
     pub rng: Rng,
+    pub release: Release,
 }
 
 impl Builder {
-    fn new(seed: u64) -> Self {
+    fn new(seed: u64, release: Release) -> Self {
         Self {
             tables: BTreeMap::new(),
             rng: Rng::new(seed),
+            release,
         }
     }
 
-    /// Adds a row given as `(COLUMN, value)`; columns left out are null.
+    /// The release's property instance names.
+    pub fn props(&self) -> PropsNaming {
+        self.release.facts().props
+    }
+
+    /// Adds a row given as `(COLUMN, value)`; columns left out are null, columns the release's
+    /// table does not have are dropped, and so is a row of a table it does not have.
     pub fn add(&mut self, table: &str, values: &[(&str, Value)]) {
-        let Some(t) = schema::table(table) else { return };
+        let Some(t) = self.release.table(table) else {
+            return;
+        };
         let given: BTreeMap<&str, &Value> = values.iter().map(|(k, v)| (*k, v)).collect();
         let row: Row = t
             .columns
@@ -78,7 +92,7 @@ impl Builder {
         self.tables.entry(table.to_string()).or_default().push(row);
     }
 
-    /// One property of a props container (`/NODES/K8S-WORKER-1`, ...).
+    /// One property of a props container (`/NODES/K8S-WORKER-1`, ...; see [`Self::props`]).
     pub fn prop(&mut self, instance: &str, key: &str, value: &str) {
         self.add(
             "PROPS_CONTAINERS",
@@ -90,13 +104,16 @@ impl Builder {
         );
     }
 
-    /// The document as the real 1.33.3 exports it: its header versions, the 39 exported tables
-    /// in its order (the four it never writes dropped), null columns left out.
+    /// The document as the release exports it: its header versions, its exported tables in its
+    /// order (the four it never writes dropped), null columns left out.
     fn finish(self, linstor_version: &str, timestamp_ms: i64) -> ExportDocument {
         let mut tables = self.tables;
-        let mut doc = crate::fact_sheet::empty_1_33_3("etcd", timestamp_ms);
+        let mut doc = self.release.empty_export("etcd", timestamp_ms);
         doc.linstor_version = linstor_version.into();
-        doc.tables = schema::exported_tables()
+        doc.tables = self
+            .release
+            .exported_tables()
+            .iter()
             .map(|t| ExportTable {
                 data: tables
                     .remove(&t.name)
@@ -123,20 +140,25 @@ pub struct Spec<'a> {
     pub seed: u64,
     pub nodes: &'a [&'a str],
     pub resources: usize,
+    /// The LINSTOR version in the header; the release that plays it decides the shape.
     pub linstor_version: &'a str,
     pub subnet: &'a str,
 }
 
-/// The etcd data of a Piraeus-managed controller (4 satellites, 18 CSI volumes, LINSTOR 1.33.3).
-pub fn piraeus() -> ExportDocument {
+/// The etcd data of a Piraeus-managed controller of `release` (4 satellites, 18 CSI volumes).
+pub fn piraeus(release: Release) -> ExportDocument {
     generate(&Spec {
         seed: 0x00c0_ffee,
         nodes: &PIRAEUS_NODES,
         resources: 18,
-        linstor_version: "1.33.3",
+        linstor_version: release.version(),
         subnet: "192.168.122",
     })
 }
+
+/// The LINSTOR version of the plain controller Deployment: one without recordings, played by the
+/// nearest recorded release (1.33.3).
+pub const PLAIN_VERSION: &str = "1.32.3";
 
 /// The etcd data of a plain controller Deployment (3 satellites, 8 volumes, LINSTOR 1.32.3).
 pub fn plain() -> ExportDocument {
@@ -144,14 +166,16 @@ pub fn plain() -> ExportDocument {
         seed: 0x0051_0a6e,
         nodes: &PLAIN_NODES,
         resources: 8,
-        linstor_version: "1.32.3",
+        linstor_version: PLAIN_VERSION,
         subnet: "10.20.0",
     })
 }
 
 /// The database `spec` describes.
 pub(super) fn generate(spec: &Spec<'_>) -> ExportDocument {
-    let mut b = Builder::new(spec.seed);
+    let release = Release::modelling(spec.linstor_version);
+    let mut b = Builder::new(spec.seed, release);
+    let names = b.props();
     // DRBD ports are 7000 + the resource's index: the range grows past 7999 with the resources
     let tcp_ports = format!("7000-{}", 7999.max(7000 + spec.resources.saturating_sub(1)));
     let mut protected: Vec<String> = Vec::new();
@@ -169,13 +193,18 @@ pub(super) fn generate(spec: &Spec<'_>) -> ExportDocument {
         ("netcom/SslConnector/enabled", "false"),
         ("netcom/SslConnector/port", "3377"),
         ("netcom/SslConnector/type", "ssl"),
-        ("DrbdOptions/auto-quorum", "io-error"),
         ("DrbdOptions/Net/max-buffers", "10000"),
         ("TcpPortAutoRange", tcp_ports.as_str()),
         ("MinorNrAutoRange", "1000-49999"),
     ] {
-        b.prop("/CTRL", k, v);
+        b.prop(names.ctrl, k, v);
     }
+    let (on_satellites, quorum) = release.facts().quorum_policy;
+    b.prop(
+        if on_satellites { names.stlt } else { names.ctrl },
+        quorum,
+        "io-error",
+    );
 
     for (pool, dsp) in [
         ("DFLTDISKLESSSTORPOOL", "DfltDisklessStorPool"),
@@ -234,7 +263,7 @@ pub(super) fn generate(spec: &Spec<'_>) -> ExportDocument {
                     ("FLAGS", json!(0)),
                 ],
             );
-            let inst = format!("/RSC_GRPS/{name}");
+            let inst = format!("{}{name}", names.rsc_grps);
             b.prop(&inst, "DrbdOptions/Resource/quorum", "majority");
             b.prop(&inst, "DrbdOptions/Resource/on-no-quorum", "suspend-io");
             b.prop(&inst, "DrbdOptions/Net/allow-two-primaries", "yes");
@@ -250,7 +279,7 @@ pub(super) fn generate(spec: &Spec<'_>) -> ExportDocument {
             ("KVS_DSP_NAME", json!("linstor-csi")),
         ],
     );
-    b.prop("/KVS/LINSTOR-CSI", "csi/version", "v1.6.4");
+    b.prop(&format!("{}LINSTOR-CSI", names.kvs), "csi/version", "v1.6.4");
     protected.push("/keyvaluestores/LINSTOR-CSI".into());
 
     super::nodes::nodes(&mut b, spec, &mut protected);
@@ -270,8 +299,8 @@ pub(super) fn generate(spec: &Spec<'_>) -> ExportDocument {
             ],
         );
     }
-    // no TRACKING_DATE row: LINSTOR 1.33 exports none (the table has no export driver; the
-    // recorded export-etcd.json of fixtures/linstor-1.33.3 has no such table)
+    // no TRACKING_DATE row: LINSTOR exports none (the table has no export driver; neither
+    // recorded export-etcd.json has such a table)
     for path in &protected {
         dataset_sec::protect(&mut b, path);
     }

@@ -28,7 +28,8 @@ pub fn resources(b: &mut Builder, spec: &Spec<'_>, rg: &str, protected: &mut Vec
                 ("RESOURCE_GROUP_NAME", json!(rg)),
             ],
         );
-        let rd = format!("/RSC_DFNS/{rsc}");
+        let names = b.props();
+        let rd = format!("{}{rsc}", names.rsc_dfns);
         let pvc_ns = ["default", "monitoring", "gitlab", "postgres"][r % 4];
         b.prop(
             &rd,
@@ -56,7 +57,7 @@ pub fn resources(b: &mut Builder, spec: &Spec<'_>, rg: &str, protected: &mut Vec
             ],
         );
         let gi = format!("{:016X}", b.rng.next());
-        b.prop(&format!("/VLM_DFNS/{rsc}/0"), "DrbdCurrentGi", &gi);
+        b.prop(&format!("{}{rsc}/0", names.vlm_dfns), "DrbdCurrentGi", &gi);
         let secret = b.rng.alnum(20);
         b.add(
             "LAYER_DRBD_RESOURCE_DEFINITIONS",
@@ -109,8 +110,8 @@ pub fn resources(b: &mut Builder, spec: &Spec<'_>, rg: &str, protected: &mut Vec
             } else {
                 ("LVM-THIN", "lvm-thin", "LVM_THIN")
             };
-            b.prop(&format!("/RSCS/{node}/{rsc}"), "StorPoolName", pool_dsp);
-            let vlm = format!("/VLMS/{node}/{rsc}/0");
+            b.prop(&format!("{}{node}/{rsc}", names.rscs), "StorPoolName", pool_dsp);
+            let vlm = format!("{}{node}/{rsc}/0", names.vlms);
             b.prop(
                 &vlm,
                 "Satellite/Device/Symlinks/0",
@@ -208,7 +209,8 @@ pub fn nodes(b: &mut Builder, spec: &Spec<'_>, protected: &mut Vec<String>) {
                 ("STLT_CONN_ENCR_TYPE", json!("PLAIN")),
             ],
         );
-        let inst = format!("/NODES/{name}");
+        let names = b.props();
+        let inst = format!("{}{name}", names.nodes);
         b.prop(&inst, "CurStltConnName", "default");
         b.prop(&inst, "NodeUname", node);
         b.prop(&inst, "Aux/topology/kubernetes.io/hostname", node);
@@ -237,7 +239,7 @@ pub fn nodes(b: &mut Builder, spec: &Spec<'_>, protected: &mut Vec<String>) {
                 ],
             );
             if driver == "LVM_THIN" {
-                let sp = format!("/STOR_POOLS/{name}/{pool}");
+                let sp = format!("{}{name}/{pool}", names.stor_pools);
                 b.prop(&sp, "StorDriver/LvmVg", "linstor_vg");
                 b.prop(&sp, "StorDriver/ThinPool", "thinpool");
                 b.prop(&sp, "StorDriver/StorPoolName", "linstor_vg/thinpool");

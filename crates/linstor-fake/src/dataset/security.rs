@@ -1,7 +1,7 @@
-//! LINSTOR's security objects in a generated database, as the real 1.33.3 writes them
+//! LINSTOR's security objects in a generated database, as the real LINSTOR writes them
 //! (dataset-rules.txt rule 2): the default identities, roles, types, rules and configuration and
 //! the protection of the controller's own objects and default pool/group are taken verbatim from
-//! the recorded export (`linstor_fake::dataset::recorded()`); every other object gets one
+//! the release's recorded export ([`super::recorded`]); every other object gets one
 //! `SEC_OBJECT_PROTECTION` row (PUBLIC) and one `SEC_ACL_MAP` row (PUBLIC, access 15).
 
 use serde_json::json;
@@ -32,7 +32,7 @@ fn is_default_object(path: &str) -> bool {
 
 /// The rows every LINSTOR database starts with.
 pub fn defaults(b: &mut Builder) {
-    let recorded = super::recorded();
+    let recorded = super::recorded(b.release);
     for t in &recorded.tables {
         let keep = |row: &linstor_model::export::Row| {
             DEFAULT_TABLES.contains(&t.name.as_str())

@@ -7,6 +7,7 @@
 use linstor_model::export::ExportDocument;
 
 use super::generate::{Spec, generate};
+use crate::Release;
 
 /// How many satellites a database of about `rows` rows has (timing.txt, section E).
 fn satellites_for(rows: usize) -> usize {
@@ -17,10 +18,10 @@ fn satellites_for(rows: usize) -> usize {
     }
 }
 
-/// A Piraeus-managed controller's etcd data (LINSTOR 1.33.3) with about `target_rows` rows,
-/// following every rule of dataset-rules.txt that [`super::piraeus`] follows. The same size
-/// always gives the same document.
-pub fn sized(target_rows: usize) -> ExportDocument {
+/// A Piraeus-managed controller's etcd data of `release` with about `target_rows` rows,
+/// following every rule of dataset-rules.txt that [`super::piraeus`] follows. The same release and
+/// size always give the same document.
+pub fn sized(release: Release, target_rows: usize) -> ExportDocument {
     let names: Vec<String> = (1..=satellites_for(target_rows))
         .map(|i| format!("k8s-worker-{i}"))
         .collect();
@@ -29,7 +30,7 @@ pub fn sized(target_rows: usize) -> ExportDocument {
         seed: 0x5172_ed00 ^ target_rows as u64,
         nodes: &nodes,
         resources,
-        linstor_version: "1.33.3",
+        linstor_version: release.version(),
         subnet: "10.42.0",
     };
     // the rows of the cluster without volumes, and what one volume adds
@@ -43,7 +44,6 @@ pub fn sized(target_rows: usize) -> ExportDocument {
 mod tests {
     use std::collections::BTreeSet;
 
-    use crate::schema;
     use linstor_model::export::Row;
     use linstor_model::naming::key_text;
     use serde_json::Value;
@@ -62,8 +62,9 @@ mod tests {
     /// checked for without the real controller), plus duplicate primary keys.
     fn rule_violations(doc: &ExportDocument) -> Vec<String> {
         let mut out = Vec::new();
-        let reference = crate::fact_sheet::empty_1_33_3("etcd", 0);
-        // 9: header versions as 1.33.3 writes them
+        let release = Release::modelling(&doc.linstor_version);
+        let reference = release.empty_export("etcd", 0);
+        // 9: header versions as the release writes them
         if (
             &doc.data_version,
             &doc.sql_version,
@@ -77,14 +78,18 @@ mod tests {
         ) {
             out.push("9: header versions".into());
         }
-        // 10: the 39 exported tables in the real export's order
+        // 10: the release's exported tables in the real export's order
         let names: Vec<&str> = doc.tables.iter().map(|t| t.name.as_str()).collect();
-        let want: Vec<&str> = schema::exported_tables().map(|t| t.name.as_str()).collect();
+        let want: Vec<&str> = release
+            .exported_tables()
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
         if names != want {
             out.push(format!("10: tables {names:?}"));
         }
         for t in &doc.tables {
-            let table = schema::table(&t.name).expect("a known table");
+            let table = release.table(&t.name).expect("a known table");
             let keys: BTreeSet<String> = t
                 .data
                 .iter()
@@ -179,19 +184,69 @@ mod tests {
 
     #[test]
     fn the_checker_accepts_the_presets() {
-        assert_eq!(rule_violations(&super::super::piraeus()), Vec::<String>::new());
+        for release in Release::ALL {
+            assert_eq!(
+                rule_violations(&super::super::piraeus(release)),
+                Vec::<String>::new()
+            );
+        }
         assert_eq!(rule_violations(&super::super::plain()), Vec::<String>::new());
     }
 
     #[test]
     fn sizes_land_near_their_targets_and_follow_the_rules() {
-        for target in [1_000, 20_000, 100_000] {
-            let doc = sized(target);
-            let rows = doc.total_rows();
-            let off = rows.abs_diff(target) as f64 / target as f64;
-            assert!(off < 0.05, "{target}: {rows} rows");
-            assert_eq!(rule_violations(&doc), Vec::<String>::new(), "{target} rows");
+        for release in Release::ALL {
+            for target in [1_000, 20_000, 100_000] {
+                let doc = sized(release, target);
+                let rows = doc.total_rows();
+                let off = rows.abs_diff(target) as f64 / target as f64;
+                assert!(off < 0.05, "{release} {target}: {rows} rows");
+                assert_eq!(
+                    rule_violations(&doc),
+                    Vec::<String>::new(),
+                    "{release} {target} rows"
+                );
+            }
         }
-        assert_eq!(sized(1_000), sized(1_000), "deterministic");
+        assert_eq!(
+            sized(Release::V1_25_1, 1_000),
+            sized(Release::V1_25_1, 1_000),
+            "deterministic"
+        );
+    }
+
+    #[test]
+    fn each_release_has_its_shape_and_property_names() {
+        for release in Release::ALL {
+            let doc = super::super::piraeus(release);
+            assert_eq!(doc.linstor_version, release.version());
+            assert_eq!(doc.data_version, release.data_version());
+            assert_eq!(doc.tables.len(), release.recorded().export_tables);
+            let instances: BTreeSet<&str> = rows(&doc, "PROPS_CONTAINERS")
+                .iter()
+                .map(|r| text(r, "props_instance"))
+                .collect();
+            let props = release.facts().props;
+            assert!(instances.contains(props.ctrl), "{release}: {instances:?}");
+            for prefix in [
+                props.rsc_dfns,
+                props.rscs,
+                props.vlms,
+                props.stor_pools,
+                props.kvs,
+            ] {
+                assert!(
+                    instances.iter().any(|i| i.starts_with(prefix)),
+                    "{release}: {prefix}"
+                );
+            }
+        }
+        let old = super::super::piraeus(Release::V1_25_1);
+        assert!(
+            rows(&old, "LAYER_DRBD_RESOURCES")
+                .iter()
+                .all(|r| !r.contains_key("tcp_port_list"))
+        );
+        assert_eq!(old.table("LAYER_OPENFLEX_VOLUMES").map(|t| t.data.len()), Some(0));
     }
 }

@@ -1,5 +1,5 @@
-//! `linstor-database`'s command line as picocli parses it in LinstorDatabaseTool 1.33.3
-//! (recorded: tool/05, 05b, 06, 07): two subcommands with `-c/--config-directory` and one path;
+//! `linstor-database`'s command line as picocli parses it in LinstorDatabaseTool, the same in
+//! 1.25.1 and 1.33.3 (recorded: tool/05, 05b, 06, 07 of both): two subcommands with `-c/--config-directory` and one path;
 //! there is no `--help` or `--version` option. Every argument error prints a message and the
 //! usage on stderr and the process **exits 0**.
 

@@ -1,24 +1,28 @@
-//! `linstor-database` of LINSTOR 1.33.3 (recorded: tests/fixtures/linstor-1.33.3/tool): its
-//! arguments ([`cli`]), its output (all log lines on stdout in `HH:MM:SS.mmm [main] INFO
+//! `linstor-database` of each recorded release (recorded: `tests/fixtures/linstor-<version>/tool`):
+//! its arguments ([`cli`]), its output (all log lines on stdout in `HH:MM:SS.mmm [main] INFO
 //! LINSTOR/linstor-db -- SYSTEM - ...`, the first line `Loading configuration file "..."` when a
 //! `linstor.toml` exists), its exit codes (0 also on argument errors, 1 with one Java stack trace on
-//! stderr for every runtime failure, [`trace`]), and what it does: an export writes one line of
-//! JSON; an import reads and checks the file before it connects, then runs [`crate::k8s::import`].
-//! A missing `linstor.toml` falls back without a word to H2 and fails there. An unreachable etcd
-//! fails after about 60 s. The world (files, etcd, the API server, time) comes from a [`Host`].
+//! stderr for every runtime failure, [`trace`]), and what it does ([`run`], its database work in
+//! `database.rs`): an export writes one line of JSON in the release's shape; an import reads and
+//! checks the file before it connects (an export of a newer LINSTOR is refused), then runs
+//! [`crate::k8s::import`]. A missing
+//! `linstor.toml` falls back without a word to H2 and fails there. An unreachable etcd fails after
+//! about 60 s. On the `k8s` backend 1.25.1's process lives on for about 60 s after its last line,
+//! finished or failed ([`Wait::ExitDelay`]). The world (files, etcd, the API server, time) comes
+//! from a [`Host`]; which release the tool is, from the host's version (the image's).
 
 pub mod cli;
+mod database;
 pub mod trace;
 
-use crate::schema;
 use async_trait::async_trait;
-use linstor_model::export::{ExportDocument, ExportTable, Row, without_nulls};
-use linstor_model::naming;
+use linstor_model::export::ExportDocument;
 
+use crate::Release;
 use crate::config::{self, DEFAULT_H2_URL, Database};
-use crate::k8s::{self, K8sApi};
+use crate::k8s::K8sApi;
 use cli::{Command, Invocation};
-use trace::Failure;
+use database::Run;
 
 /// Injected failures (the cluster suite's and the engine tests' faults).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +50,7 @@ pub enum Wait {
     Start,
     /// The etcd client giving up on an unreachable server (about 60 s).
     EtcdGiveUp,
-    /// A fresh cluster's CRDs and 30 schema migrations (about 35-40 s).
+    /// A cluster's CRDs and schema migrations (1.33.3: about 35-40 s on a fresh cluster).
     Migrations,
     /// One created object (180-340 rows/s).
     Row,
@@ -54,6 +58,9 @@ pub enum Wait {
     SlowRow,
     /// Reading the source of an export (etcd 1-2 s, k8s one LIST per CRD).
     Export,
+    /// The process living on after its last line on the `k8s` backend, its work done (1.25.1:
+    /// about 60 s, [`linstor_model::versions::Recorded::k8s_exit_delay_s`]).
+    ExitDelay,
 }
 
 /// The world the tool runs in.
@@ -78,8 +85,10 @@ pub trait Host: Send + Sync {
     /// The API server as the tool's client reaches it (`KUBECONFIG` or in-cluster).
     fn k8s(&self) -> Option<&dyn K8sApi>;
     /// The LINSTOR version of the tool (the image's).
-    fn version(&self) -> String {
-        crate::VERSION.to_string()
+    fn version(&self) -> String;
+    /// The release that behaves as that version.
+    fn release(&self) -> Release {
+        Release::modelling(&self.version())
     }
     /// The fault armed for this run of `command`, if any.
     fn fault(&self, command: Command) -> Option<Fault>;
@@ -102,11 +111,12 @@ async fn log(host: &dyn Host, message: &str) {
     host.out(line).await;
 }
 
-/// The netty warning every gRPC (etcd) and vert.x (k8s) client start prints.
+/// The netty warning every gRPC (etcd) and vert.x (`k8s` of 1.33.3) client start prints.
 async fn mac_warning(host: &dyn Host, db: &Database) {
     let thread = match db {
         Database::Etcd(_) => "grpc-default-executor-0",
-        _ => "vert.x-eventloop-thread-1",
+        Database::K8s if host.release().facts().k8s_client_mac_warning => "vert.x-eventloop-thread-1",
+        _ => return,
     };
     let bytes: Vec<String> = uuid::Uuid::new_v4().as_bytes()[..8]
         .iter()
@@ -125,8 +135,11 @@ async fn mac_warning(host: &dyn Host, db: &Database) {
     host.out(line).await;
 }
 
-const STARTUP: [&str; 8] = [
-    "ErrorReporter DB version 1 found.",
+/// The error reporter's database in the working directory: the first run there creates it
+/// (recorded: 1.25.1's tool/01, `new files in <cwd>/logs: ['error-report.mv.db']`).
+const ERROR_REPORT_DB: &str = "logs/error-report.mv.db";
+
+const STARTUP: [&str; 7] = [
     "Log directory set to: './logs'",
     "Attempting dynamic load of extension module \"com.linbit.linstor.modularcrypto.FipsCryptoModule\"",
     "Extension module \"com.linbit.linstor.modularcrypto.FipsCryptoModule\" is not installed",
@@ -135,6 +148,19 @@ const STARTUP: [&str; 8] = [
     "Attempting dynamic load of extension module \"com.linbit.linstor.spacetracking.ControllerSpaceTrackingModule\"",
     "Extension module \"com.linbit.linstor.spacetracking.ControllerSpaceTrackingModule\" is not installed",
 ];
+
+async fn start_up(host: &dyn Host) {
+    if host.read(ERROR_REPORT_DB).await.is_ok() {
+        log(host, "ErrorReporter DB version 1 found.").await;
+    } else {
+        log(host, "ErrorReporter DB first time init.").await;
+        // best effort, as H2 creating its file
+        let _ = host.write(ERROR_REPORT_DB, Vec::new()).await;
+    }
+    for line in STARTUP {
+        log(host, line).await;
+    }
+}
 
 /// Runs `linstor-database ARGS` (without the program name); returns the exit code.
 pub async fn run(args: &[String], host: &dyn Host) -> i32 {
@@ -161,9 +187,7 @@ pub async fn run(args: &[String], host: &dyn Host) -> i32 {
         let shown = host.absolute(&toml_path);
         host.out(format!("Loading configuration file \"{shown}\"")).await;
     }
-    for line in STARTUP {
-        log(host, line).await;
-    }
+    start_up(host).await;
     let url = match toml.map(|t| config::connection_url(&String::from_utf8_lossy(&t))) {
         None => None,
         Some(Ok(url)) => url,
@@ -201,29 +225,38 @@ pub async fn run(args: &[String], host: &dyn Host) -> i32 {
         }
         Database::H2(u) | Database::Sql(u) => {
             log(host, "Initializing the database connection pool").await;
-            log(
-                host,
-                &format!("SQL database connection URL is \"{u};DB_CLOSE_ON_EXIT=FALSE\""),
-            )
-            .await;
+            let suffix = host.release().facts().h2_url_suffix;
+            log(host, &format!("SQL database connection URL is \"{u}{suffix}\"")).await;
         }
     }
     if fault == Some(Fault::Hang) {
         std::future::pending::<()>().await;
     }
-    let result = match command {
-        Command::Export => export(host, &db, &file, fault).await,
-        Command::Import => import(host, &db, &file, fault).await,
+    let mut run = Run {
+        host,
+        db: &db,
+        fault,
+        release: host.release(),
+        client_started: false,
     };
-    match result {
+    let result = match command {
+        Command::Export => run.export(&file).await,
+        Command::Import => run.import(&file).await,
+    };
+    let code = match result {
         Ok(()) => 0,
         Err(failure) => {
-            for line in trace::lines(command, &failure) {
+            for line in trace::lines(run.release, command, &failure) {
                 host.err(line).await;
             }
             1
         }
+    };
+    // a client that lingers keeps the process alive after its last line, finished or failed
+    if run.client_started && run.release.recorded().k8s_exit_delay_s > 0 {
+        host.wait(Wait::ExitDelay).await;
     }
+    code
 }
 
 async fn usage(host: &dyn Host, message: Option<String>, command: Option<Command>) {
@@ -233,199 +266,4 @@ async fn usage(host: &dyn Host, message: Option<String>, command: Option<Command
     for line in cli::usage(command).lines() {
         host.err(line.to_string()).await;
     }
-}
-
-/// Rows sorted by their primary-key string, as etcd returns them (by key).
-fn etcd_order(table: &schema::Table, mut rows: Vec<Row>) -> Vec<Row> {
-    rows.sort_by_cached_key(|r| naming::key_text(table, r).unwrap_or_default());
-    rows
-}
-
-/// The document an export writes: the 39 exported tables in order, nulls left out.
-fn document(
-    exported_from: &str,
-    version: String,
-    tables: Vec<(&'static schema::Table, Vec<Row>)>,
-) -> ExportDocument {
-    let mut doc = crate::fact_sheet::empty_1_33_3(exported_from, chrono::Utc::now().timestamp_millis());
-    doc.linstor_version = version;
-    for (t, rows) in tables {
-        if let Some(out) = doc.tables.iter_mut().find(|x| x.name == t.name) {
-            out.data = rows.into_iter().map(without_nulls).collect();
-        }
-    }
-    doc
-}
-
-fn tables_of(doc: &ExportDocument) -> Vec<(&'static schema::Table, Vec<Row>)> {
-    doc.tables
-        .iter()
-        .filter_map(|t: &ExportTable| Some((schema::table(&t.name)?, t.data.clone())))
-        .collect()
-}
-
-async fn export(host: &dyn Host, db: &Database, file: &str, fault: Option<Fault>) -> Result<(), Failure> {
-    let doc = match db {
-        Database::Etcd(url) => {
-            mac_warning(host, db).await;
-            let data = match fault {
-                Some(Fault::Exit1) => None,
-                _ => host.etcd(url).await,
-            };
-            let Some(data) = data else {
-                if fault != Some(Fault::Exit1) {
-                    host.wait(Wait::EtcdGiveUp).await;
-                }
-                return Err(Failure::EtcdUnreachable);
-            };
-            host.wait(Wait::Export).await;
-            let tables = tables_of(&data)
-                .into_iter()
-                .map(|(t, rows)| (t, etcd_order(t, rows)))
-                .collect();
-            document("etcd", host.version(), tables)
-        }
-        Database::K8s => {
-            mac_warning(host, db).await;
-            let Some(api) = host.k8s() else {
-                return Err(Failure::EtcdUnreachable);
-            };
-            host.wait(Wait::Export).await;
-            let server = api.server();
-            if fault == Some(Fault::Exit1) {
-                return Err(Failure::Table(server, injected()));
-            }
-            let tables = k8s::read_tables(api)
-                .await
-                .map_err(|e| Failure::Table(server, e))?;
-            document("k8s", host.version(), tables)
-        }
-        Database::H2(_) | Database::Sql(_) => return Err(Failure::H2NoSchema),
-    };
-    let bytes = serde_json::to_vec(&doc).unwrap_or_default();
-    let bytes = match fault {
-        Some(Fault::Partial | Fault::Corrupt) => bytes[..bytes.len() / 2].to_vec(),
-        _ => bytes,
-    };
-    if let Err(e) = host.write(file, bytes).await {
-        return Err(Failure::FileNotFound(format!("{} ({e})", host.absolute(file))));
-    }
-    if fault == Some(Fault::Partial) {
-        return Err(Failure::EtcdUnreachable);
-    }
-    log(host, "Export finished").await;
-    Ok(())
-}
-
-/// Paces an import row by row through the host.
-struct RowPace<'a> {
-    host: &'a dyn Host,
-    slow: bool,
-}
-
-#[async_trait]
-impl k8s::Pace for RowPace<'_> {
-    async fn row(&self, done: usize) {
-        let slow = self.slow && done > 1;
-        self.host.wait(if slow { Wait::SlowRow } else { Wait::Row }).await;
-    }
-}
-
-/// The 500 an injected fault answers with.
-fn injected() -> k8s::ApiError {
-    k8s::ApiError {
-        method: "POST",
-        path: format!("/apis/{}/{}", k8s::GROUP, schema::DATA_VERSION),
-        code: 500,
-        message: "etcdserver: request timed out (injected fault)".into(),
-        forbidden: None,
-    }
-}
-
-/// `major.minor.patch` of a version string.
-fn version(v: &str) -> Option<(u32, u32, u32)> {
-    let mut it = v
-        .trim()
-        .trim_start_matches('v')
-        .split(['-', '+'])
-        .next()?
-        .split('.');
-    let mut n = || it.next().and_then(|p| p.parse::<u32>().ok());
-    Some((n()?, n().unwrap_or(0), n().unwrap_or(0)))
-}
-
-/// Where a JSON text ends early: the column after the last byte, or `None` when it is complete.
-fn eof_column(bytes: &[u8], e: &serde_json::Error) -> Option<usize> {
-    e.is_eof().then(|| bytes.len() + 1)
-}
-
-async fn import(host: &dyn Host, db: &Database, file: &str, fault: Option<Fault>) -> Result<(), Failure> {
-    let shown = host.absolute(file);
-    if matches!(db, Database::H2(_) | Database::Sql(_)) {
-        return Err(Failure::H2NoSchema);
-    }
-    let bytes = host
-        .read(file)
-        .await
-        .map_err(|_| Failure::FileNotFound(shown.clone()))?;
-    let doc: ExportDocument = serde_json::from_slice(&bytes).map_err(|e| match eof_column(&bytes, &e) {
-        Some(column) => Failure::JsonEof {
-            file: shown.clone(),
-            column,
-        },
-        None => Failure::JsonEof {
-            file: shown.clone(),
-            column: e.column(),
-        },
-    })?;
-    let tool = host.version();
-    if version(&doc.linstor_version).is_none_or(|v| version(&tool).is_some_and(|t| v > t)) {
-        return Err(Failure::NewerExport {
-            version: tool,
-            export_version: doc.linstor_version.clone(),
-        });
-    }
-    mac_warning(host, db).await;
-    let Database::K8s = db else {
-        // etcd imports are not modelled (the service never imports into etcd)
-        return Err(Failure::EtcdUnreachable);
-    };
-    let Some(api) = host.k8s() else {
-        return Err(Failure::EtcdUnreachable);
-    };
-    let server = api.server();
-    let mut tables = tables_of(&doc);
-    let total: usize = tables.iter().map(|(_, r)| r.len()).sum();
-    if fault == Some(Fault::Partial) {
-        let mut left = total / 2;
-        for (_, rows) in &mut tables {
-            let keep = rows.len().min(left);
-            rows.truncate(keep);
-            left -= keep;
-        }
-    }
-    if fault == Some(Fault::Exit1) {
-        return Err(Failure::Table(server, injected()));
-    }
-    let current = api
-        .current_crds()
-        .await
-        .map_err(|e| Failure::Table(server.clone(), e))?;
-    if current.len() < k8s::crd_names().len() {
-        host.wait(Wait::Migrations).await;
-    }
-    let pace = RowPace {
-        host,
-        slow: fault == Some(Fault::Slow),
-    };
-    match k8s::import(api, &tables, &pace).await {
-        Err(e) if e.path.contains("customresourcedefinitions") => return Err(Failure::CrdApply(server, e)),
-        Err(e) => return Err(Failure::Table(server, e)),
-        Ok(_) => {}
-    }
-    if fault == Some(Fault::Partial) {
-        return Err(Failure::Table(server, injected()));
-    }
-    log(host, "Import finished").await;
-    Ok(())
 }

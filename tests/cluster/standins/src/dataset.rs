@@ -3,21 +3,23 @@
 
 use std::path::Path;
 
+use linstor_fake::Release;
 use linstor_migrator::linstor::export::ExportDocument;
 
 /// Which generated database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Preset {
-    /// The Piraeus-managed controller `piraeus-datastore/piraeus-op-cs` (4 nodes, 18 volumes).
+    /// The Piraeus-managed controller `piraeus-datastore/piraeus-op-cs` (4 nodes, 18 volumes), of
+    /// a LINSTOR release.
     Piraeus,
     /// The plain controller Deployment `storage/linstor-controller` (3 nodes, LINSTOR 1.32.3).
     Plain,
 }
 
-/// The etcd export of `preset`.
-pub fn generate(preset: Preset) -> ExportDocument {
+/// The etcd export of `preset` (the Piraeus one of `release`; the plain one is of 1.32.3).
+pub fn generate(preset: Preset, release: Release) -> ExportDocument {
     match preset {
-        Preset::Piraeus => linstor_fake::dataset::piraeus(),
+        Preset::Piraeus => linstor_fake::dataset::piraeus(release),
         Preset::Plain => linstor_fake::dataset::plain(),
     }
 }
@@ -34,12 +36,14 @@ mod tests {
 
     #[test]
     fn presets_are_full_etcd_exports() {
-        let doc = generate(Preset::Piraeus);
-        assert_eq!(doc.exported_from, "etcd");
-        // the 39 tables a real 1.33.3 export writes (linstor-fake's generator)
-        assert_eq!(doc.tables.len(), 39);
-        let nodes = doc.tables.iter().find(|t| t.name == "NODES").unwrap();
-        assert!(!nodes.data.is_empty());
-        assert_ne!(generate(Preset::Plain), doc);
+        for release in Release::ALL {
+            let doc = generate(Preset::Piraeus, release);
+            assert_eq!(doc.exported_from, "etcd");
+            // the tables a real export of the release writes (linstor-fake's generator)
+            assert_eq!(doc.tables.len(), release.recorded().export_tables);
+            let nodes = doc.tables.iter().find(|t| t.name == "NODES").unwrap();
+            assert!(!nodes.data.is_empty());
+            assert_ne!(generate(Preset::Plain, release), doc);
+        }
     }
 }

@@ -12,6 +12,10 @@
 //! Only paths under `root` are written; mounts elsewhere (`/logs`, `/tmp`) are left alone, so a
 //! test can never overwrite machine files. Volumes are written once per pod (a running pod
 //! would see later ConfigMap changes only after a kubelet sync; nothing here needs that).
+//!
+//! What a container runs is its image: the image of the pod's container is written to
+//! [`IMAGE_FILE`] under `root`, where the `linstor-database` stand-in takes its LINSTOR version
+//! from (the migration pod runs the controller's image).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -25,6 +29,8 @@ use kube::runtime::watcher::{self, Event};
 
 /// The annotation KWOK's pod-ready stage waits for (tests/cluster/start.sh `KWOK_VOLUME_GATE`).
 pub const VOLUME_GATE_ANNOTATION: &str = "kwok.e2e.linstor-migrator.io/volumes";
+/// The file under `root` holding the image of the last pod's (first) container.
+pub const IMAGE_FILE: &str = "image";
 
 fn log(message: &str) {
     eprintln!("{} podfs: {message}", chrono::Utc::now().format("%H:%M:%S%.3f"));
@@ -120,6 +126,11 @@ impl PodFs {
         let Some(spec) = pod.spec.as_ref() else {
             return Ok(0);
         };
+        if let Some(image) = spec.containers.first().and_then(|c| c.image.as_deref()) {
+            std::fs::create_dir_all(&self.root)
+                .and_then(|()| std::fs::write(self.root.join(IMAGE_FILE), image))
+                .map_err(|e| format!("writing the image of the pod: {e}"))?;
+        }
         let volumes = spec.volumes.clone().unwrap_or_default();
         let mut written = 0;
         for mount in spec

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use linstor_fake::Release;
 use linstor_migrator::linstor::export::ExportDocument;
 use linstor_standins::dataset::{self, Preset};
 
@@ -30,7 +31,7 @@ impl Pod {
             std::fs::write(root.join("etc/linstor/linstor.toml"), t).unwrap();
         }
         let etcd = dir.path().join("etcd.json");
-        dataset::write(&dataset::generate(Preset::Piraeus), &etcd).unwrap();
+        dataset::write(&dataset::generate(Preset::Piraeus, Release::V1_33_3), &etcd).unwrap();
         Pod {
             _dir: dir,
             root,
@@ -47,6 +48,8 @@ impl Pod {
             .env("LINSTOR_STANDIN_ETCD_DATA", &self.etcd)
             .env_remove("LINSTOR_STANDIN_FAULT")
             .env_remove("LINSTOR_STANDIN_FAULT_FILE")
+            .env_remove("LINSTOR_STANDIN_VERSION")
+            .env_remove("LINSTOR_STANDIN_IMAGE_FILE")
             .env_remove("KUBECONFIG");
         for (k, v) in env {
             c.env(k, v);
@@ -101,7 +104,7 @@ fn etcd_export_writes_the_dataset_and_logs_like_linstor() {
     assert!(stdout.contains("etcd connection URL is \"etcd://piraeus-op-etcd:2379\""));
     assert!(stdout.trim_end().ends_with("Export finished"));
     let doc = pod.backup().unwrap();
-    let data = dataset::generate(Preset::Piraeus);
+    let data = dataset::generate(Preset::Piraeus, Release::V1_33_3);
     assert_eq!(doc.exported_from, "etcd");
     assert!(doc.export_timestamp_ms >= before);
     // the rows as etcd returns them: by key
@@ -117,6 +120,47 @@ fn etcd_export_writes_the_dataset_and_logs_like_linstor() {
     }
     let log = std::fs::read_to_string(pod.work.join("logs/linstor-db.log")).unwrap();
     assert!(log.trim_end().ends_with("Export finished"));
+}
+
+#[test]
+fn the_tool_is_the_linstor_release_of_its_pods_image() {
+    let pod = Pod::new(Some(ETCD));
+    let image = pod.work.join("image");
+    let run = |image_tag: Option<&str>| {
+        let _ = std::fs::remove_file(pod.root.join("backup/b.json"));
+        let mut env = Vec::new();
+        if let Some(tag) = image_tag {
+            std::fs::write(&image, format!("quay.io/piraeusdatastore/piraeus-server:{tag}")).unwrap();
+            env.push(("LINSTOR_STANDIN_IMAGE_FILE", image.to_str().unwrap()));
+        }
+        let out = pod.run(&["export-db", "-c", "/etc/linstor", "/backup/b.json"], &env);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        pod.backup().unwrap()
+    };
+    // the Piraeus v1.10.8 chart's default image: LINSTOR 1.25.1's header and 41 tables
+    let old = run(Some("v1.25.1"));
+    assert_eq!(
+        (
+            old.linstor_version.as_str(),
+            old.data_version.as_str(),
+            old.tables.len()
+        ),
+        ("1.25.1", "v1-19-1", 41)
+    );
+    let new = run(Some("v1.33.3"));
+    assert_eq!((new.data_version.as_str(), new.tables.len()), ("v1-31-1", 39));
+    // an image that does not tell: the newest recorded release
+    assert_eq!(run(None).linstor_version, "1.33.3");
+    // and 1.25.1's H2 fallback URL (recorded: its tool/08)
+    let h2 = Pod::new(None);
+    std::fs::write(&image, "quay.io/piraeusdatastore/piraeus-server:v1.25.1").unwrap();
+    let out = h2.run(
+        &["export-db", "/backup/b.json"],
+        &[("LINSTOR_STANDIN_IMAGE_FILE", image.to_str().unwrap())],
+    );
+    assert!(
+        text(&out.stdout).contains("SQL database connection URL is \"jdbc:h2:/var/lib/linstor/linstordb\"\n")
+    );
 }
 
 #[test]
@@ -155,7 +199,7 @@ fn config_errors_exit_two_and_exceptions_exit_one() {
 #[test]
 fn imports_refuse_newer_exports_and_the_h2_fallback_fails() {
     let pod = Pod::new(Some("[db]\nconnection_url = \"k8s\"\n"));
-    let mut doc = dataset::generate(Preset::Piraeus);
+    let mut doc = dataset::generate(Preset::Piraeus, Release::V1_33_3);
     doc.linstor_version = "1.34.0".into();
     dataset::write(&doc, &pod.root.join("backup/b.json")).unwrap();
     let out = pod.run(&["import-db", "/backup/b.json"], &[]);

@@ -122,7 +122,7 @@ async fn bench(sizes: Vec<(String, usize)>, modes: Vec<&'static str>) -> anyhow:
     let load_before = machine::load();
     let mut results = Vec::new();
     for (label, target) in sizes {
-        let doc = linstor_fake::dataset::sized(target);
+        let doc = linstor_fake::dataset::sized(linstor_fake::Release::LATEST, target);
         let count = |t: &str| doc.table(t).map_or(0, |t| t.data.len());
         let mut result = SizeResult {
             label: label.clone(),
@@ -203,6 +203,8 @@ async fn migrate(
     let contents = Contents {
         etcd_data: Some(doc.clone()),
         tool_pace: Some(PACE.into()),
+        // the controller image of the dataset's LINSTOR
+        linstor: linstor_fake::Release::of(&doc.linstor_version),
     };
     let inst =
         Installation::with_contents(NAMESPACE, Shape::Piraeus, 1, ControllerPace::default(), contents).await;

@@ -8,7 +8,8 @@ use clap::Parser;
 use linstor_standins::rest::controller::{self, Controller, Sources};
 use linstor_standins::rest::server::{self, AppState, WhenDown};
 
-/// Serves LINSTOR's REST API from the database the running controller pod started with.
+/// Serves LINSTOR's REST API from the database the running controller pod started with, as the
+/// LINSTOR release of that pod's image.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
@@ -28,9 +29,6 @@ struct Args {
     /// The controller's ConfigMap, when its Deployment does not mount one at /etc/linstor.
     #[arg(long)]
     config_map: Option<String>,
-    /// The LINSTOR version reported by /v1/controller/version.
-    #[arg(long, env = "LINSTOR_STANDIN_VERSION", default_value = linstor_standins::DEFAULT_VERSION)]
-    linstor_version: String,
     /// What the API does while no controller pod is Ready.
     #[arg(long, value_enum, default_value = "503")]
     when_down: WhenDown,
@@ -71,10 +69,7 @@ async fn main() -> anyhow::Result<()> {
         name.to_string(),
         sources,
     ));
-    let state = AppState {
-        controller: ctl,
-        version: args.linstor_version,
-    };
+    let state = AppState { controller: ctl };
     server::serve(args.listen, state, args.when_down)
         .await
         .context("serving")?;

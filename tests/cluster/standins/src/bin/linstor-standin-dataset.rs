@@ -13,13 +13,22 @@ struct Args {
     /// Which controller's data.
     #[arg(long, value_enum, default_value = "piraeus")]
     preset: Preset,
+    /// The LINSTOR release of the `piraeus` preset (a recorded one: 1.25.1, 1.33.3).
+    #[arg(long, default_value = linstor_standins::DEFAULT_VERSION)]
+    linstor_version: String,
     /// Where to write it.
     file: PathBuf,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let doc = dataset::generate(args.preset);
+    let release = linstor_fake::Release::of(&args.linstor_version).ok_or_else(|| {
+        anyhow::anyhow!(
+            "LINSTOR {} has no recordings (1.25.1, 1.33.3)",
+            args.linstor_version
+        )
+    })?;
+    let doc = dataset::generate(args.preset, release);
     dataset::write(&doc, &args.file)?;
     let rows: usize = doc.tables.iter().map(|t| t.data.len()).sum();
     println!(

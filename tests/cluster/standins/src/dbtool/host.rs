@@ -1,7 +1,8 @@
 //! The world a stand-in run of `linstor_fake::tool` lives in: this process's stdout and stderr
 //! (plus `./logs/linstor-db.log`), the pod's files under `LINSTOR_STANDIN_ROOT`, etcd as an export
 //! file (`LINSTOR_STANDIN_ETCD_DATA`, read-only), the real API server, the fault taken for the
-//! run, and the recorded durations when paced ([`crate::pace`]).
+//! run, the recorded durations when paced ([`crate::pace`]), and the release's minute of
+//! lingering after the last line (1.25.1 on `k8s`) unless switched off.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -150,6 +151,11 @@ impl Host for ProcessHost {
             Wait::Start => crate::pace::sleep(pace, |p| p.start).await,
             Wait::Migrations => crate::pace::sleep(pace, |p| p.fresh_schema).await,
             Wait::EtcdGiveUp => crate::pace::sleep(pace, |_| Duration::from_secs(60)).await,
+            Wait::ExitDelay if self.env.linger => {
+                let delay = self.release().recorded().k8s_exit_delay_s;
+                tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
+            }
+            Wait::ExitDelay => {}
             Wait::Export => {
                 *self.since.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
             }

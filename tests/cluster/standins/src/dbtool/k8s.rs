@@ -1,16 +1,15 @@
 //! The API server as `linstor-database` reaches it: [`linstor_fake::k8s::K8sApi`] over kube-rs,
 //! with the credentials the process is given (the controller ServiceAccount's in the tests), so
-//! that RBAC applies as in a real migration. What the tool does with it (CRDs on a fresh
-//! cluster, truncate, one create per row) is `linstor_fake::k8s::import`; this file only makes
-//! the calls and turns kube's errors into the API server's [`ApiError`]s.
+//! that RBAC applies as in a real migration. What the tool does with it (schema migrations,
+//! truncate, one create per row, each at the release's version) is `linstor_fake::k8s::import`;
+//! this file only makes the calls and turns kube's errors into the API server's [`ApiError`]s.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use linstor_fake::k8s::{ApiError, GROUP, K8sApi, VERSION_OBJECT, VERSION_PLURAL};
+use linstor_fake::k8s::{ApiError, K8sApi, NOT_SERVED, V1, VERSION_OBJECT, VERSION_PLURAL, path};
 use serde_json::{Value, json};
 
 use crate::backend;
@@ -23,27 +22,50 @@ const CRDS_PATH: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions
 pub struct KubeApi {
     client: kube::Client,
     server: String,
+    /// The user entry of the kubeconfig's current context, if there is one.
+    config_user: Option<String>,
+}
+
+/// The user entry of the current context of the kubeconfig `KUBECONFIG` names.
+fn kubeconfig_user() -> Option<String> {
+    let kc = kube::config::Kubeconfig::read().ok()?;
+    let current = kc.current_context.clone()?;
+    kc.contexts
+        .iter()
+        .find(|c| c.name == current)?
+        .context
+        .as_ref()?
+        .user
+        .clone()
 }
 
 impl KubeApi {
     /// Connects with `KUBECONFIG` or the in-cluster ServiceAccount; `None` when neither works
-    /// (the tool then fails as with an unreachable database).
+    /// (the tool then fails as with an unreachable API server).
     pub async fn connect() -> Option<Self> {
         crate::install_crypto_provider();
         let config = kube::Config::infer().await.ok()?;
         let server = config.cluster_url.to_string().trim_end_matches('/').to_string();
         let client = kube::Client::try_from(config).ok()?;
-        Some(Self { client, server })
+        Some(Self {
+            client,
+            server,
+            config_user: kubeconfig_user(),
+        })
     }
 
-    fn objects(&self, plural: &str) -> Api<DynamicObject> {
-        Api::all_with(self.client.clone(), &backend::resource_of(plural))
+    fn objects(&self, plural: &str, version: &str) -> Api<DynamicObject> {
+        Api::all_with(self.client.clone(), &backend::plural_resource(plural, version))
     }
 }
 
 /// The API server's answer as an [`ApiError`] of `method` on `path`.
 fn api_error(method: &'static str, path: String, e: kube::Error) -> ApiError {
     match e {
+        // no Status in the answer: a resource the server does not serve
+        kube::Error::Api(s) if s.code == 404 && s.message.trim() == NOT_SERVED => {
+            ApiError::not_served(method, path)
+        }
         kube::Error::Api(s) => {
             let forbidden = (s.code == 403).then(|| {
                 let (kind, group) = s
@@ -97,16 +119,6 @@ fn is_established(crd: &CustomResourceDefinition) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
 }
 
-/// The storage version of a CRD.
-fn storage_version(crd: &Value) -> Option<&str> {
-    crd["spec"]["versions"]
-        .as_array()?
-        .iter()
-        .find(|v| v["storage"] == true)?
-        .get("name")?
-        .as_str()
-}
-
 #[async_trait]
 impl K8sApi for KubeApi {
     fn server(&self) -> String {
@@ -118,24 +130,18 @@ impl K8sApi for KubeApi {
         String::new()
     }
 
-    async fn current_crds(&self) -> Result<BTreeSet<String>, ApiError> {
-        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
-        let wanted: Vec<Value> = linstor_fake::k8s::all_crds();
-        let existing = api
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| api_error("GET", CRDS_PATH.into(), e))?;
-        Ok(existing
-            .items
-            .into_iter()
-            .filter(|c| c.spec.group == GROUP)
-            .filter_map(|c| {
-                let name = c.metadata.name.clone()?;
-                let have = serde_json::to_value(&c).ok()?;
-                let want = wanted.iter().find(|w| w["metadata"]["name"] == name.as_str())?;
-                (storage_version(&have) == storage_version(want)).then_some(name)
-            })
-            .collect())
+    fn config_user(&self) -> String {
+        self.config_user.clone().unwrap_or_default()
+    }
+
+    async fn schema_version(&self) -> Result<Option<i64>, ApiError> {
+        let p = format!("{}/{VERSION_OBJECT}", path(VERSION_PLURAL, V1));
+        match self.objects(VERSION_PLURAL, V1).get_opt(VERSION_OBJECT).await {
+            Ok(o) => Ok(o.and_then(|o| o.data.get("spec")?.get("version")?.as_i64())),
+            // no CRD yet: a fresh cluster
+            Err(e) if backend::is_not_found(&e) => Ok(None),
+            Err(e) => Err(api_error("GET", p, e)),
+        }
     }
 
     async fn apply_crd(&self, crd: &Value) -> Result<(), ApiError> {
@@ -170,8 +176,8 @@ impl K8sApi for KubeApi {
     }
 
     async fn put_schema_version(&self, version: i64) -> Result<(), ApiError> {
-        let api = self.objects(VERSION_PLURAL);
-        let path = format!("/apis/{GROUP}/v1/{VERSION_PLURAL}");
+        let api = self.objects(VERSION_PLURAL, V1);
+        let path = path(VERSION_PLURAL, V1);
         let r = backend::resource_of(VERSION_PLURAL);
         let mut object = DynamicObject::new(VERSION_OBJECT, &r).data(json!({"spec": {"version": version}}));
         let pp = PostParams::default();
@@ -192,20 +198,20 @@ impl K8sApi for KubeApi {
         }
     }
 
-    async fn delete_collection(&self, plural: &str) -> Result<(), ApiError> {
-        let api = self.objects(plural);
+    async fn delete_collection(&self, plural: &str, version: &str) -> Result<(), ApiError> {
+        let api = self.objects(plural, version);
         let (dp, lp) = (DeleteParams::default(), ListParams::default());
         retry_not_found(|| api.delete_collection(&dp, &lp))
             .await
             .map(drop)
-            .map_err(|e| api_error("DELETE", backend::path_of(plural), e))
+            .map_err(|e| api_error("DELETE", path(plural, version), e))
     }
 
-    async fn create(&self, plural: &str, object: Value) -> Result<(), ApiError> {
-        let api = self.objects(plural);
+    async fn create(&self, plural: &str, version: &str, object: Value) -> Result<(), ApiError> {
+        let api = self.objects(plural, version);
         let object: DynamicObject = serde_json::from_value(object).map_err(|e| ApiError {
             method: "POST",
-            path: backend::path_of(plural),
+            path: path(plural, version),
             code: 400,
             message: e.to_string(),
             forbidden: None,
@@ -214,21 +220,15 @@ impl K8sApi for KubeApi {
         retry_not_found(|| api.create(&pp, &object))
             .await
             .map(drop)
-            .map_err(|e| api_error("POST", backend::path_of(plural), e))
+            .map_err(|e| api_error("POST", path(plural, version), e))
     }
 
-    async fn list(&self, plural: &str) -> Result<Vec<Value>, ApiError> {
-        let r = backend::resource_of(plural);
+    async fn list(&self, plural: &str, version: &str) -> Result<Vec<Value>, ApiError> {
+        let r = backend::plural_resource(plural, version);
         let objects = backend::list_objects(&self.client, &r)
             .await
-            .map_err(|e| api_error("GET", backend::path_of(plural), e))?
-            .ok_or_else(|| ApiError {
-                method: "GET",
-                path: backend::path_of(plural),
-                code: 404,
-                message: "the server could not find the requested resource".into(),
-                forbidden: None,
-            })?;
+            .map_err(|e| api_error("GET", path(plural, version), e))?
+            .ok_or_else(|| ApiError::not_served("GET", path(plural, version)))?;
         Ok(objects
             .into_iter()
             .filter_map(|o| serde_json::to_value(o).ok())
@@ -252,7 +252,10 @@ mod tests {
         assert_eq!((e.method, e.code), ("DELETE", 403));
         assert!(e.message.contains("cannot deletecollection"));
         assert!(e.forbidden.is_some());
-        let crd = &linstor_fake::k8s::all_crds()[0];
-        assert_eq!(storage_version(crd), Some(linstor_fake::schema::DATA_VERSION));
+        let plain = kube::core::Status::failure("404 page not found\n", "Failed to parse error data")
+            .with_code(404)
+            .boxed();
+        let e = api_error("DELETE", "/apis/x".into(), kube::Error::Api(plain));
+        assert_eq!(e, ApiError::not_served("DELETE", "/apis/x".into()));
     }
 }

@@ -1,7 +1,11 @@
 //! The `linstor-database` stand-in: the tool is `linstor_fake::tool` (arguments, log lines,
 //! exit codes, stack traces, the import's requests, faults), run as a real process against a real
 //! API server ([`host`], [`k8s`]). etcd is simulated by an export file
-//! (`LINSTOR_STANDIN_ETCD_DATA`, never modified).
+//! (`LINSTOR_STANDIN_ETCD_DATA`, never modified). The tool is the LINSTOR release of the image of
+//! the pod it runs in: `LINSTOR_STANDIN_IMAGE_FILE` names the file where [`crate::podfs`] wrote
+//! that image (`LINSTOR_STANDIN_VERSION` sets the version outright, for the stand-in's own tests).
+//! As the real 1.25.1 on `k8s`, it lives on for its recorded minute after its last line, unless
+//! `LINSTOR_STANDIN_LINGER=off` (a test that runs it directly and waits for its exit).
 //!
 //! Exit codes as the real tool: 0 success, **0 on bad arguments** (usage on stderr), 1 on an
 //! exception (Java stack trace on stderr), 2 when `linstor.toml` does not parse or names an
@@ -29,6 +33,10 @@ pub const EXIT_BAD_FAULT: i32 = 97;
 pub const EXIT_BAD_STATE_DIR: i32 = 96;
 /// Exit code for an invalid `LINSTOR_STANDIN_PACE` (a test bug too).
 pub const EXIT_BAD_PACE: i32 = 95;
+/// Environment variable: the file holding the image of the pod the tool runs in.
+pub const IMAGE_FILE_ENV: &str = "LINSTOR_STANDIN_IMAGE_FILE";
+/// Environment variable: `off` makes the tool exit at once after its last line.
+pub const LINGER_ENV: &str = "LINSTOR_STANDIN_LINGER";
 
 /// What the stand-in takes from its environment.
 #[derive(Debug, Clone, Default)]
@@ -37,8 +45,12 @@ pub struct ToolEnv {
     pub root: Option<PathBuf>,
     /// `LINSTOR_STANDIN_ETCD_DATA` (a local path, not rooted).
     pub etcd_data: Option<PathBuf>,
-    /// `LINSTOR_STANDIN_VERSION`, default 1.33.3.
+    /// `LINSTOR_STANDIN_VERSION`, else the tag of the image in `LINSTOR_STANDIN_IMAGE_FILE`,
+    /// else [`crate::DEFAULT_VERSION`].
     pub version: String,
+    /// Whether the tool lives on after its last line where its release does (not
+    /// `LINSTOR_STANDIN_LINGER=off`).
+    pub linger: bool,
     /// `LINSTOR_STANDIN_FAULT`.
     pub fault: Option<String>,
     /// `LINSTOR_STANDIN_FAULT_FILE` (a local path, not rooted).
@@ -59,7 +71,13 @@ impl ToolEnv {
         Self {
             root: rooting::root_from_env(),
             etcd_data: var(ETCD_DATA_ENV).map(PathBuf::from),
-            version: var(crate::VERSION_ENV).unwrap_or_else(|| crate::DEFAULT_VERSION.into()),
+            version: var(crate::VERSION_ENV)
+                .or_else(|| {
+                    let image = std::fs::read_to_string(var(IMAGE_FILE_ENV)?).ok()?;
+                    crate::image_version(image.trim())
+                })
+                .unwrap_or_else(|| crate::DEFAULT_VERSION.into()),
+            linger: var(LINGER_ENV).as_deref() != Some("off"),
             fault: var(fault::FAULT_ENV),
             fault_file: var(fault::FAULT_FILE_ENV).map(PathBuf::from),
             workdir: PathBuf::from("."),

@@ -12,8 +12,9 @@ use linstor_migrator::cluster::LinstorController;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-/// The controller image when the CR names none (the chart's default for v1.10.8).
-pub const DEFAULT_IMAGE: &str = "quay.io/piraeusdatastore/piraeus-server:v1.33.3";
+/// The controller image when the CR names none: the v1.10.8 chart's default
+/// (`tests/fixtures/piraeus-v1.10.8/rendered/default.yaml`).
+pub const DEFAULT_IMAGE: &str = "quay.io/piraeusdatastore/piraeus-server:v1.25.1";
 /// The chart's default `dbConnectionURL` is `etcd://<release>-etcd:2379`; without a release
 /// the operator falls back to this.
 pub const DEFAULT_DB_URL: &str = "etcd://piraeus-op-etcd:2379";

@@ -1,8 +1,9 @@
 //! Follows the controller Deployment's pods in the API server and decides what the REST API
 //! answers from. A pod's database is fixed when the pod is first seen: the `linstor.toml` of the
 //! controller's ConfigMap at that moment (a running LINSTOR never rereads it), and the data loaded
-//! then (the controller loads its database once at start-up). The Piraeus operator's CONTROLLER
-//! node of each controller pod is kept in [`super::registry`].
+//! then (the controller loads its database once at start-up), as the LINSTOR release of the pod's
+//! image loads it. The Piraeus operator's CONTROLLER node of each controller pod is kept in
+//! [`super::registry`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
+use linstor_fake::Release;
 use linstor_fake::config::{self, DEFAULT_H2_URL, Database};
 use linstor_migrator::linstor::export::ExportDocument;
 use linstor_migrator::linstor::rest::ErrorReport;
@@ -326,6 +328,7 @@ async fn observe(ctl: &Controller, loader: &Loader, p: Pod) {
     }
     let started_at_ms = chrono::Utc::now().timestamp_millis();
     let connection_url = loader.connection_url().await;
+    let version = linstor_version(&p);
     let pod = ControllerPod {
         name: name.clone(),
         ready,
@@ -336,9 +339,9 @@ async fn observe(ctl: &Controller, loader: &Loader, p: Pod) {
     ctl.update(|st| {
         st.pods.insert(uid.clone(), pod);
     });
-    let loaded = loader.load(&connection_url).await;
+    let loaded = loader.load(&connection_url, &version).await;
     println!(
-        "controller pod {name} started with {connection_url:?}: {}",
+        "controller pod {name} (LINSTOR {version}) started with {connection_url:?}: {}",
         describe(&loaded)
     );
     ctl.update(|st| {
@@ -359,6 +362,21 @@ async fn observe(ctl: &Controller, loader: &Loader, p: Pod) {
                 .ready(&uid, &name, chrono::Utc::now().timestamp_millis());
         }
     });
+}
+
+/// The LINSTOR version of a controller pod: its image's.
+fn linstor_version(p: &Pod) -> String {
+    p.spec
+        .as_ref()
+        .and_then(|s| {
+            s.containers
+                .iter()
+                .find(|c| c.name == crate::operator::render::CONTAINER)
+                .or(s.containers.first())
+        })
+        .and_then(|c| c.image.as_deref())
+        .and_then(crate::image_version)
+        .unwrap_or_else(|| crate::DEFAULT_VERSION.into())
 }
 
 fn describe(l: &Loaded) -> String {
@@ -402,14 +420,17 @@ impl Loader {
         }
     }
 
-    async fn load(&self, url: &str) -> Loaded {
+    async fn load(&self, url: &str, version: &str) -> Loaded {
         if let Some(why) = url.strip_prefix("invalid: ") {
             return Loaded::Failed(why.into());
         }
         match Database::of_url(url) {
-            Some(Database::Etcd(_)) => self.load_etcd(url),
-            Some(Database::K8s) => self.load_k8s().await,
-            Some(Database::H2(_)) => Loaded::Running(Arc::new(DatabaseView::default())),
+            Some(Database::Etcd(_)) => self.load_etcd(url, version),
+            Some(Database::K8s) => self.load_k8s(version).await,
+            Some(Database::H2(_)) => Loaded::Running(Arc::new(DatabaseView {
+                version: version.into(),
+                ..DatabaseView::default()
+            })),
             Some(Database::Sql(_)) => {
                 Loaded::Failed(format!("Could not connect to {url}: Connection refused"))
             }
@@ -417,7 +438,7 @@ impl Loader {
         }
     }
 
-    fn load_etcd(&self, url: &str) -> Loaded {
+    fn load_etcd(&self, url: &str, version: &str) -> Loaded {
         let Some(path) = &self.sources.etcd_data else {
             return Loaded::Failed(format!("etcd at {url} is unreachable (no --etcd-data)"));
         };
@@ -425,13 +446,14 @@ impl Loader {
             .map_err(|e| e.to_string())
             .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()));
         match doc {
-            Ok(doc) => Loaded::Running(Arc::new(view::derive(&view::doc_tables(&doc)))),
+            Ok(doc) => Loaded::Running(Arc::new(view::derive(version, &view::doc_tables(&doc)))),
             Err(e) => Loaded::Failed(format!("etcd at {url} is unreachable: {e}")),
         }
     }
 
-    async fn load_k8s(&self) -> Loaded {
-        let content = match backend::read_all(&self.client).await {
+    async fn load_k8s(&self, version: &str) -> Loaded {
+        let release = Release::modelling(version);
+        let content = match backend::read_all(&self.client, release).await {
             Ok(c) => c,
             Err(e) => return Loaded::Failed(format!("reading the k8s database: {e}")),
         };
@@ -441,7 +463,14 @@ impl Loader {
                 content.rollback_objects
             ));
         }
-        Loaded::Running(Arc::new(view::derive_k8s(&content)))
+        let own = release.recorded().k8s_schema_version;
+        if let Some(found) = content.schema_version.filter(|v| *v > own) {
+            return Loaded::Failed(format!(
+                "The database was created with a newer version of Linstor than currently installed \
+                 (LinstorVersion {found}, LINSTOR {version} knows {own})"
+            ));
+        }
+        Loaded::Running(Arc::new(view::derive_k8s(version, &content)))
     }
 }
 

@@ -21,8 +21,6 @@ use super::view::DatabaseView;
 #[derive(Clone)]
 pub struct AppState {
     pub controller: Controller,
-    /// The LINSTOR version reported.
-    pub version: String,
 }
 
 /// What the API does while no controller is up.
@@ -90,9 +88,11 @@ fn running(state: &AppState) -> Result<Arc<DatabaseView>, Unavailable> {
     }
 }
 
+/// The version of the controller serving, as its LINSTOR release's build answers.
 async fn version(State(state): State<AppState>) -> Result<Json<ControllerVersion>, Unavailable> {
-    running(&state)?;
-    let answer = linstor_fake::rest::controller_version(&state.version);
+    let view = running(&state)?;
+    let release = linstor_fake::Release::modelling(&view.version);
+    let answer = linstor_fake::rest::controller_version(release, &view.version);
     serde_json::from_value(answer)
         .map(Json)
         .map_err(|e| Unavailable(e.to_string()))

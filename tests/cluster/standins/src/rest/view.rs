@@ -1,11 +1,12 @@
 //! What the REST stand-in serves of a database: LINSTOR's views of it are `linstor_fake::rest`
-//! (replayed against the recorded answers), with the satellites connected, read into the
-//! service's REST types. What is the controller's and not a view stays here: rows that refer to
+//! (replayed against the recorded answers), in the shapes of the controller's LINSTOR release,
+//! with the satellites connected, read into the service's REST types. What is the controller's and not a view stays here: rows that refer to
 //! missing objects are left out of the views and reported as problems, what a controller loading
 //! a partial database logs as "could not be restored" (linstor-server#415).
 
 use std::collections::BTreeSet;
 
+use linstor_fake::Release;
 use linstor_fake::rest::{Tables, rows, s};
 use linstor_migrator::linstor::export::ExportDocument;
 use linstor_migrator::linstor::rest::{Node, Resource, StoragePool};
@@ -22,6 +23,8 @@ pub fn doc_tables(doc: &ExportDocument) -> Tables {
 /// The REST API's view of a database and what did not load.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DatabaseView {
+    /// The LINSTOR version of the controller that loaded it (its image's).
+    pub version: String,
     pub nodes: Vec<Node>,
     pub storage_pools: Vec<StoragePool>,
     pub resources: Vec<Resource>,
@@ -40,28 +43,32 @@ fn read<T: DeserializeOwned>(answers: Vec<Value>) -> Vec<T> {
         .collect()
 }
 
-/// Derives the view; `problems` lists what refers to missing objects.
-pub fn derive(t: &Tables) -> DatabaseView {
+/// Derives the view a controller of LINSTOR `version` gives; `problems` lists what refers to
+/// missing objects.
+pub fn derive(version: &str, t: &Tables) -> DatabaseView {
+    let release = Release::modelling(version);
     let now = chrono::Utc::now().to_rfc3339();
     DatabaseView {
-        nodes: read(linstor_fake::rest::nodes(t, true)),
-        storage_pools: read(linstor_fake::rest::storage_pools(t, true, &now)),
-        resources: read(linstor_fake::rest::resources(t, true)),
+        version: version.into(),
+        nodes: read(linstor_fake::rest::nodes(release, t, true)),
+        storage_pools: read(linstor_fake::rest::storage_pools(release, t, true, &now)),
+        resources: read(linstor_fake::rest::resources(release, t, true)),
         problems: problems(t),
     }
 }
 
 /// The view of the `k8s` backend: an empty backend loads as nothing, with a problem.
-pub fn derive_k8s(content: &BackendContent) -> DatabaseView {
+pub fn derive_k8s(version: &str, content: &BackendContent) -> DatabaseView {
     if content.tables.values().all(Vec::is_empty) {
         return DatabaseView {
+            version: version.into(),
             problems: vec![
                 "The database could not be restored: the k8s backend holds no LINSTOR data".into(),
             ],
             ..DatabaseView::default()
         };
     }
-    derive(&content.tables)
+    derive(version, &content.tables)
 }
 
 /// The values of `cols` of every row of `table` that is not a snapshot's.
@@ -147,7 +154,10 @@ mod tests {
 
     #[test]
     fn a_whole_database_gives_a_whole_view() {
-        let view = derive(&doc_tables(&generate(Preset::Piraeus)));
+        let view = derive(
+            "1.33.3",
+            &doc_tables(&generate(Preset::Piraeus, linstor_fake::Release::V1_33_3)),
+        );
         assert!(view.problems.is_empty(), "{:?}", view.problems);
         assert_eq!(view.nodes.len(), 4);
         assert_eq!(view.nodes[0].node_type, "SATELLITE");
@@ -188,10 +198,10 @@ mod tests {
 
     #[test]
     fn a_partial_database_reports_what_could_not_be_restored() {
-        let mut tables = doc_tables(&generate(Preset::Piraeus));
+        let mut tables = doc_tables(&generate(Preset::Piraeus, linstor_fake::Release::V1_33_3));
         tables.remove("RESOURCE_DEFINITIONS");
         tables.remove("SEC_ROLES");
-        let view = derive(&tables);
+        let view = derive("1.33.3", &tables);
         assert_eq!(view.nodes.len(), 4);
         assert!(view.resources.is_empty());
         assert!(
@@ -206,7 +216,8 @@ mod tests {
 
     #[test]
     fn an_empty_k8s_backend_is_one_problem() {
-        let view = derive_k8s(&BackendContent::default());
+        let view = derive_k8s("1.25.1", &BackendContent::default());
+        assert_eq!(view.version, "1.25.1");
         assert!(view.nodes.is_empty());
         assert_eq!(view.problems.len(), 1);
         assert!(view.problems[0].contains("could not be restored"));

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::install::{ControllerPace, Installation, Shape};
 use super::migrate::{RUN_TIMEOUT, assert_migrated};
@@ -194,15 +194,15 @@ async fn killed_during(point: KillPoint) {
         inst.arm_fault("import:slow");
     }
     let mut svc = Service::start(&inst).await;
-    // at the import: the tool's import, whose process outlives the killed service
-    let options = if point == KillPoint::Import {
-        serde_json::json!({"import": "tool"})
-    } else {
-        serde_json::json!({})
+    // the import that writes rows in the downtime is the tool's (the delta import, the default on
+    // a recorded LINSTOR, writes them before the stop)
+    let options = match point {
+        KillPoint::Import => json!({"import": "tool"}),
+        _ => json!({}),
     };
-    let (status, started) = svc.start_run("migrate", &inst.reference(), options).await;
-    assert_eq!(status, 201, "{started:#}");
-    let id = started["id"].as_str().unwrap().to_string();
+    let (status, body) = svc.start_run("migrate", &inst.reference(), options).await;
+    assert_eq!(status, 201, "POST /api/v1/runs: {body}");
+    let id = body["id"].as_str().expect("a run id").to_string();
 
     wait_for_point(&svc, &inst, &id, point).await;
     svc.kill().await;

@@ -1,14 +1,17 @@
 //! The delta import (`options.import = "delta"`) on the real API server: its result equals the
-//! tool's import of the same export object by object (13), rows the running controller changed
-//! between the pre-copy and the stop are carried over (14), and an object the delta cannot
-//! attribute to a row makes the verification fall back to the tool in the same downtime (15).
+//! tool's import of the same export object by object (13, and on LINSTOR 1.25.1 in
+//! `releases.rs`), rows the running controller changed between the pre-copy and the stop are
+//! carried over (14), and an object the delta cannot attribute to a row makes the verification
+//! fall back to the tool in the same downtime (15).
 
 use std::collections::BTreeMap;
 use std::process::Command;
 
 use kube::api::{Api, DynamicObject, PostParams};
-use linstor_fake::schema;
+use linstor_fake::Release;
 use linstor_migrator::linstor::export::ExportDocument;
+use linstor_standins::dbtool::{IMAGE_FILE_ENV, LINGER_ENV};
+use linstor_standins::podfs::IMAGE_FILE;
 use linstor_standins::{backend, dataset};
 use serde_json::{Value, json};
 
@@ -18,11 +21,12 @@ use super::observe;
 use super::service::Service;
 use super::suite::{self, suite};
 
-/// Every object of every table: `plural/name` -> `spec`.
-async fn backend_objects(client: &kube::Client) -> BTreeMap<String, Value> {
+/// Every object of every table of the installation's LINSTOR: `plural/name` -> `spec`.
+async fn backend_objects(inst: &Installation) -> BTreeMap<String, Value> {
+    let (client, release) = (&inst.client, inst.release);
     let mut out = BTreeMap::new();
-    for t in schema::tables() {
-        let objects = backend::list_objects(client, &backend::table_resource(t))
+    for t in release.tables() {
+        let objects = backend::list_objects(client, &backend::table_resource(release, t))
             .await
             .unwrap()
             .unwrap_or_default();
@@ -70,7 +74,12 @@ async fn approve(svc: &Service, id: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the loopback control plane: tests/cluster/e2e"]
 async fn delta_import_equals_the_tools_import() {
-    let inst = Installation::new("e2e-delta-equal", Shape::Piraeus, 1).await;
+    delta_import_equals_the_tools_import_on("e2e-delta-equal", Release::V1_33_3).await;
+}
+
+/// Test 13 on a controller of LINSTOR `release`.
+pub(super) async fn delta_import_equals_the_tools_import_on(ns: &str, release: Release) {
+    let inst = Installation::of_release(ns, release).await;
     let etcd_sha = observe::sha256_hex(&std::fs::read(&inst.dataset).unwrap());
     let svc = Service::start(&inst).await;
     let (status, body) = svc
@@ -83,7 +92,7 @@ async fn delta_import_equals_the_tools_import() {
     let report = import_report(&run);
     assert_eq!(report["mode"], "delta", "{run:#}");
     assert!(report["fallback"].is_null(), "{run:#}");
-    let by_delta = backend_objects(&inst.client).await;
+    let by_delta = backend_objects(&inst).await;
 
     // the tool's import of the same backup, over what the delta left (it truncates first)
     let (_, bytes, _) = main_backup(&svc, &run).await;
@@ -95,6 +104,9 @@ async fn delta_import_equals_the_tools_import() {
     let out = suite::run(
         Command::new(&s.bins.tool)
             .env("KUBECONFIG", &s.admin_kubeconfig)
+            // the controller's LINSTOR, as the migration pod's tool was; its exit waited for
+            .env(IMAGE_FILE_ENV, inst.dir.join("pod").join(IMAGE_FILE))
+            .env(LINGER_ENV, "off")
             .arg("import-db")
             .arg("-c")
             .arg(&dir)
@@ -102,7 +114,7 @@ async fn delta_import_equals_the_tools_import() {
         None,
     );
     assert!(out.contains("Import finished"), "{out}");
-    let by_tool = backend_objects(&inst.client).await;
+    let by_tool = backend_objects(&inst).await;
 
     let only_delta: Vec<&String> = by_delta.keys().filter(|k| !by_tool.contains_key(*k)).collect();
     let only_tool: Vec<&String> = by_tool.keys().filter(|k| !by_delta.contains_key(*k)).collect();
@@ -196,12 +208,14 @@ async fn an_unattributable_object_makes_the_delta_fall_back_to_the_tool() {
     let svc = Service::start(&inst).await;
     let id = delta_run_waiting(&svc, &inst).await;
 
-    let nodes = schema::table("NODES").unwrap();
-    let api: Api<DynamicObject> = Api::all_with(inst.client.clone(), &backend::table_resource(nodes));
+    let nodes = inst.release.table("NODES").unwrap();
+    let api: Api<DynamicObject> =
+        Api::all_with(inst.client.clone(), &backend::table_resource(inst.release, nodes));
     let ghost = "not-the-sha-256-of-its-key";
     let spec = json!({"uuid": "0b7e5c1e-0000-4000-8000-000000000001", "node_name": "GHOST",
         "node_dsp_name": "ghost", "node_flags": 0, "node_type": 2});
-    let object = DynamicObject::new(ghost, &backend::table_resource(nodes)).data(json!({ "spec": spec }));
+    let object = DynamicObject::new(ghost, &backend::table_resource(inst.release, nodes))
+        .data(json!({ "spec": spec }));
     api.create(&PostParams::default(), &object).await.unwrap();
 
     approve(&svc, &id).await;

@@ -4,7 +4,10 @@
 //! reconciled by the operator stand-in into Deployment, ConfigMap and Service, REFERENCE.md §2),
 //! or a plain controller Deployment (objects.rs); plus what stands in for the parts KWOK and this
 //! machine lack: the etcd data file, a ClusterExec that runs the migration pod's commands locally
-//! with the controller's token, the pod volumes (podfs) and the LINSTOR REST stand-in.
+//! with the controller's token, the pod volumes (podfs) and the LINSTOR REST stand-in. The
+//! controller image says the LINSTOR release ([`Contents::linstor`]); the stand-ins take it from
+//! there. Every installation starts on a cluster without LINSTOR's `k8s` backend (its CRDs are
+//! cluster-wide: an earlier test's, of whichever release, are deleted first).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,7 +16,9 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
 use kube::Resource;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use linstor_fake::Release;
 use linstor_standins::dataset::{self, Preset};
+use linstor_standins::dbtool::IMAGE_FILE_ENV;
 use linstor_standins::dbtool::running::{self, STATE_DIR_ENV};
 use linstor_standins::pace::PACE_ENV;
 use linstor_standins::podfs::PodFs;
@@ -71,11 +76,17 @@ pub struct Contents {
     pub etcd_data: Option<linstor_migrator::linstor::export::ExportDocument>,
     /// `LINSTOR_STANDIN_PACE` of the migration pod's tool runs (`recorded`).
     pub tool_pace: Option<String>,
+    /// The LINSTOR release of a Piraeus installation's controller image (default: 1.33.3, the
+    /// last with etcd; the plain Deployment runs 1.32.3).
+    pub linstor: Option<Release>,
 }
 
 pub struct Installation {
     pub ns: String,
     pub shape: Shape,
+    /// The LINSTOR version of the controller image, and the release that plays it.
+    pub version: String,
+    pub release: Release,
     /// The controller as the service names it (the CR, or the Deployment).
     pub controller: String,
     pub deployment: String,
@@ -145,9 +156,35 @@ where
     api.create(&PostParams::default(), &obj::<K>(o)).await.unwrap();
 }
 
-/// Deletes every test namespace left from earlier tests (the `k8s` backend is cluster-wide: the
-/// service refuses to migrate a second controller while another one uses it), waits until they
-/// are gone, and creates `ns` afresh.
+/// Deletes the CRDs of LINSTOR's `k8s` backend (and so every object in it) and waits until they
+/// are gone: a cluster as before any migration.
+async fn without_k8s_backend(client: &kube::Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let backend = || async {
+        crds.list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|c| c.spec.group == linstor_fake::k8s::GROUP)
+            .filter_map(|c| c.metadata.name)
+            .collect::<Vec<String>>()
+    };
+    for name in backend().await {
+        let _ = crds.delete(&name, &DeleteParams::default()).await;
+    }
+    observe::wait_for(
+        Duration::from_secs(120),
+        "the k8s backend's CRDs deleted",
+        || async { backend().await.is_empty() },
+    )
+    .await;
+}
+
+/// Deletes every test namespace left from earlier tests and the `k8s` backend (it is
+/// cluster-wide: the service refuses to migrate a second controller while another one's data is
+/// there), waits until they are gone, and creates `ns` afresh.
 async fn fresh_namespace(client: &kube::Client, ns: &str) {
     let api: Api<Namespace> = Api::all(client.clone());
     let mut leftovers = Vec::new();
@@ -158,6 +195,7 @@ async fn fresh_namespace(client: &kube::Client, ns: &str) {
             leftovers.push(n);
         }
     }
+    without_k8s_backend(client).await;
     observe::wait_for(
         Duration::from_secs(120),
         &format!("namespaces {leftovers:?} deleted"),
@@ -176,31 +214,6 @@ async fn fresh_namespace(client: &kube::Client, ns: &str) {
         .unwrap();
 }
 
-/// Removes LINSTOR's `k8s` backend (every CRD of its group, with their objects) that an earlier
-/// test left: the backend is one per Kubernetes cluster, and a migration refuses objects its
-/// service did not leave there (as it must on a real cluster); each test begins on a cluster that
-/// has no LINSTOR on `k8s` yet.
-async fn fresh_k8s_backend(client: &kube::Client) {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let backend = |crds: Vec<CustomResourceDefinition>| -> Vec<String> {
-        crds.into_iter()
-            .filter(|c| c.spec.group == "internal.linstor.linbit.com")
-            .filter_map(|c| c.metadata.name)
-            .collect()
-    };
-    let names = backend(api.list(&Default::default()).await.unwrap().items);
-    for name in &names {
-        let _ = api.delete(name, &DeleteParams::default()).await;
-    }
-    observe::wait_for(
-        Duration::from_secs(120),
-        "the k8s backend's CRDs deleted",
-        || async { backend(api.list(&Default::default()).await.unwrap().items).is_empty() },
-    )
-    .await;
-}
-
 fn kwok_cluster_exec() -> ApiResource {
     ApiResource {
         group: "kwok.x-k8s.io".into(),
@@ -215,6 +228,15 @@ impl Installation {
     /// Installs a controller with `replicas` in `ns`; returns once it is ready and its REST API answers.
     pub async fn new(ns: &str, shape: Shape, replicas: i32) -> Installation {
         Self::with_pace(ns, shape, replicas, ControllerPace::default()).await
+    }
+
+    /// A Piraeus installation whose controller image is of LINSTOR `release`.
+    pub async fn of_release(ns: &str, release: Release) -> Installation {
+        let contents = Contents {
+            linstor: Some(release),
+            ..Contents::default()
+        };
+        Self::with_contents(ns, Shape::Piraeus, 1, ControllerPace::default(), contents).await
     }
 
     /// [`Installation::new`] with controller pods that start and stop at `pace` (Piraeus shape:
@@ -240,7 +262,6 @@ impl Installation {
             std::fs::create_dir_all(d).unwrap();
         }
         fresh_namespace(&client, ns).await;
-        fresh_k8s_backend(&client).await;
         // the tool runs in the controller's image: its LINSTOR version is the image's
         let (controller, deployment, config_map, etcd_url, etcd_sts, preset, version) = match shape {
             Shape::Piraeus => (
@@ -250,7 +271,7 @@ impl Installation {
                 CR_ETCD_URL,
                 "piraeus-op-etcd",
                 Preset::Piraeus,
-                "1.33.3",
+                contents.linstor.unwrap_or(Release::V1_33_3).version(),
             ),
             Shape::Plain => (
                 PLAIN,
@@ -259,9 +280,10 @@ impl Installation {
                 PLAIN_ETCD_URL,
                 "etcd",
                 Preset::Plain,
-                "1.32.3",
+                linstor_fake::dataset::PLAIN_VERSION,
             ),
         };
+        let release = Release::modelling(version);
 
         match shape {
             Shape::Piraeus => {
@@ -282,7 +304,9 @@ impl Installation {
 
         // what the migration pod's commands run with: the etcd data, faults, the controller's token
         let dataset = dir.join("etcd-data.json");
-        let etcd_data = contents.etcd_data.unwrap_or_else(|| dataset::generate(preset));
+        let etcd_data = contents
+            .etcd_data
+            .unwrap_or_else(|| dataset::generate(preset, release));
         dataset::write(&etcd_data, &dataset).unwrap();
         let fault_file = dir.join("faults");
         let controller_kubeconfig = dir.join("controller.kubeconfig");
@@ -292,17 +316,22 @@ impl Installation {
         let standin_state = dir.join("standin");
         std::fs::write(&tool, objects::timed_tool(&s.bins.tool, &tool_runs)).unwrap();
         std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let (data, faults, kubeconfig, state) = (
+        let (data, faults, kubeconfig, state, image) = (
             dataset.display().to_string(),
             fault_file.display().to_string(),
             controller_kubeconfig.display().to_string(),
             standin_state.display().to_string(),
+            pod.join(linstor_standins::podfs::IMAGE_FILE)
+                .display()
+                .to_string(),
         );
+        // the stand-in tool's LINSTOR version is the image of the pod it runs in, which podfs
+        // writes there
         let mut envs = vec![
             ("LINSTOR_STANDIN_ETCD_DATA", data.as_str()),
             ("LINSTOR_STANDIN_FAULT_FILE", &faults),
             ("KUBECONFIG", &kubeconfig),
-            ("LINSTOR_STANDIN_VERSION", version),
+            (IMAGE_FILE_ENV, &image),
             (STATE_DIR_ENV, &state),
         ];
         if let Some(p) = &contents.tool_pace {
@@ -381,12 +410,13 @@ impl Installation {
                 .arg("--kubeconfig")
                 .arg(&s.admin_kubeconfig)
                 .arg("--etcd-data")
-                .arg(&dataset)
-                .args(["--linstor-version", version]),
+                .arg(&dataset),
         ));
         let inst = Installation {
             ns: ns.into(),
             shape,
+            version: version.to_string(),
+            release,
             controller: controller.into(),
             deployment,
             config_map,

@@ -23,4 +23,5 @@ mod delta;
 mod guards;
 mod migrate;
 mod operator;
+mod releases;
 mod upgrade_plan;

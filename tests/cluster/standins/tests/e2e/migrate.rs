@@ -1,10 +1,13 @@
 //! Migrations: the full run with the downtime report (1), rollback after a failed import with
 //! the copy throughput report (2), resume after the service was killed (3), a plain Deployment (7).
+//! The full run and the rollback are also run on LINSTOR 1.25.1 and with each import mode
+//! (`releases.rs`).
 
 use std::time::Duration;
 
+use linstor_fake::Release;
 use linstor_migrator::linstor::export::ExportDocument;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::install::{Installation, Shape};
 use super::measure;
@@ -100,15 +103,50 @@ async fn full_migration_through_the_api() {
     measure::report_downtime(&inst, &run, &clock, &rest_up_at);
 }
 
+/// A migration of `inst` with `options` that must succeed; returns the run.
+pub(super) async fn migrate_ok(inst: &Installation, svc: &Service, options: Value) -> Value {
+    let etcd_sha = observe::sha256_hex(&std::fs::read(&inst.dataset).unwrap());
+    let (status, body) = svc.start_run("migrate", &inst.reference(), options).await;
+    assert_eq!(status, 201, "POST /api/v1/runs: {body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    let run = svc.wait_final(&id, RUN_TIMEOUT).await;
+    assert_migrated(inst, svc, &run, &etcd_sha).await;
+    let (_, _, backup) = main_backup(svc, &run).await;
+    assert_eq!(
+        (
+            backup.linstor_version.as_str(),
+            backup.data_version.as_str(),
+            backup.tables.len()
+        ),
+        (
+            inst.version.as_str(),
+            inst.release.data_version(),
+            inst.release.recorded().export_tables
+        ),
+        "the backup is the export of the controller's LINSTOR"
+    );
+    run
+}
+
 /// Test 2: the import fails (the tool is killed while importing) and the run rolls back. While
 /// the import hangs, the migration pod holds the backup: copy throughput is measured then.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the loopback control plane: tests/cluster/e2e"]
 async fn failed_import_rolls_back() {
-    let inst = Installation::new("e2e-rollback", Shape::Piraeus, 1).await;
+    failed_import_rolls_back_on("e2e-rollback", Release::V1_33_3).await;
+}
+
+/// Test 2 on a controller of LINSTOR `release`: the tool's import hangs and is killed.
+pub(super) async fn failed_import_rolls_back_on(ns: &str, release: Release) {
+    let inst = Installation::of_release(ns, release).await;
     inst.arm_fault("import:hang");
     let svc = Service::start(&inst).await;
-    let id = svc.start_ok("migrate", &inst.reference()).await;
+    // the tool's import: the delta import runs no tool in the downtime
+    let (status, body) = svc
+        .start_run("migrate", &inst.reference(), json!({"import": "tool"}))
+        .await;
+    assert_eq!(status, 201, "POST /api/v1/runs: {body}");
+    let id = body["id"].as_str().unwrap().to_string();
     svc.wait_step_running(&id, "import", RUN_TIMEOUT).await;
     let tool = suite().bins.tool.display().to_string();
     let backup_dir = inst.backup_dir.display().to_string();
@@ -118,8 +156,10 @@ async fn failed_import_rolls_back() {
     })
     .await;
 
-    let run = svc.run(&id).await;
-    measure::copy_out(&inst, &run).await;
+    if release == Release::V1_33_3 {
+        let run = svc.run(&id).await;
+        measure::copy_out(&inst, &run).await;
+    }
 
     observe::kill(&observe::processes_with(&needles));
     let run = svc.wait_final(&id, RUN_TIMEOUT).await;

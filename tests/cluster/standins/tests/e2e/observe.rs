@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
-use linstor_fake::schema;
+use linstor_fake::Release;
 use linstor_migrator::linstor::export::ExportDocument;
 use linstor_standins::backend;
 use serde_json::Value;
@@ -78,6 +78,19 @@ pub async fn rest_up(url: &str) -> bool {
         .is_ok_and(|r| r.status().is_success())
 }
 
+/// The `version` of `GET /v1/controller/version` of the REST stand-in.
+pub async fn rest_version(url: &str) -> String {
+    let v: Value = http()
+        .get(format!("{url}/v1/controller/version"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["version"].as_str().unwrap_or_default().to_string()
+}
+
 /// `GET /standin/state` of the REST stand-in.
 pub async fn rest_state(url: &str) -> Value {
     http()
@@ -97,11 +110,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Every exported table of the `k8s` backend compared with the export's rows (as multisets of
 /// rows normalised to the schema); returns the differences, empty when equal. The four tables
 /// an export leaves out are not compared: a fresh import's schema migrations fill
-/// `SEC_ACCESS_TYPES` (recorded: tests/fixtures/linstor-1.33.3/k8s), and no import clears it.
+/// `SEC_ACCESS_TYPES` (recorded: `tests/fixtures/linstor-<version>/k8s`), and no import clears it.
 pub async fn k8s_backend_differences(client: &kube::Client, doc: &ExportDocument) -> Vec<String> {
-    let content = backend::read_all(client).await.unwrap();
+    // read as the LINSTOR of the export reads it
+    let release = Release::modelling(&doc.linstor_version);
+    let content = backend::read_all(client, release).await.unwrap();
     let mut out = Vec::new();
-    for t in schema::exported_tables() {
+    for t in release.exported_tables() {
         let canon = |rows: &[serde_json::Map<String, Value>]| {
             let mut v: Vec<String> = rows
                 .iter()

@@ -13,7 +13,7 @@ pub const RELEASE_NS: &str = "linstor-migrator";
 /// The ClusterRoleBinding that gives the controllers' ServiceAccounts the k8s-backend rights.
 pub const K8S_BACKEND_BINDING: &str = "linstor-migrator-k8s-backend";
 /// One namespace per test; the chart binds the k8s-backend rights to `linstor-controller` in each.
-pub const NAMESPACES: [&str; 16] = [
+pub const NAMESPACES: [&str; 21] = [
     "piraeus-datastore",
     "e2e-rollback",
     "e2e-resume",
@@ -30,6 +30,11 @@ pub const NAMESPACES: [&str; 16] = [
     "e2e-delta-equal",
     "e2e-delta-changed",
     "e2e-delta-fallback",
+    "e2e-v1-25-1",
+    "e2e-v1-25-1-tool",
+    "e2e-v1-33-3-tool",
+    "e2e-v1-25-1-rollback",
+    "e2e-v1-25-1-delta-equal",
 ];
 
 /// The binaries under test.
