@@ -7,6 +7,7 @@
 
 mod authz;
 mod backend_objects;
+mod calls;
 mod errors;
 mod exec;
 mod inventory;
@@ -38,6 +39,7 @@ use super::{
 };
 use crate::linstor::rest::LinstorApi;
 
+pub use calls::{CallFailed, CallPolicy};
 pub use status::{PodStartState, RolloutState, deployment_rollout, pod_start_state};
 
 /// The field manager recorded on every object this service writes.
@@ -53,6 +55,8 @@ pub struct KubeOptions {
     /// namespaces in one cluster-wide list. Scoped, the service needs no cluster-wide read of
     /// LinstorControllers and Deployments.
     pub namespaces: Vec<String>,
+    /// The deadline and the retries of every call to the API server.
+    pub calls: CallPolicy,
 }
 
 /// Selects rustls' crypto provider for the process; call it before building any kube client.
@@ -83,11 +87,15 @@ impl KubeCluster {
         }
     }
 
-    /// Builds the client from a kube-rs [`kube::Config`], remembering its URL for messages.
-    pub fn from_config(config: kube::Config, options: KubeOptions) -> anyhow::Result<Self> {
+    /// Builds the client from a kube-rs [`kube::Config`], remembering its URL for messages; every
+    /// call it makes has the deadline and the retries of `options.calls`.
+    pub fn from_config(mut config: kube::Config, options: KubeOptions) -> anyhow::Result<Self> {
         install_crypto_provider();
         let api_url = config.cluster_url.to_string();
-        let client = kube::Client::try_from(config).context("failed to build the Kubernetes client")?;
+        // kube-rs' own retries (429, 503, 504 only, no deadline) give way to `calls`
+        config.default_retry = false;
+        let inner = kube::Client::try_from(config).context("failed to build the Kubernetes client")?;
+        let client = calls::client(inner, options.calls.clone());
         Ok(Self {
             client,
             options,
