@@ -573,3 +573,28 @@ async fn an_upgrade_plan_run_never_reaches_the_gate_or_a_rollback() {
     let run = db.run("plan").await.unwrap().unwrap();
     assert_eq!((run.state, run.phase), (RunState::Running, Phase::Forward));
 }
+
+#[tokio::test]
+async fn a_finished_run_keeps_no_event_channel_nor_order_lock() {
+    let h = Harness::new();
+    let engine = h.engine().await;
+    for kind in [RunKind::Backup, RunKind::Preflight, RunKind::Backup] {
+        let (run, _) = engine.create_run(request(kind), &actor(), None).await.unwrap();
+        // a live subscriber (as an SSE client) during the run
+        let mut live = engine.subscribe(&run.id);
+        assert_eq!(engine.event_channels().0, 1);
+        let done = settle(&engine, &run.id).await;
+        assert_eq!(done.state, RunState::Succeeded, "{:?}", done.error);
+        assert!(live.recv().await.is_ok());
+        drop(live);
+    }
+    // a page opened after the end subscribes and leaves again
+    let runs = engine.runs(10).await.unwrap();
+    drop(engine.subscribe(&runs[0].id));
+
+    assert_eq!(
+        engine.event_channels(),
+        (0, 0),
+        "channels (1,024 events each) and order locks of finished runs are freed"
+    );
+}

@@ -75,6 +75,8 @@ pub struct KubeCluster {
     options: KubeOptions,
     /// Where the API server is, for [`Cluster::describe`]; unknown when built from a bare client.
     api_url: Option<String>,
+    /// What this process has seen of Leases, to judge their expiry by its own clock.
+    leases: Arc<lease::Observations>,
 }
 
 impl KubeCluster {
@@ -84,6 +86,7 @@ impl KubeCluster {
             client,
             options,
             api_url: None,
+            leases: Arc::default(),
         }
     }
 
@@ -100,6 +103,7 @@ impl KubeCluster {
             client,
             options,
             api_url: Some(api_url.trim_end_matches('/').to_string()),
+            leases: Arc::default(),
         })
     }
 
@@ -331,7 +335,7 @@ impl Cluster for KubeCluster {
     }
 
     async fn acquire_lease(&self, ns: &str, name: &str, holder: &str, ttl: Duration) -> ClusterResult<bool> {
-        lease::acquire(&self.client, ns, name, holder, ttl).await
+        lease::acquire(&self.client, &self.leases, ns, name, holder, ttl).await
     }
 
     async fn release_lease(&self, ns: &str, name: &str, holder: &str) -> ClusterResult<()> {

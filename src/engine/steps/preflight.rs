@@ -8,7 +8,7 @@ use crate::cluster::controller::{self, ControllerInfo, ControllerKind, version_t
 use crate::cluster::{AccessQuestion, ClusterError, helm};
 use crate::db::Originals;
 use crate::engine::{Check, CheckLevel};
-use crate::linstor::toml::Backend;
+use crate::linstor::toml::{Backend, redact_url};
 use crate::model::RunKind;
 
 /// The rights the `k8s` backend needs (REFERENCE.md §2; `deletecollection` and `watch` were
@@ -147,7 +147,8 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
     .await?;
 
     // configuration and backend
-    let url = info.connection_url.clone().unwrap_or_default();
+    // for the messages only: without a password it may carry
+    let url = redact_url(info.connection_url.as_deref().unwrap_or_default());
     match (&info.config_error, info.backend, kind) {
         (Some(e), _, _) => check(
             "config",
