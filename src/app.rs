@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use crate::cluster::Cluster;
-use crate::cluster::kube::{KubeCluster, KubeOptions};
+use crate::cluster::kube::{CallPolicy, KubeCluster, KubeOptions};
 use crate::cluster::sim::{SimCluster, SimTiming};
 use crate::config::{Common, LogFormat};
 use crate::db::Db;
@@ -36,6 +36,10 @@ pub async fn cluster(common: &Common) -> anyhow::Result<Arc<dyn Cluster>> {
     let options = KubeOptions {
         linstor_url_override: common.linstor_url.clone(),
         namespaces: common.managed_namespaces(),
+        calls: CallPolicy {
+            deadline: std::time::Duration::from_secs(common.kube_timeout_seconds),
+            ..CallPolicy::default()
+        },
     };
     let kube = KubeCluster::from_default_config(options)
         .await
@@ -61,6 +65,7 @@ pub async fn engine(
     // on a real cluster every run holds its controller's Lease (in the controller's namespace),
     // so that the CLI and the in-cluster service, or two replicas, never act on one controller
     settings.leases = !common.demo;
+    settings.lease_ttl = std::time::Duration::from_secs(common.lease_seconds);
     settings.instance_id = match std::env::var("POD_NAME") {
         Ok(pod) => pod,
         Err(_) => format!(

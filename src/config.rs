@@ -93,6 +93,26 @@ pub struct Common {
     /// Log format.
     #[arg(long, global = true, env = "LINSTOR_MIGRATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Seconds one call to the Kubernetes API may take (an attempt: a call that is safe to
+    /// repeat is tried up to 5 times when it fails in a way that may pass).
+    #[arg(
+        long,
+        global = true,
+        env = "LINSTOR_MIGRATOR_KUBE_TIMEOUT",
+        default_value_t = 15,
+        value_parser = clap::value_parser!(u64).range(1..=600)
+    )]
+    pub kube_timeout_seconds: u64,
+    /// Seconds the controller's Lease lasts without renewal (renewed every third of it; a holder
+    /// that cannot renew it stops acting after two thirds of it).
+    #[arg(
+        long,
+        global = true,
+        env = "LINSTOR_MIGRATOR_LEASE_SECONDS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(3..=3600)
+    )]
+    pub lease_seconds: u64,
 }
 
 impl Common {

@@ -13,6 +13,8 @@ mod concurrency;
 mod contract;
 #[path = "api/pages.rs"]
 mod pages;
+#[path = "api/redaction.rs"]
+mod redaction;
 #[path = "api/runs.rs"]
 mod runs;
 #[path = "api/security.rs"]

@@ -717,3 +717,28 @@ async fn a_failed_1_25_1_import_that_lingers_after_its_stack_trace_is_not_waited
         "the guard stopped the lingering tool"
     );
 }
+
+#[tokio::test]
+async fn a_finished_run_keeps_no_event_channel_nor_order_lock() {
+    let h = Harness::new();
+    let engine = h.engine().await;
+    for kind in [RunKind::Backup, RunKind::Preflight, RunKind::Backup] {
+        let (run, _) = engine.create_run(request(kind), &actor(), None).await.unwrap();
+        // a live subscriber (as an SSE client) during the run
+        let mut live = engine.subscribe(&run.id);
+        assert_eq!(engine.event_channels().0, 1);
+        let done = settle(&engine, &run.id).await;
+        assert_eq!(done.state, RunState::Succeeded, "{:?}", done.error);
+        assert!(live.recv().await.is_ok());
+        drop(live);
+    }
+    // a page opened after the end subscribes and leaves again
+    let runs = engine.runs(10).await.unwrap();
+    drop(engine.subscribe(&runs[0].id));
+
+    assert_eq!(
+        engine.event_channels(),
+        (0, 0),
+        "channels (1,024 events each) and order locks of finished runs are freed"
+    );
+}

@@ -7,8 +7,20 @@ use super::{Db, DbError, DbResult, conflict_or, parse};
 use crate::cluster::controller::ControllerInfo;
 use crate::model::{Actor, ControllerRef, Phase, RunKind, RunOptions, RunState, StepName, StepState};
 
+/// The condition of a run that holds its controller: no other run may start on it, and this process keeps the
+/// controller's Lease. Exactly the condition of the unique index `runs_one_active_per_controller`
+/// (migrations/0004): active, a rollback that gave up, or failed inside the downtime (stopped
+/// and not started again: a failure with automatic rollback off).
+macro_rules! holding {
+    () => {
+        "(state IN ('queued', 'running', 'waiting', 'rollback_failed') \
+         OR (state = 'failed' AND downtime_started_at IS NOT NULL AND downtime_ended_at IS NULL))"
+    };
+}
+
 /// What a rollback restores, recorded by preflight in columns of their own and frozen once the
 /// downtime begins: a rollback never depends on the run's JSON context.
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Originals {
     /// `dbConnectionURL` of the CR, or the ConfigMap's `connection_url`.
@@ -212,15 +224,29 @@ impl Db {
         rows.iter().map(run_from_row).collect()
     }
 
-    /// The run that holds a controller (active, or its rollback unfinished), if any.
+    /// The run that holds a controller, if any: an active one, one whose rollback has not
+    /// finished, or one that failed inside the downtime (the controller still stopped by it).
     pub async fn run_holding(&self, controller: &ControllerRef) -> DbResult<Option<RunRecord>> {
-        let row = sqlx::query(
-            "SELECT * FROM runs WHERE controller = ? AND state IN ('queued', 'running', 'waiting', 'rollback_failed')",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT * FROM runs WHERE controller = ? AND ",
+            holding!()
+        ))
         .bind(controller.to_string())
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(run_from_row).transpose()
+    }
+
+    /// Every run that holds its controller (see [`Db::run_holding`]).
+    pub async fn holding_runs(&self) -> DbResult<Vec<RunRecord>> {
+        let rows = sqlx::query(concat!(
+            "SELECT * FROM runs WHERE ",
+            holding!(),
+            " ORDER BY created_at"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(run_from_row).collect()
     }
 
     /// Stores the context a step has built up.

@@ -8,6 +8,7 @@
 use super::Inner;
 use super::steps::control::{controller_pods, current_replicas, current_url};
 use crate::db::{RunRecord, StepRecord};
+use crate::linstor::toml::redact_url;
 use crate::model::{StepName, StepState};
 
 fn state_of(steps: &[StepRecord], name: StepName) -> StepState {
@@ -59,8 +60,11 @@ pub(super) async fn check(inner: &Inner, run: &RunRecord, steps: &[StepRecord]) 
     if !expected_original && !expected_k8s {
         return Some(format!(
             "the controller's database URL is {} where the run expects {}{}",
-            url.as_deref().unwrap_or("(none)"),
-            originals.connection_url.as_deref().unwrap_or("(none)"),
+            url.as_deref().map_or("(none)".into(), redact_url),
+            originals
+                .connection_url
+                .as_deref()
+                .map_or("(none)".into(), redact_url),
             if run.switch_requested { " or k8s" } else { "" }
         ));
     }
@@ -79,7 +83,7 @@ pub(super) async fn stopped_controller_state(inner: &Inner, run: &RunRecord) -> 
         .await
         .ok()
         .flatten()
-        .unwrap_or_else(|| "(unknown)".into());
+        .map_or_else(|| "(unknown)".into(), |u| redact_url(&u));
     let objects = match cluster.k8s_backend_inventory().await {
         Ok(inv) => format!(
             "the k8s backend holds {} objects (an incomplete import)",

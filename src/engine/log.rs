@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::Mutex;
-
-use super::bus::EventBus;
+use super::bus::{EventBus, OrderLock};
 use crate::db::{Db, DbResult, EventKind, EventRecord, RunChange};
 use crate::model::{StepName, StepState};
 
@@ -15,7 +13,7 @@ pub struct RunLog {
     run_id: Arc<str>,
     db: Db,
     bus: Arc<EventBus>,
-    order: Arc<Mutex<()>>,
+    order: OrderLock,
 }
 
 impl RunLog {

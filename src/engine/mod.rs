@@ -8,6 +8,7 @@ mod actions;
 mod backend;
 mod bus;
 pub(crate) mod context;
+mod gate;
 mod invariants;
 mod lease;
 pub mod lifecycle;
@@ -24,11 +25,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use crate::cluster::pod::PodPaths;
+pub use bus::Subscription;
 pub use context::{Check, CheckLevel, DeltaCounts, ImportReport, RollbackFailure, RunContext};
 pub use lease::lease_name;
 pub use rollback::RetryPolicy;
@@ -39,6 +40,7 @@ pub use view::{BackupView, DowntimeView, OriginalView, RunSummary, RunView, Step
 use crate::cluster::controller::{self, ControllerInfo};
 use crate::cluster::{Cluster, ClusterError};
 use crate::db::{BackupRecord, Db, DbError, EventRecord, NewRunRecord};
+use crate::linstor::toml::redact_url;
 use crate::metrics::Metrics;
 use crate::model::{Actor, RunKind, RunOptions, RunState, StepName};
 
@@ -136,6 +138,7 @@ pub(crate) struct Inner {
     pub(crate) shutdown: CancellationToken,
     tracker: TaskTracker,
     registry: registry::Registry,
+    leases: lease::Leases,
 }
 
 /// The engine; cheap to clone.
@@ -163,8 +166,13 @@ impl Engine {
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 registry: registry::Registry::default(),
+                leases: lease::Leases::default(),
             }),
         };
+        // the Leases of controllers that runs of this data directory hold, with or without a task
+        for run in engine.inner.db.holding_runs().await? {
+            engine.inner.leases.keep(&engine.inner, &run.controller);
+        }
         for run in engine.inner.db.active_runs().await? {
             if run.state == RunState::Waiting && !run.cancel_requested {
                 continue;
@@ -205,7 +213,11 @@ impl Engine {
         let handle = self.inner.tracker.spawn(async move {
             let mut token = token;
             loop {
-                runner::drive(&inner, &id, token).await;
+                let pass = runner::drive(&inner, &id, token.clone()).await;
+                if pass == runner::Pass::LeaseLost && !inner.shutdown.is_cancelled() {
+                    // drive it again: the next pass waits until the Lease is ours again
+                    continue;
+                }
                 match inner.registry.pass_done(&id, inner.shutdown.is_cancelled()) {
                     Some(next) => token = next,
                     None => break,
@@ -215,9 +227,13 @@ impl Engine {
         self.inner.registry.set_abort(run_id, handle.abort_handle());
     }
 
-    /// Discovered controllers.
+    /// Discovered controllers, to be shown: their database URLs without passwords.
     pub async fn controllers(&self) -> EngineResult<Vec<ControllerInfo>> {
-        Ok(controller::discover(self.inner.cluster.as_ref()).await?)
+        let mut found = controller::discover(self.inner.cluster.as_ref()).await?;
+        for c in &mut found {
+            c.connection_url = c.connection_url.as_deref().map(redact_url);
+        }
+        Ok(found)
     }
 
     /// Starts a run. With an `idempotency_key` that was used before, returns that run (and
@@ -265,6 +281,19 @@ impl Engine {
         }
         // another linstor-migrator process (a CLI, another replica) works on this controller
         let lease = self.take_lease(&req.controller).await?;
+        let result = self.insert_and_start(req, actor, idempotency_key, digest).await;
+        // the run's task holds the Lease now, and the database says the run holds the controller
+        lease.done(&self.inner).await;
+        result
+    }
+
+    async fn insert_and_start(
+        &self,
+        req: CreateRun,
+        actor: &Actor,
+        idempotency_key: Option<String>,
+        digest: String,
+    ) -> EngineResult<(RunView, bool)> {
         let id = uuid::Uuid::now_v7().to_string();
         let new = NewRunRecord {
             id: id.clone(),
@@ -278,13 +307,6 @@ impl Engine {
         match self.inner.db.insert_run(&new).await {
             Ok(_) => {}
             Err(DbError::Conflict(message)) => {
-                if let Some(name) = &lease {
-                    let _ = self
-                        .inner
-                        .cluster
-                        .release_lease(&req.controller.namespace, name, &self.inner.settings.instance_id)
-                        .await;
-                }
                 // lost a race: another request with the same key, or for the same controller
                 if let Some(key) = &idempotency_key
                     && let Some(existing) = self.inner.db.run_by_idempotency_key(key).await?
@@ -309,30 +331,29 @@ impl Engine {
         Ok((self.run(&id).await?, true))
     }
 
-    /// Takes the controller's Lease for a new run (the run's task renews it); `Some(name)` when
-    /// taken, 409 when another live process holds it.
-    async fn take_lease(&self, controller: &crate::model::ControllerRef) -> EngineResult<Option<String>> {
-        if !self.inner.settings.leases {
-            return Ok(None);
-        }
-        let name = lease_name(controller);
-        let s = &self.inner.settings;
-        if !self
-            .inner
-            .cluster
-            .acquire_lease(&controller.namespace, &name, &s.instance_id, s.lease_ttl)
-            .await?
-        {
-            return Err(EngineError::Conflict {
-                message: format!(
-                    "another linstor-migrator process (a CLI or another replica) works on controller {controller}: it holds \
-                     Lease {}/{name}",
-                    controller.namespace
-                ),
-                run_id: None,
-            });
-        }
-        Ok(Some(name))
+    /// Takes the controller's Lease for a new run (its task keeps it); 409 when another live
+    /// process holds it.
+    async fn take_lease(&self, controller: &crate::model::ControllerRef) -> EngineResult<lease::LeaseUse> {
+        self.inner
+            .leases
+            .take(&self.inner, controller)
+            .await
+            .map_err(|holding| match holding {
+                lease::Holding::Failing(e) => EngineError::Cluster(ClusterError::Api(format!(
+                    "cannot take Lease {}/{}: {e}",
+                    controller.namespace,
+                    lease_name(controller)
+                ))),
+                _ => EngineError::Conflict {
+                    message: format!(
+                        "another linstor-migrator process (a CLI or another replica) works on controller {controller}: \
+                         it holds Lease {}/{}",
+                        controller.namespace,
+                        lease_name(controller)
+                    ),
+                    run_id: None,
+                },
+            })
     }
 
     /// A run with its steps, backups and audit trail.
@@ -389,13 +410,19 @@ impl Engine {
     }
 
     /// Live events of a run (subscribe before reading history, then de-duplicate by `seq`).
-    pub fn subscribe(&self, id: &str) -> broadcast::Receiver<EventRecord> {
+    pub fn subscribe(&self, id: &str) -> Subscription {
         self.inner.bus.subscribe(id)
     }
 
     /// Number of live event subscribers.
     pub fn subscribers(&self) -> usize {
         self.inner.bus.subscribers()
+    }
+
+    /// Runs that have an event channel (somebody listens), and runs that have an event order
+    /// lock (something writes their events), now: both go when their last user does.
+    pub fn event_channels(&self) -> (usize, usize) {
+        self.inner.bus.live()
     }
 
     pub async fn backups(&self) -> EngineResult<Vec<BackupRecord>> {
@@ -441,6 +468,8 @@ impl Engine {
                 "some runs did not reach a safe point within {grace:?}; they resume on the next start"
             );
         }
+        // the Leases of runs left resumable stay until they expire (or this pod comes back)
+        self.inner.leases.abandon_all();
     }
 
     /// Stops every task at its next await without reaching a safe point: what a SIGKILL does to
@@ -448,6 +477,7 @@ impl Engine {
     pub fn kill(&self) {
         self.inner.shutdown.cancel();
         self.inner.registry.abort_all();
+        self.inner.leases.abandon_all();
     }
 
     /// The run's controller now (replicas, database URL, pods, etcd) against what the run found

@@ -26,6 +26,7 @@ use super::{Inner, RollbackFailure, RunContext};
 use crate::cluster::controller::ControllerInfo;
 use crate::cluster::pod::MigrationObjects;
 use crate::db::{BackendUse, DbError, ErrorChange, EventKind, NewEvent, Originals, RunRecord};
+use crate::linstor::toml::redact_url;
 use crate::model::RunState;
 
 /// How rollback actions are retried.
@@ -188,7 +189,10 @@ async fn restore(rb: &Rollback<'_>, o: &Originals) -> Result<(), Stopped> {
         }
         rb.say(
             "info",
-            &format!("the controller's ConfigMap says connection_url = {url:?} again"),
+            &format!(
+                "the controller's ConfigMap says connection_url = {:?} again",
+                redact_url(url)
+            ),
         )
         .await;
     }

@@ -6,6 +6,7 @@ use super::steps::control::{controller_pods, current_replicas, current_url};
 use crate::cluster::controller::ControllerKind;
 use crate::cluster::pod::MigrationObjects;
 use crate::db::Originals;
+use crate::linstor::toml::redact_url;
 
 /// The controller's replicas, database URL, pods and etcd now, against what the run found.
 pub(super) async fn describe_controller(cluster: &dyn crate::cluster::Cluster, o: &Originals) -> Vec<String> {
@@ -26,8 +27,8 @@ pub(super) async fn describe_controller(cluster: &dyn crate::cluster::Cluster, o
     match current_url(cluster, info).await {
         Ok(u) => out.push(format!(
             "its database URL is {} (originally {})",
-            u.as_deref().unwrap_or("(none)"),
-            o.connection_url.as_deref().unwrap_or("(none)")
+            u.as_deref().map_or("(none)".into(), redact_url),
+            o.connection_url.as_deref().map_or("(none)".into(), redact_url)
         )),
         Err(e) => out.push(format!("its database URL cannot be read: {e}")),
     }
@@ -65,7 +66,8 @@ pub(super) fn manual_commands(o: &Originals, names: &MigrationObjects) -> Vec<St
         ),
     };
     let cm = info.config_map.as_deref().unwrap_or("<controller-configmap>");
-    if let Some(url) = &o.connection_url {
+    if let Some(raw) = &o.connection_url {
+        let url = redact_url(raw);
         c.push("# 1. stop the controller, so it never runs on a half-switched configuration".to_string());
         c.push(scale(0));
         c.push(format!(
@@ -73,6 +75,9 @@ pub(super) fn manual_commands(o: &Originals, names: &MigrationObjects) -> Vec<St
             info.pod_selector
         ));
         c.push(format!("# 2. its original database URL: {url}"));
+        if url != *raw {
+            c.push("#    (*** stands for the password it carries, which is not shown here)".to_string());
+        }
         match info.kind {
             ControllerKind::LinstorController => {
                 c.push(format!(
@@ -122,7 +127,7 @@ pub(super) fn manual_commands(o: &Originals, names: &MigrationObjects) -> Vec<St
         "kubectl -n {ns} delete configmap {} --ignore-not-found",
         names.target_config_map
     ));
-    if let Some(url) = &o.connection_url {
+    if let Some(url) = o.connection_url.as_deref().map(redact_url) {
         c.push(format!(
             "# keep the Helm values as they are: operator.controller.dbConnectionURL stays {url} (do not persist k8s)"
         ));

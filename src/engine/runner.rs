@@ -11,8 +11,8 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use super::backend::ownership;
+use super::gate;
 use super::invariants;
-use super::lease;
 use super::lifecycle::{Action, transition};
 use super::log::RunLog;
 use super::rollback;
@@ -26,36 +26,44 @@ fn interrupted(inner: &Inner, stop: &CancellationToken, cancel: &CancellationTok
     stop.is_cancelled() && !cancel.is_cancelled() || inner.shutdown.is_cancelled()
 }
 
+/// How a pass ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pass {
+    /// Whatever could be done now is done (or a shutdown or a cancel ended it).
+    Over,
+    /// The Lease was lost: the run is left as stored, for a next pass once it is ours again.
+    LeaseLost,
+}
+
 /// One pass over a run: everything this task can do for it now.
-pub(super) async fn drive(inner: &Inner, id: &str, cancel: CancellationToken) {
+pub(super) async fn drive(inner: &Inner, id: &str, cancel: CancellationToken) -> Pass {
     let log = RunLog::new(id, inner.db.clone(), inner.bus.clone());
     let run = match inner.db.run(id).await {
         Ok(Some(run)) => run,
-        Ok(None) => return,
+        Ok(None) => return Pass::Over,
         Err(e) => {
             tracing::error!(run = id, "cannot read the run: {e}");
-            return;
+            return Pass::Over;
         }
     };
     let needs_task = run.state == RunState::Queued
         || run.state == RunState::Running
         || (run.state == RunState::Waiting && run.cancel_requested);
     if !needs_task {
-        return;
+        return Pass::Over;
     }
-    let lease = if inner.settings.leases {
-        match lease::hold(inner, &run.controller, &log, &inner.shutdown).await {
-            Some(l) => Some(l),
-            None => return,
-        }
-    } else {
-        None
+    let Some((lease, lost)) = inner
+        .leases
+        .hold(inner, &run.controller, &log, &inner.shutdown)
+        .await
+    else {
+        return Pass::Over;
     };
     // `stop` ends a step's waits: a user's cancel, a shutdown, a lost Lease
     let stop = CancellationToken::new();
     let _stop_on = {
-        let (stop, cancel, shutdown) = (stop.clone(), cancel.clone(), inner.shutdown.clone());
-        let lost = lease.as_ref().map(|l| l.lost.clone()).unwrap_or_default();
+        let (stop, cancel, shutdown, lost) =
+            (stop.clone(), cancel.clone(), inner.shutdown.clone(), lost.clone());
         AbortOnDrop(tokio::spawn(async move {
             tokio::select! {
                 () = cancel.cancelled() => {}
@@ -65,16 +73,26 @@ pub(super) async fn drive(inner: &Inner, id: &str, cancel: CancellationToken) {
             stop.cancel();
         }))
     };
-    let lost = lease.as_ref().map(|l| l.lost.clone()).unwrap_or_default();
     let result = forward(inner, &log, id, &stop, &cancel, &lost).await;
     if let Err(e) = result
         && !interrupted(inner, &stop, &cancel)
     {
         internal_error(inner, &log, id, &format!("{e:#}"), &lost).await;
     }
-    if let Some(l) = lease {
-        l.release(inner.cluster.as_ref()).await;
+    // kept while the run holds the controller (waiting, failed inside the downtime,
+    // rollback_failed, interrupted); given up once nothing needs it
+    lease.done(inner).await;
+    if lost.is_cancelled() && !inner.shutdown.is_cancelled() {
+        log.say(
+            None,
+            "warn",
+            "this process lost the controller's Lease (its renewals failed or hung): the run stopped at its \
+             current step and goes on when the Lease is this process's again",
+        )
+        .await;
+        return Pass::LeaseLost;
     }
+    Pass::Over
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -181,6 +199,16 @@ async fn forward(
             commit_or_reread(log, change).await?;
             return Ok(());
         }
+        // leaving the gate: the controller must still be what preflight saw
+        if step == StepName::StopController
+            && run.approved_by.is_some()
+            && all
+                .iter()
+                .any(|s| s.name == step && s.state == StepState::Pending)
+            && let Some(changed) = gate::changed_since_preflight(inner, &run).await
+        {
+            return refused_at_gate(inner, log, run, changed).await;
+        }
 
         log.step(step, StepState::Running, None).await?;
         let started = Instant::now();
@@ -234,6 +262,20 @@ async fn forward(
             }
         }
     }
+}
+
+/// The controller changed while the run waited at the gate: the run fails before stopping it.
+async fn refused_at_gate(inner: &Inner, log: &RunLog, run: RunRecord, changed: String) -> anyhow::Result<()> {
+    let message = format!("while the run waited for approval the controller changed: {changed}");
+    log.say(Some(StepName::StopController), "error", &message).await;
+    let context = run.context.clone();
+    remove_own_objects(inner, log, &run, &context).await;
+    let error = format!(
+        "{message}. The controller was not stopped and nothing of it was changed: look at it, then resume the run \
+         (it starts over with preflight) or start a new one"
+    );
+    let step = (StepName::StopController, StepState::Failed, Some(message));
+    fail(log, &run, Some(step), error, None).await
 }
 
 /// A step failed (not by a cancel or a shutdown): roll back, or fail, as the step's place asks.

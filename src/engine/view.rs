@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 
 use super::{EngineResult, RunContext};
 use crate::db::{AuditEntry, BackupRecord, Db, RunRecord, StepRecord};
+use crate::linstor::toml::redact_url;
 use crate::model::{Phase, RunKind, RunOptions, RunState, StepName, StepState};
 
 /// A step of a run.
@@ -171,7 +172,7 @@ pub(super) fn run_summary(run: RunRecord) -> RunSummary {
 /// What the Helm values must say after a run that did not (or no longer does) leave the
 /// controller on `k8s`.
 fn helm_advice(run: &RunRecord) -> Option<String> {
-    let url = run.originals.as_ref()?.connection_url.clone()?;
+    let url = redact_url(run.originals.as_ref()?.connection_url.as_deref()?);
     if run.kind != RunKind::Migrate || !run.state.is_final() || run.state == RunState::Succeeded {
         return None;
     }
@@ -214,11 +215,14 @@ pub(super) async fn run_view(db: &Db, run: RunRecord) -> EngineResult<RunView> {
     if !(run.kind == RunKind::Migrate && run.state == RunState::Succeeded) {
         report.helm_command = None;
     }
+    if let Some(c) = &mut report.controller {
+        c.connection_url = c.connection_url.as_deref().map(redact_url);
+    }
     Ok(RunView {
         downtime: downtime(&run),
         helm_advice: helm_advice(&run),
         original: run.originals.as_ref().map(|o| OriginalView {
-            connection_url: o.connection_url.clone(),
+            connection_url: o.connection_url.as_deref().map(redact_url),
             replicas: o.replicas,
             etcd_stateful_set: o.etcd_stateful_set.clone(),
             etcd_replicas: o.etcd_replicas,

@@ -4,8 +4,10 @@
 //! its secrets ([`redact`]).
 
 mod redact;
+mod redact_url;
 
 pub use redact::{REDACTED, UNPARSEABLE, redact};
+pub use redact_url::redact_url;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

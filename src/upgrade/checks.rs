@@ -164,7 +164,8 @@ fn installation(inst: &V1Installation, c: &mut Checks) {
 }
 
 fn database(inst: &V1Installation, c: &mut Checks) {
-    let cr_url = inst.controller.text("dbConnectionURL").unwrap_or("");
+    let cr_url = crate::linstor::toml::redact_url(inst.controller.text("dbConnectionURL").unwrap_or(""));
+    let cr_url = cr_url.as_str();
     let config = inst.config_url.as_deref().unwrap_or("?");
     let reference = format!("{}/{}", inst.namespace, inst.controller.name);
     if cr_url == "k8s" && inst.backend == Backend::K8s {
@@ -228,7 +229,7 @@ fn database(inst: &V1Installation, c: &mut Checks) {
                     "Helm release {} still renders dbConnectionURL {}: any `helm upgrade` of it would point the \
                      controller back at etcd",
                     h.release,
-                    url.unwrap_or("etcd://<release>-etcd:2379 (the chart default)")
+                    url.map_or("etcd://<release>-etcd:2379 (the chart default)".into(), crate::linstor::toml::redact_url)
                 ),
                 "do not run helm upgrade on the v1 release: the plan stops the v1 operator with kubectl instead",
             );

@@ -38,7 +38,8 @@ pub(super) fn rule_path(path: &str) -> String {
 
 fn show(value: &Value) -> String {
     let text = match value {
-        Value::String(s) => s.clone(),
+        // a URL may carry a password (dbConnectionURL of an SQL database)
+        Value::String(s) => crate::linstor::toml::redact_url(s),
         other => other.to_string(),
     };
     if text.chars().count() <= MAX_VALUE {

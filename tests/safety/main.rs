@@ -1,9 +1,11 @@
 //! The safety core against the simulated cluster: crashes at any point, a rollback that meets a
 //! refusing cluster, a tool left running by a killed service, invariants after a resume, a
-//! stored context that no longer parses, and the Lease of a dead holder.
+//! stored context that no longer parses, the Lease of a dead holder, and one process per
+//! controller for a run's whole life.
 
 mod crash_anywhere;
 mod crashing;
+mod holding;
 mod interruptions;
 mod rollback_failure;
 mod shared_backend;

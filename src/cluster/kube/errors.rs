@@ -27,6 +27,13 @@ pub(super) fn map_kube_error(
 ) -> ClusterError {
     match err {
         kube::Error::Api(status) => map_status(action, kind, namespace, name, &status),
+        // a failure of the connection or of `calls` (its attempts): its own words, without
+        // kube-rs' "ServiceError: " before them
+        kube::Error::Service(inner) => ClusterError::Api(format!(
+            "failed to {action} {kind} {}: {}",
+            object_ref(namespace, name),
+            error_chain(inner.as_ref())
+        )),
         other => ClusterError::Api(format!(
             "failed to {action} {kind} {}: {}",
             object_ref(namespace, name),

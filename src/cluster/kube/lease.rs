@@ -1,12 +1,20 @@
-//! A `coordination.k8s.io/v1` Lease per controller, so that two replicas of this service never
-//! run on the same controller at once. Every write carries the `resourceVersion` it read: when
-//! two replicas race, the API server accepts one write and answers 409 to the other.
+//! A `coordination.k8s.io/v1` Lease per controller, so that two processes of this service (two
+//! replicas, a CLI beside the service) never run on the same controller at once. Every write
+//! carries the `resourceVersion` it read: when two race, the API server accepts one write and
+//! answers 409 to the other.
+//!
+//! Whether another holder's Lease has expired is judged by this process's own clock, the way
+//! client-go's leader election does: the Lease as last read and the moment it was first read so;
+//! it has expired when it stayed the same for its whole duration since. The holder's `renewTime`
+//! is the holder's clock, which may run ahead of or behind ours.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 
 use super::FIELD_MANAGER;
@@ -28,25 +36,54 @@ pub(super) enum Claim {
     Theirs(String),
 }
 
-/// Who holds `spec` at `now`, from the asking `holder`'s view. A Lease expires when
-/// `renewTime` (or `acquireTime`) plus `leaseDurationSeconds` lies before `now`.
-pub(super) fn claim(spec: Option<&LeaseSpec>, holder: &str, now: Timestamp) -> Claim {
-    let Some(spec) = spec else { return Claim::Free };
+/// A Lease as this process last read it, and since when (by this process's clock).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Observed {
+    pub spec: LeaseSpec,
+    pub since: Instant,
+}
+
+/// What this process has seen of each Lease, by namespace and name.
+#[derive(Debug, Default)]
+pub(super) struct Observations(Mutex<HashMap<(String, String), Observed>>);
+
+impl Observations {
+    /// Notes `spec` as read at `now`; returns the observation it belongs to (the earlier one
+    /// when nothing changed since).
+    fn note(&self, ns: &str, name: &str, spec: &LeaseSpec, now: Instant) -> Observed {
+        let mut seen = self.0.lock().expect("lease observations");
+        let entry = seen
+            .entry((ns.to_string(), name.to_string()))
+            .or_insert_with(|| Observed {
+                spec: spec.clone(),
+                since: now,
+            });
+        if entry.spec != *spec {
+            *entry = Observed {
+                spec: spec.clone(),
+                since: now,
+            };
+        }
+        entry.clone()
+    }
+}
+
+/// Who holds the Lease `seen`, from the asking `holder`'s view at `now`: another holder's Lease
+/// has expired when it stayed unchanged for `leaseDurationSeconds` since this process first
+/// read it so.
+pub(super) fn claim(seen: &Observed, holder: &str, now: Instant) -> Claim {
+    let spec = &seen.spec;
     let current = match spec.holder_identity.as_deref() {
         None | Some("") => return Claim::Free,
         Some(h) if h == holder => return Claim::Ours,
         Some(h) => h,
     };
-    let renewed = spec
-        .renew_time
-        .as_ref()
-        .or(spec.acquire_time.as_ref())
-        .map(|t| t.0);
-    let duration = SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(0)));
-    match renewed.and_then(|r| r.checked_add(duration).ok()) {
-        Some(expiry) if expiry >= now => Claim::Theirs(current.to_string()),
-        // Never renewed, no duration or expired: whoever held it is gone.
-        _ => Claim::Free,
+    let duration = Duration::from_secs(u64::try_from(spec.lease_duration_seconds.unwrap_or(0)).unwrap_or(0));
+    if now.saturating_duration_since(seen.since) > duration {
+        // nobody renewed it for its whole duration: whoever held it is gone
+        Claim::Free
+    } else {
+        Claim::Theirs(current.to_string())
     }
 }
 
@@ -82,6 +119,7 @@ pub(super) fn claimed(
 /// Takes or renews the Lease; false when another holder has it unexpired or wins the race.
 pub(super) async fn acquire(
     client: &kube::Client,
+    observations: &Observations,
     ns: &str,
     name: &str,
     holder: &str,
@@ -109,7 +147,11 @@ pub(super) async fn acquire(
                 };
                 api.create(&params, &lease).await
             }
-            Some(mut lease) => match claim(lease.spec.as_ref(), holder, now) {
+            Some(mut lease) => match claim(
+                &observations.note(ns, name, &lease.spec.clone().unwrap_or_default(), Instant::now()),
+                holder,
+                Instant::now(),
+            ) {
                 Claim::Theirs(other) => {
                     tracing::debug!(lease = name, holder = other, "lease held by another replica");
                     return Ok(false);
@@ -177,28 +219,68 @@ mod tests {
         }
     }
 
-    #[test]
-    fn absent_or_unheld_leases_are_free() {
-        assert_eq!(claim(None, "me", at(0)), Claim::Free);
-        assert_eq!(claim(Some(&LeaseSpec::default()), "me", at(0)), Claim::Free);
+    fn seen(spec: &LeaseSpec, since: Instant) -> Observed {
+        Observed {
+            spec: spec.clone(),
+            since,
+        }
     }
 
     #[test]
-    fn someone_elses_lease_is_theirs_until_it_expires() {
-        let spec = held_by("other", 0, 30);
-        assert_eq!(claim(Some(&spec), "me", at(29)), Claim::Theirs("other".into()));
-        assert_eq!(claim(Some(&spec), "me", at(30)), Claim::Theirs("other".into()));
-        assert_eq!(claim(Some(&spec), "me", at(31)), Claim::Free);
-        let never_renewed = LeaseSpec {
+    fn unheld_leases_are_free_and_our_own_is_ours_even_when_long_unrenewed() {
+        let t0 = Instant::now();
+        assert_eq!(claim(&seen(&LeaseSpec::default(), t0), "me", t0), Claim::Free);
+        let ours = held_by("me", 0, 30);
+        assert_eq!(
+            claim(&seen(&ours, t0), "me", t0 + Duration::from_secs(100)),
+            Claim::Ours
+        );
+    }
+
+    #[test]
+    fn someone_elses_lease_expires_by_our_clock_from_when_we_first_saw_it_so() {
+        let obs = Observations::default();
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        // its renewTime is 1,000 s in the past by the holder's clock: that clock may be behind
+        // ours, so it counts from our first read
+        let spec = held_by("other", -1000, 30);
+        let first = obs.note("ns", "l", &spec, t0);
+        assert_eq!(claim(&first, "me", t0), Claim::Theirs("other".into()));
+        let later = obs.note("ns", "l", &spec, t0 + secs(30));
+        assert_eq!(later.since, t0, "unchanged: the first sighting counts");
+        assert_eq!(claim(&later, "me", t0 + secs(30)), Claim::Theirs("other".into()));
+        assert_eq!(claim(&later, "me", t0 + secs(31)), Claim::Free);
+
+        // renewed meanwhile (even with a renewTime far in the future): the count starts again
+        let renewed = held_by("other", 5000, 30);
+        let again = obs.note("ns", "l", &renewed, t0 + secs(31));
+        assert_eq!(again.since, t0 + secs(31));
+        assert_eq!(claim(&again, "me", t0 + secs(31)), Claim::Theirs("other".into()));
+        assert_eq!(claim(&again, "me", t0 + secs(62)), Claim::Free);
+
+        // another Lease is another observation
+        assert_eq!(
+            obs.note("ns", "other-lease", &renewed, t0 + secs(62)).since,
+            t0 + secs(62)
+        );
+    }
+
+    #[test]
+    fn a_lease_without_a_duration_expires_once_it_was_seen_unchanged() {
+        let t0 = Instant::now();
+        let no_duration = LeaseSpec {
             holder_identity: Some("other".into()),
             ..LeaseSpec::default()
         };
-        assert_eq!(claim(Some(&never_renewed), "me", at(0)), Claim::Free);
-    }
-
-    #[test]
-    fn our_lease_is_ours_even_when_expired() {
-        assert_eq!(claim(Some(&held_by("me", 0, 30)), "me", at(100)), Claim::Ours);
+        assert_eq!(
+            claim(&seen(&no_duration, t0), "me", t0),
+            Claim::Theirs("other".into())
+        );
+        assert_eq!(
+            claim(&seen(&no_duration, t0), "me", t0 + Duration::from_millis(1)),
+            Claim::Free
+        );
     }
 
     #[test]

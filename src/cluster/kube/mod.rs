@@ -7,6 +7,7 @@
 
 mod authz;
 mod backend_objects;
+mod calls;
 mod errors;
 mod exec;
 mod inventory;
@@ -38,6 +39,7 @@ use super::{
 };
 use crate::linstor::rest::LinstorApi;
 
+pub use calls::{CallFailed, CallPolicy};
 pub use status::{PodStartState, RolloutState, deployment_rollout, pod_start_state};
 
 /// The field manager recorded on every object this service writes.
@@ -53,6 +55,8 @@ pub struct KubeOptions {
     /// namespaces in one cluster-wide list. Scoped, the service needs no cluster-wide read of
     /// LinstorControllers and Deployments.
     pub namespaces: Vec<String>,
+    /// The deadline and the retries of every call to the API server.
+    pub calls: CallPolicy,
 }
 
 /// Selects rustls' crypto provider for the process; call it before building any kube client.
@@ -71,6 +75,8 @@ pub struct KubeCluster {
     options: KubeOptions,
     /// Where the API server is, for [`Cluster::describe`]; unknown when built from a bare client.
     api_url: Option<String>,
+    /// What this process has seen of Leases, to judge their expiry by its own clock.
+    leases: Arc<lease::Observations>,
 }
 
 impl KubeCluster {
@@ -80,18 +86,24 @@ impl KubeCluster {
             client,
             options,
             api_url: None,
+            leases: Arc::default(),
         }
     }
 
-    /// Builds the client from a kube-rs [`kube::Config`], remembering its URL for messages.
-    pub fn from_config(config: kube::Config, options: KubeOptions) -> anyhow::Result<Self> {
+    /// Builds the client from a kube-rs [`kube::Config`], remembering its URL for messages; every
+    /// call it makes has the deadline and the retries of `options.calls`.
+    pub fn from_config(mut config: kube::Config, options: KubeOptions) -> anyhow::Result<Self> {
         install_crypto_provider();
         let api_url = config.cluster_url.to_string();
-        let client = kube::Client::try_from(config).context("failed to build the Kubernetes client")?;
+        // kube-rs' own retries (429, 503, 504 only, no deadline) give way to `calls`
+        config.default_retry = false;
+        let inner = kube::Client::try_from(config).context("failed to build the Kubernetes client")?;
+        let client = calls::client(inner, options.calls.clone());
         Ok(Self {
             client,
             options,
             api_url: Some(api_url.trim_end_matches('/').to_string()),
+            leases: Arc::default(),
         })
     }
 
@@ -323,7 +335,7 @@ impl Cluster for KubeCluster {
     }
 
     async fn acquire_lease(&self, ns: &str, name: &str, holder: &str, ttl: Duration) -> ClusterResult<bool> {
-        lease::acquire(&self.client, ns, name, holder, ttl).await
+        lease::acquire(&self.client, &self.leases, ns, name, holder, ttl).await
     }
 
     async fn release_lease(&self, ns: &str, name: &str, holder: &str) -> ClusterResult<()> {

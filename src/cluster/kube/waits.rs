@@ -107,8 +107,17 @@ fn key<K: Resource>(object: &K) -> (String, String) {
     (object.namespace().unwrap_or_default(), object.name_any())
 }
 
+/// How long the API server keeps one watch open (kube-rs re-watches after it). Its stream is
+/// also taken for dead when nothing came for this long plus 5 s, so a watch that stalls after
+/// its start costs at most that much of a wait; its start has the calls' deadline.
+const WATCH_SECONDS: u32 = 60;
+
+fn watching() -> watcher::Config {
+    watcher::Config::default().timeout(WATCH_SECONDS)
+}
+
 fn by_name(name: &str) -> watcher::Config {
-    watcher::Config::default().fields(&format!("metadata.name={name}"))
+    watching().fields(&format!("metadata.name={name}"))
 }
 
 /// Until no pod in `ns` matches `label_selector` (terminating pods still count).
@@ -120,20 +129,14 @@ pub(super) async fn wait_pods_gone(
 ) -> ClusterResult<()> {
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     let what = format!("pods matching {label_selector:?} in {ns} to be gone");
-    watch_until(
-        api,
-        watcher::Config::default().labels(label_selector),
-        &what,
-        timeout,
-        |pods| {
-            if pods.is_empty() {
-                Verdict::Done
-            } else {
-                let names: Vec<String> = pods.iter().map(|p| p.name_any()).collect();
-                Verdict::Wait(format!("{} still exist", names.join(", ")))
-            }
-        },
-    )
+    watch_until(api, watching().labels(label_selector), &what, timeout, |pods| {
+        if pods.is_empty() {
+            Verdict::Done
+        } else {
+            let names: Vec<String> = pods.iter().map(|p| p.name_any()).collect();
+            Verdict::Wait(format!("{} still exist", names.join(", ")))
+        }
+    })
     .await
 }
 

@@ -298,6 +298,7 @@ impl Cluster for SimCluster {
     }
 
     async fn acquire_lease(&self, ns: &str, name: &str, holder: &str, ttl: Duration) -> ClusterResult<bool> {
+        self.lease_trouble_of(holder, ns, name).await?;
         let mut st = self.lock();
         let now = st.now;
         let k = key(ns, name);
@@ -319,6 +320,7 @@ impl Cluster for SimCluster {
     }
 
     async fn release_lease(&self, ns: &str, name: &str, holder: &str) -> ClusterResult<()> {
+        self.lease_trouble_of(holder, ns, name).await?;
         let mut st = self.lock();
         let k = key(ns, name);
         if st.leases.get(&k).is_some_and(|l| l.holder == holder) {
@@ -383,5 +385,19 @@ impl Cluster for SimCluster {
             .filter(|n| n.ends_with(&suffix))
             .cloned()
             .collect())
+    }
+}
+
+impl SimCluster {
+    /// The trouble `holder`'s Lease calls have, if any: an error, or no answer at all.
+    async fn lease_trouble_of(&self, holder: &str, ns: &str, name: &str) -> ClusterResult<()> {
+        let trouble = self.lock().lease_trouble.get(holder).copied();
+        match trouble {
+            Some(super::faults::LeaseTrouble::Hang) => super::faults::hang().await,
+            Some(super::faults::LeaseTrouble::Error) => Err(crate::cluster::ClusterError::Api(format!(
+                "failed to get Lease {ns}/{name}: connection refused (simulated)"
+            ))),
+            None => Ok(()),
+        }
     }
 }

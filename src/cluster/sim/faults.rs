@@ -61,6 +61,16 @@ pub enum Refusal {
     StatefulSetScale,
 }
 
+/// Trouble one process has with its Leases (the API server unreachable from it, or its calls
+/// hanging), until lifted: for tests of a holder that cannot renew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseTrouble {
+    /// Every Lease call of that holder fails.
+    Error,
+    /// Every Lease call of that holder never answers.
+    Hang,
+}
+
 /// Faults waiting to fire, and what the REST mapping needs to know.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Faults {

@@ -54,7 +54,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-pub use faults::{Fault, Refusal};
+pub use faults::{Fault, LeaseTrouble, Refusal};
 pub use fingerprint::{ControllerStart, SimEffects, SimFingerprint};
 
 use crate::cluster::UserInfo;
@@ -240,6 +240,17 @@ impl SimCluster {
         } else {
             st.refusals.remove(&refusal);
         }
+        st.touch();
+    }
+
+    /// Makes every Lease call of `holder` fail or hang (`Some`), or work again (`None`), as when
+    /// the API server cannot be reached from that one process.
+    pub fn lease_trouble(&self, holder: &str, trouble: Option<LeaseTrouble>) {
+        let mut st = self.lock();
+        match trouble {
+            Some(t) => st.lease_trouble.insert(holder.to_string(), t),
+            None => st.lease_trouble.remove(holder),
+        };
         st.touch();
     }
 

@@ -149,6 +149,8 @@ pub(crate) struct State {
     pub tools_running: BTreeMap<Key, u32>,
     /// Refusals that last until lifted (see `SimCluster::refuse`).
     pub refusals: BTreeSet<super::faults::Refusal>,
+    /// Lease calls that fail or hang, by holder (see `SimCluster::lease_trouble`).
+    pub lease_trouble: BTreeMap<String, super::faults::LeaseTrouble>,
     /// The v1 objects only the upgrade plan reads (satellite sets, CSI driver, CRDs).
     pub v1: super::install_v1::V1Objects,
     events: Vec<Scheduled>,
@@ -184,6 +186,7 @@ impl State {
             guard_locks: BTreeMap::new(),
             tools_running: BTreeMap::new(),
             refusals: BTreeSet::new(),
+            lease_trouble: BTreeMap::new(),
             v1: super::install_v1::V1Objects::default(),
             events: Vec::new(),
             seq: 0,

@@ -9,7 +9,7 @@ use crate::cluster::{AccessQuestion, ClusterError, helm};
 use crate::db::Originals;
 use crate::engine::backend::ownership::{self, Ownership};
 use crate::engine::{Check, CheckLevel};
-use crate::linstor::toml::Backend;
+use crate::linstor::toml::{Backend, redact_url};
 use crate::linstor::versions::{self, Support};
 use crate::model::RunKind;
 
@@ -149,7 +149,8 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
     .await?;
 
     // configuration and backend
-    let url = info.connection_url.clone().unwrap_or_default();
+    // for the messages only: without a password it may carry
+    let url = redact_url(info.connection_url.as_deref().unwrap_or_default());
     match (&info.config_error, info.backend, kind) {
         (Some(e), _, _) => check(
             "config",

@@ -146,7 +146,11 @@ async fn collect(c: &StepCtx<'_>, info: &ControllerInfo) -> Result<V1Installatio
         satellite_sets,
         csi_drivers,
         backend: info.backend,
-        config_url: info.connection_url.clone(),
+        // shown (summary, checks), never used: without a password it may carry
+        config_url: info
+            .connection_url
+            .as_deref()
+            .map(crate::linstor::toml::redact_url),
         controller_deployment: info.deployment.clone(),
         linstor_version: info.linstor_version.clone(),
         helm,

@@ -29,7 +29,7 @@ pub fn redact(text: &str) -> String {
     doc.to_string()
 }
 
-fn is_secret_key(key: &str) -> bool {
+pub(super) fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     SECRET_KEY_PARTS.iter().any(|part| key.contains(part))
 }
@@ -84,6 +84,12 @@ fn redact_value(secret: bool, value: &mut Value) {
         }
         Value::String(s) if secret || is_private_key(s.value()) => replace(value),
         _ if secret => replace(value),
+        // `connection_url = "jdbc:...?password=..."`
+        Value::String(s) if super::redact_url(s.value()) != *s.value() => {
+            let decor = value.decor().clone();
+            *value = Value::from(super::redact_url(value.as_str().unwrap_or_default()));
+            *value.decor_mut() = decor;
+        }
         _ => {}
     }
 }
@@ -182,6 +188,15 @@ MIIpem-Pa55
         let doc: toml::Table = toml::from_str(&out).expect("still TOML");
         assert_eq!(doc["db"]["Password"].as_str(), Some(REDACTED));
         assert_eq!(doc["db2"]["client_key_pkcs8_pem"].as_str(), Some(REDACTED));
+    }
+
+    #[test]
+    fn a_password_inside_the_connection_url_is_hidden_too() {
+        let text = "[db]\nconnection_url = \"jdbc:postgresql://db/linstor?user=l&password=url-Pa55\" # sql\n";
+        assert_eq!(
+            redact(text),
+            "[db]\nconnection_url = \"jdbc:postgresql://db/linstor?user=l&password=***\" # sql\n"
+        );
     }
 
     #[test]

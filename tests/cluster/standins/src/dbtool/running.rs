@@ -8,8 +8,9 @@
 //! - `runs.log`: one JSON line per start ([`Start`]) with `concurrent_with`, the other runs alive
 //!   then.
 //!
-//! A run counts as alive while `/proc/<pid>/cmdline` is not empty (a zombie's is) and
-//! `/proc/<pid>/stat` shows the recorded start time (so a recycled pid is not mistaken for it).
+//! A run counts as alive while `/proc/<pid>/stat` shows the recorded start time (so a recycled
+//! pid is not mistaken for it) and a state other than zombie or dead. (Not by an empty
+//! `/proc/<pid>/cmdline`, which a zombie has, but so has a process in the middle of `execve`.)
 //! Every process registers before it scans, so of two that start together at least the later
 //! one sees the other.
 
@@ -50,11 +51,22 @@ impl ProcessId {
         Ok(start_ticks(&stat).map(|start_ticks| ProcessId { pid, start_ticks }))
     }
 
-    /// The process still runs: same pid, same start time, and not a zombie.
+    /// The process still runs: same pid, same start time, and neither a zombie nor dead.
     pub fn alive(&self) -> bool {
-        let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.pid)).unwrap_or_default();
-        !cmdline.is_empty() && matches!(Self::of(self.pid), Ok(Some(now)) if now == *self)
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) else {
+            return false;
+        };
+        start_ticks(&stat) == Some(self.start_ticks) && !matches!(state(&stat), Some('Z' | 'X' | 'x'))
     }
+}
+
+/// Field 3 (`state`) of a `/proc/<pid>/stat` line: `R`, `S`, `D`, `Z` (zombie), `X` (dead)...
+pub fn state(stat: &str) -> Option<char> {
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
 }
 
 /// Field 22 (`starttime`) of a `/proc/<pid>/stat` line. The command name (field 2) is in
@@ -194,12 +206,19 @@ mod tests {
         }
     }
 
+    /// The state letter of `pid` now (`None` once it is gone).
+    fn state_of(pid: u32) -> Option<char> {
+        state(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
+
     #[test]
     fn start_time_is_field_22_even_with_parentheses_in_the_name() {
         let stat = "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 \
                     1000 200 18446744073709551615";
         assert_eq!(start_ticks(stat), Some(987654));
+        assert_eq!(state(stat), Some('S'));
         assert_eq!(start_ticks("garbage"), None);
+        assert_eq!(state("garbage"), None);
         let me = ProcessId::current().unwrap();
         assert_eq!(me.pid, std::process::id());
         assert!(me.alive());
@@ -218,16 +237,10 @@ mod tests {
 
         // a run that is still alive (an export left hanging by a dropped exec)
         let hanging = Killed(Command::new("sleep").arg("30").spawn().unwrap());
+        // alive from the moment it exists, also while its `execve` is under way (its command
+        // line reads empty then, as a zombie's does)
         let hanging_id = ProcessId::of(hanging.0.id()).unwrap().unwrap();
-        // until its exec is done, its command line can read empty (as a zombie's does)
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !std::fs::read(format!("/proc/{}/cmdline", hanging_id.pid))
-            .unwrap_or_default()
-            .starts_with(b"sleep")
-        {
-            assert!(std::time::Instant::now() < deadline, "sleep did not start");
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        assert!(hanging_id.alive());
         let left = RunningTool {
             process: hanging_id,
             args: args(&["export-db", "/backup/b.json"]),
@@ -250,12 +263,15 @@ mod tests {
             };
             std::fs::write(running.join(id.pid.to_string()), serde_json::to_vec(&r).unwrap()).unwrap();
         }
-        // wait until the zombie is one (its command line empties when it exits)
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while zombie_id.alive() {
+        // wait until the zombie is one: `true` has exited and nobody reaped it. (Not until it
+        // stops looking alive: on a loaded machine it may still be inside its `execve` then,
+        // and then run, and be alive at the next scan.)
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while state_of(zombie_id.pid) != Some('Z') {
             assert!(std::time::Instant::now() < deadline, "true did not exit");
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
+        assert!(!zombie_id.alive());
         // garbage and a temporary file
         std::fs::write(running.join("999999999"), "not json").unwrap();
         std::fs::write(running.join(".123.tmp"), "{").unwrap();
