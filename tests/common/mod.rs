@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// The token of the `ops` caller.
-pub const TOKEN: &str = "test-token-ops";
+pub const TOKEN: &str = "test-token-ops-7f3a9c";
 /// The token of the `ci-bot` caller.
 pub const OTHER_TOKEN: &str = "test-token-ci-bot";
 pub const CONTROLLER: &str = "piraeus-datastore/piraeus-op-cs";

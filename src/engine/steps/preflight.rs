@@ -243,7 +243,9 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
                         "k8s-backend",
                         CheckLevel::Warning,
                         format!(
-                            "the k8s backend already holds {} objects (schema version {}) that no controller found                              here uses: written by another LINSTOR controller or an earlier import; the import                              will replace them",
+                            "the k8s backend already holds {} objects (schema version {}) that no controller \
+                             found here uses: written by another LINSTOR controller or an earlier import; \
+                             the import will replace them",
                             inv.total_objects(),
                             inv.schema_version.map_or("unknown".into(), |v| v.to_string())
                         ),
