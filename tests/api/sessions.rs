@@ -180,13 +180,33 @@ async fn a_rotated_token_or_another_auth_mode_ends_the_sessions() {
 }
 
 #[tokio::test]
-async fn an_expired_session_is_refused() {
+async fn an_expired_session_is_refused_and_its_event_stream_ends() {
+    // Arrange: a session of 2 s following a run that waits (its stream would stay open)
     let dir = tempfile::tempdir().unwrap();
     let mut http = common::settings();
-    http.session_ttl = Duration::from_secs(1);
+    http.session_ttl = Duration::from_secs(2);
     let app = app_on(dir.path(), http, common::sim()).await;
+    let run = app
+        .start("migrate", CONTROLLER, json!({"approve_before_downtime": true}))
+        .await;
+    let id = run["id"].as_str().unwrap().to_string();
+    app.wait_state(&id, "waiting").await;
     let cookie = sign_in(&app, TOKEN).await;
+    let res = app
+        .client
+        .get(app.url(&format!("/api/v1/runs/{id}/events")))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut events = common::SseReader::new(res);
 
+    // Act + Assert: the stream ends when the session expires, without an `end` event (the run
+    // goes on), and the session is refused from then on
+    while let Some(e) = events.next().await {
+        assert_ne!(e.event, "end", "the run did not end");
+    }
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let status = status_with(&app, &cookie, "/api/v1/runs").await;
@@ -197,6 +217,10 @@ async fn an_expired_session_is_refused() {
         assert!(Instant::now() < deadline, "the session never expired");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert_eq!(
+        status_with(&app, &cookie, &format!("/api/v1/runs/{id}/events")).await,
+        401
+    );
     assert_eq!(status_with(&app, &cookie, "/").await, 303, "to the login page");
     app.stop().await;
 }

@@ -54,9 +54,16 @@ pub struct SessionInfo {
     pub actor: Actor,
     /// What the session was signed in with (see [`super::Authenticator::accepts`]).
     pub credential: String,
+    /// When it expires (Unix seconds).
+    pub expires_at: i64,
 }
 
 impl SessionInfo {
+    /// Time left until the session expires.
+    pub fn remaining(&self) -> Duration {
+        Duration::from_secs(u64::try_from(self.expires_at - now_secs()).unwrap_or(0))
+    }
+
     /// Constant-time comparison of a submitted CSRF token with the session's.
     pub fn csrf_matches(&self, submitted: &str) -> bool {
         !submitted.is_empty() && bool::from(self.csrf.as_bytes().ct_eq(submitted.as_bytes()))
@@ -98,13 +105,14 @@ impl SessionStore {
     /// Starts a session for `actor`, signed in with `credential`.
     pub async fn create(&self, actor: Actor, credential: &str) -> anyhow::Result<SessionInfo> {
         let now = now_secs();
+        let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
         let info = SessionInfo {
             id: random_token(),
             csrf: random_token(),
             actor,
             credential: credential.to_string(),
+            expires_at: now.saturating_add(ttl),
         };
-        let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
         let mut tx = self.pool.begin().await.context("failed to store the session")?;
         sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
             .bind(now)
@@ -119,7 +127,7 @@ impl SessionStore {
         .bind(&info.csrf)
         .bind(&info.credential)
         .bind(chrono::Utc::now().to_rfc3339())
-        .bind(now.saturating_add(ttl))
+        .bind(info.expires_at)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -136,7 +144,7 @@ impl SessionStore {
     /// The unexpired session `id`, whatever it was signed in with.
     pub async fn get(&self, id: &str) -> anyhow::Result<Option<SessionInfo>> {
         let row = sqlx::query(
-            "SELECT actor, csrf, credential FROM sessions WHERE id_sha256 = ? AND expires_at > ?",
+            "SELECT actor, csrf, credential, expires_at FROM sessions WHERE id_sha256 = ? AND expires_at > ?",
         )
         .bind(id_hash(id))
         .bind(now_secs())
@@ -151,6 +159,7 @@ impl SessionStore {
             csrf: row.try_get("csrf")?,
             actor: Actor::new(row.try_get::<String, _>("actor")?),
             credential: row.try_get("credential")?,
+            expires_at: row.try_get("expires_at")?,
         }))
     }
 
