@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use linstor_migrator::cluster::AccessQuestion;
 use linstor_migrator::cluster::sim::SimCluster;
 use linstor_migrator::engine::EngineSettings;
 use linstor_migrator::http::{AuthMode, HttpSettings};
@@ -176,6 +177,40 @@ async fn a_rotated_token_or_another_auth_mode_ends_the_sessions() {
     let app = app_on(dir.path(), common::settings(), common::sim()).await;
     assert_eq!(status_with(&app, &anonymous, "/api/v1/runs").await, 401);
     assert_eq!(status_with(&app, &anonymous, "/").await, 303, "to the login page");
+    app.stop().await;
+
+    // `--auth kubernetes`: a session survives a restart, but not a change of the access question
+    // its user was reviewed against
+    let cluster = common::sim();
+    cluster.add_token("alice-token", "alice", &["storage-admins"]);
+    let app = app_on(
+        dir.path(),
+        HttpSettings::new(AuthMode::Kubernetes),
+        cluster.clone(),
+    )
+    .await;
+    let alice = sign_in(&app, "alice-token").await;
+    app.stop().await;
+    let app = app_on(
+        dir.path(),
+        HttpSettings::new(AuthMode::Kubernetes),
+        cluster.clone(),
+    )
+    .await;
+    assert_eq!(
+        status_with(&app, &alice, "/api/v1/runs").await,
+        200,
+        "same question"
+    );
+    app.stop().await;
+    let mut stricter = HttpSettings::new(AuthMode::Kubernetes);
+    stricter.access = AccessQuestion::new("piraeus.linbit.com", "linstorcontrollers", "update", "");
+    let app = app_on(dir.path(), stricter, cluster).await;
+    assert_eq!(
+        status_with(&app, &alice, "/api/v1/runs").await,
+        401,
+        "another question"
+    );
     app.stop().await;
 }
 

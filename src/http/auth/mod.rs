@@ -120,8 +120,6 @@ pub struct Authenticator {
     pub sessions: SessionStore,
 }
 
-/// The session credential of `--auth kubernetes` (the user was reviewed when signing in).
-const KUBERNETES_CREDENTIAL: &str = "kubernetes";
 /// The session credential of `--auth none`.
 const NO_CREDENTIAL: &str = "none";
 
@@ -192,7 +190,7 @@ impl Authenticator {
             AuthMode::Token => self.verify_token(token),
             _ => self.review(token).await.map(|actor| Grant::Caller {
                 actor,
-                credential: KUBERNETES_CREDENTIAL.into(),
+                credential: self.kubernetes_credential(),
             }),
         };
         if matches!(verified, Err(ApiError::Unauthorized)) {
@@ -217,12 +215,21 @@ impl Authenticator {
             .ok_or(ApiError::Unauthorized)
     }
 
+    /// The session credential of `--auth kubernetes`: the user was reviewed against the access
+    /// question when signing in, so a session ends when the question changes.
+    fn kubernetes_credential(&self) -> String {
+        let a = &self.access;
+        let question = format!("{}\0{}\0{}\0{}", a.group, a.resource, a.verb, a.namespace);
+        format!("kubernetes:{}", tokens::fingerprint("kubernetes", &question))
+    }
+
     /// Whether a session signed in with `credential` is still good: the same auth mode and, for
-    /// tokens, a token that is still configured for the same name.
+    /// tokens, a token that is still configured for the same name; for Kubernetes, the same access
+    /// question.
     pub fn accepts(&self, credential: &str) -> bool {
         match self.mode {
             AuthMode::None => credential == NO_CREDENTIAL,
-            AuthMode::Kubernetes => credential == KUBERNETES_CREDENTIAL,
+            AuthMode::Kubernetes => credential == self.kubernetes_credential(),
             AuthMode::Token => credential.strip_prefix("token:").is_some_and(|fp| {
                 self.tokens
                     .iter()

@@ -56,7 +56,8 @@ pub fn check_strength(token: &str, what: &str) -> anyhow::Result<()> {
 
 /// What a session signed in with the token of `name` records: a short hash of both, so that the
 /// session ends when that token is no longer configured (rotated, or given to another name),
-/// without the database holding the token.
+/// without the database holding the token. (Also used for the access question of
+/// `--auth kubernetes`.)
 pub fn fingerprint(name: &str, token: &str) -> String {
     let mut h = Sha256::new();
     h.update(b"linstor-migrator session credential\0");
