@@ -927,13 +927,43 @@ async fn wait_page(browser: &Browser, what: &str, ok: impl Fn(&Value) -> bool) -
     }
 }
 
-/// The clock stands still: its text stays the same over more than two of its ticks.
-async fn assert_clock_stopped(browser: &Browser) {
+/// How often the server refused a run's event stream (401 or 403), from its metrics.
+async fn stream_refusals(app: &common::TestApp, token: &str) -> f64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .filter(|l| {
+            l.starts_with("linstor_migrator_http_requests_total{")
+                && l.contains(r#"route="/api/v1/runs/{id}/events""#)
+                && (l.contains(r#"status="401""#) || l.contains(r#"status="403""#))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The page has stopped: over more than the browser's reconnect interval and two clock ticks,
+/// its clock stands still and it does not ask for the stream again.
+async fn assert_page_stopped(browser: &Browser, app: &common::TestApp, token: &str) {
     let before = stream_probe(browser).await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let refused = stream_refusals(app, token).await;
+    assert!(refused >= 1.0, "the server refused the stream: {refused}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
     let after = stream_probe(browser).await;
     assert_eq!(before["clock"], after["clock"], "the downtime clock still ticks");
     assert!(!after["clock"].as_str().unwrap_or("").is_empty());
+    assert_eq!(
+        stream_refusals(app, token).await,
+        refused,
+        "the page asked for the stream again"
+    );
 }
 
 /// A migration whose import takes minutes: it stays inside the downtime for the whole test.
@@ -1033,7 +1063,7 @@ async fn a_run_page_follows_its_run_across_restarts_until_the_token_changes() {
     );
     assert_eq!(p["status"], "not updating");
     assert_eq!(p["link"], format!("/login?next=%2Fruns%2F{id}"));
-    assert_clock_stopped(&browser).await;
+    assert_page_stopped(&browser, &app, common::OTHER_TOKEN).await;
     browser.screenshot("run-page-signed-out").await;
 
     // Act: sign in again from the offer, with the new token
@@ -1104,7 +1134,7 @@ async fn a_run_page_whose_session_expires_offers_to_sign_in_again() {
         p["link"].as_str().unwrap_or("").starts_with("/login?next="),
         "{p}"
     );
-    assert_clock_stopped(&browser).await;
+    assert_page_stopped(&browser, &app, common::TOKEN).await;
     // the run itself went on
     let run = app.get_json("/api/v1/runs").await;
     assert_eq!(run[0]["state"], "running", "{run}");
