@@ -836,7 +836,10 @@ async fn left_login(browser: &Browser) -> url::Url {
         if url.path() != "/login" {
             return url;
         }
-        assert!(Instant::now() < deadline, "still on the login page: {url}");
+        assert!(
+            Instant::now() < deadline,
+            "never landed anywhere after signing in (a navigation off-site that does not finish also stays here): {url}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -194,7 +194,16 @@ fn a_weak_token_is_refused_at_start_up() {
         ),
     ] {
         let args: Vec<&str> = ["--listen", "127.0.0.1:0"].into_iter().chain(flag).collect();
-        let (child, dir) = serve(&args, &[(env, "x")]);
+        let (mut child, dir) = serve(&args, &[(env, "x")]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{env} {flag:?}: the server started with a 1-character token");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{env} {flag:?}: {stderr}");
