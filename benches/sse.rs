@@ -27,7 +27,7 @@ const WORKERS: usize = 32;
 const LOAD_FOR: Duration = Duration::from_secs(10);
 /// How long the server sits idle before its memory is read.
 const IDLE_FOR: Duration = Duration::from_secs(5);
-const TOKEN: &str = "bench-token";
+const TOKEN: &str = "bench-token-4c1d9e";
 const CONTROLLER: &str = "piraeus-datastore/piraeus-op-cs";
 /// Longest the benchmark waits for anything (the demo migration takes about 40 s).
 const PATIENCE: Duration = Duration::from_secs(180);

@@ -13,12 +13,16 @@ use crate::db::Db;
 use crate::engine::{Engine, EngineSettings, PodPaths};
 use crate::metrics::Metrics;
 
-/// Sets up logging to stderr (`RUST_LOG` filters; default info).
+/// Sets up logging to stderr (`RUST_LOG` filters; default info). Colours only on a terminal
+/// (and not with `NO_COLOR`): a log file or a pipe gets plain text.
 pub fn init_tracing(format: LogFormat) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,kube=warn,hyper=warn"));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

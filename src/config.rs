@@ -199,6 +199,27 @@ pub struct ServeArgs {
     /// Seconds a shutdown waits for runs to reach a safe point.
     #[arg(long, env = "LINSTOR_MIGRATOR_SHUTDOWN_GRACE", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
+    /// Serve /metrics without authentication (for a Prometheus that cannot send a token; keep
+    /// the port private). Without it /metrics needs the metrics token or an API credential.
+    #[arg(long, env = "LINSTOR_MIGRATOR_PUBLIC_METRICS")]
+    pub public_metrics: bool,
+    /// A token that may read /metrics and nothing else (for Prometheus; at least 16 characters).
+    #[arg(long, env = "LINSTOR_MIGRATOR_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// Most HTTP connections at once (lowered to fit the open-file limit). At the limit the
+    /// connection idle the longest is closed to make room; when all are busy, a new one is closed.
+    #[arg(long, env = "LINSTOR_MIGRATOR_MAX_CONNECTIONS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Seconds a connection gets to send a complete request head, from opening or from the end
+    /// of its previous response: closes half-sent requests and idle keep-alive connections.
+    #[arg(long, env = "LINSTOR_MIGRATOR_HEADER_TIMEOUT", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout_seconds: u64,
+    /// Seconds a request body gets to arrive in full.
+    #[arg(long, env = "LINSTOR_MIGRATOR_BODY_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_timeout_seconds: u64,
 }
 
 #[derive(Debug, Args, Clone)]

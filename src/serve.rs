@@ -16,22 +16,16 @@ use crate::metrics::Metrics;
 pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
     // before anything is opened: a refused start leaves no trace
     check_exposure(args)?;
+    let settings = http_settings(args);
+    settings.check_tokens()?;
+    // every connection is a file descriptor: take all the process may have
+    let open_files = http::server::fd_limit::raise_open_files_limit();
+    tracing::debug!(?open_files, "open-file limit");
     let metrics = Arc::new(Metrics::default());
     let cluster = crate::app::cluster(common).await?;
     tracing::info!(cluster = %cluster.describe(), data_dir = %common.data_dir.display(), "starting");
     let engine = crate::app::engine(common, cluster, metrics).await?;
 
-    let mut settings = HttpSettings::new(args.auth);
-    if args.token.is_some() {
-        settings.tokens = args.token.clone();
-    }
-    let (group, resource) = args
-        .auth_resource
-        .split_once('/')
-        .unwrap_or(("", args.auth_resource.as_str()));
-    settings.access = AccessQuestion::new(group, resource, &args.auth_verb, &args.auth_namespace);
-    settings.secure_cookies = args.secure_cookies;
-    settings.loopback_hosts_only = args.auth == AuthMode::None && !args.allow_unauthenticated_remote;
     let state = AppState::new(engine.clone(), settings)?;
 
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -45,6 +39,29 @@ pub async fn run(common: &Common, args: &ServeArgs) -> anyhow::Result<()> {
         .await;
     engine.db().close().await;
     Ok(())
+}
+
+/// The HTTP settings the command line asks for.
+fn http_settings(args: &ServeArgs) -> HttpSettings {
+    let mut settings = HttpSettings::new(args.auth);
+    if args.token.is_some() {
+        settings.tokens = args.token.clone();
+    }
+    if args.metrics_token.is_some() {
+        settings.metrics_token = args.metrics_token.clone();
+    }
+    settings.public_metrics = args.public_metrics;
+    settings.max_connections = args.max_connections as usize;
+    settings.header_timeout = Duration::from_secs(args.header_timeout_seconds);
+    settings.body_timeout = Duration::from_secs(args.body_timeout_seconds);
+    let (group, resource) = args
+        .auth_resource
+        .split_once('/')
+        .unwrap_or(("", args.auth_resource.as_str()));
+    settings.access = AccessQuestion::new(group, resource, &args.auth_verb, &args.auth_namespace);
+    settings.secure_cookies = args.secure_cookies;
+    settings.loopback_hosts_only = args.auth == AuthMode::None && !args.allow_unauthenticated_remote;
+    settings
 }
 
 /// Refuses `--auth none` on an address others can reach, unless `--allow-unauthenticated-remote`:

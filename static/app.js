@@ -1,6 +1,8 @@
 // linstor-migrator pages: progressive enhancement only. Everything works without this script
 // except the live log; with it, destructive actions get a confirmation dialog, and the run page
-// follows the run over Server-Sent Events (log lines, step states, downtime clock).
+// follows the run over Server-Sent Events (log lines, step states, downtime clock). When the
+// server refuses the stream because the session has ended, the page says so, stops its clocks
+// and offers to sign in again instead of reconnecting for ever.
 "use strict";
 
 (function () {
@@ -111,7 +113,7 @@ function followRun(run) {
       if (li.dataset.started) li.querySelector(".step-dur").textContent = durationText(Date.now() - Date.parse(li.dataset.started));
     });
   }
-  setInterval(tick, 1000);
+  const ticking = setInterval(tick, 1000);
   tick();
 
   if (run.dataset.final === "true") return;
@@ -230,16 +232,67 @@ function followRun(run) {
   }
 
   if (!window.EventSource) return;
-  const es = new EventSource("/api/v1/runs/" + encodeURIComponent(id) + "/events?after=" + run.dataset.after);
-  const parse = (m) => { try { return JSON.parse(m.data); } catch (e) { return null; } };
-  es.onopen = () => { status.textContent = "live"; };
-  es.onerror = () => { if (es.readyState !== EventSource.CLOSED) status.textContent = "reconnecting…"; };
-  es.addEventListener("log", (m) => { const ev = parse(m); if (ev) addLine(ev); });
-  es.addEventListener("step", (m) => { const ev = parse(m); if (ev) setStep(ev); });
-  es.addEventListener("run", (m) => { const ev = parse(m); if (ev) setRun(ev); });
-  es.addEventListener("end", () => {
-    es.close();
-    status.textContent = "complete";
-    reloadSoon();
-  });
+  const eventsUrl = "/api/v1/runs/" + encodeURIComponent(id) + "/events?after=";
+  let lastId = run.dataset.after;
+  let retryDelay = 1000;
+  const parse = (m) => { if (m.lastEventId) lastId = m.lastEventId; try { return JSON.parse(m.data); } catch (e) { return null; } };
+
+  function open() {
+    const es = new EventSource(eventsUrl + encodeURIComponent(lastId));
+    es.onopen = () => { status.textContent = "live"; retryDelay = 1000; };
+    es.onerror = () => {
+      // CONNECTING: the browser reconnects by itself (the server restarts, the network blinks)
+      if (es.readyState !== EventSource.CLOSED) { status.textContent = "reconnecting…"; return; }
+      // CLOSED: the server answered with something other than the stream; ask why
+      es.close();
+      whyRefused();
+    };
+    es.addEventListener("log", (m) => { const ev = parse(m); if (ev) addLine(ev); });
+    es.addEventListener("step", (m) => { const ev = parse(m); if (ev) setStep(ev); });
+    es.addEventListener("run", (m) => { const ev = parse(m); if (ev) setRun(ev); });
+    es.addEventListener("end", () => {
+      es.close();
+      status.textContent = "complete";
+      reloadSoon();
+    });
+  }
+
+  function whyRefused() {
+    fetch("/api/v1/runs/" + encodeURIComponent(id), { credentials: "same-origin", cache: "no-store" })
+      .then((r) => { if (r.status === 401 || r.status === 403) { refused(r.status); } else { retryLater(); } })
+      .catch(retryLater);
+  }
+
+  function retryLater() {
+    status.textContent = "reconnecting…";
+    setTimeout(open, retryDelay);
+    retryDelay = Math.min(retryDelay * 2, 30000);
+  }
+
+  // the session ended (expired, signed out elsewhere, the token changed): nothing on this page
+  // updates any more, so say so, stop the clocks and offer to sign in again
+  function refused(code) {
+    clearInterval(ticking);
+    status.textContent = "not updating";
+    const badge = document.getElementById("run-state");
+    if (badge) badge.title = "The state when the page stopped updating";
+    if (document.getElementById("stream-refused")) return;
+    const note = document.createElement("div");
+    note.id = "stream-refused";
+    note.className = "flash flash-warn";
+    note.setAttribute("role", "alert");
+    const why = code === 403
+      ? "The server no longer lets this session follow the run."
+      : "Your session has ended (it expired, you signed out, or the service's token changed).";
+    note.append(why + " This page has stopped updating; the run itself goes on. ");
+    const link = document.createElement("a");
+    link.id = "sign-in-again";
+    link.href = "/login?next=" + encodeURIComponent(location.pathname);
+    link.textContent = "Sign in again";
+    note.append(link);
+    const head = run.querySelector(".run-head");
+    if (head) head.after(note); else run.prepend(note);
+  }
+
+  open();
 }

@@ -5,12 +5,18 @@ mod common;
 
 #[path = "api/alerts.rs"]
 mod alerts;
+#[path = "api/auth_limits.rs"]
+mod auth_limits;
 #[path = "api/backups.rs"]
 mod backups;
 #[path = "api/concurrency.rs"]
 mod concurrency;
+#[path = "api/connections.rs"]
+mod connections;
 #[path = "api/contract.rs"]
 mod contract;
+#[path = "api/login_redirect.rs"]
+mod login_redirect;
 #[path = "api/pages.rs"]
 mod pages;
 #[path = "api/redaction.rs"]
@@ -19,6 +25,8 @@ mod redaction;
 mod runs;
 #[path = "api/security.rs"]
 mod security;
+#[path = "api/sessions.rs"]
+mod sessions;
 #[path = "api/sse.rs"]
 mod sse;
 #[path = "api/upgrade_plan.rs"]
@@ -77,7 +85,7 @@ async fn every_protected_route_answers_401_without_or_with_a_wrong_token() {
 }
 
 #[tokio::test]
-async fn health_and_metrics_need_no_token() {
+async fn health_needs_no_token_and_metrics_are_listed() {
     let app = spawn_app().await;
     for path in ["/livez", "/healthz", "/readyz"] {
         let res = app.client.get(app.url(path)).send().await.unwrap();
@@ -87,7 +95,7 @@ async fn health_and_metrics_need_no_token() {
     }
     // one request to a templated route, so that the counter has a sample with its template
     app.get("/api/v1/runs/unknown").send().await.unwrap();
-    let res = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let res = app.get("/metrics").send().await.unwrap();
     assert_eq!(res.status(), 200);
     let text = res.text().await.unwrap();
     for name in [

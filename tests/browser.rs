@@ -823,3 +823,325 @@ async fn a_long_log_keeps_its_last_lines_in_the_page_as_new_ones_stream_in() {
     browser.close().await;
     app.stop().await;
 }
+
+/// The page's URL as the browser has it.
+async fn current_url(browser: &Browser) -> url::Url {
+    browser.client.current_url().await.expect("URL")
+}
+
+/// Waits until the browser has left `/login`, and returns where it went.
+async fn left_login(browser: &Browser) -> url::Url {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let url = current_url(browser).await;
+        if url.path() != "/login" {
+            return url;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never landed anywhere after signing in (a navigation off-site that does not finish also stays here): {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_from_a_hostile_link_stays_on_this_site() {
+    let _one = ONE_BROWSER.lock().await;
+    // Arrange: a login link whose `next` Chromium reads as //evil.example (issue 19 item 1)
+    let app = app_on(SimTiming::instant()).await;
+    let browser = Browser::start().await;
+    let origin = url::Url::parse(&app.base).expect("base URL").origin();
+    browser
+        .client
+        .goto(&app.url("/login?next=%2F%09%2Fevil.example"))
+        .await
+        .expect("open the login link");
+
+    // Act: sign in
+    browser
+        .css("#token")
+        .await
+        .send_keys(common::TOKEN)
+        .await
+        .expect("type the token");
+    browser
+        .css("form[action='/login'] button[type=submit]")
+        .await
+        .click()
+        .await
+        .expect("sign in");
+
+    // Assert: the dashboard of this site, and so for every other such link once signed in
+    let landed = left_login(&browser).await;
+    assert_eq!(landed.origin(), origin, "left the site for {landed}");
+    assert_eq!(landed.path(), "/");
+    for next in [
+        "%2F%5Cevil.example",
+        "%2F.%2F%2Fevil.example",
+        "%2F%0D%0A%2F%2Fevil.example",
+        "https%3A%2F%2Fevil.example%2F",
+        "%2F%09%2Fevil.example",
+    ] {
+        browser
+            .client
+            .goto(&app.url(&format!("/login?next={next}")))
+            .await
+            .expect("open the login link");
+        let landed = left_login(&browser).await;
+        assert_eq!(landed.origin(), origin, "next={next} left the site for {landed}");
+        assert_eq!(landed.path(), "/", "next={next}");
+    }
+    browser.close().await;
+    app.stop().await;
+}
+
+/// What the run page says about its live updates, in one round trip.
+async fn stream_probe(browser: &Browser) -> Value {
+    browser
+        .client
+        .execute(
+            "const n = document.getElementById('stream-refused');
+             const s = document.getElementById('log-status');
+             const c = document.getElementById('downtime-clock');
+             const d = document.getElementById('downtime');
+             return { marked: window.__stream_mark === true,
+                      refused: n ? n.textContent : '',
+                      link: n && n.querySelector('a') ? n.querySelector('a').getAttribute('href') : '',
+                      status: s ? s.textContent.trim() : '',
+                      clock: c ? c.textContent.trim() : '',
+                      downtime: !!d && !d.hidden,
+                      lines: document.querySelectorAll('#log .ll').length };",
+            vec![],
+        )
+        .await
+        .unwrap_or_default()
+}
+
+/// Polls the run page until `ok` holds for its probe.
+async fn wait_page(browser: &Browser, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let p = stream_probe(browser).await;
+        if ok(&p) {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "the run page never showed {what}: {p}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// How often the server refused a run's event stream (401 or 403), from its metrics.
+async fn stream_refusals(app: &common::TestApp, token: &str) -> f64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .filter(|l| {
+            l.starts_with("linstor_migrator_http_requests_total{")
+                && l.contains(r#"route="/api/v1/runs/{id}/events""#)
+                && (l.contains(r#"status="401""#) || l.contains(r#"status="403""#))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The page has stopped: over more than the browser's reconnect interval and two clock ticks,
+/// its clock stands still and it does not ask for the stream again.
+async fn assert_page_stopped(browser: &Browser, app: &common::TestApp, token: &str) {
+    let before = stream_probe(browser).await;
+    let refused = stream_refusals(app, token).await;
+    assert!(refused >= 1.0, "the server refused the stream: {refused}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = stream_probe(browser).await;
+    assert_eq!(before["clock"], after["clock"], "the downtime clock still ticks");
+    assert!(!after["clock"].as_str().unwrap_or("").is_empty());
+    assert_eq!(
+        stream_refusals(app, token).await,
+        refused,
+        "the page asked for the stream again"
+    );
+}
+
+/// A migration whose import takes minutes: it stays inside the downtime for the whole test.
+fn long_downtime() -> SimTiming {
+    SimTiming {
+        import_per_row: Duration::from_millis(200),
+        ..timing()
+    }
+}
+
+/// Starts a migration and waits until it imports (the controller is down).
+async fn migration_in_downtime(app: &common::TestApp) -> String {
+    let run = app.start("migrate", common::CONTROLLER, json!({})).await;
+    let id = run["id"].as_str().expect("run id").to_string();
+    app.wait_for(&id, "the import", |r| {
+        r["steps"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["name"] == "import" && s["state"] == "running"))
+    })
+    .await;
+    id
+}
+
+/// Opens the page of run `id` (in its downtime), waits until it follows the run, and marks it.
+async fn open_run_page(browser: &Browser, app: &common::TestApp, id: &str) {
+    browser
+        .client
+        .goto(&app.url(&format!("/runs/{id}")))
+        .await
+        .expect("open the run");
+    wait_page(browser, "the live stream in the downtime", |p| {
+        p["status"] == "live" && p["downtime"] == true
+    })
+    .await;
+    browser
+        .client
+        .execute("window.__stream_mark = true;", vec![])
+        .await
+        .expect("mark the page");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_page_follows_its_run_across_restarts_until_the_token_changes() {
+    let _one = ONE_BROWSER.lock().await;
+    // Arrange: a signed-in browser on the page of a migration inside its downtime
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let path = dir.path().to_path_buf();
+    let cluster = Arc::new(SimCluster::new(long_downtime()));
+    let mut app = common::spawn_app_in(
+        &path,
+        EngineSettings::new(path.clone()),
+        common::settings(),
+        cluster.clone(),
+    )
+    .await;
+    app._dir = Some(dir);
+    let browser = Browser::start().await;
+    sign_in(&browser, &app).await;
+    let id = migration_in_downtime(&app).await;
+    open_run_page(&browser, &app, &id).await;
+    let before = stream_probe(&browser).await;
+
+    // Act: the service restarts with the same configuration (issue 19 item 4)
+    let app = common::restart_app(
+        app,
+        &path,
+        EngineSettings::new(path.clone()),
+        common::settings(),
+        cluster.clone(),
+    )
+    .await;
+
+    // Assert: the same page follows the run again, new log lines arrive, nothing is refused
+    let lines_before = before["lines"].as_u64().unwrap_or(0);
+    let p = wait_page(&browser, "new lines after the restart", |p| {
+        p["status"] == "live" && p["lines"].as_u64().unwrap_or(0) > lines_before
+    })
+    .await;
+    assert_eq!(p["marked"], true, "the same page, not a reload or the login page");
+    assert_eq!(p["refused"], "", "{p}");
+
+    // Act: the service restarts with another token for `ops` (the browser's session is void)
+    let mut rotated = common::settings();
+    let new_token = "rotated-token-for-ops-3e7d";
+    rotated.tokens = Some(format!("ops:{new_token},ci-bot:{}", common::OTHER_TOKEN));
+    let app = common::restart_app(app, &path, EngineSettings::new(path.clone()), rotated, cluster).await;
+
+    // Assert: the page says so, stops its clock and offers to sign in, instead of reconnecting
+    let p = wait_page(&browser, "the sign-in offer", |p| p["refused"] != "").await;
+    assert_eq!(p["marked"], true, "the same page");
+    assert!(
+        p["refused"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Your session has ended"),
+        "{p}"
+    );
+    assert_eq!(p["status"], "not updating");
+    assert_eq!(p["link"], format!("/login?next=%2Fruns%2F{id}"));
+    assert_page_stopped(&browser, &app, common::OTHER_TOKEN).await;
+    browser.screenshot("run-page-signed-out").await;
+
+    // Act: sign in again from the offer, with the new token
+    browser
+        .css("#sign-in-again")
+        .await
+        .click()
+        .await
+        .expect("sign in again");
+    browser.wait_path("the login page", |p| p == "/login").await;
+    browser
+        .css("#token")
+        .await
+        .send_keys(new_token)
+        .await
+        .expect("type the token");
+    browser
+        .css("form[action='/login'] button[type=submit]")
+        .await
+        .click()
+        .await
+        .expect("sign in");
+
+    // Assert: back on the run page, following the run
+    browser
+        .wait_path("the run page", |p| p == format!("/runs/{id}"))
+        .await;
+    wait_page(&browser, "the live stream", |p| {
+        p["status"] == "live" && p["refused"] == ""
+    })
+    .await;
+    browser.close().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_page_whose_session_expires_offers_to_sign_in_again() {
+    let _one = ONE_BROWSER.lock().await;
+    // Arrange: sessions of 15 s, a browser signed in on the page of a migration in its downtime
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let path = dir.path().to_path_buf();
+    let mut http = common::settings();
+    http.session_ttl = Duration::from_secs(15);
+    let mut app = common::spawn_app_in(
+        &path,
+        EngineSettings::new(path.clone()),
+        http,
+        Arc::new(SimCluster::new(long_downtime())),
+    )
+    .await;
+    app._dir = Some(dir);
+    let id = migration_in_downtime(&app).await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &app).await;
+    let signed_in = Instant::now();
+    open_run_page(&browser, &app, &id).await;
+    assert!(
+        signed_in.elapsed() < Duration::from_secs(15),
+        "the page opened before the session expired"
+    );
+
+    // Act: the session expires (the server ends its event stream then)
+    // Assert: the page's reconnect is refused; it says so and stops its clock
+    let p = wait_page(&browser, "the sign-in offer", |p| p["refused"] != "").await;
+    assert_eq!(p["marked"], true, "the same page, no reload");
+    assert_eq!(p["status"], "not updating");
+    assert!(
+        p["link"].as_str().unwrap_or("").starts_with("/login?next="),
+        "{p}"
+    );
+    assert_page_stopped(&browser, &app, common::TOKEN).await;
+    // the run itself went on
+    let run = app.get_json("/api/v1/runs").await;
+    assert_eq!(run[0]["state"], "running", "{run}");
+    browser.close().await;
+    app.stop().await;
+}

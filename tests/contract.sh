@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 SCHEMATHESIS_VERSION=${SCHEMATHESIS_VERSION:-4.32.5}
-TOKEN=contract-token
+TOKEN=contract-token-2f8e0c
 
 log() { printf '[contract %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 fail() { log "FAIL: $*"; echo "0 passed, 1 failed"; exit 1; }

@@ -116,10 +116,12 @@ render ingress --set ingress.enabled=true --set 'ingress.tls[0].secretName=lm-tl
 render watch --set 'watchNamespaces={piraeus-datastore,storage}'
 render clusterwide --set rbac.clusterWide=true
 render existing --set auth.token.existingSecret=my-token --set auth.token.existingSecretKey=api-token \
+  --set metrics.token.existingSecret=my-metrics-token --set metrics.token.existingSecretKey=scrape \
   --set persistence.enabled=false --set rbac.readSecrets=false
 render none --set auth.mode=none --set auth.allowUnauthenticatedRemote=true --set controllerRbac.create=false
 render monitoring --set metrics.serviceMonitor.enabled=true --set metrics.prometheusRule.enabled=true \
   --set metrics.prometheusRule.controllerDownMinutes=7 --set-json 'metrics.prometheusRule.alertLabels={"team":"storage"}'
+render publicmetrics --set metrics.public=true --set metrics.serviceMonitor.enabled=true
 
 # Combinations the chart refuses, each with a message that names the way out.
 refused() {
@@ -344,6 +346,9 @@ def default():
     secret = objs.get(("Secret", ns, tok["name"]))
     check(secret is not None and tok["key"] in secret.get("data", {}), "default: token Secret rendered")
     check(len(secret["data"][tok["key"]]) >= 40, "default: the generated token is long")
+    metrics_token("default", objs, c, "lm-linstor-migrator-metrics-token", "token")
+    check(objs[("Secret", ns, "lm-linstor-migrator-metrics-token")]["data"]["token"] != secret["data"][tok["key"]],
+          "default: the metrics token is not the API token")
     pvc = one(objs, "PersistentVolumeClaim")
     check(vols["data"]["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"], "default: /data on the PVC")
     check(pvc["metadata"].get("annotations", {}).get("helm.sh/resource-policy") == "keep", "default: PVC kept on uninstall")
@@ -363,12 +368,21 @@ def default():
           "default: k8s-backend rules include deletecollection")
 
 
+def metrics_token(name, objs, c, secret, key):
+    """/metrics needs the metrics token: the service gets it from `secret`, and reads no other."""
+    ref = env(c).get("LINSTOR_MIGRATOR_METRICS_TOKEN", {}).get("valueFrom", {}).get("secretKeyRef")
+    check(ref == {"name": secret, "key": key}, f"{name}: the metrics token from Secret {secret} ({ref})")
+    check("--public-metrics" not in c["args"], f"{name}: /metrics is not public")
+
+
 def kubernetes():
     objs = load("kubernetes")
     _, c, _ = deployment_basics("kubernetes", objs, "kubernetes", [ns])
     e = env(c)
-    check("LINSTOR_MIGRATOR_TOKEN" not in e and not any(k == "Secret" for (k, _, _) in objs),
-          "kubernetes: no token")
+    check("LINSTOR_MIGRATOR_TOKEN" not in e
+          and [n for (k, _, n) in objs if k == "Secret"] == ["lm-linstor-migrator-metrics-token"],
+          "kubernetes: no API token, only the metrics token")
+    metrics_token("kubernetes", objs, c, "lm-linstor-migrator-metrics-token", "token")
     check(e.get("LINSTOR_MIGRATOR_AUTH_NAMESPACE", {}).get("value") == "piraeus-datastore",
           "kubernetes: the SubjectAccessReview namespace is passed on")
     check(any(k == "ClusterRoleBinding" and o["roleRef"]["name"] == "system:auth-delegator"
@@ -418,6 +432,7 @@ def existing():
     _, c, vols = deployment_basics("existing", objs, "token", [ns])
     tok = env(c)["LINSTOR_MIGRATOR_TOKEN"]["valueFrom"]["secretKeyRef"]
     check(tok == {"name": "my-token", "key": "api-token"}, "existing: token from the named Secret")
+    metrics_token("existing", objs, c, "my-metrics-token", "scrape")
     check(not any(k in ("Secret", "PersistentVolumeClaim") for (k, _, _) in objs), "existing: no Secret, no PVC")
     check("emptyDir" in vols["data"], "existing: /data on an emptyDir without persistence")
     for q in SECRETS:
@@ -434,6 +449,16 @@ def monitoring():
     port = sm["spec"]["endpoints"][0]
     check(port["port"] in [p["name"] for p in svc["spec"]["ports"]] and port["path"] == "/metrics",
           "monitoring: scrapes /metrics on the Service's named port")
+    metrics_token("monitoring", objs, container(objs), "lm-linstor-migrator-metrics-token", "token")
+    check(port.get("authorization") == {"type": "Bearer", "credentials": {
+        "name": "lm-linstor-migrator-metrics-token", "key": "token"}},
+          f"monitoring: the ServiceMonitor scrapes with the metrics token ({port.get('authorization')})")
+    public = load("publicmetrics")
+    check("--public-metrics" in container(public)["args"]
+          and "LINSTOR_MIGRATOR_METRICS_TOKEN" not in env(container(public))
+          and "authorization" not in one(public, "ServiceMonitor")["spec"]["endpoints"][0]
+          and ("Secret", ns, "lm-linstor-migrator-metrics-token") not in public,
+          "publicmetrics: /metrics public, no metrics token, the ServiceMonitor scrapes without one")
     rules = {r["alert"]: r for g in one(objs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]}
     check(set(rules) == {"LinstorMigratorRunFailed", "LinstorMigratorRollbackFailed", "LinstorMigratorControllerDown"},
           f"monitoring: the three alerts ({sorted(rules)})")
@@ -454,7 +479,8 @@ def monitoring():
 def none():
     objs = load("none")
     _, c, _ = deployment_basics("none", objs, "none", [ns])
-    check("LINSTOR_MIGRATOR_TOKEN" not in env(c), "none: no token")
+    check("LINSTOR_MIGRATOR_TOKEN" not in env(c) and "LINSTOR_MIGRATOR_METRICS_TOKEN" not in env(c),
+          "none: no token (everything, /metrics too, is open)")
     check(env(c).get("LINSTOR_MIGRATOR_ALLOW_UNAUTHENTICATED_REMOTE", {}).get("value") == "true",
           "none: the binary is told that serving unauthenticated on the pod address is intended")
     check(not any(o["metadata"]["name"].endswith("-k8s-backend") for o in objs.values()),
@@ -528,7 +554,7 @@ smoke_binary() {
 
   # Every flag and environment variable the chart sets exists in the binary.
   "$BIN" serve --help >"$WORK/help.txt"
-  for name in default kubernetes none ingress; do
+  for name in default kubernetes none ingress publicmetrics; do
     grep -oE -- '^ *- --[a-z-]+' "$WORK/$name.yaml" | sed 's/^ *- //' | sort -u >"$WORK/flags"
     grep -oE 'LINSTOR_MIGRATOR_[A-Z_]+' "$WORK/$name.yaml" | sort -u >"$WORK/envs"
     while read -r word; do
@@ -549,7 +575,8 @@ smoke_binary() {
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   base=http://127.0.0.1:$port
   log "starting serve --demo on $base${as_user:+ as uid 65532}"
-  LINSTOR_MIGRATOR_TOKEN=t "${as_user[@]}" "$BIN" serve --demo --listen "127.0.0.1:$port" \
+  local token=deploy-smoke-token-5e1a
+  LINSTOR_MIGRATOR_TOKEN=$token "${as_user[@]}" "$BIN" serve --demo --listen "127.0.0.1:$port" \
     --data-dir "$WORK/data" --auth token --log-format json >"$WORK/serve.log" 2>&1 &
   SERVER_PID=$!
 
@@ -562,7 +589,7 @@ smoke_binary() {
   [[ $(status "$base/readyz") == 200 ]] || fail "/readyz is not 200"
   code=$(status "$base/api/v1/controllers")
   [[ $code == 401 ]] || fail "/api/v1/controllers without a token gave $code, not 401"
-  code=$(status "$base/api/v1/controllers" -H 'Authorization: Bearer t')
+  code=$(status "$base/api/v1/controllers" -H "Authorization: Bearer $token")
   [[ $code == 200 ]] || fail "/api/v1/controllers with the token gave $code"
   python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$WORK/body" ||
     fail "/api/v1/controllers did not return JSON: $(head -c 300 "$WORK/body")"
@@ -570,12 +597,12 @@ smoke_binary() {
 
   # The metrics the PrometheusRule alerts on exist. The downtime gauge has a sample only while a
   # controller is stopped: a demo backup stops one for a few seconds.
-  code=$(status "$base/api/v1/runs" -H 'Authorization: Bearer t' -H 'Content-Type: application/json' \
+  code=$(status "$base/api/v1/runs" -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
     -d '{"kind":"backup","controller":"storage/linstor-controller"}')
   [[ $code == 201 ]] || fail "a demo backup run was refused with $code: $(cat "$WORK/body")"
   local missing deadline=$((SECONDS + 60))
   while true; do
-    curl -fsS -o "$WORK/metrics.txt" "$base/metrics"
+    curl -fsS -o "$WORK/metrics.txt" -H "Authorization: Bearer $token" "$base/metrics"
     missing=$(while read -r word; do
       grep -qE "^${word}(\{| )" "$WORK/metrics.txt" || echo "$word"
     done <"$WORK/alert-metrics.txt")
@@ -584,6 +611,8 @@ smoke_binary() {
     sleep 0.2
   done
   log "/metrics has every series the alerts use: $(tr '\n' ' ' <"$WORK/alert-metrics.txt")"
+  code=$(status "$base/metrics")
+  [[ $code == 401 ]] || fail "/metrics without a token gave $code, not 401"
 
   kill "$SERVER_PID"
   wait "$SERVER_PID" 2>/dev/null || true
@@ -669,7 +698,7 @@ cluster_checks() {
   for ns in "$NS" piraeus-datastore storage elsewhere; do kubectl create namespace "$ns" >/dev/null; done
 
   install_monitoring_crds
-  validate_renders default kubernetes ingress watch clusterwide existing none monitoring
+  validate_renders default kubernetes ingress watch clusterwide existing none monitoring publicmetrics
   # a controller in the release namespace, in the one watchNamespaces names later, and elsewhere
   for ns in "$NS" piraeus-datastore elsewhere; do plain_controller "$ns"; done
 

@@ -133,7 +133,7 @@ out=$(in_image /linstor-migrator --version) || fail "/linstor-migrator --version
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 data=/data
 [[ $(id -u) == 0 ]] || data=$rootfs/data
-LINSTOR_MIGRATOR_TOKEN=t in_image /linstor-migrator serve --demo --listen "127.0.0.1:$port" --data-dir "$data" \
+LINSTOR_MIGRATOR_TOKEN=image-smoke-token-7b3c in_image /linstor-migrator serve --demo --listen "127.0.0.1:$port" --data-dir "$data" \
   >"$WORK/serve.log" 2>&1 &
 SERVER_PID=$!
 deadline=$((SECONDS + 60))

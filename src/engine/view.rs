@@ -180,13 +180,16 @@ fn helm_advice(run: &RunRecord) -> Option<String> {
     run.downtime_started_at?;
     Some(match run.state {
         RunState::RollbackFailed => format!(
-            "Do not change the Helm values: operator.controller.dbConnectionURL must stay {url} and etcd must stay              enabled while the rollback is finished."
+            "Do not change the Helm values: operator.controller.dbConnectionURL must stay {url} and \
+             etcd must stay enabled while the rollback is finished."
         ),
         RunState::Failed if run.phase == Phase::Forward => format!(
-            "Do not change the Helm values yet: until the run is resumed to success or rolled back,              operator.controller.dbConnectionURL stays {url} and etcd stays enabled."
+            "Do not change the Helm values yet: until the run is resumed to success or rolled back, \
+             operator.controller.dbConnectionURL stays {url} and etcd stays enabled."
         ),
         _ => format!(
-            "Keep the Helm values as they are: the controller runs on {url}, so operator.controller.dbConnectionURL              stays {url} and etcd stays enabled. Do not persist k8s."
+            "Keep the Helm values as they are: the controller runs on {url}, so \
+             operator.controller.dbConnectionURL stays {url} and etcd stays enabled. Do not persist k8s."
         ),
     })
 }

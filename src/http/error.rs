@@ -33,6 +33,12 @@ pub enum ApiError {
     Conflict { message: String, run_id: Option<String> },
     #[error("request body is too large")]
     PayloadTooLarge,
+    /// The request body did not arrive in time (`HttpSettings::body_timeout`).
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
+    /// Too many failed authentication attempts; carries the wait for `Retry-After`.
+    #[error("too many failed authentication attempts; retry in {} s", super::auth::limiter::retry_after_secs(*.0))]
+    TooManyRequests(std::time::Duration),
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// Well-formed but invalid input.
@@ -75,6 +81,8 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
@@ -128,6 +136,11 @@ impl IntoResponse for ApiError {
                 res.headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
+            ApiError::TooManyRequests(wait) => {
+                let secs = super::auth::limiter::retry_after_secs(wait);
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
             ApiError::RangeNotSatisfiable(size) => {
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
                     res.headers_mut().insert(header::CONTENT_RANGE, v);
@@ -180,9 +193,23 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 ApiError::PayloadTooLarge
             }
+            JsonRejection::BytesRejection(e) if body_timed_out(&e) => ApiError::RequestTimeout,
             other => ApiError::BadRequest(other.body_text()),
         }
     }
+}
+
+/// Whether a body failed because its deadline passed (tower-http's `TimeoutError` somewhere in
+/// the chain of causes).
+fn body_timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// `axum::Json` whose rejections use [`ErrorBody`].

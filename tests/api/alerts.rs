@@ -25,16 +25,7 @@ async fn a_controller_left_stopped_shows_its_downtime_until_a_run_starts_it() {
         cluster.clone(),
     )
     .await;
-    let metrics = || async {
-        app.client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
+    let metrics = || async { app.get("/metrics").send().await.unwrap().text().await.unwrap() };
     let down =
         r#"linstor_migrator_controller_downtime_seconds{controller="piraeus-datastore/piraeus-op-cs"}"#;
 

@@ -211,15 +211,7 @@ async fn one_active_run_per_controller_and_actions_are_audited() {
     assert!(audit.iter().any(|(actor, _)| actor == "ops"), "{audit:?}");
     assert!(run["downtime"]["seconds"].as_f64().unwrap() >= 0.0);
     assert!(!run["backups"].as_array().unwrap().is_empty(), "{run:#}");
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get("/metrics").send().await.unwrap().text().await.unwrap();
     assert!(
         metrics.contains("linstor_migrator_step_duration_seconds_bucket"),
         "{metrics}"

@@ -148,7 +148,7 @@ async fn auth_none_answers_only_requests_for_loopback_hosts() {
 }
 
 /// Runs the binary with `args` on the demo cluster in a fresh data directory.
-fn serve(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, tempfile::TempDir) {
+pub(crate) fn serve(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let child = Command::new(BINARY)
@@ -159,6 +159,8 @@ fn serve(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, tempfile:
         .env_remove("LINSTOR_MIGRATOR_ALLOW_UNAUTHENTICATED_REMOTE")
         .env_remove("LINSTOR_MIGRATOR_AUTH")
         .env_remove("LINSTOR_MIGRATOR_LISTEN")
+        .env_remove("LINSTOR_MIGRATOR_TOKEN")
+        .env_remove("LINSTOR_MIGRATOR_METRICS_TOKEN")
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())

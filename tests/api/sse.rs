@@ -146,15 +146,7 @@ async fn idle_subscribers_do_not_hold_up_the_run() {
                 .unwrap(),
         );
     }
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get("/metrics").send().await.unwrap().text().await.unwrap();
     let subscribers: f64 = metrics
         .lines()
         .find(|l| l.starts_with("linstor_migrator_sse_subscribers "))

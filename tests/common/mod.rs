@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// The token of the `ops` caller.
-pub const TOKEN: &str = "test-token-ops";
+pub const TOKEN: &str = "test-token-ops-7f3a9c";
 /// The token of the `ci-bot` caller.
 pub const OTHER_TOKEN: &str = "test-token-ci-bot";
 pub const CONTROLLER: &str = "piraeus-datastore/piraeus-op-cs";
@@ -65,12 +65,46 @@ pub async fn spawn_app_in(
     http: HttpSettings,
     cluster: Arc<SimCluster>,
 ) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    spawn_app_on(listener, data_dir, engine_settings, http, cluster).await
+}
+
+/// A server like [`spawn_app_in`] on the address of `before` (stopped): a restart under the
+/// pages a browser has open.
+pub async fn restart_app(
+    before: TestApp,
+    data_dir: &Path,
+    engine_settings: EngineSettings,
+    http: HttpSettings,
+    cluster: Arc<SimCluster>,
+) -> TestApp {
+    let addr: std::net::SocketAddr = before
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("address");
+    let dir = before._dir.clone();
+    before.stop().await;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .expect("bind the same address");
+    let mut app = spawn_app_on(listener, data_dir, engine_settings, http, cluster).await;
+    app._dir = dir;
+    app
+}
+
+async fn spawn_app_on(
+    listener: tokio::net::TcpListener,
+    data_dir: &Path,
+    engine_settings: EngineSettings,
+    http: HttpSettings,
+    cluster: Arc<SimCluster>,
+) -> TestApp {
     let db = Db::open(data_dir).await.expect("database");
     let engine = Engine::start(db, cluster, engine_settings, Arc::new(Metrics::default()))
         .await
         .expect("engine");
     let state = AppState::new(engine.clone(), http).expect("state");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(serve(listener, state, async {

@@ -81,7 +81,7 @@ service_binary() {
 # requests carry that bearer token (auth.mode=kubernetes), and the --denied one must get 403;
 # otherwise they carry the release's API token.
 service_lists() {
-  local caller="" denied="" pid port base deadline sa listed expected code
+  local caller="" denied="" pid port base deadline sa listed expected code scrape
   if [[ $1 == --caller ]]; then caller=$2; shift 2; fi
   if [[ $1 == --denied ]]; then denied=$2; shift 2; fi
   service_binary
@@ -149,9 +149,16 @@ PY
     code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $denied" "$base/api/v1/controllers")
     [[ $code == 403 ]] || { kill "$pid"; fail "a caller without the rights got $code, not 403"; }
   fi
+  # what the ServiceMonitor scrapes with: the metrics token from the release's Secret
+  scrape=$(kubectl -n "$NS" get secret lm-linstor-migrator-metrics-token -o jsonpath='{.data.token}' | base64 -d) ||
+    { kill "$pid"; fail "no metrics token Secret"; }
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $scrape" "$base/metrics")
+  [[ $code == 200 ]] || { kill "$pid"; fail "/metrics with the ServiceMonitor's token gave $code, not 200"; }
+  code=$(curl -s -o /dev/null -w '%{http_code}' "$base/metrics")
+  [[ $code == 401 ]] || { kill "$pid"; fail "/metrics without a token gave $code, not 401"; }
   kill "$pid"
   wait "$pid" 2>/dev/null || true
   expected=$(printf '%s\n' "$@" | sort | tr '\n' ' ' | sed 's/ $//')
   [[ $listed == "$expected" ]] || fail "the service as $NS/$sa lists [$listed], expected [$expected]"
-  log "the service, run as $NS/$sa with the installed args and environment, is ready and lists [$listed]${denied:+; a caller without the right gets 403}"
+  log "the service, run as $NS/$sa with the installed args and environment, is ready and lists [$listed]${denied:+; a caller without the right gets 403}; /metrics answers the metrics token"
 }

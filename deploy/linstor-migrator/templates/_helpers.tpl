@@ -72,6 +72,28 @@ token
 {{- end }}
 {{- end }}
 
+{{- /*
+"true" when /metrics needs a token (neither metrics.public nor auth.mode=none): the chart then
+gives the service a metrics token and the ServiceMonitor scrapes with it.
+*/}}
+{{- define "linstor-migrator.metricsToken" -}}
+{{- if not (or .Values.metrics.public (eq .Values.auth.mode "none")) -}}
+true
+{{- end }}
+{{- end }}
+
+{{- define "linstor-migrator.metricsTokenSecretName" -}}
+{{- default (printf "%s-metrics-token" (include "linstor-migrator.fullname" .)) .Values.metrics.token.existingSecret }}
+{{- end }}
+
+{{- define "linstor-migrator.metricsTokenSecretKey" -}}
+{{- if .Values.metrics.token.existingSecret }}
+{{- .Values.metrics.token.existingSecretKey }}
+{{- else -}}
+token
+{{- end }}
+{{- end }}
+
 {{- define "linstor-migrator.claimName" -}}
 {{- default (printf "%s-data" (include "linstor-migrator.fullname" .)) .Values.persistence.existingClaim }}
 {{- end }}

@@ -5,7 +5,8 @@
 //! no duplicate. Each event carries its sequence number as `id:`. A subscriber that falls behind
 //! the bounded live channel (`Lagged`) catches up from the database instead of being buffered
 //! for, so a slow client never slows the engine. After the run reaches a final state an `end`
-//! event follows and the stream closes.
+//! event follows and the stream closes. A stream opened with a browser session closes when the
+//! session expires: the page's reconnect is then refused, and the page says so.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -28,6 +29,7 @@ use super::{Path, Query};
 use crate::db::{EventKind, EventRecord};
 use crate::engine::Engine;
 use crate::http::AppState;
+use crate::http::auth::Caller;
 use crate::http::error::{ApiError, ApiResult, ErrorBody};
 use crate::model::RunState;
 
@@ -71,6 +73,7 @@ pub struct EventParams {
 )]
 pub async fn run_events(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     Query(p): Query<EventParams>,
     headers: HeaderMap,
@@ -91,6 +94,9 @@ pub async fn run_events(
     // subscribe before reading the history: nothing published in between is lost
     let live = state.engine.subscribe(&id);
     let ended = ended_by(&state.engine, &id, after).await?;
+    let expires = caller
+        .session
+        .map(|s| tokio::time::Instant::now() + s.remaining());
     let stream = event_stream(
         state.engine.clone(),
         id,
@@ -98,6 +104,7 @@ pub async fn run_events(
         ended,
         live,
         state.closing.clone(),
+        expires,
     );
     let sse = Sse::new(stream).keep_alive(
         KeepAlive::new()
@@ -141,6 +148,7 @@ fn event_stream(
     ended: Option<RunState>,
     mut live: crate::engine::Subscription,
     closing: CancellationToken,
+    expires: Option<tokio::time::Instant>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     async_stream::stream! {
         let mut last = after;
@@ -174,8 +182,15 @@ fn event_stream(
             }
             recheck.reset();
             loop {
+                let session_ends = async {
+                    match expires {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 let wake = tokio::select! {
                     _ = closing.cancelled() => Wake::Closing,
+                    () = session_ends => Wake::Closing,
                     _ = recheck.tick() => Wake::Recheck,
                     r = live.recv() => Wake::Live(r),
                 };

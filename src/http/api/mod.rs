@@ -7,6 +7,7 @@ pub mod controllers;
 pub mod events;
 pub mod health;
 mod idempotency;
+mod limit_responses;
 mod links;
 pub mod logs;
 pub mod openapi;

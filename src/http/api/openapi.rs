@@ -47,6 +47,7 @@ impl Modify for BearerAuth {
 pub fn document(handlers: &utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     let mut doc = handlers.clone();
     super::links::add(&mut doc);
+    super::limit_responses::add(&mut doc);
     doc
 }
 

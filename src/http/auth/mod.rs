@@ -1,30 +1,38 @@
 //! Who is calling: bearer tokens (`--auth token`), Kubernetes TokenReview plus a
 //! SubjectAccessReview (`--auth kubernetes`), or nobody in particular (`--auth none`); browser
 //! sessions on top of either. Two middlewares put a [`Caller`] into every protected request:
-//! [`require_api`] answers 401 JSON, [`require_page`] redirects to the login page. With
+//! [`require_api`] answers 401 JSON, [`require_page`] redirects to the login page;
+//! [`require_metrics`] guards `/metrics`. Failed tokens are rate limited ([`limiter`]). With
 //! `--auth none`, [`require_loopback_host`] keeps DNS-rebinding pages out.
 
+mod cookie;
 mod host;
+pub mod limiter;
+mod middleware;
 mod session;
+mod tokens;
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Redirect, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
 
+pub use cookie::{COOKIE, cookie_value, secure_cookie, set_cookie};
 pub use host::{LOOPBACK_HOSTS, is_loopback_host, require_loopback_host};
-pub use session::{Flash, SessionInfo, SessionStore, cookie_value, secure_cookie, set_cookie};
+pub use limiter::{FailureLimits, Rate};
+pub use middleware::{require_api, require_metrics, require_page, urlencode};
+pub use session::{Flash, SessionInfo, SessionStore};
+pub use tokens::{MIN_TOKEN_CHARS, check_strength};
 
 use super::error::ApiError;
-use super::{AppState, HttpSettings, TOKEN_ENV};
+use super::{HttpSettings, METRICS_TOKEN_ENV, TOKEN_ENV};
 use crate::cluster::{AccessQuestion, Cluster};
+use crate::db::Db;
 use crate::model::Actor;
 
 /// How callers authenticate.
@@ -65,56 +73,96 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
+/// The address of the client that sent the request (unspecified when the server did not record
+/// it).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub IpAddr);
+
+impl ClientAddr {
+    pub fn of(parts_extensions: &axum::http::Extensions) -> Self {
+        let ip = parts_extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        Self(ip)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::of(&parts.extensions))
+    }
+}
+
+/// What a presented token proves.
+#[derive(Debug, Clone)]
+pub enum Grant {
+    /// A caller of the API and the pages; `credential` is what a session signed in with it
+    /// records (see [`Authenticator::accepts`]).
+    Caller { actor: Actor, credential: String },
+    /// The metrics token: `/metrics` and nothing else.
+    Metrics,
+}
+
 /// Checks credentials and keeps browser sessions.
 pub struct Authenticator {
     mode: AuthMode,
     /// `(name, token)` for `--auth token`.
     tokens: Vec<(String, String)>,
+    /// A token that may read `/metrics` only.
+    metrics_token: Option<String>,
     access: AccessQuestion,
     cluster: Arc<dyn Cluster>,
     /// sha256(token) -> (user, valid until) for `--auth kubernetes`.
     reviewed: Mutex<HashMap<[u8; 32], (Actor, Instant)>>,
+    failures: limiter::FailureLimiter,
     pub sessions: SessionStore,
 }
 
-/// Parses `token` or `name:token,name:token`.
-fn parse_tokens(spec: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let items: Vec<&str> = spec.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-    if let [single] = items.as_slice()
-        && !single.contains(':')
-    {
-        return Ok(vec![("admin".into(), single.to_string())]);
+/// The session credential of `--auth none`.
+const NO_CREDENTIAL: &str = "none";
+
+/// The configured tokens of `settings`, parsed and checked: well-formed, strong enough, and a
+/// metrics token that is no API token.
+fn configured_tokens(settings: &HttpSettings) -> anyhow::Result<Vec<(String, String)>> {
+    let tokens = match (settings.auth, &settings.tokens) {
+        (AuthMode::Token, Some(spec)) => tokens::parse_tokens(spec)?,
+        _ => Vec::new(),
+    };
+    if let Some(t) = &settings.metrics_token {
+        check_strength(t, &format!("{METRICS_TOKEN_ENV} (--metrics-token)"))?;
+        if tokens.iter().any(|(_, api)| api == t) {
+            anyhow::bail!("{METRICS_TOKEN_ENV} must differ from every API token");
+        }
     }
-    items
-        .iter()
-        .map(|item| match item.split_once(':') {
-            Some((name, token)) if !name.is_empty() && !token.is_empty() => {
-                Ok((name.to_string(), token.to_string()))
-            }
-            _ => anyhow::bail!("{TOKEN_ENV} must be a token or NAME:TOKEN pairs separated by commas"),
-        })
-        .collect()
+    Ok(tokens)
+}
+
+/// See [`HttpSettings::check_tokens`].
+pub fn check_configured_tokens(settings: &HttpSettings) -> anyhow::Result<()> {
+    configured_tokens(settings).map(drop)
 }
 
 impl Authenticator {
-    pub fn new(settings: &HttpSettings, cluster: Arc<dyn Cluster>) -> anyhow::Result<Self> {
-        let tokens = match (settings.auth, &settings.tokens) {
-            (AuthMode::Token, Some(spec)) => parse_tokens(spec)?,
-            (AuthMode::Token, None) => {
-                let token = hex::encode(rand::random::<[u8; 24]>());
-                // stderr only, once: a secret does not belong in the structured logs
-                eprintln!("{TOKEN_ENV} is not set; generated an API token for this process: {token}");
-                vec![("admin".into(), token)]
-            }
-            _ => Vec::new(),
-        };
+    /// Refuses a configured token that is malformed or too weak (a clear start-up error).
+    pub fn new(settings: &HttpSettings, cluster: Arc<dyn Cluster>, db: &Db) -> anyhow::Result<Self> {
+        let mut tokens = configured_tokens(settings)?;
+        if settings.auth == AuthMode::Token && settings.tokens.is_none() {
+            let token = hex::encode(rand::random::<[u8; 24]>());
+            // stderr only, once: a secret does not belong in the structured logs
+            eprintln!("{TOKEN_ENV} is not set; generated an API token for this process: {token}");
+            tokens.push(("admin".into(), token));
+        }
         Ok(Self {
             mode: settings.auth,
             tokens,
+            metrics_token: settings.metrics_token.clone(),
             access: settings.access.clone(),
             cluster,
             reviewed: Mutex::new(HashMap::new()),
-            sessions: SessionStore::new(settings.session_ttl),
+            failures: limiter::FailureLimiter::new(settings.auth_failures),
+            sessions: SessionStore::new(db, settings.session_ttl),
         })
     }
 
@@ -122,22 +170,89 @@ impl Authenticator {
         self.mode
     }
 
-    /// The caller a bearer token (or a token typed into the login form) stands for.
-    pub async fn verify_token(&self, token: &str) -> Result<Actor, ApiError> {
-        match self.mode {
-            AuthMode::None => Ok(Actor::new("anonymous")),
-            AuthMode::Token => {
-                // compare with every token so that timing does not tell which one nearly matched
-                let mut found = None;
-                for (name, expected) in &self.tokens {
-                    if bool::from(expected.as_bytes().ct_eq(token.as_bytes())) {
-                        found = Some(name);
-                    }
-                }
-                found.map(Actor::new).ok_or(ApiError::Unauthorized)
-            }
-            AuthMode::Kubernetes => self.review(token).await,
+    /// What `token`, presented by `client`, proves. A client (or everybody) with too many failed
+    /// attempts gets [`ApiError::TooManyRequests`] before the token is looked at; a wrong token
+    /// counts as a failure.
+    pub async fn authenticate(&self, client: IpAddr, token: &str) -> Result<Grant, ApiError> {
+        if self.mode == AuthMode::None {
+            return Ok(Grant::Caller {
+                actor: Actor::new("anonymous"),
+                credential: NO_CREDENTIAL.into(),
+            });
         }
+        self.failures.check(client).map_err(ApiError::TooManyRequests)?;
+        if let Some(m) = &self.metrics_token
+            && bool::from(m.as_bytes().ct_eq(token.as_bytes()))
+        {
+            return Ok(Grant::Metrics);
+        }
+        let verified = match self.mode {
+            AuthMode::Token => self.verify_token(token),
+            _ => self.review(token).await.map(|actor| Grant::Caller {
+                actor,
+                credential: self.kubernetes_credential(),
+            }),
+        };
+        if matches!(verified, Err(ApiError::Unauthorized)) {
+            self.failures.failed(client);
+        }
+        verified
+    }
+
+    fn verify_token(&self, token: &str) -> Result<Grant, ApiError> {
+        // compare with every token so that timing does not tell which one nearly matched
+        let mut found = None;
+        for (name, expected) in &self.tokens {
+            if bool::from(expected.as_bytes().ct_eq(token.as_bytes())) {
+                found = Some(name);
+            }
+        }
+        found
+            .map(|name| Grant::Caller {
+                actor: Actor::new(name.as_str()),
+                credential: format!("token:{}", tokens::fingerprint(name, token)),
+            })
+            .ok_or(ApiError::Unauthorized)
+    }
+
+    /// The session credential of `--auth kubernetes`: the user was reviewed against the access
+    /// question when signing in, so a session ends when the question changes.
+    fn kubernetes_credential(&self) -> String {
+        let a = &self.access;
+        let question = format!("{}\0{}\0{}\0{}", a.group, a.resource, a.verb, a.namespace);
+        format!("kubernetes:{}", tokens::fingerprint("kubernetes", &question))
+    }
+
+    /// Whether a session signed in with `credential` is still good: the same auth mode and, for
+    /// tokens, a token that is still configured for the same name; for Kubernetes, the same access
+    /// question.
+    pub fn accepts(&self, credential: &str) -> bool {
+        match self.mode {
+            AuthMode::None => credential == NO_CREDENTIAL,
+            AuthMode::Kubernetes => credential == self.kubernetes_credential(),
+            AuthMode::Token => credential.strip_prefix("token:").is_some_and(|fp| {
+                self.tokens
+                    .iter()
+                    .any(|(name, token)| tokens::fingerprint(name, token) == fp)
+            }),
+        }
+    }
+
+    /// The valid session `id` (unexpired, and signed in with a credential still accepted).
+    pub async fn session(&self, id: &str) -> Result<Option<SessionInfo>, ApiError> {
+        let Some(session) = self.sessions.get(id).await? else {
+            return Ok(None);
+        };
+        if self.accepts(&session.credential) {
+            return Ok(Some(session));
+        }
+        self.sessions.remove(id).await?;
+        Ok(None)
+    }
+
+    /// Starts a browser session.
+    pub async fn start_session(&self, actor: Actor, credential: &str) -> Result<SessionInfo, ApiError> {
+        Ok(self.sessions.create(actor, credential).await?)
     }
 
     async fn review(&self, token: &str) -> Result<Actor, ApiError> {
@@ -170,117 +285,5 @@ impl Authenticator {
         }
         cache.insert(key, (actor.clone(), Instant::now() + REVIEW_CACHE_TTL));
         Ok(actor)
-    }
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
-}
-
-fn session_of(state: &AppState, headers: &HeaderMap) -> Option<SessionInfo> {
-    cookie_value(headers).and_then(|id| state.auth.sessions.get(&id))
-}
-
-/// Middleware for the API: a bearer token, or the session cookie (state-changing requests then
-/// need the session's CSRF token in `X-CSRF-Token`); 401 JSON otherwise.
-pub async fn require_api(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let caller = if let Some(token) = bearer(req.headers()) {
-        match state.auth.verify_token(token).await {
-            Ok(actor) => Caller { actor, session: None },
-            Err(e) => return e.into_response(),
-        }
-    } else if let Some(session) = session_of(&state, req.headers()) {
-        let safe = req.method().is_safe();
-        let csrf = req
-            .headers()
-            .get(CSRF_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if !safe && !session.csrf_matches(csrf) {
-            return ApiError::Forbidden("missing or wrong X-CSRF-Token".into()).into_response();
-        }
-        Caller {
-            actor: session.actor.clone(),
-            session: Some(session),
-        }
-    } else if state.auth.mode() == AuthMode::None {
-        Caller {
-            actor: Actor::new("anonymous"),
-            session: None,
-        }
-    } else {
-        return ApiError::Unauthorized.into_response();
-    };
-    req.extensions_mut().insert(caller);
-    next.run(req).await
-}
-
-/// Middleware for pages: the session cookie (or a bearer token); without one, the login page
-/// (with `--auth none` an anonymous session is started instead, so that forms carry CSRF tokens).
-pub async fn require_page(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    if let Some(session) = session_of(&state, req.headers()) {
-        req.extensions_mut().insert(Caller {
-            actor: session.actor.clone(),
-            session: Some(session),
-        });
-        return next.run(req).await;
-    }
-    if let Some(token) = bearer(req.headers()) {
-        return match state.auth.verify_token(token).await {
-            Ok(actor) => {
-                req.extensions_mut().insert(Caller { actor, session: None });
-                next.run(req).await
-            }
-            Err(e) => e.into_response(),
-        };
-    }
-    if state.auth.mode() == AuthMode::None {
-        let session = state.auth.sessions.create(Actor::new("anonymous"));
-        let secure = secure_cookie(state.settings.secure_cookies, req.uri(), req.headers());
-        let cookie = set_cookie(Some(&session), state.auth.sessions.ttl(), secure);
-        req.extensions_mut().insert(Caller {
-            actor: session.actor.clone(),
-            session: Some(session),
-        });
-        let mut res = next.run(req).await;
-        res.headers_mut().append(header::SET_COOKIE, cookie);
-        return res;
-    }
-    let next_url = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let target = format!("/login?next={}", urlencode(next_url));
-    Redirect::to(&target).into_response()
-}
-
-/// Percent-encodes everything but unreserved characters.
-pub fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_parse() {
-        assert_eq!(
-            parse_tokens("s3cret").unwrap(),
-            vec![("admin".into(), "s3cret".into())]
-        );
-        assert_eq!(
-            parse_tokens("ops:a, ci-bot:b").unwrap(),
-            vec![("ops".into(), "a".into()), ("ci-bot".into(), "b".into())]
-        );
-        assert!(parse_tokens("ops:a,b").is_err());
-        assert_eq!(urlencode("/runs/a b?x=1"), "%2Fruns%2Fa%20b%3Fx%3D1");
     }
 }

@@ -1,20 +1,27 @@
-//! Browser sessions: kept in memory with an expiry, identified by an HttpOnly, SameSite=Strict
-//! cookie, each with its own CSRF token and a one-shot flash message for the next page.
+//! Browser sessions in SQLite (table `sessions`, migrations/0006_sessions.sql), so that a restart
+//! of the service signs nobody out and open run pages keep following their run. The cookie
+//! carries a random 256-bit id; the table keeps only its SHA-256, the actor, the session's CSRF
+//! token, what it was signed in with and its expiry. The one-shot flash message for the next page
+//! stays in memory: it is read by the very next request, and a restart in between only loses it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use anyhow::Context as _;
+use sha2::{Digest as _, Sha256};
+use sqlx::{Row as _, SqlitePool};
 use subtle::ConstantTimeEq as _;
 
+use crate::db::Db;
 use crate::model::Actor;
 
-/// The name of the session cookie.
-pub const COOKIE: &str = "lm_session";
+/// Most sessions kept at once; those closest to expiry go first beyond it (`--auth none` starts
+/// one for every browser that comes without a cookie).
+const MAX_SESSIONS: i64 = 10_000;
 
-/// Most sessions kept at once; the oldest go first beyond it.
-const MAX_SESSIONS: usize = 10_000;
+/// Most flash messages waiting for their page.
+const MAX_FLASHES: usize = 10_000;
 
 /// A message shown once on the next page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,44 +46,55 @@ impl Flash {
     }
 }
 
-#[derive(Debug)]
-struct Session {
-    actor: Actor,
-    csrf: String,
-    expires: Instant,
-    flash: Option<Flash>,
-}
-
 /// What a request learns from its session cookie.
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
     pub id: String,
     pub csrf: String,
     pub actor: Actor,
+    /// What the session was signed in with (see [`super::Authenticator::accepts`]).
+    pub credential: String,
+    /// When it expires (Unix seconds).
+    pub expires_at: i64,
 }
 
 impl SessionInfo {
+    /// Time left until the session expires.
+    pub fn remaining(&self) -> Duration {
+        Duration::from_secs(u64::try_from(self.expires_at - now_secs()).unwrap_or(0))
+    }
+
     /// Constant-time comparison of a submitted CSRF token with the session's.
     pub fn csrf_matches(&self, submitted: &str) -> bool {
         !submitted.is_empty() && bool::from(self.csrf.as_bytes().ct_eq(submitted.as_bytes()))
     }
 }
 
-/// The sessions of this process (a restart logs everyone out, which is fine for a tool).
+/// The sessions, in the service's database.
 pub struct SessionStore {
+    pool: SqlitePool,
     ttl: Duration,
-    sessions: Mutex<HashMap<String, Session>>,
+    flashes: Mutex<HashMap<String, Flash>>,
 }
 
 fn random_token() -> String {
     hex::encode(rand::random::<[u8; 32]>())
 }
 
+fn id_hash(id: &str) -> String {
+    hex::encode(Sha256::digest(id.as_bytes()))
+}
+
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
 impl SessionStore {
-    pub fn new(ttl: Duration) -> Self {
+    pub fn new(db: &Db, ttl: Duration) -> Self {
         Self {
+            pool: db.pool().clone(),
             ttl,
-            sessions: Mutex::new(HashMap::new()),
+            flashes: Mutex::new(HashMap::new()),
         }
     }
 
@@ -84,181 +102,128 @@ impl SessionStore {
         self.ttl
     }
 
-    /// Starts a session for `actor`.
-    pub fn create(&self, actor: Actor) -> SessionInfo {
-        let now = Instant::now();
-        let mut map = self.sessions.lock().expect("session lock");
-        map.retain(|_, s| s.expires > now);
-        if map.len() >= MAX_SESSIONS
-            && let Some(oldest) = map.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| k.clone())
-        {
-            map.remove(&oldest);
-        }
+    /// Starts a session for `actor`, signed in with `credential`.
+    pub async fn create(&self, actor: Actor, credential: &str) -> anyhow::Result<SessionInfo> {
+        let now = now_secs();
+        let ttl = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
         let info = SessionInfo {
             id: random_token(),
             csrf: random_token(),
             actor,
+            credential: credential.to_string(),
+            expires_at: now.saturating_add(ttl),
         };
-        let session = Session {
-            actor: info.actor.clone(),
-            csrf: info.csrf.clone(),
-            expires: now + self.ttl,
-            flash: None,
-        };
-        map.insert(info.id.clone(), session);
-        info
+        let mut tx = self.pool.begin().await.context("failed to store the session")?;
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO sessions (id_sha256, actor, csrf, credential, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id_hash(&info.id))
+        .bind(info.actor.as_str())
+        .bind(&info.csrf)
+        .bind(&info.credential)
+        .bind(chrono::Utc::now().to_rfc3339())
+        .bind(info.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM sessions WHERE id_sha256 IN \
+             (SELECT id_sha256 FROM sessions ORDER BY expires_at DESC LIMIT -1 OFFSET ?)",
+        )
+        .bind(MAX_SESSIONS)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await.context("failed to store the session")?;
+        Ok(info)
     }
 
-    /// The unexpired session `id`.
-    pub fn get(&self, id: &str) -> Option<SessionInfo> {
-        let mut map = self.sessions.lock().expect("session lock");
-        match map.get(id) {
-            Some(s) if s.expires > Instant::now() => Some(SessionInfo {
-                id: id.to_string(),
-                csrf: s.csrf.clone(),
-                actor: s.actor.clone(),
-            }),
-            Some(_) => {
-                map.remove(id);
-                None
-            }
-            None => None,
-        }
+    /// The unexpired session `id`, whatever it was signed in with.
+    pub async fn get(&self, id: &str) -> anyhow::Result<Option<SessionInfo>> {
+        let row = sqlx::query(
+            "SELECT actor, csrf, credential, expires_at FROM sessions WHERE id_sha256 = ? AND expires_at > ?",
+        )
+        .bind(id_hash(id))
+        .bind(now_secs())
+        .fetch_optional(&self.pool)
+        .await
+        .context("failed to read the session")?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some(SessionInfo {
+            id: id.to_string(),
+            csrf: row.try_get("csrf")?,
+            actor: Actor::new(row.try_get::<String, _>("actor")?),
+            credential: row.try_get("credential")?,
+            expires_at: row.try_get("expires_at")?,
+        }))
     }
 
-    pub fn remove(&self, id: &str) {
-        self.sessions.lock().expect("session lock").remove(id);
+    /// Ends the session `id`.
+    pub async fn remove(&self, id: &str) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE id_sha256 = ?")
+            .bind(id_hash(id))
+            .execute(&self.pool)
+            .await
+            .context("failed to end the session")?;
+        self.flashes.lock().expect("flash lock").remove(id);
+        Ok(())
     }
 
     pub fn set_flash(&self, id: &str, flash: Flash) {
-        if let Some(s) = self.sessions.lock().expect("session lock").get_mut(id) {
-            s.flash = Some(flash);
+        let mut flashes = self.flashes.lock().expect("flash lock");
+        if flashes.len() >= MAX_FLASHES {
+            flashes.clear();
         }
+        flashes.insert(id.to_string(), flash);
     }
 
     pub fn take_flash(&self, id: &str) -> Option<Flash> {
-        self.sessions
-            .lock()
-            .expect("session lock")
-            .get_mut(id)
-            .and_then(|s| s.flash.take())
+        self.flashes.lock().expect("flash lock").remove(id)
     }
-}
-
-/// The session id from the `Cookie` headers.
-pub fn cookie_value(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.trim().to_string())
-}
-
-/// Whether the session cookie of this request's answer must be `Secure`: always with
-/// `--secure-cookies` (`always`), otherwise when the browser reached us over TLS, directly (an
-/// `https` request URI) or through a TLS-terminating proxy (`X-Forwarded-Proto: https`,
-/// `Forwarded: proto=https`; the first entry is the one the browser's connection hit).
-/// These headers are believed from anyone on purpose: they can only add `Secure`, and a client
-/// that sends them over plain HTTP merely loses its own cookie.
-pub fn secure_cookie(always: bool, uri: &Uri, headers: &HeaderMap) -> bool {
-    let https = |v: &str| v.trim().trim_matches('"').eq_ignore_ascii_case("https");
-    let first = |name: header::HeaderName| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::to_string)
-    };
-    let forwarded_proto = first(header::FORWARDED).is_some_and(|entry| {
-        entry
-            .split(';')
-            .filter_map(|pair| pair.split_once('='))
-            .any(|(k, v)| k.trim().eq_ignore_ascii_case("proto") && https(v))
-    });
-    always
-        || uri.scheme_str() == Some("https")
-        || first(header::HeaderName::from_static("x-forwarded-proto")).is_some_and(|v| https(&v))
-        || forwarded_proto
-}
-
-/// `Set-Cookie` for a new session (or, with `None`, one that deletes it).
-pub fn set_cookie(session: Option<&SessionInfo>, ttl: Duration, secure: bool) -> HeaderValue {
-    let secure = if secure { "; Secure" } else { "" };
-    let value = match session {
-        Some(s) => format!(
-            "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-            s.id,
-            ttl.as_secs()
-        ),
-        None => format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"),
-    };
-    HeaderValue::from_str(&value).expect("cookie is ASCII")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn sessions_expire_and_csrf_is_checked() {
-        let store = SessionStore::new(Duration::from_millis(0));
-        let s = store.create(Actor::new("ops"));
-        assert!(
-            store.get(&s.id).is_none(),
-            "a session with ttl 0 is expired at once"
-        );
-        let store = SessionStore::new(Duration::from_secs(60));
-        let s = store.create(Actor::new("ops"));
-        let got = store.get(&s.id).expect("session");
+    #[tokio::test]
+    async fn sessions_outlive_the_store_expire_and_keep_only_a_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).await.unwrap();
+        let store = SessionStore::new(&db, Duration::from_secs(60));
+        let s = store.create(Actor::new("ops"), "token:abc").await.unwrap();
+
+        // another store on the same database (a restarted service) knows the session
+        let again = SessionStore::new(&db, Duration::from_secs(60));
+        let got = again.get(&s.id).await.unwrap().expect("session");
+        assert_eq!(got.actor.as_str(), "ops");
+        assert_eq!(got.credential, "token:abc");
         assert!(got.csrf_matches(&s.csrf));
         assert!(!got.csrf_matches("") && !got.csrf_matches("nope"));
+        let stored: Vec<String> = sqlx::query_scalar("SELECT id_sha256 FROM sessions")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(stored, [id_hash(&s.id)], "only the hash of the id is stored");
+        assert_ne!(stored[0], s.id);
+
         store.set_flash(&s.id, Flash::ok("done"));
         assert_eq!(store.take_flash(&s.id), Some(Flash::ok("done")));
         assert_eq!(store.take_flash(&s.id), None);
-    }
 
-    #[test]
-    fn cookie_is_found_among_others() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::COOKIE,
-            HeaderValue::from_static("a=1; lm_session=abc ; b=2"),
-        );
-        assert_eq!(cookie_value(&h).as_deref(), Some("abc"));
-    }
+        again.remove(&s.id).await.unwrap();
+        assert!(store.get(&s.id).await.unwrap().is_none(), "signed out");
 
-    #[test]
-    fn cookies_are_secure_behind_tls() {
-        let plain: Uri = "/login".parse().unwrap();
-        let headers = |pairs: &[(&'static str, &'static str)]| {
-            let mut h = HeaderMap::new();
-            for (k, v) in pairs {
-                h.insert(*k, HeaderValue::from_static(v));
-            }
-            h
-        };
-        assert!(!secure_cookie(false, &plain, &HeaderMap::new()));
+        let expired = SessionStore::new(&db, Duration::ZERO);
+        let s = expired.create(Actor::new("ops"), "token:abc").await.unwrap();
         assert!(
-            secure_cookie(true, &plain, &HeaderMap::new()),
-            "--secure-cookies: always"
+            expired.get(&s.id).await.unwrap().is_none(),
+            "a session with ttl 0 is expired at once"
         );
-        let tls: Uri = "https://migrator.example/login".parse().unwrap();
-        assert!(secure_cookie(false, &tls, &HeaderMap::new()));
-        for (pairs, want) in [
-            (&[("x-forwarded-proto", "https")][..], true),
-            (&[("x-forwarded-proto", "HTTPS, http")][..], true),
-            (&[("x-forwarded-proto", "http")][..], false),
-            (&[("x-forwarded-proto", "http, https")][..], false),
-            (&[("forwarded", "for=10.0.0.1;proto=https;host=x")][..], true),
-            (
-                &[("forwarded", "for=10.0.0.1;proto=http, proto=https")][..],
-                false,
-            ),
-        ] {
-            assert_eq!(secure_cookie(false, &plain, &headers(pairs)), want, "{pairs:?}");
-        }
     }
 }
