@@ -13,6 +13,8 @@ mod concurrency;
 mod contract;
 #[path = "api/pages.rs"]
 mod pages;
+#[path = "api/preflight.rs"]
+mod preflight;
 #[path = "api/runs.rs"]
 mod runs;
 #[path = "api/security.rs"]

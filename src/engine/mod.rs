@@ -28,11 +28,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use crate::cluster::pod::PodPaths;
-pub use context::{Check, CheckLevel, DeltaCounts, ImportReport, RollbackFailure, RunContext};
+pub use context::{
+    Check, CheckLevel, DeltaCounts, ImportReport, PlannedStep, RollbackFailure, RunContext, RunPlan,
+};
 pub use lease::lease_name;
 pub use rollback::RetryPolicy;
 pub use steps::control::etcd_stateful_set;
-pub use steps::{k8s_backend_rules, own_rules};
+pub use steps::{checked_kind, discovery_checks, k8s_backend_rules, own_rules};
 pub use view::{BackupView, DowntimeView, OriginalView, RunSummary, RunView, StepView};
 
 use crate::cluster::controller::{self, ControllerInfo};
