@@ -15,6 +15,8 @@ mod contract;
 mod pages;
 #[path = "api/preflight.rs"]
 mod preflight;
+#[path = "api/rollback.rs"]
+mod rollback;
 #[path = "api/runs.rs"]
 mod runs;
 #[path = "api/security.rs"]

@@ -14,6 +14,7 @@ mod log;
 mod registry;
 mod rollback;
 mod rollback_manual;
+mod rollback_report;
 mod runner;
 mod steps;
 mod view;
@@ -35,7 +36,7 @@ pub use lease::lease_name;
 pub use rollback::RetryPolicy;
 pub use steps::control::etcd_stateful_set;
 pub use steps::{checked_kind, discovery_checks, k8s_backend_rules, own_rules};
-pub use view::{BackupView, DowntimeView, OriginalView, RunSummary, RunView, StepView};
+pub use view::{BackupView, DowntimeView, OriginalView, RollbackPhaseView, RunSummary, RunView, StepView};
 
 use crate::cluster::controller::{self, ControllerInfo};
 use crate::cluster::{Cluster, ClusterError};

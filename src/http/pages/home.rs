@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::format::{bytes, clock, run_state_label, short_id, short_time, timestamp};
 use super::{CsrfForm, Layout, PageResult, render};
 use crate::cluster::controller::{ControllerInfo, ControllerKind};
-use crate::engine::{CreateRun, RunSummary};
+use crate::engine::{CheckLevel, CreateRun, RunSummary};
 use crate::http::AppState;
 use crate::http::auth::{Caller, Flash};
 use crate::linstor::toml::Backend;
@@ -57,14 +57,48 @@ pub struct ControllerRow {
     pub replicas: String,
     pub image: String,
     pub problem: Option<String>,
+    /// A migration (and its preflight) can pass the checks the dashboard can tell.
     pub migratable: bool,
+    /// A backup can pass them.
+    pub backupable: bool,
     /// A Piraeus Operator v1 installation: its v2 upgrade can be planned.
     pub plannable: bool,
+    /// The actions not offered and why, for the row's hint.
+    pub not_offered: Vec<String>,
     pub active_run: Option<RunRow>,
 }
 
-fn controller_row(c: &ControllerInfo, runs: &[RunSummary]) -> ControllerRow {
+/// Why a run of `kind` on `c` would fail its preflight, from the checks that need only the
+/// discovered controllers (the preflight's own: `engine::discovery_checks`).
+fn blocked(c: &ControllerInfo, all: &[ControllerInfo], kind: RunKind) -> Option<String> {
+    // the start form offers the option that lets a SQL or H2 source through
+    let options = RunOptions {
+        allow_non_etcd_source: true,
+        ..RunOptions::default()
+    };
+    let errors: Vec<String> = crate::engine::discovery_checks(c, all, kind, &options)
+        .into_iter()
+        .filter(|ch| ch.level == CheckLevel::Error)
+        .map(|ch| ch.message)
+        .collect();
+    (!errors.is_empty()).then(|| errors.join("; "))
+}
+
+fn controller_row(c: &ControllerInfo, all: &[ControllerInfo], runs: &[RunSummary]) -> ControllerRow {
     let reference = c.reference().to_string();
+    let migrate = blocked(c, all, RunKind::Migrate);
+    let backup = blocked(c, all, RunKind::Backup);
+    let plannable = c.kind == ControllerKind::LinstorController;
+    let mut not_offered = Vec::new();
+    match &migrate {
+        // a controller on k8s is where a migration ends: nothing to explain but the next step
+        Some(_) if c.backend == Backend::K8s => {}
+        Some(why) => not_offered.push(format!("Preflight and Migrate: {why}")),
+        None => {}
+    }
+    if let Some(why) = &backup {
+        not_offered.push(format!("Backup: {why}"));
+    }
     ControllerRow {
         managed_by: match c.kind {
             ControllerKind::LinstorController => "LinstorController",
@@ -79,8 +113,10 @@ fn controller_row(c: &ControllerInfo, runs: &[RunSummary]) -> ControllerRow {
         replicas: format!("{}/{}", c.ready_replicas, c.replicas),
         image: c.image.clone().unwrap_or_default(),
         problem: c.config_error.clone(),
-        migratable: c.backend != Backend::K8s,
-        plannable: c.kind == ControllerKind::LinstorController,
+        migratable: migrate.is_none(),
+        backupable: backup.is_none(),
+        plannable,
+        not_offered,
         active_run: runs
             .iter()
             .find(|r| r.controller == reference && !r.state.is_final())
@@ -120,7 +156,10 @@ pub async fn dashboard(
 ) -> PageResult {
     let runs = state.engine.runs(20).await?;
     let (controllers, discovery_error) = match state.engine.controllers().await {
-        Ok(list) => (list.iter().map(|c| controller_row(c, &runs)).collect(), None),
+        Ok(list) => (
+            list.iter().map(|c| controller_row(c, &list, &runs)).collect(),
+            None,
+        ),
         Err(e) => (
             Vec::new(),
             Some(crate::http::error::ApiError::from(e).body().error),

@@ -27,6 +27,18 @@ pub struct DowntimeRow {
     pub active: bool,
 }
 
+/// A manual rollback after the downtime: its own duration and the downtime it caused.
+pub struct RollbackRow {
+    pub duration: String,
+    pub started: String,
+    pub active: bool,
+    /// Empty when it did not stop the controller.
+    pub clock: String,
+    pub started_iso: String,
+    pub ended_iso: String,
+    pub downtime_active: bool,
+}
+
 /// A button that acts on the run, with what the confirmation says.
 pub struct ActionButton {
     pub action: &'static str,
@@ -112,7 +124,8 @@ pub fn actions(run: &RunView) -> Vec<ActionButton> {
     if allowed(A::Approve) && !run.cancel_requested {
         out.push(Action::Approve);
     }
-    if allowed(A::Resume) {
+    // a preflight that failed its checks fails them again: a resume cannot help
+    if allowed(A::Resume) && !failed_its_checks(run) {
         out.push(Action::Resume);
     }
     if allowed(A::Cancel) && !run.cancel_requested {
@@ -126,6 +139,21 @@ pub fn actions(run: &RunView) -> Vec<ActionButton> {
     out.into_iter()
         .map(|a| ActionButton::for_action(a, run))
         .collect()
+}
+
+/// The run failed in step 1: its checks found what stops it, and nothing was changed.
+fn failed_its_checks(run: &RunView) -> bool {
+    run.state == RunState::Failed && run.current_step == Some(StepName::Preflight)
+}
+
+/// What to do next when the page offers no action that could help.
+fn next_step(run: &RunView) -> String {
+    if failed_its_checks(run) {
+        return "Nothing was changed. Running the same checks again fails the same way: fix what the checks below \
+                report, then start a new run from the dashboard."
+            .into();
+    }
+    String::new()
 }
 
 pub struct BackupRow {
@@ -161,7 +189,10 @@ pub struct RunPageView {
     pub image: String,
     pub steps: Vec<StepRow>,
     pub downtime: Option<DowntimeRow>,
+    pub rollback: Option<RollbackRow>,
     pub actions: Vec<ActionButton>,
+    /// What to do when no action is offered that could help.
+    pub next_step: String,
     pub backups: Vec<BackupRow>,
     pub audit: Vec<AuditRow>,
 }
@@ -216,7 +247,27 @@ pub fn run_page_view(run: &RunView) -> RunPageView {
             clock: clock(d.seconds),
             active: d.ended_at.is_none() && !run.state.is_final(),
         }),
+        rollback: run.rollback.as_ref().map(|r| RollbackRow {
+            duration: duration_ms((r.seconds * 1000.0) as i64),
+            started: timestamp(&r.started_at),
+            active: r.finished_at.is_none(),
+            clock: r.downtime.as_ref().map(|d| clock(d.seconds)).unwrap_or_default(),
+            started_iso: r
+                .downtime
+                .as_ref()
+                .map(|d| iso(&d.started_at))
+                .unwrap_or_default(),
+            ended_iso: r
+                .downtime
+                .as_ref()
+                .and_then(|d| d.ended_at.as_ref())
+                .map(iso)
+                .unwrap_or_default(),
+            downtime_active: r.downtime.as_ref().is_some_and(|d| d.ended_at.is_none())
+                && !run.state.is_final(),
+        }),
         actions: actions(run),
+        next_step: next_step(run),
         backups: run
             .backups
             .iter()
