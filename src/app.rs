@@ -61,6 +61,7 @@ pub async fn engine(
     // on a real cluster every run holds its controller's Lease (in the controller's namespace),
     // so that the CLI and the in-cluster service, or two replicas, never act on one controller
     settings.leases = !common.demo;
+    settings.demo_scenario = common.demo_scenario;
     settings.instance_id = match std::env::var("POD_NAME") {
         Ok(pod) => pod,
         Err(_) => format!(

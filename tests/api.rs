@@ -11,6 +11,10 @@ mod backups;
 mod concurrency;
 #[path = "api/contract.rs"]
 mod contract;
+#[path = "api/demo.rs"]
+mod demo;
+#[path = "api/helm.rs"]
+mod helm;
 #[path = "api/pages.rs"]
 mod pages;
 #[path = "api/preflight.rs"]

@@ -7,6 +7,7 @@
 mod actions;
 mod bus;
 pub(crate) mod context;
+mod demo;
 mod invariants;
 mod lease;
 pub mod lifecycle;
@@ -42,7 +43,7 @@ use crate::cluster::controller::{self, ControllerInfo};
 use crate::cluster::{Cluster, ClusterError};
 use crate::db::{BackupRecord, Db, DbError, EventRecord, NewRunRecord};
 use crate::metrics::Metrics;
-use crate::model::{Actor, RunKind, RunOptions, RunState, StepName};
+use crate::model::{Actor, DemoScenario, RunKind, RunOptions, RunState, StepName};
 
 /// How the engine behaves; built from the command line.
 #[derive(Debug, Clone)]
@@ -63,6 +64,9 @@ pub struct EngineSettings {
     /// Test hook: the run task stops (as if the process died) right after this step is
     /// recorded as succeeded.
     pub stop_after_step: Option<StepName>,
+    /// `--demo-scenario`: the scenario of runs that name none, where it applies (stored with each
+    /// run; the simulated cluster only).
+    pub demo_scenario: Option<DemoScenario>,
 }
 
 impl EngineSettings {
@@ -76,6 +80,7 @@ impl EngineSettings {
             tool_timeout: Duration::from_secs(30 * 60),
             rollback_retry: RetryPolicy::default(),
             stop_after_step: None,
+            demo_scenario: None,
         }
     }
 }
@@ -138,6 +143,8 @@ pub(crate) struct Inner {
     pub(crate) shutdown: CancellationToken,
     tracker: TaskTracker,
     registry: registry::Registry,
+    /// The runs a previous process left active, which this engine resumed at its start.
+    resumed: Vec<String>,
 }
 
 /// The engine; cheap to clone.
@@ -155,6 +162,12 @@ impl Engine {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Engine> {
         std::fs::create_dir_all(settings.data_dir.join("backups"))?;
+        let active = db.active_runs().await?;
+        let resumed = active
+            .iter()
+            .filter(|r| r.state != RunState::Waiting || r.cancel_requested)
+            .map(|r| r.id.clone())
+            .collect();
         let engine = Engine {
             inner: Arc::new(Inner {
                 db,
@@ -165,9 +178,10 @@ impl Engine {
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 registry: registry::Registry::default(),
+                resumed,
             }),
         };
-        for run in engine.inner.db.active_runs().await? {
+        for run in active {
             if run.state == RunState::Waiting && !run.cancel_requested {
                 continue;
             }
@@ -175,6 +189,12 @@ impl Engine {
             engine.ensure_driving(&run.id);
         }
         Ok(engine)
+    }
+
+    /// The runs a previous process left active and this engine resumed when it started (they
+    /// may have ended since).
+    pub fn resumed_at_start(&self) -> &[String] {
+        &self.inner.resumed
     }
 
     pub fn db(&self) -> &Db {
@@ -207,12 +227,14 @@ impl Engine {
         let handle = self.inner.tracker.spawn(async move {
             let mut token = token;
             loop {
+                demo::arm(&inner, &id).await;
                 runner::drive(&inner, &id, token).await;
                 match inner.registry.pass_done(&id, inner.shutdown.is_cancelled()) {
                     Some(next) => token = next,
                     None => break,
                 }
             }
+            demo::end_if_final(&inner, &id).await;
         });
         self.inner.registry.set_abort(run_id, handle.abort_handle());
     }
@@ -250,7 +272,13 @@ impl Engine {
                 return Ok((self.run(&existing.id).await?, false));
             }
         }
+        let mut req = req;
         validate_options(&req.options)?;
+        demo::scenario_of(
+            &mut req,
+            self.inner.cluster.as_ref(),
+            self.inner.settings.demo_scenario,
+        )?;
         // The controller must exist now; preflight checks the rest.
         match controller::find(self.inner.cluster.as_ref(), &req.controller).await {
             Ok(_) => {}

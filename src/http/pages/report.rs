@@ -1,6 +1,7 @@
 //! The report part of the run page: preflight checks, plan, data and cluster verification,
 //! rollback cause, and the Helm command with the drift warning.
 
+use crate::cluster::helm::HelmDrift;
 use crate::engine::{CheckLevel, RunPlan, RunView};
 use crate::model::RunKind;
 
@@ -86,6 +87,12 @@ pub struct ReportView {
     pub error_reports: Vec<String>,
     pub helm_command: String,
     pub helm_drift: String,
+    /// The chart the release uses, and what the persist command changes.
+    pub helm_chart: String,
+    pub helm_changes: Vec<String>,
+    /// The separate, later command that removes etcd, and its warning.
+    pub helm_drop_etcd: String,
+    pub helm_drop_etcd_warning: String,
     pub rollback_cause: String,
     pub k8s_leftover: String,
     pub etcd_scaled_down: String,
@@ -117,7 +124,17 @@ pub fn report_view(run: &RunView) -> ReportView {
             )
         })
         .unwrap_or_default();
+    let drift: Option<HelmDrift> = r.helm.clone().and_then(|h| serde_json::from_value(h).ok());
+    // the commands belong to a successful migration only (`helm_command` is cleared otherwise)
+    let drift = drift.filter(|_| r.helm_command.is_some());
     ReportView {
+        helm_chart: drift.as_ref().and_then(|d| d.chart.clone()).unwrap_or_default(),
+        helm_changes: drift.as_ref().map(|d| d.persist_changes.clone()).unwrap_or_default(),
+        helm_drop_etcd: drift.as_ref().and_then(|d| d.drop_etcd_command.clone()).unwrap_or_default(),
+        helm_drop_etcd_warning: drift
+            .as_ref()
+            .and_then(|d| d.drop_etcd_warning.clone())
+            .unwrap_or_default(),
         checks: r
             .checks
             .iter()
