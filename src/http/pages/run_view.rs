@@ -183,6 +183,14 @@ pub struct RunPageView {
     pub created_at: String,
     pub finished_at: String,
     pub error: String,
+    /// How the error reads: `error` (red), `warn`, or `note` (a cancel before the downtime, a
+    /// rollback someone asked for: what happened, not a failure).
+    pub error_style: &'static str,
+    pub error_label: &'static str,
+    /// A migration: the page says from which database to k8s.
+    pub moves_to_k8s: bool,
+    /// Some step stops the controller (the legend explains the mark).
+    pub has_downtime: bool,
     pub rolling_back: bool,
     pub cancel_requested: bool,
     pub source: String,
@@ -220,7 +228,21 @@ pub fn run_page_view(run: &RunView) -> RunPageView {
         })
         .collect();
     let controller = run.report.controller.as_ref();
+    let asked_rollback = run
+        .rollback_cause
+        .as_deref()
+        .is_some_and(|c| c.starts_with("manual rollback requested"));
+    let (error_style, error_label) = match run.state {
+        RunState::Cancelled if run.downtime.is_none() => ("note", "Cancelled"),
+        RunState::Cancelled => ("warn", "Cancelled and rolled back"),
+        RunState::RolledBack if asked_rollback => ("note", "Rolled back"),
+        _ => ("error", "Error"),
+    };
     RunPageView {
+        error_style,
+        error_label,
+        moves_to_k8s: run.kind == RunKind::Migrate,
+        has_downtime: run.steps.iter().any(|s| s.downtime) && !run.kind.is_read_only(),
         id: run.id.clone(),
         short_id: short_id(&run.id),
         title,
