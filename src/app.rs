@@ -70,6 +70,7 @@ pub async fn engine(
     // so that the CLI and the in-cluster service, or two replicas, never act on one controller
     settings.leases = !common.demo;
     settings.lease_ttl = std::time::Duration::from_secs(common.lease_seconds);
+    settings.demo_scenario = common.demo_scenario;
     settings.instance_id = match std::env::var("POD_NAME") {
         Ok(pod) => pod,
         Err(_) => format!(

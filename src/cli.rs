@@ -57,97 +57,31 @@ pub async fn run(common: &Common, kind: RunKind, args: &RunArgs) -> Result<(), C
         .await
         .map_err(|e| failed(format!("{e:#}")))?;
     let controllers = engine.controllers().await.map_err(failed)?;
-    // without --controller: the one controller this kind of run applies to (a migration skips
-    // controllers that already use the k8s backend)
-    let eligible: Vec<_> = controllers
-        .iter()
-        .filter(|c| kind != RunKind::Migrate || c.backend != crate::linstor::toml::Backend::K8s)
-        .cloned()
-        .collect();
-    let chosen = match &args.controller {
-        Some(c) => controllers
-            .iter()
-            .find(|i| i.namespace == c.namespace && i.name == c.name)
-            .ok_or_else(|| {
-                CliError::Usage(format!(
-                    "controller {c} does not exist; found: {}",
-                    list(&controllers)
-                ))
-            })?,
-        None if eligible.len() == 1 => &eligible[0],
-        // the simulated cluster has several; take its Piraeus one, as a first-time user expects
-        None if common.demo && !eligible.is_empty() => {
-            let pick = eligible
-                .iter()
-                .find(|c| c.kind == ControllerKind::LinstorController)
-                .unwrap_or(&eligible[0]);
-            println!(
-                "choosing {}/{} (use --controller to pick another)",
-                pick.namespace, pick.name
-            );
-            pick
-        }
-        None if eligible.is_empty() => {
-            return Err(failed(format!(
-                "no LINSTOR controller to {kind} found; found: {}",
-                list(&controllers)
-            )));
-        }
-        None => {
-            return Err(CliError::Usage(format!(
-                "{} controllers found; choose one with --controller: {}",
-                eligible.len(),
-                list(&eligible)
-            )));
-        }
-    };
+    let chosen = choose(&controllers, args.controller.as_ref())?;
     let reference = ControllerRef::new(&chosen.namespace, &chosen.name);
-    println!(
-        "{} {reference}{}",
-        kind.as_str(),
-        if common.demo { " (simulated cluster)" } else { "" }
-    );
-    println!(
-        "  managed by {}, image {}, database {} ({}), replicas {}",
-        match chosen.kind {
-            ControllerKind::LinstorController => "LinstorController",
-            ControllerKind::Deployment => "Deployment",
-        },
-        chosen.image.as_deref().unwrap_or("?"),
-        chosen.backend,
-        chosen.connection_url.as_deref().unwrap_or("?"),
-        chosen.replicas
-    );
-    println!(
-        "  steps: {}",
-        kind.steps()
-            .iter()
-            .map(|s| s.title())
-            .collect::<Vec<_>>()
-            .join(" → ")
-    );
-    if kind != RunKind::Preflight {
-        println!("  the controller is stopped from \"Stop controller\" to \"Start controller\"");
-        println!("  data directory: {}", common.data_dir.display());
-        if !args.yes && !confirm("Proceed?")? {
-            return Err(CliError::Usage("not confirmed".into()));
-        }
-    }
-
     let actor = Actor::new(format!(
         "cli:{}",
         std::env::var("USER").unwrap_or_else(|_| "unknown".into())
     ));
     let mut interrupts = Interrupts::listen()?;
-    let result = match engine.run_holding(&reference).await.map_err(failed)? {
-        // a run this data directory started before and did not finish: finish that one
-        Some(held) => finish_held(&engine, held, &actor, args, &mut interrupts).await?,
+    // a run an earlier invocation left unfinished (Ctrl-C twice, a crash): its outcome, and
+    // nothing new in the same invocation
+    let earlier = unfinished(&engine, &reference).await?;
+    let followed_earlier = earlier.is_some();
+    let result = match earlier {
+        Some(earlier) => finish_held(&engine, earlier, &actor, args, &mut interrupts).await?,
         None => {
+            announce(common, kind, &reference, chosen);
+            if kind != RunKind::Preflight && !args.yes && !confirm("Proceed?")? {
+                return Err(CliError::Usage("not confirmed".into()));
+            }
             let options = RunOptions {
                 approve_before_downtime: args.approve_before_downtime,
                 auto_rollback: !args.no_rollback,
                 allow_non_etcd_source: args.allow_non_etcd_source,
                 scale_down_etcd: args.scale_down_etcd,
+                import: args.import.unwrap_or_default(),
+                demo_scenario: common.demo_scenario,
                 ..RunOptions::default()
             };
             let req = CreateRun {
@@ -175,6 +109,13 @@ pub async fn run(common: &Common, kind: RunKind, args: &RunArgs) -> Result<(), C
     engine.shutdown(Duration::from_secs(5)).await;
     engine.db().close().await;
     summary(common, &result);
+    if followed_earlier {
+        println!(
+            "run {} was left unfinished by an earlier invocation; it is {} now and nothing new was started \
+             (run the command again to start a new {kind})",
+            result.id, result.state
+        );
+    }
     match result.state {
         RunState::Succeeded => Ok(()),
         state => Err(failed(format!(
@@ -183,6 +124,103 @@ pub async fn run(common: &Common, kind: RunKind, args: &RunArgs) -> Result<(), C
             result.error.unwrap_or_default()
         ))),
     }
+}
+
+/// What the run will do, before it is confirmed.
+fn announce(
+    common: &Common,
+    kind: RunKind,
+    reference: &ControllerRef,
+    chosen: &crate::cluster::controller::ControllerInfo,
+) {
+    println!(
+        "{} {reference}{}",
+        kind.as_str(),
+        if common.demo { " (simulated cluster)" } else { "" }
+    );
+    if let Some(s) = common.demo_scenario {
+        println!("  demo scenario: {}", s.label());
+    }
+    println!(
+        "  managed by {}, image {}, database {} ({}), replicas {}",
+        describe_kind(chosen.kind),
+        chosen.image.as_deref().unwrap_or("?"),
+        chosen.backend,
+        chosen.connection_url.as_deref().unwrap_or("?"),
+        chosen.replicas
+    );
+    println!(
+        "  steps: {}",
+        kind.steps()
+            .iter()
+            .map(|s| s.title())
+            .collect::<Vec<_>>()
+            .join(" → ")
+    );
+    if kind != RunKind::Preflight {
+        println!("  the controller is stopped from \"Stop controller\" to \"Start controller\"");
+        println!("  data directory: {}", common.data_dir.display());
+    }
+}
+
+/// The controller named with `--controller`; without it, the only one there is. Never one the
+/// CLI picked among several: a wrong guess stops a controller nobody named.
+fn choose<'a>(
+    controllers: &'a [crate::cluster::controller::ControllerInfo],
+    named: Option<&ControllerRef>,
+) -> Result<&'a crate::cluster::controller::ControllerInfo, CliError> {
+    match (named, controllers) {
+        (Some(c), _) => controllers
+            .iter()
+            .find(|i| i.namespace == c.namespace && i.name == c.name)
+            .ok_or_else(|| {
+                CliError::Usage(format!(
+                    "controller {c} does not exist; found: {}",
+                    list(controllers)
+                ))
+            }),
+        (None, [only]) => Ok(only),
+        (None, []) => Err(failed("no LINSTOR controller found")),
+        (None, several) => Err(CliError::Usage(format!(
+            "{} controllers found; name one with --controller NAMESPACE/NAME:\n{}",
+            several.len(),
+            several
+                .iter()
+                .map(|c| format!(
+                    "  {}/{} ({}, {})",
+                    c.namespace,
+                    c.name,
+                    c.backend,
+                    describe_kind(c.kind)
+                ))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ))),
+    }
+}
+
+fn describe_kind(kind: ControllerKind) -> &'static str {
+    match kind {
+        ControllerKind::LinstorController => "LinstorController",
+        ControllerKind::Deployment => "Deployment",
+    }
+}
+
+/// A run of `controller` that an earlier invocation left unfinished: one this process resumed
+/// at its start (it may have ended by now), or one that still holds the controller (a rollback
+/// that gave up).
+async fn unfinished(
+    engine: &crate::engine::Engine,
+    controller: &ControllerRef,
+) -> Result<Option<RunView>, CliError> {
+    let reference = controller.to_string();
+    for id in engine.resumed_at_start() {
+        let run = engine.run(id).await.map_err(failed)?;
+        if run.controller == reference {
+            return Ok(Some(run));
+        }
+    }
+    engine.run_holding(controller).await.map_err(failed)
 }
 
 /// A run of this controller that an earlier invocation left unfinished: an interrupted one is
@@ -219,6 +257,8 @@ async fn finish_held(
             held.id, held.kind, held.state
         );
     }
+    // an interrupted run the engine finished at its start has nothing left to follow: its
+    // history is shown all the same
     follow(engine, &held.id, actor, interrupts).await
 }
 
@@ -404,6 +444,36 @@ fn summary(common: &Common, run: &RunView) {
     if let Some(d) = &run.downtime {
         println!("controller downtime: {:.1} s", d.seconds);
     }
+    if let Some(r) = &run.rollback {
+        println!(
+            "manual rollback: {:.1} s{}",
+            r.seconds,
+            r.downtime
+                .as_ref()
+                .map(|d| format!(", controller down {:.1} s of it", d.seconds))
+                .unwrap_or_default()
+        );
+    }
+    if run.kind == RunKind::Preflight {
+        for c in &run.report.checks {
+            let mark = match c.level {
+                crate::engine::CheckLevel::Ok => "✔",
+                crate::engine::CheckLevel::Warning => "!",
+                crate::engine::CheckLevel::Error => "✘",
+            };
+            println!("{mark} {}: {}", c.name, c.message);
+        }
+        if let Some(p) = &run.report.planned {
+            println!("a {} would:", p.kind);
+            for s in &p.steps {
+                let down = if s.downtime { " [controller down]" } else { "" };
+                println!("  {}. {}{down}: {}", s.number, s.title, s.what);
+            }
+            for c in &p.changes {
+                println!("  changes: {c}");
+            }
+        }
+    }
     for b in &run.backups {
         println!(
             "{} backup: {} ({} bytes, {} tables, {} rows)",
@@ -450,7 +520,30 @@ fn summary(common: &Common, run: &RunView) {
         && run.kind == RunKind::Migrate
         && run.state == RunState::Succeeded
     {
-        println!("persist the change in Helm: {cmd}");
+        let drift: Option<crate::cluster::helm::HelmDrift> = run
+            .report
+            .helm
+            .clone()
+            .and_then(|h| serde_json::from_value(h).ok());
+        let chart = drift.as_ref().and_then(|d| d.chart.clone());
+        println!(
+            "persist the change in Helm{}:",
+            chart
+                .map(|c| format!(" (the release's chart {c})"))
+                .unwrap_or_default()
+        );
+        for line in cmd.lines() {
+            println!("  {line}");
+        }
+        for change in drift.iter().flat_map(|d| d.persist_changes.iter()) {
+            println!("  - {change}");
+        }
+        if let Some(d) = drift
+            && let (Some(drop), Some(warning)) = (d.drop_etcd_command, d.drop_etcd_warning)
+        {
+            println!("later, only when you will not roll back, remove etcd (it {warning}):");
+            println!("  {drop}");
+        }
     }
     if let Some(e) = &run.error {
         println!("error: {e}");

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use crate::http::AuthMode;
-use crate::model::ControllerRef;
+use crate::model::{ControllerRef, DemoScenario, ImportMode};
 
 /// Moves a LINSTOR controller's database from etcd to the Kubernetes backend.
 #[derive(Debug, Parser)]
@@ -42,6 +42,18 @@ pub struct Common {
         hide = true
     )]
     pub demo_pace: f64,
+    /// With --demo: a failure the simulated cluster plays, to see a rollback before you need one.
+    /// The one-shot commands play it in their run; `serve` in every run that names no other
+    /// (the start form preselects it).
+    #[arg(
+        long,
+        global = true,
+        env = "LINSTOR_MIGRATOR_DEMO_SCENARIO",
+        value_enum,
+        requires = "demo",
+        value_name = "SCENARIO"
+    )]
+    pub demo_scenario: Option<DemoScenario>,
     /// Base URL of the LINSTOR REST API instead of http://<service>.<namespace>.svc:3370
     /// (needed outside the cluster).
     #[arg(long, global = true, env = "LINSTOR_MIGRATOR_LINSTOR_URL")]
@@ -224,7 +236,8 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
-    /// The controller as NAMESPACE/NAME; may be left out when there is exactly one.
+    /// The controller as NAMESPACE/NAME; may be left out only when there is exactly one (with
+    /// several, the command lists them and stops).
     #[arg(long)]
     pub controller: Option<ControllerRef>,
     /// Do not ask for confirmation.
@@ -242,6 +255,9 @@ pub struct RunArgs {
     /// Scale the etcd StatefulSet to 0 after a successful migration (data kept).
     #[arg(long)]
     pub scale_down_etcd: bool,
+    /// How the data is written into the k8s backend (default: tool).
+    #[arg(long, value_enum)]
+    pub import: Option<ImportMode>,
 }
 
 #[cfg(test)]

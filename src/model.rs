@@ -394,7 +394,7 @@ pub enum VerifyMode {
 }
 
 /// How step 7 writes the data into the `k8s` backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum ImportMode {
     /// `delta` for a LINSTOR version whose recordings prove it (1.25.1 and 1.33.3), else `tool`;
@@ -418,6 +418,81 @@ impl ImportMode {
             ImportMode::Tool => "tool",
             ImportMode::Delta => "delta",
         }
+    }
+}
+
+/// A failure the simulated cluster (`--demo`) plays for one run, so that the screens of a
+/// rollback can be seen before they are needed. A property of the run, stored with it: two demo
+/// runs with different scenarios do not meet each other's faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum DemoScenario {
+    /// Nothing goes wrong.
+    None,
+    /// The import fails half way (the tool exits 1 after writing about half the rows): rolled back.
+    ImportFails,
+    /// The controller does not start on k8s (it crash-loops until the controller timeout):
+    /// rolled back.
+    ControllerDoesNotStart,
+    /// Scaling the controller up is refused (an admission webhook): the start fails, and so does
+    /// the rollback's start after its retries: `rollback_failed` with the commands that finish
+    /// it; once the run has given up, the refusal is lifted, so "Retry the rollback" works.
+    RollbackFails,
+    /// The controller's database has 100,000 rows: a slow import (the delta import's pre-copy
+    /// keeps most of it out of the downtime).
+    #[serde(rename = "slow-100k")]
+    #[value(name = "slow-100k")]
+    Slow100k,
+}
+
+impl DemoScenario {
+    pub const ALL: [DemoScenario; 5] = [
+        DemoScenario::None,
+        DemoScenario::ImportFails,
+        DemoScenario::ControllerDoesNotStart,
+        DemoScenario::RollbackFails,
+        DemoScenario::Slow100k,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DemoScenario::None => "none",
+            DemoScenario::ImportFails => "import-fails",
+            DemoScenario::ControllerDoesNotStart => "controller-does-not-start",
+            DemoScenario::RollbackFails => "rollback-fails",
+            DemoScenario::Slow100k => "slow-100k",
+        }
+    }
+
+    /// What it shows, for the start form.
+    pub fn label(self) -> &'static str {
+        match self {
+            DemoScenario::None => "Nothing goes wrong",
+            DemoScenario::ImportFails => "The import fails → rolled back",
+            DemoScenario::ControllerDoesNotStart => {
+                "The controller does not start on k8s → rolled back after the controller timeout"
+            }
+            DemoScenario::RollbackFails => {
+                "Starting the controller is refused, also by the rollback → rollback failed, with its commands"
+            }
+            DemoScenario::Slow100k => "A slow database of 100,000 rows",
+        }
+    }
+
+    /// The kinds of run it plays in: the failures need a migration's (or a backup's) steps.
+    pub fn applies_to(self, kind: RunKind) -> bool {
+        match self {
+            DemoScenario::None => true,
+            DemoScenario::ImportFails | DemoScenario::RollbackFails => kind == RunKind::Migrate,
+            DemoScenario::ControllerDoesNotStart => kind == RunKind::Migrate,
+            DemoScenario::Slow100k => matches!(kind, RunKind::Migrate | RunKind::Backup),
+        }
+    }
+}
+
+impl fmt::Display for DemoScenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -449,6 +524,9 @@ pub struct RunOptions {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length = 63)]
     pub v2_namespace: Option<String>,
+    /// `serve --demo` and `--demo` only: a failure the simulated cluster plays for this run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub demo_scenario: Option<DemoScenario>,
 }
 
 /// A whole number, also when written `60.0`: JSON Schema's `integer`, which the API document
@@ -476,6 +554,7 @@ impl Default for RunOptions {
             verify: VerifyMode::Direct,
             import: ImportMode::Auto,
             v2_namespace: None,
+            demo_scenario: None,
         }
     }
 }

@@ -109,6 +109,12 @@ function followRun(run) {
     if (downtime && !downtime.hidden && downtime.dataset.start && !downtime.dataset.end) {
       clock.textContent = clockText(Date.now() - Date.parse(downtime.dataset.start));
     }
+    // a manual rollback's own downtime
+    const rb = document.getElementById("rollback-phase");
+    const rbClock = document.getElementById("rollback-clock");
+    if (rb && rbClock && rb.dataset.start && !rb.dataset.end) {
+      rbClock.textContent = clockText(Date.now() - Date.parse(rb.dataset.start));
+    }
     document.querySelectorAll(".step-running[data-started]").forEach((li) => {
       if (li.dataset.started) li.querySelector(".step-dur").textContent = durationText(Date.now() - Date.parse(li.dataset.started));
     });

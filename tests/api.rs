@@ -15,12 +15,20 @@ mod concurrency;
 mod connections;
 #[path = "api/contract.rs"]
 mod contract;
+#[path = "api/demo.rs"]
+mod demo;
+#[path = "api/helm.rs"]
+mod helm;
 #[path = "api/login_redirect.rs"]
 mod login_redirect;
 #[path = "api/pages.rs"]
 mod pages;
+#[path = "api/preflight.rs"]
+mod preflight;
 #[path = "api/redaction.rs"]
 mod redaction;
+#[path = "api/rollback.rs"]
+mod rollback;
 #[path = "api/runs.rs"]
 mod runs;
 #[path = "api/security.rs"]

@@ -23,8 +23,11 @@ use sha2::{Digest as _, Sha256};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const WIDTH: u32 = 1280;
+/// The desktop viewport; the pages are also checked at a phone's, [`PHONE`].
+const WIDTH: u32 = 1440;
 const HEIGHT: u32 = 900;
+/// A phone's viewport (390x844, an iPhone 12 to 15).
+const PHONE: (u32, u32) = (390, 844);
 /// One browser test at a time: two Chromiums and two paced runs at once on a small machine starve
 /// the page of the live lines the first test watches for.
 static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -53,10 +56,17 @@ struct Browser {
     driver: tokio::process::Child,
     downloads: tempfile::TempDir,
     _profile: tempfile::TempDir,
+    /// The page area now.
+    size: std::sync::Mutex<(u32, u32)>,
 }
 
 impl Browser {
     async fn start() -> Browser {
+        Self::start_at(WIDTH, HEIGHT).await
+    }
+
+    /// A browser whose page area is `width` x `height`.
+    async fn start_at(width: u32, height: u32) -> Browser {
         for (path, package) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
             assert!(
                 Path::new(path).exists(),
@@ -86,7 +96,7 @@ impl Browser {
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--disable-quic", "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-                    format!("--window-size={WIDTH},{HEIGHT}"),
+                    format!("--window-size={width},{height}"),
                     format!("--user-data-dir={}", profile.path().display()),
                 ],
                 "prefs": {
@@ -121,13 +131,21 @@ impl Browser {
             driver,
             downloads,
             _profile: profile,
+            size: std::sync::Mutex::new((width, height)),
         };
         browser.fit_viewport().await;
         browser
     }
 
-    /// Makes the page area exactly WIDTH x HEIGHT (the window may add a frame).
+    /// Makes the page area `width` x `height` from now on.
+    async fn resize(&self, width: u32, height: u32) {
+        *self.size.lock().unwrap() = (width, height);
+        self.fit_viewport().await;
+    }
+
+    /// Makes the page area exactly the wanted size (the window may add a frame).
     async fn fit_viewport(&self) {
+        let (width, height) = *self.size.lock().unwrap();
         for _ in 0..3 {
             let inner = self
                 .client
@@ -135,12 +153,12 @@ impl Browser {
                 .await
                 .expect("viewport size");
             let (w, h) = (inner[0].as_i64().unwrap_or(0), inner[1].as_i64().unwrap_or(0));
-            if (w, h) == (i64::from(WIDTH), i64::from(HEIGHT)) {
+            if (w, h) == (i64::from(width), i64::from(height)) {
                 return;
             }
             let (ww, wh) = self.client.get_window_size().await.expect("window size");
-            let ww = ww as i64 + i64::from(WIDTH) - w;
-            let wh = wh as i64 + i64::from(HEIGHT) - h;
+            let ww = ww as i64 + i64::from(width) - w;
+            let wh = wh as i64 + i64::from(height) - h;
             self.client
                 .set_window_size(ww as u32, wh as u32)
                 .await
@@ -208,11 +226,8 @@ impl Browser {
             .execute("document.activeElement && document.activeElement.blur();", vec![])
             .await;
         let png = self.client.screenshot().await.expect("screenshot");
-        assert_eq!(
-            png_size(&png),
-            (WIDTH, HEIGHT),
-            "screenshot {name} has the wrong size"
-        );
+        let size = *self.size.lock().unwrap();
+        assert_eq!(png_size(&png), size, "screenshot {name} has the wrong size");
         let dir = match std::env::var_os("UPDATE_SCREENSHOTS").is_some_and(|v| v == "1") {
             true => Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots"),
             false => Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots"),
@@ -367,6 +382,13 @@ async fn a_migration_in_the_browser_streams_its_log_and_offers_the_backup() {
         .click()
         .await
         .expect("choose migrate");
+    // the form gates the downtime on an approval by default; this walk runs straight through
+    let gate = browser.css("input[name=approve_before_downtime]").await;
+    assert!(
+        gate.is_selected().await.expect("checkbox state"),
+        "the gate is on by default"
+    );
+    gate.click().await.expect("untick the approval gate");
     browser
         .css("form.start-form button[type=submit]")
         .await
@@ -1145,3 +1167,6 @@ async fn a_run_page_whose_session_expires_offers_to_sign_in_again() {
     browser.close().await;
     app.stop().await;
 }
+
+#[path = "browser/ui.rs"]
+mod ui;

@@ -1,6 +1,8 @@
 //! The one-shot CLI as a person uses it, on the simulated cluster (`--demo`, sped up): Ctrl-C
 //! during the downtime cancels and rolls back; Ctrl-C twice prints the controller's state and
-//! leaves the run recorded, and the next `migrate` on the same data directory follows that run.
+//! leaves the run recorded, and the next `migrate` on the same data directory shows that run's
+//! outcome and starts nothing new; without `--controller` among several controllers it lists
+//! them and stops; `--demo-scenario` plays a failure.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -15,12 +17,21 @@ struct Cli {
     seen: Vec<String>,
 }
 
+/// The simulated cluster's Piraeus controller.
+const CONTROLLER: &str = "piraeus-datastore/piraeus-op-cs";
+
 impl Cli {
     fn migrate(data_dir: &std::path::Path) -> Self {
+        Self::start(data_dir, "0.25", &["--controller", CONTROLLER])
+    }
+
+    /// `migrate --demo --yes` on `data_dir` at `pace` with `extra` arguments.
+    fn start(data_dir: &std::path::Path, pace: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(BIN)
             .args(["migrate", "--demo", "--yes", "--data-dir"])
             .arg(data_dir)
-            .env("LINSTOR_MIGRATOR_DEMO_PACE", "0.25")
+            .args(extra)
+            .env("LINSTOR_MIGRATOR_DEMO_PACE", pace)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -122,12 +133,42 @@ fn ctrl_c_twice_leaves_the_run_recorded_and_the_next_migrate_follows_it() {
         .expect("the run's id is printed")
         .to_string();
 
-    // a simulated cluster lives in its process: the next one starts fresh, yet the recorded
-    // run is followed to its end instead of a second run being started
-    let (code, out) = Cli::migrate(dir.path()).finish();
+    // a simulated cluster lives in its process: the next one starts fresh (and fast, so that the
+    // interrupted run's rollback ends before the command looks), yet the recorded run is followed
+    // to its end and shown, and no second run is started
+    let (code, out) = Cli::start(dir.path(), "0.01", &["--controller", CONTROLLER]).finish();
     assert!(out.contains(&format!("following run {run_id}")), "{out}");
     assert_eq!(code, 1, "{out}");
     assert!(out.contains(&format!("run {run_id} cancelled")), "{out}");
+    assert!(out.contains("nothing new was started"), "{out}");
+    assert!(
+        !out.contains("(simulated cluster)"),
+        "no new run was announced: {out}"
+    );
+}
+
+#[test]
+fn without_a_controller_among_several_it_lists_them_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out) = Cli::start(dir.path(), "0.25", &[]).finish();
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("name one with --controller"), "{out}");
+    assert!(out.contains(CONTROLLER), "the controllers are listed: {out}");
+    assert!(!out.contains("Preflight checks"), "nothing ran: {out}");
+}
+
+#[test]
+fn a_demo_scenario_plays_its_failure_and_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out) = Cli::start(
+        dir.path(),
+        "0.05",
+        &["--controller", CONTROLLER, "--demo-scenario", "import-fails"],
+    )
+    .finish();
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("demo scenario: The import fails"), "{out}");
+    assert!(out.contains("rolled_back"), "{out}");
 }
 
 /// `upgrade-plan` on the simulated cluster (database still on etcd): prints the checks, writes

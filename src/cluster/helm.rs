@@ -19,8 +19,12 @@ use utoipa::ToSchema;
 /// The values a migration sets, and the chart's own default for the URL.
 const TARGET_URL: &str = "k8s";
 const ETCD_SCHEME: &str = "etcd://";
-/// The chart argument when the release does not name its chart (the guide's checkout path).
+/// The chart of Piraeus Operator v1.
 const DEFAULT_CHART: &str = "piraeus";
+/// Where Piraeus Operator v1 ships its chart: `charts/piraeus` of the operator's repository, at
+/// the tag of the chart's version (chart 1.10.8 is tag v1.10.8); it was never published to a
+/// chart repository, and its `piraeus-ha-controller` dependency is fetched by `helm dependency build`.
+const PIRAEUS_REPO: &str = "https://github.com/piraeusdatastore/piraeus-operator";
 /// Upper bound of a decompressed release, against a gzip bomb in a Secret.
 const MAX_RELEASE_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -37,12 +41,15 @@ pub struct HelmRelease {
     pub chart: Option<String>,
     /// The chart's name alone, e.g. `piraeus`.
     pub chart_name: Option<String>,
+    /// The chart's version alone, e.g. `1.10.8`.
+    pub chart_version: Option<String>,
     /// The user-supplied values (`helm get values`), not the chart defaults.
     pub config: serde_json::Value,
 }
 
-/// Whether a release's values would undo the migration, and the command that persists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+/// Whether a release's values would undo the migration, the command that persists it, and the
+/// separate, later command that removes etcd.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct HelmDrift {
     pub release: String,
     pub namespace: String,
@@ -54,8 +61,21 @@ pub struct HelmDrift {
     /// True when a `helm upgrade --reuse-values` would render an etcd URL into the
     /// `LinstorController` again.
     pub says_etcd: bool,
-    /// The command that makes the values match the migrated controller.
+    /// The chart the release uses, `<name>-<version>` as `helm list` shows it.
+    #[serde(default)]
+    pub chart: Option<String>,
+    /// The commands that persist the migration in the release's values: getting the release's
+    /// own chart, then `helm upgrade --reuse-values` with `dbConnectionURL=k8s` (etcd stays).
     pub persist_command: String,
+    /// What the persist command changes, and what it leaves as it is.
+    #[serde(default)]
+    pub persist_changes: Vec<String>,
+    /// A separate, later command: `etcd.enabled=false`, which removes etcd (the PVCs stay).
+    #[serde(default)]
+    pub drop_etcd_command: Option<String>,
+    /// What removing etcd costs.
+    #[serde(default)]
+    pub drop_etcd_warning: Option<String>,
 }
 
 /// The part of the release JSON this module reads.
@@ -118,6 +138,7 @@ pub fn decode_release(secret: &Secret) -> anyhow::Result<HelmRelease> {
         .unwrap_or_default();
     let metadata = record.chart.and_then(|c| c.metadata);
     let chart_name = metadata.as_ref().and_then(|m| m.name.clone());
+    let chart_version = metadata.as_ref().and_then(|m| m.version.clone());
     let chart = metadata.and_then(|m| Some(format!("{}-{}", m.name?, m.version?)));
     Ok(HelmRelease {
         name,
@@ -129,6 +150,7 @@ pub fn decode_release(secret: &Secret) -> anyhow::Result<HelmRelease> {
         status,
         chart: chart.or_else(|| chart_name.clone()),
         chart_name,
+        chart_version,
         config: record.config.unwrap_or(serde_json::Value::Null),
     })
 }
@@ -199,22 +221,83 @@ pub fn values_drift(release: &HelmRelease) -> HelmDrift {
     let says_etcd = db_connection_url
         .as_deref()
         .is_none_or(|url| url.starts_with(ETCD_SCHEME));
-    let chart = format!(
-        "./charts/{}",
-        release.chart_name.as_deref().unwrap_or(DEFAULT_CHART)
-    );
-    let persist_command = format!(
-        "helm upgrade {} {chart} --namespace {} --reuse-values \
-         --set operator.controller.dbConnectionURL={TARGET_URL} --set etcd.enabled=false",
-        release.name, release.namespace
-    );
+    let (fetch, chart) = chart_source(release);
+    let upgrade = |set: &str| {
+        format!(
+            "helm upgrade {} {chart} --namespace {} --reuse-values --set {set}",
+            release.name, release.namespace
+        )
+    };
+    let persist_command = fetch
+        .iter()
+        .cloned()
+        .chain([upgrade(&format!(
+            "operator.controller.dbConnectionURL={TARGET_URL}"
+        ))])
+        .collect::<Vec<_>>()
+        .join("\n");
+    let etcd_kept = etcd_enabled != Some(false);
+    let mut persist_changes = vec![
+        format!(
+            "sets operator.controller.dbConnectionURL={TARGET_URL} in the values of release {}, so that a later \
+             helm upgrade keeps the LinstorController on k8s instead of rendering etcd again",
+            release.name
+        ),
+        "the chart then also renders the ClusterRole and ClusterRoleBinding linstor-controller with the rights the \
+         k8s backend needs (it renders them only for k8s)"
+            .to_string(),
+        "every other value stays as it is (--reuse-values); the controller keeps running".to_string(),
+    ];
+    if etcd_kept {
+        persist_changes.push(
+            "etcd stays (etcd.enabled is not touched): a rollback to etcd needs it; remove it later, when you no \
+             longer want to roll back"
+                .to_string(),
+        );
+    }
     HelmDrift {
         release: release.name.clone(),
         namespace: release.namespace.clone(),
         db_connection_url,
         etcd_enabled,
         says_etcd,
+        chart: release.chart.clone(),
         persist_command,
+        persist_changes,
+        drop_etcd_command: etcd_kept.then(|| upgrade("etcd.enabled=false")),
+        drop_etcd_warning: etcd_kept.then(|| {
+            format!(
+                "removes the etcd StatefulSet {0}-etcd and its Service; Helm keeps the PVCs datadir-{0}-etcd-N with \
+                 the old database. After it, a rollback to etcd (by this service or by hand) no longer works: run it \
+                 only once the controller has run well on k8s and you will not go back",
+                release.name
+            )
+        }),
+    }
+}
+
+/// How to get the chart the release uses, and the chart argument of `helm upgrade`: the v1 chart
+/// from the operator's repository at its version's tag; any other chart at a path to fill in.
+fn chart_source(release: &HelmRelease) -> (Vec<String>, String) {
+    match (release.chart_name.as_deref(), release.chart_version.as_deref()) {
+        (Some(DEFAULT_CHART), Some(version)) => {
+            let dir = format!("piraeus-operator-v{version}");
+            (
+                vec![
+                    format!("git clone --depth 1 --branch v{version} {PIRAEUS_REPO} {dir}"),
+                    format!("helm dependency build {dir}/charts/piraeus"),
+                ],
+                format!("{dir}/charts/piraeus"),
+            )
+        }
+        (name, version) => {
+            let what = match (name, version) {
+                (Some(n), Some(v)) => format!("{n}-{v}"),
+                (Some(n), None) => n.to_string(),
+                _ => "the release's chart".to_string(),
+            };
+            (Vec::new(), format!("<path or repo/name of chart {what}>"))
+        }
     }
 }
 
@@ -322,10 +405,41 @@ mod tests {
         let d = drift(json!({"operator": {"controller": {"replicas": 1}}}));
         assert!(d.says_etcd);
         assert_eq!((d.db_connection_url, d.etcd_enabled), (None, None));
+    }
+
+    #[test]
+    fn the_persist_command_uses_the_releases_chart_and_keeps_etcd() {
+        let d = drift(json!({"operator": {"controller": {"replicas": 1}}}));
+        assert_eq!(d.chart.as_deref(), Some("piraeus-1.10.8"));
         assert_eq!(
             d.persist_command,
-            "helm upgrade piraeus-op ./charts/piraeus --namespace piraeus --reuse-values \
-             --set operator.controller.dbConnectionURL=k8s --set etcd.enabled=false"
+            "git clone --depth 1 --branch v1.10.8 https://github.com/piraeusdatastore/piraeus-operator \
+             piraeus-operator-v1.10.8\n\
+             helm dependency build piraeus-operator-v1.10.8/charts/piraeus\n\
+             helm upgrade piraeus-op piraeus-operator-v1.10.8/charts/piraeus --namespace piraeus --reuse-values \
+             --set operator.controller.dbConnectionURL=k8s"
+        );
+        assert!(
+            !d.persist_command.contains("etcd.enabled"),
+            "etcd stays: {}",
+            d.persist_command
+        );
+        assert!(
+            d.persist_changes.iter().any(|c| c.contains("etcd stays")),
+            "{:?}",
+            d.persist_changes
+        );
+        let drop = d.drop_etcd_command.expect("a separate command drops etcd");
+        assert!(drop.ends_with("--set etcd.enabled=false"), "{drop}");
+        assert!(d.drop_etcd_warning.unwrap().contains("rollback"));
+        // a chart that is not Piraeus's own: named, with its path to fill in
+        let mut other = decode_release(&release_secret("x", 1, "deployed", json!({}))).unwrap();
+        other.chart_name = Some("my-linstor".into());
+        other.chart_version = Some("2.0.0".into());
+        assert!(
+            values_drift(&other)
+                .persist_command
+                .contains("<path or repo/name of chart my-linstor-2.0.0>")
         );
     }
 

@@ -237,6 +237,25 @@ pub trait Cluster: Send + Sync + 'static {
     fn is_simulated(&self) -> bool {
         false
     }
+    /// The simulated cluster only: plays `scenario` for run `run_id` on `controller`, and only for
+    /// it (its faults fire on that controller's objects and that run's pod). Arming a run a second
+    /// time does nothing, so that a run resumed in the same process does not meet its faults twice.
+    fn arm_demo_scenario(
+        &self,
+        run_id: &str,
+        controller: &crate::model::ControllerRef,
+        scenario: crate::model::DemoScenario,
+    ) -> ClusterResult<()> {
+        let _ = (run_id, controller, scenario);
+        Err(ClusterError::Api(
+            "demo scenarios need the simulated cluster (--demo)".into(),
+        ))
+    }
+    /// The simulated cluster only: the run ended; what is left of its scenario (faults that did
+    /// not fire, refusals) goes.
+    fn end_demo_scenario(&self, run_id: &str) {
+        let _ = run_id;
+    }
 
     // --- reads -----------------------------------------------------------------------------
     /// `LinstorController` CRs in all namespaces; an absent CRD is an empty list.

@@ -13,9 +13,12 @@ impl Db {
     /// Each controller whose latest run stopped it and has not started it again, with the moment
     /// it was stopped. A newer run of the same controller means someone dealt with it since.
     pub async fn stopped_controllers(&self) -> DbResult<Vec<(ControllerRef, DateTime<Utc>)>> {
+        // the run's own downtime, or that of a rollback that stopped the controller again later
         let rows = sqlx::query(
-            "SELECT controller, downtime_started_at FROM runs AS r \
-             WHERE downtime_started_at IS NOT NULL AND downtime_ended_at IS NULL \
+            "SELECT controller, since FROM (SELECT controller, created_at, COALESCE( \
+               CASE WHEN rollback_downtime_ended_at IS NULL THEN rollback_downtime_started_at END, \
+               CASE WHEN downtime_ended_at IS NULL THEN downtime_started_at END) AS since FROM runs) AS r \
+             WHERE since IS NOT NULL \
              AND NOT EXISTS (SELECT 1 FROM runs AS n WHERE n.controller = r.controller AND n.created_at > r.created_at)",
         )
         .fetch_all(&self.pool)
@@ -23,7 +26,7 @@ impl Db {
         rows.iter()
             .map(|r| {
                 let controller: ControllerRef = parse(r.try_get("controller")?)?;
-                Ok((controller, r.try_get("downtime_started_at")?))
+                Ok((controller, r.try_get("since")?))
             })
             .collect()
     }

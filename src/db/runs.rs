@@ -55,6 +55,11 @@ pub struct RunRecord {
     pub context: serde_json::Value,
     pub downtime_started_at: Option<DateTime<Utc>>,
     pub downtime_ended_at: Option<DateTime<Utc>>,
+    /// When the rollback began (the first time, when it was resumed).
+    pub rollback_started_at: Option<DateTime<Utc>>,
+    /// The controller's downtime of a rollback that began after the run's own downtime ended.
+    pub rollback_downtime_started_at: Option<DateTime<Utc>>,
+    pub rollback_downtime_ended_at: Option<DateTime<Utc>>,
     /// The first reason a rollback began.
     pub rollback_cause: Option<String>,
     pub approved_by: Option<String>,
@@ -66,6 +71,15 @@ pub struct RunRecord {
 impl RunRecord {
     pub fn rolling_back(&self) -> bool {
         self.phase == Phase::RollingBack
+    }
+
+    /// The rollback began after the run's downtime had ended (a manual rollback after the
+    /// controller was started again): a phase with its own duration and downtime.
+    pub fn rollback_after_downtime(&self) -> bool {
+        matches!(
+            (self.downtime_ended_at, self.rollback_started_at),
+            (Some(ended), Some(rollback)) if ended <= rollback
+        )
     }
 }
 
@@ -140,6 +154,9 @@ fn run_from_row(r: &sqlx::sqlite::SqliteRow) -> DbResult<RunRecord> {
         context: serde_json::from_str(&context).unwrap_or(serde_json::Value::String(context)),
         downtime_started_at: r.try_get("downtime_started_at")?,
         downtime_ended_at: r.try_get("downtime_ended_at")?,
+        rollback_started_at: r.try_get("rollback_started_at")?,
+        rollback_downtime_started_at: r.try_get("rollback_downtime_started_at")?,
+        rollback_downtime_ended_at: r.try_get("rollback_downtime_ended_at")?,
         rollback_cause: r.try_get("rollback_cause")?,
         approved_by: r.try_get("approved_by")?,
         switch_requested: r.try_get("switch_requested")?,
@@ -296,6 +313,39 @@ impl Db {
             "UPDATE runs SET downtime_started_at = COALESCE(downtime_started_at, ?), downtime_ended_at = NULL WHERE id = ?"
         } else {
             "UPDATE runs SET downtime_ended_at = ? WHERE id = ?"
+        };
+        sqlx::query(sql)
+            .bind(Utc::now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records that the rollback began (once); returns when it began.
+    pub async fn mark_rollback_started(&self, id: &str) -> DbResult<DateTime<Utc>> {
+        sqlx::query("UPDATE runs SET rollback_started_at = COALESCE(rollback_started_at, ?) WHERE id = ?")
+            .bind(Utc::now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        let at: Option<DateTime<Utc>> =
+            sqlx::query_scalar("SELECT rollback_started_at FROM runs WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .flatten();
+        at.ok_or_else(|| DbError::Corrupt(format!("run {id} vanished")))
+    }
+
+    /// Records the start (once) or the end of the downtime of a rollback that began after the
+    /// run's own downtime ended; an end without a start is not recorded.
+    pub async fn mark_rollback_downtime(&self, id: &str, started: bool) -> DbResult<()> {
+        let sql = if started {
+            "UPDATE runs SET rollback_downtime_started_at = COALESCE(rollback_downtime_started_at, ?), \
+             rollback_downtime_ended_at = NULL WHERE id = ?"
+        } else {
+            "UPDATE runs SET rollback_downtime_ended_at = ? WHERE id = ? AND rollback_downtime_started_at IS NOT NULL"
         };
         sqlx::query(sql)
             .bind(Utc::now())

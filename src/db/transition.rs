@@ -209,7 +209,8 @@ impl Db {
 }
 
 /// Sets a step's state; `running` stamps started_at (and clears the end), final states stamp
-/// finished_at, `pending` clears both.
+/// finished_at, `pending` clears both. A step a rollback undid keeps the times it ran at (its
+/// duration is what it took, not how long until the rollback).
 async fn set_step(
     tx: &mut sqlx::SqliteConnection,
     run_id: &str,
@@ -226,12 +227,15 @@ async fn set_step(
     sqlx::query(
         "UPDATE steps SET state = ?, message = ?, \
          started_at = CASE WHEN ? = 'pending' THEN NULL ELSE COALESCE(?, started_at) END, \
-         finished_at = ? WHERE run_id = ? AND name = ?",
+         finished_at = CASE WHEN ? = 'rolled_back' THEN COALESCE(finished_at, ?) ELSE ? END \
+         WHERE run_id = ? AND name = ?",
     )
     .bind(state.as_str())
     .bind(message)
     .bind(state.as_str())
     .bind(started)
+    .bind(state.as_str())
+    .bind(finished)
     .bind(finished)
     .bind(run_id)
     .bind(step.as_str())

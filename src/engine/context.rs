@@ -11,6 +11,7 @@ use crate::cluster::controller::ControllerInfo;
 use crate::linstor::compare::DataComparison;
 use crate::linstor::rest::ErrorReport;
 use crate::linstor::snapshot::{ClusterSnapshot, SnapshotComparison};
+use crate::model::{ImportMode, RunKind, StepName, VerifyMode};
 
 /// How serious a preflight finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -35,8 +36,11 @@ pub struct Check {
 pub struct RunContext {
     pub controller: Option<ControllerInfo>,
     pub checks: Vec<Check>,
-    /// What the run will do, in words.
+    /// What the run will do, in words (one line per step).
     pub plan: Vec<String>,
+    /// What the run, or the migration a preflight checks for, will do: its steps, which of them
+    /// stop the controller, and what it changes.
+    pub planned: Option<RunPlan>,
     pub migration_pod: Option<String>,
     pub target_config_map: Option<String>,
     pub k8s_backend_before: Option<K8sBackendInventory>,
@@ -77,6 +81,36 @@ pub struct RunContext {
     pub upgrade_plan: Option<crate::upgrade::UpgradePlan>,
     /// What the import did, phase by phase.
     pub import_report: Option<ImportReport>,
+}
+
+/// The plan step 1 makes: of the run itself, or of the migration a preflight run checks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RunPlan {
+    /// The kind of run planned (`migrate` for a preflight).
+    pub kind: RunKind,
+    /// How the data is written into the `k8s` backend (a migration only).
+    pub import: Option<ImportMode>,
+    /// How the written data is verified (a migration only).
+    pub verify: Option<VerifyMode>,
+    /// Waits for an approval before the downtime begins.
+    pub approval_gate: bool,
+    pub steps: Vec<PlannedStep>,
+    /// What the controller's downtime is made of, in order.
+    pub downtime: Vec<String>,
+    /// What the run changes in the cluster, and what it leaves as it is.
+    pub changes: Vec<String>,
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PlannedStep {
+    /// 1-based, as in the README's step table.
+    pub number: usize,
+    pub step: StepName,
+    pub title: String,
+    pub what: String,
+    /// The controller is down during this step.
+    pub downtime: bool,
 }
 
 /// Rows written into the `k8s` backend by one phase.

@@ -8,6 +8,7 @@ mod actions;
 mod backend;
 mod bus;
 pub(crate) mod context;
+mod demo;
 mod gate;
 mod invariants;
 mod lease;
@@ -16,6 +17,7 @@ mod log;
 mod registry;
 mod rollback;
 mod rollback_manual;
+mod rollback_report;
 mod runner;
 mod steps;
 mod view;
@@ -30,19 +32,21 @@ use tokio_util::task::TaskTracker;
 
 pub use crate::cluster::pod::PodPaths;
 pub use bus::Subscription;
-pub use context::{Check, CheckLevel, DeltaCounts, ImportReport, RollbackFailure, RunContext};
+pub use context::{
+    Check, CheckLevel, DeltaCounts, ImportReport, PlannedStep, RollbackFailure, RunContext, RunPlan,
+};
 pub use lease::lease_name;
 pub use rollback::RetryPolicy;
 pub use steps::control::etcd_stateful_set;
-pub use steps::{k8s_backend_rules, own_rules};
-pub use view::{BackupView, DowntimeView, OriginalView, RunSummary, RunView, StepView};
+pub use steps::{checked_kind, discovery_checks, k8s_backend_rules, own_rules};
+pub use view::{BackupView, DowntimeView, OriginalView, RollbackPhaseView, RunSummary, RunView, StepView};
 
 use crate::cluster::controller::{self, ControllerInfo};
 use crate::cluster::{Cluster, ClusterError};
 use crate::db::{BackupRecord, Db, DbError, EventRecord, NewRunRecord};
 use crate::linstor::toml::redact_url;
 use crate::metrics::Metrics;
-use crate::model::{Actor, RunKind, RunOptions, RunState, StepName};
+use crate::model::{Actor, DemoScenario, RunKind, RunOptions, RunState, StepName};
 
 /// How the engine behaves; built from the command line.
 #[derive(Debug, Clone)]
@@ -63,6 +67,9 @@ pub struct EngineSettings {
     /// Test hook: the run task stops (as if the process died) right after this step is
     /// recorded as succeeded.
     pub stop_after_step: Option<StepName>,
+    /// `--demo-scenario`: the scenario of runs that name none, where it applies (stored with each
+    /// run; the simulated cluster only).
+    pub demo_scenario: Option<DemoScenario>,
 }
 
 impl EngineSettings {
@@ -76,6 +83,7 @@ impl EngineSettings {
             tool_timeout: Duration::from_secs(30 * 60),
             rollback_retry: RetryPolicy::default(),
             stop_after_step: None,
+            demo_scenario: None,
         }
     }
 }
@@ -139,6 +147,8 @@ pub(crate) struct Inner {
     tracker: TaskTracker,
     registry: registry::Registry,
     leases: lease::Leases,
+    /// The runs a previous process left active, which this engine resumed at its start.
+    resumed: Vec<String>,
 }
 
 /// The engine; cheap to clone.
@@ -156,6 +166,12 @@ impl Engine {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Engine> {
         std::fs::create_dir_all(settings.data_dir.join("backups"))?;
+        let active = db.active_runs().await?;
+        let resumed = active
+            .iter()
+            .filter(|r| r.state != RunState::Waiting || r.cancel_requested)
+            .map(|r| r.id.clone())
+            .collect();
         let engine = Engine {
             inner: Arc::new(Inner {
                 db,
@@ -167,13 +183,14 @@ impl Engine {
                 tracker: TaskTracker::new(),
                 registry: registry::Registry::default(),
                 leases: lease::Leases::default(),
+                resumed,
             }),
         };
         // the Leases of controllers that runs of this data directory hold, with or without a task
         for run in engine.inner.db.holding_runs().await? {
             engine.inner.leases.keep(&engine.inner, &run.controller);
         }
-        for run in engine.inner.db.active_runs().await? {
+        for run in active {
             if run.state == RunState::Waiting && !run.cancel_requested {
                 continue;
             }
@@ -181,6 +198,12 @@ impl Engine {
             engine.ensure_driving(&run.id);
         }
         Ok(engine)
+    }
+
+    /// The runs a previous process left active and this engine resumed when it started (they
+    /// may have ended since).
+    pub fn resumed_at_start(&self) -> &[String] {
+        &self.inner.resumed
     }
 
     pub fn db(&self) -> &Db {
@@ -213,6 +236,7 @@ impl Engine {
         let handle = self.inner.tracker.spawn(async move {
             let mut token = token;
             loop {
+                demo::arm(&inner, &id).await;
                 let pass = runner::drive(&inner, &id, token.clone()).await;
                 if pass == runner::Pass::LeaseLost && !inner.shutdown.is_cancelled() {
                     // drive it again: the next pass waits until the Lease is ours again
@@ -223,6 +247,7 @@ impl Engine {
                     None => break,
                 }
             }
+            demo::end_if_final(&inner, &id).await;
         });
         self.inner.registry.set_abort(run_id, handle.abort_handle());
     }
@@ -264,7 +289,13 @@ impl Engine {
                 return Ok((self.run(&existing.id).await?, false));
             }
         }
+        let mut req = req;
         validate_options(&req.options)?;
+        demo::scenario_of(
+            &mut req,
+            self.inner.cluster.as_ref(),
+            self.inner.settings.demo_scenario,
+        )?;
         // The controller must exist now; preflight checks the rest.
         match controller::find(self.inner.cluster.as_ref(), &req.controller).await {
             Ok(_) => {}

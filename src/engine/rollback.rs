@@ -62,11 +62,30 @@ struct Rollback<'a> {
     log: &'a RunLog,
     stop: &'a CancellationToken,
     run: &'a RunRecord,
+    /// The rollback began after the run's downtime ended: the controller's stop and start here
+    /// are the rollback's own downtime, not the run's.
+    own_downtime: bool,
 }
 
 impl Rollback<'_> {
     async fn say(&self, level: &str, message: &str) {
         self.log.say(None, level, message).await;
+    }
+
+    /// Records that the controller stops (`true`) or runs again: the end of the run's downtime,
+    /// or the rollback's own downtime when it began after the run's had ended. A record that
+    /// fails is logged; the rollback goes on.
+    async fn mark_downtime(&self, stopped: bool) {
+        let db = &self.inner.db;
+        let result = match (self.own_downtime, stopped) {
+            (true, s) => db.mark_rollback_downtime(&self.run.id, s).await,
+            (false, false) => db.mark_downtime(&self.run.id, false).await,
+            // inside the run's downtime the controller is already down: nothing new begins
+            (false, true) => Ok(()),
+        };
+        if let Err(e) = result {
+            tracing::error!(run = %self.run.id, "cannot record the controller's downtime: {e}");
+        }
     }
 
     /// Runs `action` until it succeeds, the retries are used up, or the rollback is interrupted.
@@ -122,11 +141,24 @@ pub(super) async fn run(
         .rollback_cause
         .clone()
         .unwrap_or_else(|| "a rollback was requested".into());
+    // a phase of its own when the run's downtime was over before it began (a manual rollback
+    // after success); recorded once, so a resumed rollback sees it the same way
+    let run = match inner.db.mark_rollback_started(&run.id).await {
+        Ok(at) => RunRecord {
+            rollback_started_at: Some(at),
+            ..run
+        },
+        Err(e) => {
+            tracing::error!(run = %run.id, "cannot record the start of the rollback: {e}");
+            run
+        }
+    };
     let rb = Rollback {
         inner,
         log,
         stop,
         run: &run,
+        own_downtime: run.rollback_after_downtime(),
     };
     rb.say(
         "warn",
@@ -232,9 +264,7 @@ async fn restore(rb: &Rollback<'_>, o: &Originals) -> Result<(), Stopped> {
         ),
     )
     .await;
-    if let Err(e) = rb.inner.db.mark_downtime(&rb.run.id, false).await {
-        tracing::error!(run = %rb.run.id, "cannot record the end of the downtime: {e}");
-    }
+    rb.mark_downtime(false).await;
 
     rb.attempt("deleting the migration pod", || async {
         super::steps::remove_migration_objects(
@@ -263,6 +293,8 @@ async fn restore_url(
     let mut stopped = false;
     if current_url(cluster, info).await?.as_deref() != Some(url) {
         if current_replicas(cluster, info).await? != Some(0) || controller_pods(cluster, info).await? > 0 {
+            // recorded before acting, like the run's own stop
+            rb.mark_downtime(true).await;
             set_replicas(cluster, info, 0).await?;
             cluster
                 .wait_pods_gone(&info.namespace, &info.pod_selector, timeout)
@@ -357,7 +389,7 @@ async fn finish(rb: &Rollback<'_>, cause: &str, url: Option<String>) -> anyhow::
         let Some(mut change) = transition(&run.id, crate::model::RunState::Running, run.phase, action) else {
             return Ok(());
         };
-        change.steps = rest_of_steps(&steps, true);
+        change.steps = super::rollback_report::after_rollback(rest_of_steps(&steps, true), url.as_deref());
         change.context = ctx.as_ref().map(RunContext::to_value);
         change.error = ErrorChange::Set(error.clone());
         change.events.push(NewEvent {

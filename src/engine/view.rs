@@ -66,6 +66,19 @@ pub struct DowntimeView {
     pub seconds: f64,
 }
 
+/// A rollback that began after the run's downtime had ended (a manual rollback after success):
+/// a phase of its own, whose time and downtime are not the migration's.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct RollbackPhaseView {
+    pub started_at: DateTime<Utc>,
+    /// When it finished (rolled back, or gave up); `None` while it runs.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// How long it took (up to now while it runs).
+    pub seconds: f64,
+    /// The controller's downtime it caused, if it stopped the controller.
+    pub downtime: Option<DowntimeView>,
+}
+
 /// What a rollback restores, as preflight recorded it.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct OriginalView {
@@ -106,7 +119,11 @@ pub struct RunView {
     pub helm_advice: Option<String>,
     /// Set when the run's stored context does not parse (the report is then empty).
     pub context_error: Option<String>,
+    /// The controller's downtime of the run itself (from the stop to the start of the migration,
+    /// or to the end of an automatic rollback).
     pub downtime: Option<DowntimeView>,
+    /// A rollback after the downtime had ended, with its own duration and downtime.
+    pub rollback: Option<RollbackPhaseView>,
     pub steps: Vec<StepView>,
     pub backups: Vec<BackupView>,
     pub audit: Vec<AuditEntry>,
@@ -134,6 +151,30 @@ fn downtime(run: &RunRecord) -> Option<DowntimeView> {
         started_at,
         ended_at: run.downtime_ended_at,
         seconds: (end - started_at).num_milliseconds() as f64 / 1000.0,
+    })
+}
+
+fn seconds(from: DateTime<Utc>, to: Option<DateTime<Utc>>) -> f64 {
+    (to.unwrap_or_else(Utc::now) - from).num_milliseconds() as f64 / 1000.0
+}
+
+fn rollback_phase(run: &RunRecord) -> Option<RollbackPhaseView> {
+    if !run.rollback_after_downtime() {
+        return None;
+    }
+    let started_at = run.rollback_started_at?;
+    let finished_at = run
+        .finished_at
+        .filter(|f| run.state.is_final() && *f >= started_at);
+    Some(RollbackPhaseView {
+        started_at,
+        finished_at,
+        seconds: seconds(started_at, finished_at),
+        downtime: run.rollback_downtime_started_at.map(|d| DowntimeView {
+            started_at: d,
+            ended_at: run.rollback_downtime_ended_at,
+            seconds: seconds(d, run.rollback_downtime_ended_at),
+        }),
     })
 }
 
@@ -223,6 +264,7 @@ pub(super) async fn run_view(db: &Db, run: RunRecord) -> EngineResult<RunView> {
     }
     Ok(RunView {
         downtime: downtime(&run),
+        rollback: rollback_phase(&run),
         helm_advice: helm_advice(&run),
         original: run.originals.as_ref().map(|o| OriginalView {
             connection_url: o.connection_url.as_deref().map(redact_url),

@@ -190,3 +190,35 @@ async fn a_plain_deployment_has_no_v2_upgrade_and_other_runs_no_plan() {
     assert_eq!(bad.status(), 422);
     app.stop().await;
 }
+
+/// Right after `POST /runs`, a plan not made yet answers 409 with the run (ask again), not 404
+/// like a plan that will never exist; the OpenAPI document says so.
+#[tokio::test]
+async fn a_plan_not_made_yet_is_409_not_404() {
+    // Arrange: an engine that takes no run up any more (as if stopping), so a new run stays
+    // queued
+    let app = spawn_app().await;
+    app.engine.kill();
+    let run = app.start("upgrade-plan", CONTROLLER, json!({})).await;
+    let id = run["id"].as_str().unwrap();
+
+    // Act and Assert
+    for suffix in ["", ".yaml", ".sh"] {
+        let res = app
+            .get(&format!("/api/v1/runs/{id}/upgrade-plan{suffix}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 409, "{suffix}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["run_id"], id, "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("not ready yet"),
+            "{body}"
+        );
+    }
+    let doc = app.get_json("/api/v1/openapi.json").await;
+    let yaml = &doc["paths"]["/api/v1/runs/{id}/upgrade-plan.yaml"]["get"]["responses"];
+    assert!(yaml.get("409").is_some(), "{yaml:#}");
+    app.stop().await;
+}

@@ -33,6 +33,19 @@ impl Cluster for SimCluster {
         true
     }
 
+    fn arm_demo_scenario(
+        &self,
+        run_id: &str,
+        controller: &crate::model::ControllerRef,
+        scenario: crate::model::DemoScenario,
+    ) -> ClusterResult<()> {
+        self.arm_scenario(run_id, controller, scenario)
+    }
+
+    fn end_demo_scenario(&self, run_id: &str) {
+        self.end_scenario(run_id);
+    }
+
     async fn list_linstor_controllers(&self) -> ClusterResult<Vec<LinstorController>> {
         self.read_gate("list linstorcontrollers.piraeus.linbit.com")
             .await?;

@@ -1,5 +1,9 @@
 //! Injected faults: each fires once, at the first operation that belongs to its step, so that
-//! the engine's rollback (which repeats some of those operations) then succeeds.
+//! the engine's rollback (which repeats some of those operations) then succeeds. A fault or a
+//! refusal may belong to one run (a demo scenario, see `scenario`): it then fires only where an
+//! operation can be told to be that run's (its controller's objects, its pod, the `k8s` backend
+//! while its controller is stopped), so that two runs on two controllers do not meet each
+//! other's faults.
 
 use crate::cluster::ClusterError;
 use crate::model::StepName;
@@ -29,7 +33,8 @@ use crate::model::StepName;
 /// - `Switch`: a CR patch of `dbConnectionURL`, a write of a controller's ConfigMap (`Error`;
 ///   `Hang`: the operator does not re-render the ConfigMap until a wait for it times out).
 /// - `StartController`: scaling up, `wait_deployment_ready` (`Error`; `Hang`: never ready until
-///   the wait times out).
+///   the wait times out); a controller pod that starts on the `k8s` backend (`CrashLoop`: it
+///   crash-loops, so the Deployment is never ready).
 /// - `VerifyCluster`: REST listings and error reports after the controller was stopped and
 ///   started again (`Error`: unreachable).
 /// - `Cleanup`: `delete_pod`, `delete_config_map` (`Error`).
@@ -49,6 +54,8 @@ pub enum Fault {
     PodNeverRunning,
     /// The migration pod's image cannot be pulled.
     ImagePullError,
+    /// The controller started on the `k8s` backend crash-loops (CrashLoopBackOff).
+    CrashLoop,
 }
 
 /// A refusal that lasts until it is lifted (unlike a [`Fault`], which fires once): for tests of
@@ -59,6 +66,40 @@ pub enum Refusal {
     CrPatch,
     /// Every scale of a StatefulSet is refused.
     StatefulSetScale,
+    /// Every change that scales a controller up (its CR's `spec.replicas`, its Deployment's
+    /// scale) is refused, as an admission webhook would; scaling down is allowed.
+    ControllerStart,
+}
+
+/// Where an operation happens, as far as a fault of one run can tell.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Site<'a> {
+    /// Not attributed: only faults of no run fire here.
+    Anywhere,
+    /// A controller's own objects: `(namespace, Deployment)`.
+    Controller(&'a str, &'a str),
+    /// A pod made for a run (its run label).
+    RunPod(&'a str),
+}
+
+/// The run a fault or refusal belongs to, and its controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RunScope {
+    pub run: String,
+    pub namespace: String,
+    /// The controller's Deployment.
+    pub deployment: String,
+}
+
+impl RunScope {
+    /// Whether an operation at `site` is this run's.
+    fn covers(&self, site: Site<'_>) -> bool {
+        match site {
+            Site::Anywhere => false,
+            Site::Controller(ns, deployment) => self.namespace == ns && self.deployment == deployment,
+            Site::RunPod(run) => self.run == run,
+        }
+    }
 }
 
 /// Trouble one process has with its Leases (the API server unreachable from it, or its calls
@@ -75,6 +116,12 @@ pub enum LeaseTrouble {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Faults {
     pending: Vec<(StepName, Fault)>,
+    /// Faults of one run each.
+    scoped: Vec<(RunScope, StepName, Fault)>,
+    /// Refusals of one run each, until the run ends.
+    scoped_refusals: Vec<(RunScope, Refusal)>,
+    /// Runs whose scenario was armed in this process (never twice).
+    armed: std::collections::BTreeSet<String>,
     /// A controller was scaled to 0 at some point (REST calls after it are not the snapshot).
     pub controller_stopped: bool,
     /// ... and scaled up again afterwards (REST calls now belong to VerifyCluster).
@@ -92,11 +139,62 @@ impl Faults {
 
     /// Removes and returns the first fault injected for `step` that this operation can show.
     pub fn take(&mut self, step: StepName, possible: &[Fault]) -> Option<Fault> {
-        let idx = self
+        self.take_at(step, possible, Site::Anywhere)
+    }
+
+    /// Like [`Faults::take`], for an operation at `site`: a fault of no run, or of the run the
+    /// site belongs to.
+    pub fn take_at(&mut self, step: StepName, possible: &[Fault], site: Site<'_>) -> Option<Fault> {
+        if let Some(idx) = self
             .pending
             .iter()
-            .position(|(s, f)| *s == step && possible.contains(f))?;
-        Some(self.pending.remove(idx).1)
+            .position(|(s, f)| *s == step && possible.contains(f))
+        {
+            return Some(self.pending.remove(idx).1);
+        }
+        self.take_scoped(|scope, s, f| s == step && possible.contains(&f) && scope.covers(site))
+            .map(|(_, f)| f)
+    }
+
+    /// Removes and returns the first fault of a run that `wanted` picks (for operations whose
+    /// run only the caller can tell, such as writes into the cluster-wide `k8s` backend).
+    pub fn take_scoped(
+        &mut self,
+        wanted: impl Fn(&RunScope, StepName, Fault) -> bool,
+    ) -> Option<(StepName, Fault)> {
+        let idx = self
+            .scoped
+            .iter()
+            .position(|(scope, s, f)| wanted(scope, *s, *f))?;
+        let (_, step, fault) = self.scoped.remove(idx);
+        Some((step, fault))
+    }
+
+    /// Arms a run's faults and refusals; false (and nothing armed) when the run was armed before.
+    pub fn arm(&mut self, scope: RunScope, faults: &[(StepName, Fault)], refusals: &[Refusal]) -> bool {
+        if !self.armed.insert(scope.run.clone()) {
+            return false;
+        }
+        for (step, fault) in faults {
+            self.scoped.push((scope.clone(), *step, *fault));
+        }
+        for r in refusals {
+            self.scoped_refusals.push((scope.clone(), *r));
+        }
+        true
+    }
+
+    /// Drops what is left of a run's faults and refusals.
+    pub fn disarm(&mut self, run: &str) {
+        self.scoped.retain(|(scope, _, _)| scope.run != run);
+        self.scoped_refusals.retain(|(scope, _)| scope.run != run);
+    }
+
+    /// A refusal of some run holds at `site`.
+    pub fn refused_at(&self, refusal: Refusal, site: Site<'_>) -> bool {
+        self.scoped_refusals
+            .iter()
+            .any(|(scope, r)| *r == refusal && scope.covers(site))
     }
 
     /// Notes a change of a controller's replicas, for the REST mapping.

@@ -90,12 +90,7 @@ impl SimCluster {
     /// A `PartialImport` fault at `Import` makes one direct write of the delta import vanish
     /// (accepted, not stored): a difference only the verification can find.
     fn lose_write(st: &mut super::state::State) -> bool {
-        // only the writes during the downtime: the pre-copy's are not the import
-        st.faults.controller_stopped
-            && st
-                .faults
-                .take(StepName::Import, &[Fault::PartialImport])
-                .is_some()
+        st.lose_backend_write()
     }
 
     pub(crate) fn create_k8s_backend_object_impl(

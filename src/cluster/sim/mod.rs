@@ -33,6 +33,7 @@ mod pods;
 mod processes;
 mod rest;
 mod rest_views;
+mod scenario;
 mod shell;
 mod state;
 mod status;

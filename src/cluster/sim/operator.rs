@@ -4,11 +4,13 @@
 
 use k8s_openapi::api::core::v1::Pod;
 
+use super::faults::{Fault, Site};
 use super::fingerprint::ControllerStart;
 use super::rest;
 use super::state::{Event, Key, Origin, SimPod, State, key};
 use super::status;
 use crate::linstor::toml::{Backend, LinstorConfig};
+use crate::model::StepName;
 
 /// `linstor.toml` as Piraeus Operator v1 renders it (for `k8s` only `connection_url` in `[db]`).
 pub(crate) fn render_operator_toml(url: &str) -> String {
@@ -239,6 +241,22 @@ impl State {
                 };
                 (url, crash)
             }
+        };
+        // an injected crash loop of a start on the k8s backend (a scenario's controller that
+        // does not start)
+        let crash = match crash {
+            None if Backend::classify(&url) == Backend::K8s
+                && self
+                    .take_fault(
+                        StepName::StartController,
+                        &[Fault::CrashLoop],
+                        Site::Controller(&k.0, dep),
+                    )
+                    .is_some() =>
+            {
+                Some("Cannot connect to the k8s database: the controller exits (simulated fault)".to_string())
+            }
+            other => other,
         };
         self.effects.controller_starts.push(ControllerStart {
             namespace: k.0.clone(),

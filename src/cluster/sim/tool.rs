@@ -18,7 +18,7 @@ use linstor_fake::tool::{self as fake_tool, Fault as ToolFault, Host, Wait};
 use serde_json::Value;
 
 use super::SimCluster;
-use super::faults::Fault;
+use super::faults::{Fault, Site};
 use super::fs;
 use super::shell::Out;
 use super::state::key;
@@ -248,6 +248,15 @@ pub(crate) async fn linstor_database(
         let sa = spec
             .and_then(|s| s.service_account_name.clone())
             .unwrap_or_else(|| "default".into());
+        // the run the pod was made for: its scenario's faults fire here
+        let run = p
+            .pod
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(crate::cluster::pod::RUN_LABEL))
+            .cloned()
+            .unwrap_or_default();
         // which step this run belongs to, for the injected faults: the command and its target;
         // the pre-copy export and the schema-only import of step 4 are told apart by their files
         let prepare = |file: &str| {
@@ -292,7 +301,7 @@ pub(crate) async fn linstor_database(
             } else {
                 &all[..4]
             };
-            st.faults.take(s, possible)
+            st.take_fault(s, possible, Site::RunPod(&run))
         });
         let version = fs::linstor_version(&image);
         (version, sa, fault)

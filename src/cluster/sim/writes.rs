@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::core::v1::ConfigMap;
 
-use super::faults::{Fault, api_error, hang};
+use super::faults::{Fault, Refusal, Site, api_error, hang};
 use super::state::{Event, Key, State, key};
 use super::{SimCluster, status};
 use crate::cluster::{ClusterError, ClusterResult, LinstorController};
@@ -119,6 +119,14 @@ impl SimCluster {
     }
 }
 
+/// What an admission webhook that refuses to scale a controller up answers.
+fn start_refused(kind: &str, ns: &str, name: &str) -> ClusterError {
+    ClusterError::Api(format!(
+        "admission webhook \"replicas.policy.example\" denied the request: {kind} {ns}/{name} may not be scaled \
+         up now (simulated refusal)"
+    ))
+}
+
 impl SimCluster {
     pub(crate) async fn patch_linstor_controller_impl(
         &self,
@@ -137,6 +145,14 @@ impl SimCluster {
         let replicas = spec
             .and_then(|s| s.get("replicas"))
             .and_then(serde_json::Value::as_i64);
+        if replicas.is_some_and(|r| r > 0)
+            && self.lock().refused(
+                Refusal::ControllerStart,
+                Site::Controller(ns, &format!("{name}-controller")),
+            )
+        {
+            return Err(start_refused("LinstorController", ns, name));
+        }
         let step = match replicas {
             _ if url_change => Some(StepName::Switch),
             Some(r) => Some(Self::scale_step(r)),
@@ -193,6 +209,13 @@ impl SimCluster {
         name: &str,
         replicas: i32,
     ) -> ClusterResult<()> {
+        if replicas > 0
+            && self
+                .lock()
+                .refused(Refusal::ControllerStart, Site::Controller(ns, name))
+        {
+            return Err(start_refused("Deployment", ns, name));
+        }
         let step = Self::scale_step(replicas.into());
         let fault = self
             .gate(step, &[Fault::Error, Fault::Hang], "patch deployments/scale")

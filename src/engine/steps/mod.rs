@@ -12,7 +12,10 @@ mod copy_backup;
 mod export;
 pub(super) mod import;
 mod preflight;
+mod preflight_checks;
 mod preflight_data;
+mod preflight_plan;
+mod preflight_rules;
 mod prepare_pod;
 mod prepare_target;
 mod snapshot;
@@ -32,7 +35,8 @@ use crate::cluster::{Cluster, ClusterError};
 use crate::db::RunRecord;
 use crate::model::StepName;
 
-pub use preflight::{k8s_backend_rules, own_rules};
+pub use preflight_checks::{checked_kind, discovery_checks};
+pub use preflight_rules::{k8s_backend_rules, own_rules};
 pub(super) use prepare_pod::remove_migration_objects;
 pub(super) use prepare_target::remove_precopy;
 

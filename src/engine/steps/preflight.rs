@@ -1,119 +1,15 @@
-//! Step 1: read-only checks and the plan. Finds the controller, reads its `linstor.toml`,
-//! checks versions, permissions (its own and the controller ServiceAccount's), the REST API and
-//! existing `k8s` data, and records what a rollback needs: the original URL and replica count.
+//! Step 1: read-only checks and the plan. Finds the controller, runs the one list of checks
+//! (`preflight_checks`: for a preflight run, those of the migration it precedes), records what a
+//! rollback needs (the original URL and replica count) and says what the run will do.
 
 use super::control::etcd_stateful_set;
+use super::preflight_checks::{CHECKS, checked_kind, run_check};
 use super::{StepCtx, StepError, StepResult};
+use crate::cluster::ClusterError;
 use crate::cluster::controller::{self, ControllerInfo, ControllerKind};
-use crate::cluster::{AccessQuestion, ClusterError, helm};
 use crate::db::Originals;
-use crate::engine::backend::ownership::{self, Ownership};
-use crate::engine::{Check, CheckLevel};
-use crate::linstor::toml::{Backend, redact_url};
-use crate::linstor::versions::{self, Support};
+use crate::engine::CheckLevel;
 use crate::model::RunKind;
-
-/// The rights the `k8s` backend needs (REFERENCE.md §2; `deletecollection` and `watch` were
-/// missing before chart 1.10.6, piraeus-operator#521).
-pub fn k8s_backend_rules() -> Vec<AccessQuestion> {
-    let mut q = Vec::new();
-    for verb in ["get", "list", "watch", "create", "update", "patch", "delete"] {
-        q.push(AccessQuestion::new(
-            "apiextensions.k8s.io",
-            "customresourcedefinitions",
-            verb,
-            "",
-        ));
-    }
-    for verb in [
-        "get",
-        "list",
-        "watch",
-        "create",
-        "update",
-        "patch",
-        "delete",
-        "deletecollection",
-    ] {
-        q.push(AccessQuestion::new("internal.linstor.linbit.com", "*", verb, ""));
-    }
-    q
-}
-
-/// The rights this service needs in the controller's namespace for a run of `kind`.
-pub fn own_rules(kind: RunKind, c: &ControllerInfo) -> Vec<AccessQuestion> {
-    let ns = c.namespace.as_str();
-    let mut q = vec![
-        AccessQuestion::new("apps", "deployments", "get", ns),
-        AccessQuestion::new("", "configmaps", "get", ns),
-        AccessQuestion::new("", "pods", "list", ns),
-    ];
-    if kind == RunKind::Preflight {
-        return q;
-    }
-    for verb in ["create", "delete", "get", "watch"] {
-        q.push(AccessQuestion::new("", "pods", verb, ns));
-    }
-    // before Kubernetes 1.35 a websocket exec is authorized as `get` (kubernetes#134577), from
-    // 1.35 on as `create`: ask for both
-    q.push(AccessQuestion::new("", "pods/exec", "get", ns));
-    q.push(AccessQuestion::new("", "pods/exec", "create", ns));
-    for verb in ["create", "update", "patch", "delete"] {
-        q.push(AccessQuestion::new("", "configmaps", verb, ns));
-    }
-    // the k8s backend's objects: read by the verification, deleted when a backend holds data
-    // before an import, written by the delta import (cluster-scoped)
-    if kind == RunKind::Migrate {
-        for verb in ["list", "create", "patch", "delete"] {
-            q.push(AccessQuestion::new(
-                crate::linstor::schema::K8S_GROUP,
-                "*",
-                verb,
-                "",
-            ));
-        }
-    }
-    // the etcd StatefulSet's replicas (recorded, and restored before a rollback starts the controller)
-    for verb in ["get", "list", "watch"] {
-        q.push(AccessQuestion::new("apps", "statefulsets", verb, ns));
-    }
-    // the per-controller Lease that keeps a second linstor-migrator (a CLI, another replica) off
-    for verb in ["get", "create", "update", "delete"] {
-        q.push(AccessQuestion::new("coordination.k8s.io", "leases", verb, ns));
-    }
-    match c.kind {
-        ControllerKind::LinstorController => {
-            q.push(AccessQuestion::new(
-                "piraeus.linbit.com",
-                "linstorcontrollers",
-                "patch",
-                ns,
-            ));
-        }
-        ControllerKind::Deployment => {
-            q.push(AccessQuestion::new("apps", "deployments/scale", "patch", ns));
-        }
-    }
-    q
-}
-
-fn grant_hint(q: &AccessQuestion, subject: &str) -> String {
-    let group = if q.group.is_empty() {
-        "core".to_string()
-    } else {
-        q.group.clone()
-    };
-    let scope = if q.namespace.is_empty() {
-        "cluster-wide".to_string()
-    } else {
-        format!("in namespace {}", q.namespace)
-    };
-    format!(
-        "{subject} may not {} {} ({group}) {scope}; grant it with a (Cluster)Role rule \
-         {{apiGroups: [\"{}\"], resources: [\"{}\"], verbs: [\"{}\"]}} bound to {subject}",
-        q.verb, q.resource, q.group, q.resource, q.verb
-    )
-}
 
 pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
     let kind = c.run.kind;
@@ -127,14 +23,6 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
         }
         Err(e) => return Err(e.into()),
     };
-    let mut checks = Vec::new();
-    let mut check = |name: &str, level: CheckLevel, message: String| {
-        checks.push(Check {
-            name: name.into(),
-            level,
-            message,
-        });
-    };
     c.info(&format!(
         "found {} {}/{} (Deployment {}, image {})",
         match info.kind {
@@ -147,283 +35,17 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
         info.image.as_deref().unwrap_or("unknown")
     ))
     .await?;
-
-    // configuration and backend
-    // for the messages only: without a password it may carry
-    let url = redact_url(info.connection_url.as_deref().unwrap_or_default());
-    match (&info.config_error, info.backend, kind) {
-        (Some(e), _, _) => check(
-            "config",
-            CheckLevel::Error,
-            format!("cannot read linstor.toml: {e}"),
-        ),
-        (None, Backend::K8s, RunKind::Migrate) => check(
-            "backend",
-            CheckLevel::Error,
-            "the controller already uses the k8s backend".into(),
-        ),
-        (None, Backend::Etcd, _) | (None, Backend::K8s, _) => check(
-            "backend",
-            CheckLevel::Ok,
-            format!("database backend {} ({url})", info.backend),
-        ),
-        (None, Backend::Sql | Backend::H2, RunKind::Migrate) if !c.run.options.allow_non_etcd_source => {
-            check(
-                "backend",
-                CheckLevel::Error,
-                format!(
-                    "source backend is {} ({url}); set options.allow_non_etcd_source to migrate it",
-                    info.backend
-                ),
-            )
-        }
-        (None, Backend::Sql | Backend::H2, _) => check(
-            "backend",
-            CheckLevel::Warning,
-            format!("source backend is {} ({url})", info.backend),
-        ),
-        (None, Backend::Unknown, _) => check(
-            "backend",
-            CheckLevel::Error,
-            format!("unknown database connection URL {url:?}"),
-        ),
+    let checked = checked_kind(kind);
+    if checked != kind {
+        c.info(&format!(
+            "checking what a {checked} of this controller needs, with the options of this run"
+        ))
+        .await?;
     }
-
-    // LINSTOR version: the tool exists since 1.24; etcd support ended with 1.34; the delta import
-    // is proven for the recorded versions only (linstor::versions)
-    match info.linstor_version.as_deref() {
-        None => check(
-            "version",
-            CheckLevel::Warning,
-            format!(
-                "the image tag does not tell the LINSTOR version; step 4 reads it from the first export (the delta \
-                 import only for a recorded version: {})",
-                versions::recorded_list()
-            ),
-        ),
-        Some(v) => match versions::support(v, info.backend == Backend::Etcd) {
-            Support::Refused(why) => check("version", CheckLevel::Error, why),
-            Support::ToolOnly(why) => check("version", CheckLevel::Warning, format!("LINSTOR {v}: {why}")),
-            Support::Proven(r) => check(
-                "version",
-                CheckLevel::Ok,
-                format!(
-                    "LINSTOR {v}: recorded (export data_version {}, {} tables); the delta import is proven for it",
-                    r.data_version, r.export_tables
-                ),
-            ),
-        },
+    let mut checks = Vec::new();
+    for id in CHECKS {
+        run_check(id, c, &info, &mut checks).await?;
     }
-
-    // the k8s backend is one per Kubernetes cluster: a second LINSTOR cluster would overwrite it
-    if kind == RunKind::Migrate {
-        let others: Vec<String> = controller::discover(c.cluster())
-            .await?
-            .into_iter()
-            .filter(|o| o.backend == Backend::K8s && (o.namespace != info.namespace || o.name != info.name))
-            .map(|o| format!("{}/{}", o.namespace, o.name))
-            .collect();
-        if !others.is_empty() {
-            check(
-                "k8s-backend",
-                CheckLevel::Error,
-                format!(
-                    "{} already use(s) the k8s backend of this Kubernetes cluster; importing would overwrite its data",
-                    others.join(", ")
-                ),
-            );
-        }
-    }
-
-    // existing data in the k8s backend: replaced only when this service provably left it there,
-    // never when it may be another LINSTOR's (the backend is one per Kubernetes cluster)
-    if kind == RunKind::Migrate {
-        match c.cluster().k8s_backend_inventory().await {
-            Ok(inv) => {
-                let last = c.inner.db.last_backend_write().await?;
-                match ownership::judge(&inv, last.as_ref(), &c.run.id) {
-                    Ownership::Empty => check(
-                        "k8s-backend",
-                        CheckLevel::Ok,
-                        "the k8s backend holds no LINSTOR data".into(),
-                    ),
-                    Ownership::Ours(l) => {
-                        check(
-                            "k8s-backend",
-                            CheckLevel::Warning,
-                            format!(
-                                "the k8s backend holds {} objects that run {} of this service left there ({}), \
-                                 unchanged since; this run deletes them after the approval, before its import",
-                                inv.total_objects(),
-                                l.run_id,
-                                l.recorded_at.format("%Y-%m-%d %H:%M:%S UTC")
-                            ),
-                        );
-                        c.ctx.backend_to_replace = Some(inv.total_objects());
-                    }
-                    Ownership::Foreign(why) => check("k8s-backend", CheckLevel::Error, why),
-                }
-                if let Some(why) = info
-                    .linstor_version
-                    .as_deref()
-                    .and_then(|v| ownership::other_version(&inv, v))
-                {
-                    check("k8s-backend-schema", CheckLevel::Error, why);
-                }
-                if let Some(ch) = super::preflight_data::rollback_objects(&inv) {
-                    check(&ch.name, ch.level, ch.message);
-                }
-                c.ctx.k8s_backend_before = Some(inv);
-            }
-            Err(e) => check(
-                "k8s-backend",
-                CheckLevel::Error,
-                format!("cannot list the k8s backend, so nobody can tell whose data it holds: {e}"),
-            ),
-        }
-    }
-
-    // an etcd with TLS: the migration pod must see its certificate files
-    if let Some(cm) = &info.config_map
-        && info.backend == Backend::Etcd
-    {
-        let toml = c
-            .cluster()
-            .get_config_map(&info.namespace, cm)
-            .await?
-            .and_then(|m| m.data)
-            .and_then(|d| d.get("linstor.toml").cloned());
-        let config = toml
-            .as_deref()
-            .and_then(|t| crate::linstor::toml::LinstorConfig::parse(t).ok());
-        let deployment = c
-            .cluster()
-            .get_deployment(&info.namespace, &info.deployment)
-            .await?;
-        if let (Some(config), Some(deployment)) = (config, deployment)
-            && let Some(ch) = super::preflight_data::etcd_tls(&config, &deployment)
-        {
-            check(&ch.name, ch.level, ch.message);
-        }
-    }
-
-    // this service's own permissions
-    let decisions = c.cluster().review_self_access(&own_rules(kind, &info)).await?;
-    let missing: Vec<String> = decisions
-        .iter()
-        .filter(|d| !d.allowed)
-        .map(|d| grant_hint(&d.question, "this service"))
-        .collect();
-    if missing.is_empty() {
-        check(
-            "permissions",
-            CheckLevel::Ok,
-            "this service has the rights it needs".into(),
-        );
-    } else {
-        for m in missing {
-            check("permissions", CheckLevel::Error, m);
-        }
-    }
-
-    // the controller ServiceAccount's k8s-backend rights (REFERENCE.md §2)
-    if kind == RunKind::Migrate {
-        let user = format!(
-            "system:serviceaccount:{}:{}",
-            info.namespace, info.service_account
-        );
-        let groups = vec![
-            "system:serviceaccounts".to_string(),
-            format!("system:serviceaccounts:{}", info.namespace),
-        ];
-        let decisions = c
-            .cluster()
-            .review_subject_access(&user, &groups, &k8s_backend_rules())
-            .await?;
-        let subject = format!("ServiceAccount {}/{}", info.namespace, info.service_account);
-        let missing: Vec<String> = decisions
-            .iter()
-            .filter(|d| !d.allowed)
-            .map(|d| grant_hint(&d.question, &subject))
-            .collect();
-        if missing.is_empty() {
-            check(
-                "controller-rbac",
-                CheckLevel::Ok,
-                format!("{subject} has the k8s backend rights"),
-            );
-        } else {
-            for m in missing {
-                check("controller-rbac", CheckLevel::Error, m);
-            }
-        }
-    }
-
-    // the REST API answers (the snapshot and the final verification need it)
-    if info.replicas > 0 {
-        match crate::cluster::controller::linstor_api(c.cluster(), &info).await {
-            Ok(api) => match api.version().await {
-                Ok(v) => check(
-                    "rest-api",
-                    CheckLevel::Ok,
-                    format!(
-                        "LINSTOR REST API at {} answers (version {})",
-                        api.base_url(),
-                        v.version
-                    ),
-                ),
-                Err(e) => check(
-                    "rest-api",
-                    if kind == RunKind::Migrate {
-                        CheckLevel::Error
-                    } else {
-                        CheckLevel::Warning
-                    },
-                    e.to_string(),
-                ),
-            },
-            Err(e) => check(
-                "rest-api",
-                CheckLevel::Error,
-                format!("cannot reach the LINSTOR REST API: {e}"),
-            ),
-        }
-    } else {
-        check(
-            "rest-api",
-            CheckLevel::Warning,
-            "the controller is scaled to 0; nothing to compare before and after".into(),
-        );
-    }
-
-    // Helm values that would undo the change on the next upgrade
-    if kind == RunKind::Migrate {
-        match c.cluster().list_helm_release_secrets(&info.namespace).await {
-            Ok(secrets) => {
-                if let Some(release) = helm::latest_deployed(&secrets).into_iter().next() {
-                    let drift = helm::values_drift(&release);
-                    if drift.says_etcd {
-                        check(
-                            "helm",
-                            CheckLevel::Warning,
-                            format!(
-                                "Helm release {} still says etcd: persist the change afterwards",
-                                drift.release
-                            ),
-                        );
-                    }
-                    c.ctx.helm_command = Some(drift.persist_command.clone());
-                    c.ctx.helm = serde_json::to_value(&drift).ok();
-                }
-            }
-            Err(e) => check(
-                "helm",
-                CheckLevel::Warning,
-                format!("cannot read Helm releases: {e}"),
-            ),
-        }
-    }
-
     for ch in &checks {
         let level = match ch.level {
             CheckLevel::Ok => "info",
@@ -436,23 +58,46 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
     }
 
     // what a rollback restores, in columns of their own (frozen once the downtime begins)
-    if kind != RunKind::Preflight {
+    if !kind.is_read_only() {
         let originals = originals(c, &info).await?;
         c.inner.db.record_originals(&c.run.id, &originals).await?;
     }
     c.ctx
         .started_at_ms
         .get_or_insert(c.run.created_at.timestamp_millis());
-    c.ctx.plan = plan(kind, &info);
+    let planned = super::preflight_plan::plan(
+        checked,
+        &info,
+        &c.run.options,
+        &c.run.id,
+        c.ctx.k8s_backend_before.as_ref(),
+    );
+    c.ctx.plan = planned
+        .steps
+        .iter()
+        .map(|s| format!("{}. {}: {}", s.number, s.title, s.what))
+        .collect();
+    c.ctx.planned = Some(planned);
     let errors = checks.iter().filter(|c| c.level == CheckLevel::Error).count();
+    let warnings = checks.iter().filter(|c| c.level == CheckLevel::Warning).count();
     c.ctx.checks = checks;
     c.ctx.controller = Some(info);
     if errors > 0 {
+        let what = if checked != kind {
+            format!("; a {checked} would fail its preflight")
+        } else {
+            String::new()
+        };
         return Err(StepError::Failed(format!(
-            "{errors} preflight check(s) failed; nothing was changed"
+            "{errors} preflight check(s) failed{what}; nothing was changed"
         )));
     }
-    Ok("all checks passed".into())
+    Ok(match (kind == RunKind::Preflight, warnings) {
+        (true, 0) => "all checks of a migration passed".into(),
+        (true, n) => format!("all checks of a migration passed, {n} warning(s)"),
+        (false, 0) => "all checks passed".into(),
+        (false, n) => format!("all checks passed, {n} warning(s)"),
+    })
 }
 
 /// The controller as it is now, before the run changes anything.
@@ -502,39 +147,4 @@ async fn originals(c: &StepCtx<'_>, info: &ControllerInfo) -> Result<Originals, 
         etcd_replicas,
         target: info.clone(),
     })
-}
-
-fn plan(kind: RunKind, c: &ControllerInfo) -> Vec<String> {
-    let scale = match c.kind {
-        ControllerKind::LinstorController => {
-            format!("LinstorController {}/{} spec.replicas", c.namespace, c.name)
-        }
-        ControllerKind::Deployment => format!("Deployment {}/{} replicas", c.namespace, c.deployment),
-    };
-    let mut p = vec![format!(
-        "create a migration pod from {} with its image, ServiceAccount and config",
-        c.deployment
-    )];
-    if kind == RunKind::Migrate {
-        p.push("snapshot nodes, storage pools and resources through the REST API".into());
-    }
-    p.push(format!("stop the controller: {scale} 0 (downtime starts)"));
-    p.push("export the database with linstor-database export-db and copy the backup here".into());
-    if kind == RunKind::Migrate {
-        p.push("import the backup into the k8s backend and export it again to compare".into());
-        p.push(match c.kind {
-            ControllerKind::LinstorController => {
-                "set spec.dbConnectionURL to k8s and wait for the ConfigMap".into()
-            }
-            ControllerKind::Deployment => "set connection_url = \"k8s\" in the controller's ConfigMap".into(),
-        });
-    }
-    p.push(format!(
-        "start the controller: {scale} {} (downtime ends)",
-        c.replicas
-    ));
-    if kind == RunKind::Migrate {
-        p.push("compare the REST API before and after, list error reports, clean up".into());
-    }
-    p
 }

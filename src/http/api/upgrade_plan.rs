@@ -1,5 +1,6 @@
 //! The plan of an upgrade-plan run: as JSON, the v2 resources as YAML, and the bundle script
-//! (the YAML and every command of steps 2-4, see `upgrade::bundle`). 404 for a run without one.
+//! (the YAML and every command of steps 2-4, see `upgrade::bundle`). 409 while the run has not
+//! made it yet (ask again), 404 for a run that makes none or ended without one.
 
 use axum::extract::State;
 use axum::http::header;
@@ -10,6 +11,7 @@ use utoipa_axum::routes;
 use super::Path;
 use crate::http::AppState;
 use crate::http::error::{ApiError, ApiResult, ErrorBody, Json};
+use crate::model::RunKind;
 use crate::upgrade::UpgradePlan;
 use crate::upgrade::bundle::{self, Origin};
 
@@ -24,10 +26,29 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn plan_of(state: &AppState, id: &str) -> ApiResult<(UpgradePlan, String)> {
     let run = state.engine.run(id).await?;
     let made_at = run.finished_at.unwrap_or(run.created_at).to_rfc3339();
-    run.report
-        .upgrade_plan
-        .map(|p| (p, made_at))
-        .ok_or_else(|| ApiError::NotFound(format!("upgrade plan of run {id}")))
+    if let Some(plan) = run.report.upgrade_plan {
+        return Ok((plan, made_at));
+    }
+    if run.kind != RunKind::UpgradePlan {
+        return Err(ApiError::NotFound(format!(
+            "upgrade plan of run {id} (a {} run makes none)",
+            run.kind
+        )));
+    }
+    // "wait" is not "wrong id": a plan that is still being made is a conflict with the run's state
+    if !run.state.is_final() {
+        return Err(ApiError::Conflict {
+            message: format!(
+                "the upgrade plan of run {id} is not ready yet: the run is {}; ask again when it has succeeded",
+                run.state
+            ),
+            run_id: Some(id.to_string()),
+        });
+    }
+    Err(ApiError::NotFound(format!(
+        "upgrade plan of run {id} (the run ended {} without one)",
+        run.state
+    )))
 }
 
 /// A download: its type, file name and body.
@@ -55,7 +76,8 @@ fn download(content_type: &'static str, file_name: String, body: String) -> Resp
     responses(
         (status = 200, description = "The plan", body = UpgradePlan),
         (status = 401, description = "Not authenticated", body = ErrorBody),
-        (status = 404, description = "No such run, or the run has no plan (yet)", body = ErrorBody),
+        (status = 404, description = "No such run, a run of another kind, or one that ended without a plan", body = ErrorBody),
+        (status = 409, description = "The run has not made its plan yet (queued or running): ask again later; `run_id` names it", body = ErrorBody),
     )
 )]
 pub async fn get_plan(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<UpgradePlan>> {
@@ -71,7 +93,8 @@ pub async fn get_plan(State(state): State<AppState>, Path(id): Path<String>) -> 
     responses(
         (status = 200, description = "LinstorCluster and LinstorSatelliteConfigurations", content_type = "application/yaml", body = String),
         (status = 401, description = "Not authenticated", body = ErrorBody),
-        (status = 404, description = "No such run, or the run has no plan (yet)", body = ErrorBody),
+        (status = 404, description = "No such run, a run of another kind, or one that ended without a plan", body = ErrorBody),
+        (status = 409, description = "The run has not made its plan yet (queued or running): ask again later; `run_id` names it", body = ErrorBody),
     )
 )]
 pub async fn get_yaml(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
@@ -92,7 +115,8 @@ pub async fn get_yaml(State(state): State<AppState>, Path(id): Path<String>) -> 
     responses(
         (status = 200, description = "The bundle script", content_type = "text/x-shellscript", body = String),
         (status = 401, description = "Not authenticated", body = ErrorBody),
-        (status = 404, description = "No such run, or the run has no plan (yet)", body = ErrorBody),
+        (status = 404, description = "No such run, a run of another kind, or one that ended without a plan", body = ErrorBody),
+        (status = 409, description = "The run has not made its plan yet (queued or running): ask again later; `run_id` names it", body = ErrorBody),
     )
 )]
 pub async fn get_script(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {

@@ -10,11 +10,11 @@ use serde::Deserialize;
 use super::format::{bytes, clock, run_state_label, short_id, short_time, timestamp};
 use super::{CsrfForm, Layout, PageResult, render};
 use crate::cluster::controller::{ControllerInfo, ControllerKind};
-use crate::engine::{CreateRun, RunSummary};
+use crate::engine::{CheckLevel, CreateRun, RunSummary};
 use crate::http::AppState;
 use crate::http::auth::{Caller, Flash};
 use crate::linstor::toml::Backend;
-use crate::model::{RunKind, RunOptions};
+use crate::model::{DemoScenario, RunKind, RunOptions};
 
 /// A run in a table.
 pub struct RunRow {
@@ -57,14 +57,48 @@ pub struct ControllerRow {
     pub replicas: String,
     pub image: String,
     pub problem: Option<String>,
+    /// A migration (and its preflight) can pass the checks the dashboard can tell.
     pub migratable: bool,
+    /// A backup can pass them.
+    pub backupable: bool,
     /// A Piraeus Operator v1 installation: its v2 upgrade can be planned.
     pub plannable: bool,
+    /// The actions not offered and why, for the row's hint.
+    pub not_offered: Vec<String>,
     pub active_run: Option<RunRow>,
 }
 
-fn controller_row(c: &ControllerInfo, runs: &[RunSummary]) -> ControllerRow {
+/// Why a run of `kind` on `c` would fail its preflight, from the checks that need only the
+/// discovered controllers (the preflight's own: `engine::discovery_checks`).
+fn blocked(c: &ControllerInfo, all: &[ControllerInfo], kind: RunKind) -> Option<String> {
+    // the start form offers the option that lets a SQL or H2 source through
+    let options = RunOptions {
+        allow_non_etcd_source: true,
+        ..RunOptions::default()
+    };
+    let errors: Vec<String> = crate::engine::discovery_checks(c, all, kind, &options)
+        .into_iter()
+        .filter(|ch| ch.level == CheckLevel::Error)
+        .map(|ch| ch.message)
+        .collect();
+    (!errors.is_empty()).then(|| errors.join("; "))
+}
+
+fn controller_row(c: &ControllerInfo, all: &[ControllerInfo], runs: &[RunSummary]) -> ControllerRow {
     let reference = c.reference().to_string();
+    let migrate = blocked(c, all, RunKind::Migrate);
+    let backup = blocked(c, all, RunKind::Backup);
+    let plannable = c.kind == ControllerKind::LinstorController;
+    let mut not_offered = Vec::new();
+    match &migrate {
+        // a controller on k8s is where a migration ends: nothing to explain but the next step
+        Some(_) if c.backend == Backend::K8s => {}
+        Some(why) => not_offered.push(format!("Preflight and Migrate: {why}")),
+        None => {}
+    }
+    if let Some(why) = &backup {
+        not_offered.push(format!("Backup: {why}"));
+    }
     ControllerRow {
         managed_by: match c.kind {
             ControllerKind::LinstorController => "LinstorController",
@@ -79,8 +113,10 @@ fn controller_row(c: &ControllerInfo, runs: &[RunSummary]) -> ControllerRow {
         replicas: format!("{}/{}", c.ready_replicas, c.replicas),
         image: c.image.clone().unwrap_or_default(),
         problem: c.config_error.clone(),
-        migratable: c.backend != Backend::K8s,
-        plannable: c.kind == ControllerKind::LinstorController,
+        migratable: migrate.is_none(),
+        backupable: backup.is_none(),
+        plannable,
+        not_offered,
         active_run: runs
             .iter()
             .find(|r| r.controller == reference && !r.state.is_final())
@@ -105,6 +141,9 @@ struct StartDefaults {
     kind: String,
     options: RunOptions,
     idempotency_key: String,
+    /// The demo scenarios (empty unless the cluster is simulated), with the preselected one.
+    scenarios: Vec<(&'static str, &'static str)>,
+    scenario: &'static str,
 }
 
 #[derive(Deserialize)]
@@ -120,7 +159,10 @@ pub async fn dashboard(
 ) -> PageResult {
     let runs = state.engine.runs(20).await?;
     let (controllers, discovery_error) = match state.engine.controllers().await {
-        Ok(list) => (list.iter().map(|c| controller_row(c, &runs)).collect(), None),
+        Ok(list) => (
+            list.iter().map(|c| controller_row(c, &list, &runs)).collect(),
+            None,
+        ),
         Err(e) => (
             Vec::new(),
             Some(crate::http::error::ApiError::from(e).body().error),
@@ -137,12 +179,31 @@ pub async fn dashboard(
                     .map(|c| c.reference.clone())
                     .unwrap_or_default()
             }),
+            // the safe choice: a preflight changes nothing; a migration or a backup waits for
+            // an approval before it stops the controller unless someone unticks it
             kind: q
                 .kind
                 .filter(|k| ["preflight", "backup", "migrate", "upgrade-plan"].contains(&k.as_str()))
-                .unwrap_or("migrate".into()),
-            options: RunOptions::default(),
+                .unwrap_or("preflight".into()),
+            options: RunOptions {
+                approve_before_downtime: true,
+                ..RunOptions::default()
+            },
             idempotency_key: uuid::Uuid::new_v4().to_string(),
+            scenarios: if state.demo() {
+                DemoScenario::ALL
+                    .iter()
+                    .map(|s| (s.as_str(), s.label()))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            scenario: state
+                .engine
+                .settings()
+                .demo_scenario
+                .unwrap_or(DemoScenario::None)
+                .as_str(),
         },
         controllers,
         discovery_error,
@@ -218,7 +279,9 @@ pub async fn backups(State(state): State<AppState>, caller: Caller) -> PageResul
     Ok(render(StatusCode::OK, &page))
 }
 
-/// The start form's fields (checkboxes are absent when unchecked).
+/// The start form's fields (checkboxes are absent when unchecked). The form shows only the
+/// options of the chosen kind (CSS, without script); those of other kinds are sent as well and
+/// ignored here.
 #[derive(Deserialize)]
 pub struct StartForm {
     controller: String,
@@ -231,7 +294,21 @@ pub struct StartForm {
     scale_down_etcd: Option<String>,
     controller_timeout_seconds: Option<String>,
     pod_timeout_seconds: Option<String>,
+    import: Option<String>,
+    verify: Option<String>,
+    v2_namespace: Option<String>,
+    demo_scenario: Option<String>,
     idempotency_key: Option<String>,
+}
+
+/// A select's value as the API's enum of that name.
+fn choice<T: serde::de::DeserializeOwned>(v: &Option<String>, name: &str) -> Result<Option<T>, String> {
+    match v.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(s) => serde_json::from_value(serde_json::Value::String(s.into()))
+            .map(Some)
+            .map_err(|_| format!("{name} {s:?} is not one of the choices")),
+    }
 }
 
 impl StartForm {
@@ -240,26 +317,45 @@ impl StartForm {
         let controller = self.controller.parse()?;
         let mut options = RunOptions::default();
         if self.with_options.is_some() {
-            options.approve_before_downtime = self.approve_before_downtime.is_some();
-            options.auto_rollback = self.auto_rollback.is_some();
-            options.allow_non_etcd_source = self.allow_non_etcd_source.is_some();
-            options.scale_down_etcd = self.scale_down_etcd.is_some();
             let seconds = |v: &Option<String>, default: u64, name: &str| match v.as_deref().map(str::trim) {
                 None | Some("") => Ok(default),
                 Some(s) => s
                     .parse::<u64>()
                     .map_err(|_| format!("{name} must be a whole number of seconds")),
             };
-            options.controller_timeout_seconds = seconds(
-                &self.controller_timeout_seconds,
-                options.controller_timeout_seconds,
-                "controller timeout",
-            )?;
-            options.pod_timeout_seconds = seconds(
-                &self.pod_timeout_seconds,
-                options.pod_timeout_seconds,
-                "pod timeout",
-            )?;
+            let stops_controller = matches!(kind, RunKind::Backup | RunKind::Migrate);
+            if stops_controller {
+                options.approve_before_downtime = self.approve_before_downtime.is_some();
+                options.auto_rollback = self.auto_rollback.is_some();
+                options.controller_timeout_seconds = seconds(
+                    &self.controller_timeout_seconds,
+                    options.controller_timeout_seconds,
+                    "controller timeout",
+                )?;
+                options.pod_timeout_seconds = seconds(
+                    &self.pod_timeout_seconds,
+                    options.pod_timeout_seconds,
+                    "pod timeout",
+                )?;
+                options.demo_scenario = choice(&self.demo_scenario, "demo scenario")?;
+            }
+            // a preflight checks for the migration with these
+            if matches!(kind, RunKind::Migrate | RunKind::Preflight) {
+                options.allow_non_etcd_source = self.allow_non_etcd_source.is_some();
+                options.import = choice(&self.import, "import")?.unwrap_or_default();
+                options.verify = choice(&self.verify, "verification")?.unwrap_or_default();
+            }
+            if kind == RunKind::Migrate {
+                options.scale_down_etcd = self.scale_down_etcd.is_some();
+            }
+            if kind == RunKind::UpgradePlan {
+                options.v2_namespace = self
+                    .v2_namespace
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string);
+            }
         }
         Ok(CreateRun {
             kind,

@@ -1,7 +1,9 @@
 //! The report part of the run page: preflight checks, plan, data and cluster verification,
 //! rollback cause, and the Helm command with the drift warning.
 
-use crate::engine::{CheckLevel, RunView};
+use crate::cluster::helm::HelmDrift;
+use crate::engine::{CheckLevel, RunPlan, RunView};
+use crate::model::RunKind;
 
 pub struct CheckRow {
     pub level: &'static str,
@@ -10,16 +12,87 @@ pub struct CheckRow {
     pub message: String,
 }
 
+/// What a run (or the migration a preflight checks for) will do.
+pub struct PlanView {
+    pub heading: String,
+    /// Import and verification mode, approval gate, downtime steps, in one line.
+    pub summary: String,
+    pub steps: Vec<PlanStepRow>,
+    pub changes: Vec<String>,
+}
+
+pub struct PlanStepRow {
+    pub number: usize,
+    pub title: String,
+    pub what: String,
+    pub downtime: bool,
+}
+
+fn plan_view(run: &RunView, p: &RunPlan) -> PlanView {
+    let mut summary = Vec::new();
+    if let Some(i) = p.import {
+        summary.push(format!(
+            "import: {}",
+            serde_json::to_value(i)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(v) = p.verify {
+        summary.push(format!(
+            "verification: {}",
+            serde_json::to_value(v)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default()
+        ));
+    }
+    match (p.downtime.first(), p.downtime.last()) {
+        (Some(a), Some(b)) => summary.push(format!("controller down from {a} to {b}")),
+        _ => summary.push("the controller keeps running".into()),
+    }
+    if p.approval_gate {
+        summary.push("waits for approval before the downtime".into());
+    }
+    PlanView {
+        heading: if run.kind == RunKind::Preflight {
+            format!("What a {} would do", p.kind)
+        } else {
+            "Plan".into()
+        },
+        summary: summary.join(" · "),
+        steps: p
+            .steps
+            .iter()
+            .map(|s| PlanStepRow {
+                number: s.number,
+                title: s.title.clone(),
+                what: s.what.clone(),
+                downtime: s.downtime,
+            })
+            .collect(),
+        changes: p.changes.clone(),
+    }
+}
+
 /// The run's findings, for the report sections.
 pub struct ReportView {
     pub checks: Vec<CheckRow>,
     pub plan: Vec<String>,
+    pub planned: Option<PlanView>,
     /// `(identical, summary, differences)`.
     pub data: Option<(bool, String, Vec<String>)>,
     pub cluster: Option<(bool, String, Vec<String>)>,
     pub error_reports: Vec<String>,
     pub helm_command: String,
     pub helm_drift: String,
+    /// The chart the release uses, and what the persist command changes.
+    pub helm_chart: String,
+    pub helm_changes: Vec<String>,
+    /// The separate, later command that removes etcd, and its warning.
+    pub helm_drop_etcd: String,
+    pub helm_drop_etcd_warning: String,
     pub rollback_cause: String,
     pub k8s_leftover: String,
     pub etcd_scaled_down: String,
@@ -51,7 +124,17 @@ pub fn report_view(run: &RunView) -> ReportView {
             )
         })
         .unwrap_or_default();
+    let drift: Option<HelmDrift> = r.helm.clone().and_then(|h| serde_json::from_value(h).ok());
+    // the commands belong to a successful migration only (`helm_command` is cleared otherwise)
+    let drift = drift.filter(|_| r.helm_command.is_some());
     ReportView {
+        helm_chart: drift.as_ref().and_then(|d| d.chart.clone()).unwrap_or_default(),
+        helm_changes: drift.as_ref().map(|d| d.persist_changes.clone()).unwrap_or_default(),
+        helm_drop_etcd: drift.as_ref().and_then(|d| d.drop_etcd_command.clone()).unwrap_or_default(),
+        helm_drop_etcd_warning: drift
+            .as_ref()
+            .and_then(|d| d.drop_etcd_warning.clone())
+            .unwrap_or_default(),
         checks: r
             .checks
             .iter()
@@ -65,6 +148,7 @@ pub fn report_view(run: &RunView) -> ReportView {
             })
             .collect(),
         plan: r.plan.clone(),
+        planned: r.planned.as_ref().map(|p| plan_view(run, p)),
         data: r.data_verification.as_ref().map(|d| {
             let summary = format!("{} tables, {} rows compared with the backup", d.tables_compared, d.rows_compared);
             let diffs = d

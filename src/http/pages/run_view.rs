@@ -27,6 +27,18 @@ pub struct DowntimeRow {
     pub active: bool,
 }
 
+/// A manual rollback after the downtime: its own duration and the downtime it caused.
+pub struct RollbackRow {
+    pub duration: String,
+    pub started: String,
+    pub active: bool,
+    /// Empty when it did not stop the controller.
+    pub clock: String,
+    pub started_iso: String,
+    pub ended_iso: String,
+    pub downtime_active: bool,
+}
+
 /// A button that acts on the run, with what the confirmation says.
 pub struct ActionButton {
     pub action: &'static str,
@@ -112,7 +124,8 @@ pub fn actions(run: &RunView) -> Vec<ActionButton> {
     if allowed(A::Approve) && !run.cancel_requested {
         out.push(Action::Approve);
     }
-    if allowed(A::Resume) {
+    // a preflight that failed its checks fails them again: a resume cannot help
+    if allowed(A::Resume) && !failed_its_checks(run) {
         out.push(Action::Resume);
     }
     if allowed(A::Cancel) && !run.cancel_requested {
@@ -126,6 +139,21 @@ pub fn actions(run: &RunView) -> Vec<ActionButton> {
     out.into_iter()
         .map(|a| ActionButton::for_action(a, run))
         .collect()
+}
+
+/// The run failed in step 1: its checks found what stops it, and nothing was changed.
+fn failed_its_checks(run: &RunView) -> bool {
+    run.state == RunState::Failed && run.current_step == Some(StepName::Preflight)
+}
+
+/// What to do next when the page offers no action that could help.
+fn next_step(run: &RunView) -> String {
+    if failed_its_checks(run) {
+        return "Nothing was changed. Running the same checks again fails the same way: fix what the checks below \
+                report, then start a new run from the dashboard."
+            .into();
+    }
+    String::new()
 }
 
 pub struct BackupRow {
@@ -155,13 +183,24 @@ pub struct RunPageView {
     pub created_at: String,
     pub finished_at: String,
     pub error: String,
+    /// How the error reads: `error` (red), `warn`, or `note` (a cancel before the downtime, a
+    /// rollback someone asked for: what happened, not a failure).
+    pub error_style: &'static str,
+    pub error_label: &'static str,
+    /// A migration: the page says from which database to k8s.
+    pub moves_to_k8s: bool,
+    /// Some step stops the controller (the legend explains the mark).
+    pub has_downtime: bool,
     pub rolling_back: bool,
     pub cancel_requested: bool,
     pub source: String,
     pub image: String,
     pub steps: Vec<StepRow>,
     pub downtime: Option<DowntimeRow>,
+    pub rollback: Option<RollbackRow>,
     pub actions: Vec<ActionButton>,
+    /// What to do when no action is offered that could help.
+    pub next_step: String,
     pub backups: Vec<BackupRow>,
     pub audit: Vec<AuditRow>,
 }
@@ -189,7 +228,21 @@ pub fn run_page_view(run: &RunView) -> RunPageView {
         })
         .collect();
     let controller = run.report.controller.as_ref();
+    let asked_rollback = run
+        .rollback_cause
+        .as_deref()
+        .is_some_and(|c| c.starts_with("manual rollback requested"));
+    let (error_style, error_label) = match run.state {
+        RunState::Cancelled if run.downtime.is_none() => ("note", "Cancelled"),
+        RunState::Cancelled => ("warn", "Cancelled and rolled back"),
+        RunState::RolledBack if asked_rollback => ("note", "Rolled back"),
+        _ => ("error", "Error"),
+    };
     RunPageView {
+        error_style,
+        error_label,
+        moves_to_k8s: run.kind == RunKind::Migrate,
+        has_downtime: run.steps.iter().any(|s| s.downtime) && !run.kind.is_read_only(),
         id: run.id.clone(),
         short_id: short_id(&run.id),
         title,
@@ -216,7 +269,27 @@ pub fn run_page_view(run: &RunView) -> RunPageView {
             clock: clock(d.seconds),
             active: d.ended_at.is_none() && !run.state.is_final(),
         }),
+        rollback: run.rollback.as_ref().map(|r| RollbackRow {
+            duration: duration_ms((r.seconds * 1000.0) as i64),
+            started: timestamp(&r.started_at),
+            active: r.finished_at.is_none(),
+            clock: r.downtime.as_ref().map(|d| clock(d.seconds)).unwrap_or_default(),
+            started_iso: r
+                .downtime
+                .as_ref()
+                .map(|d| iso(&d.started_at))
+                .unwrap_or_default(),
+            ended_iso: r
+                .downtime
+                .as_ref()
+                .and_then(|d| d.ended_at.as_ref())
+                .map(iso)
+                .unwrap_or_default(),
+            downtime_active: r.downtime.as_ref().is_some_and(|d| d.ended_at.is_none())
+                && !run.state.is_final(),
+        }),
         actions: actions(run),
+        next_step: next_step(run),
         backups: run
             .backups
             .iter()
