@@ -330,15 +330,15 @@ impl SimCluster {
 
     /// Adds `doc`'s rows to the `k8s` backend (whose schema exists), as another writer would.
     pub fn add_k8s_backend_rows(&self, doc: &ExportDocument) {
+        let release = linstor_fake::Release::modelling(&doc.linstor_version);
         let mut st = self.lock();
         for t in &doc.tables {
-            let Some(table) = linstor_fake::schema::table(&t.name) else {
+            let Some(table) = release.table(&t.name) else {
                 continue;
             };
             for row in &t.data {
-                let _ = st
-                    .k8s
-                    .create(table.plural(), linstor_fake::k8s::row_object(table, row));
+                let object = linstor_fake::k8s::row_object(release, table, row);
+                let _ = st.k8s.create(table.plural(), release.data_version(), object);
             }
         }
         st.touch();

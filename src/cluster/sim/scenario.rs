@@ -72,8 +72,19 @@ impl SimCluster {
         controller: &ControllerRef,
         scenario: DemoScenario,
     ) -> ClusterResult<()> {
-        // outside the lock: a database of 100k rows takes a moment to make
-        let slow = (scenario == DemoScenario::Slow100k).then(|| linstor_fake::dataset::sized(SLOW_ROWS));
+        // the database of the controller's own LINSTOR release, made outside the lock (100k rows
+        // take a moment)
+        let release = {
+            let st = self.lock();
+            st.etcd
+                .values()
+                .find(|e| e.namespace == controller.namespace && e.controllers.contains(&controller.name))
+                .map_or(linstor_fake::Release::LATEST, |e| {
+                    linstor_fake::Release::modelling(&e.data.linstor_version)
+                })
+        };
+        let slow =
+            (scenario == DemoScenario::Slow100k).then(|| linstor_fake::dataset::sized(release, SLOW_ROWS));
         let mut st = self.lock();
         let (ns, name) = (controller.namespace.as_str(), controller.name.as_str());
         // the operator's Deployment of a LinstorController is `<cr>-controller`

@@ -145,7 +145,10 @@ async fn another_linstor_on_the_k8s_backend_blocks_the_run_at_preflight() {
     let inst = Installation::new("e2e-foreign", Shape::Piraeus, 1).await;
     let group = "internal.linstor.linbit.com";
     let crds: Api<CustomResourceDefinition> = Api::all(inst.client.clone());
-    for (plural, kind, version) in [("nodes", "Nodes", "v1-19-1"), ("linstorversion", "LinstorVersion", "v1")] {
+    for (plural, kind, version) in [
+        ("nodes", "Nodes", "v1-19-1"),
+        ("linstorversion", "LinstorVersion", "v1"),
+    ] {
         let crd: CustomResourceDefinition = serde_json::from_value(json!({
             "metadata": {"name": format!("{plural}.{group}")},
             "spec": {"group": group, "scope": "Cluster",
@@ -166,8 +169,10 @@ async fn another_linstor_on_the_k8s_backend_blocks_the_run_at_preflight() {
     };
     let nodes_resource = resource("nodes", "Nodes", "v1-19-1");
     let nodes: Api<DynamicObject> = Api::all_with(inst.client.clone(), &nodes_resource);
-    let version: Api<DynamicObject> =
-        Api::all_with(inst.client.clone(), &resource("linstorversion", "LinstorVersion", "v1"));
+    let version: Api<DynamicObject> = Api::all_with(
+        inst.client.clone(),
+        &resource("linstorversion", "LinstorVersion", "v1"),
+    );
     observe::wait_for(Duration::from_secs(30), "the CRDs served", || async {
         nodes.list(&ListParams::default()).await.is_ok() && version.list(&ListParams::default()).await.is_ok()
     })
@@ -178,10 +183,7 @@ async fn another_linstor_on_the_k8s_backend_blocks_the_run_at_preflight() {
                                  "uuid": "00000000-0000-0000-0000-000000000000"}});
         nodes.create(&PostParams::default(), &o).await.unwrap();
     }
-    let mut v = DynamicObject::new(
-        "version",
-        &resource("linstorversion", "LinstorVersion", "v1"),
-    );
+    let mut v = DynamicObject::new("version", &resource("linstorversion", "LinstorVersion", "v1"));
     v.data = json!({"spec": {"version": 18}});
     version.create(&PostParams::default(), &v).await.unwrap();
 
@@ -201,9 +203,19 @@ async fn another_linstor_on_the_k8s_backend_blocks_the_run_at_preflight() {
             .unwrap_or_else(|| panic!("no failed {name} check: {checks:#?}"))
     };
     let foreign = message("k8s-backend");
-    assert!(foreign.contains("3 objects") && foreign.contains("kubectl get crd"), "{foreign}");
+    assert!(
+        foreign.contains("3 objects") && foreign.contains("kubectl get crd"),
+        "{foreign}"
+    );
     let schema = message("k8s-backend-schema");
     assert!(schema.contains("LINSTOR 1.25.1 writes it"), "{schema}");
-    assert_eq!(nodes.list(&ListParams::default()).await.unwrap().items.len(), 3, "every object is still there");
-    assert!(observe::rest_up(&inst.rest_url).await, "the controller kept running");
+    assert_eq!(
+        nodes.list(&ListParams::default()).await.unwrap().items.len(),
+        3,
+        "every object is still there"
+    );
+    assert!(
+        observe::rest_up(&inst.rest_url).await,
+        "the controller kept running"
+    );
 }
