@@ -1000,9 +1000,13 @@ fn long_downtime() -> SimTiming {
     }
 }
 
-/// Starts a migration and waits until it imports (the controller is down).
+/// Starts a migration with the tool's import (whose rows are written in the downtime; the delta
+/// import, the default, writes them before the stop) and waits until it imports (the controller
+/// is down).
 async fn migration_in_downtime(app: &common::TestApp) -> String {
-    let run = app.start("migrate", common::CONTROLLER, json!({})).await;
+    let run = app
+        .start("migrate", common::CONTROLLER, json!({"import": "tool"}))
+        .await;
     let id = run["id"].as_str().expect("run id").to_string();
     app.wait_for(&id, "the import", |r| {
         r["steps"]

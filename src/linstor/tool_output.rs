@@ -20,8 +20,8 @@ pub struct ToolOutput {
     pub exit_code: i32,
     pub stdout: Vec<String>,
     pub stderr: Vec<String>,
-    /// The process printed its `... finished` line and was stopped while it lingered, so its exit
-    /// code never came (LINSTOR 1.25.1 on the `k8s` backend lives on for about 60 s after it;
+    /// The process printed its `... finished` line (or its failure's stack trace) and was stopped
+    /// while it lingered, so its exit code never came (LINSTOR 1.25.1 on the `k8s` backend lives on for about 60 s after it;
     /// `fixtures/linstor-1.25.1/timing.txt`).
     pub stopped_after_finish: bool,
 }

@@ -85,8 +85,8 @@ async fn an_automatic_rollback_is_part_of_the_runs_downtime() {
     .await;
     app._dir = Some(dir);
 
-    // Act
-    let run = app.start("migrate", CONTROLLER, json!({})).await;
+    // Act: the tool's import, which the fault makes fail in the downtime
+    let run = app.start("migrate", CONTROLLER, json!({"import": "tool"})).await;
     let run = app.wait_state(run["id"].as_str().unwrap(), "rolled_back").await;
 
     // Assert: one downtime, ended by the rollback; no phase of its own

@@ -176,8 +176,9 @@ async fn one_active_run_per_controller_and_actions_are_audited() {
     assert_eq!(res.status(), 409);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["run_id"], id);
-    // another controller is free
-    let other = app.start("preflight", PLAIN_CONTROLLER, json!({})).await;
+    // another controller is free (for a backup: a preflight checks for a migration, which the
+    // run writing the cluster's one k8s backend blocks)
+    let other = app.start("backup", PLAIN_CONTROLLER, json!({})).await;
     app.wait_state(other["id"].as_str().unwrap(), "succeeded").await;
 
     // waiting: approve works once, as another caller

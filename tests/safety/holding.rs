@@ -15,7 +15,7 @@ use linstor_migrator::cluster::sim::{Fault, LeaseTrouble, Refusal};
 use linstor_migrator::db::Db;
 use linstor_migrator::engine::{Engine, EngineError};
 use linstor_migrator::metrics::Metrics;
-use linstor_migrator::model::{Actor, RunKind, RunState, StepName, StepState, VerifyMode};
+use linstor_migrator::model::{Actor, ImportMode, RunKind, RunState, StepName, StepState, VerifyMode};
 
 use super::{Bench, CR, engine, poll, request, settings, settle, step_running};
 
@@ -105,6 +105,8 @@ async fn a_run_failed_inside_the_downtime_keeps_its_controller_from_a_second_run
     let first = service(&bench, TTL).await;
     let mut req = request(RunKind::Migrate);
     req.options.auto_rollback = false;
+    // the tool's import, which the fault makes fail in the downtime
+    req.options.import = ImportMode::Tool;
     let (run, _) = first.create_run(req, &actor(), None).await.unwrap();
     let failed = settle(&first, &run.id).await;
     assert_eq!(failed.state, RunState::Failed, "{:?}", failed.error);

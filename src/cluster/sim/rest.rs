@@ -55,7 +55,7 @@ pub(crate) fn load_problem(st: &State, ns: &str, url: &str, release: Release) ->
     let own = release.recorded().k8s_schema_version;
     if let Some(found) = st.k8s.schema_version().filter(|v| *v > own) {
         return Some(format!(
-            "The database was created with a newer version of Linstor than currently installed              (LinstorVersion {found}, LINSTOR {release} knows {own})"
+            "The database was created with a newer version of Linstor than currently installed (LinstorVersion {found}, LINSTOR {release} knows {own})"
         ));
     }
     let t = tables_of(st, ns, url, release);

@@ -25,7 +25,11 @@ pub(super) fn plan(
         }
         ControllerKind::Deployment => format!("Deployment {}/{} replicas", c.namespace, c.deployment),
     };
-    let url = c.connection_url.clone().unwrap_or_else(|| "its database".into());
+    // shown to every reader of the run: without a password the URL may carry
+    let url = c
+        .connection_url
+        .as_deref()
+        .map_or_else(|| "its database".into(), crate::linstor::toml::redact_url);
     let replaced = backend.map_or(0, K8sBackendInventory::total_objects);
     let delta = options.import == ImportMode::Delta;
     let what = |step: StepName| -> String {

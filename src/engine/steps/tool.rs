@@ -10,7 +10,10 @@
 //! `... finished` line on the `k8s` backend (its HTTP client's idle threads; recorded in
 //! `fixtures/linstor-1.25.1/timing.txt`), with its work complete. A process that has not exited
 //! [`LINGER`] after that line is stopped by the guard, and gone, before anything else runs; the
-//! line, with no stack trace, then decides.
+//! line, with no stack trace, then decides. It lingers after a failure too (recorded: tool/17,
+//! the failed import over 1.33.3's objects): once the main thread's stack trace
+//! ([`FAILURE_HEADER`]) has been followed by [`LINGER`] of silence, the tool is stopped the same
+//! way and the run fails on that trace instead of waiting for the tool timeout.
 
 use std::time::Duration;
 
@@ -24,9 +27,39 @@ use crate::model::RunKind;
 /// Longest the guard may take to stop a leftover tool (it escalates to SIGKILL after 20 s).
 const STOP_PATIENCE: Duration = Duration::from_secs(60);
 
-/// How long a tool may take to exit after its `... finished` line before it is stopped (the
-/// tools that do not linger exit within a fraction of a second).
+/// How long a tool may stay silent and alive after its `... finished` line (or its failure's
+/// stack trace) before it is stopped (the tools that do not linger exit within a fraction of a
+/// second).
 const LINGER: Duration = Duration::from_secs(2);
+
+/// The first line of the stack trace of a failure that ended the tool's main thread; only its
+/// idle HTTP client threads may keep the process alive after it.
+const FAILURE_HEADER: &str = "Exception in thread \"main\"";
+
+/// What the tool's output has said so far: how many lines, and whether its last word (the
+/// `... finished` line or the main thread's stack trace) has come.
+#[derive(Debug, Clone, Copy, Default)]
+struct Said {
+    lines: u64,
+    finished: bool,
+    failed: bool,
+}
+
+/// Resolves once the tool has said its last word and then printed nothing for [`LINGER`].
+async fn silent_after_last_word(mut said: tokio::sync::watch::Receiver<Said>) -> Said {
+    if said.wait_for(|s| s.finished || s.failed).await.is_err() {
+        // the output ended without it: the exec's own end decides
+        std::future::pending::<()>().await;
+    }
+    loop {
+        let before = *said.borrow_and_update();
+        tokio::time::sleep(LINGER).await;
+        let now = *said.borrow();
+        if now.lines == before.lines {
+            return now;
+        }
+    }
+}
 
 /// The export file's name for a run of this kind.
 pub(super) fn backup_name(kind: RunKind) -> &'static str {
@@ -60,9 +93,8 @@ pub(super) async fn run_tool(c: &StepCtx<'_>, args: &[&str], finished: &str) -> 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<ExecLine>(1024);
     let log = c.log.clone();
     let step = c.step;
-    // told when the `... finished` line has arrived (and is stored)
-    let finished_seen = std::sync::Arc::new(tokio::sync::Notify::new());
-    let seen = finished_seen.clone();
+    // what the output has said so far (told once its lines are stored)
+    let (said_tx, said_rx) = tokio::sync::watch::channel(Said::default());
     let marker = finished.to_string();
     // Group commit: every line that arrived while the previous batch was being stored goes into
     // the next one (one transaction, one fsync), so a chatty tool does not wait on the disk line
@@ -86,10 +118,17 @@ pub(super) async fn run_tool(c: &StepCtx<'_>, args: &[&str], finished: &str) -> 
                 .collect();
             // a lost log line must not fail the tool run; the database error goes to stderr
             log.say_batch(Some(step), &lines).await;
-            for line in batch.drain(..) {
-                if line.stream == Stream::Stdout && line.line.trim_end().ends_with(&marker) {
-                    seen.notify_one();
+            said_tx.send_modify(|s| {
+                s.lines += batch.len() as u64;
+                for line in &batch {
+                    match line.stream {
+                        Stream::Stdout if line.line.trim_end().ends_with(&marker) => s.finished = true,
+                        Stream::Stderr if line.line.starts_with(FAILURE_HEADER) => s.failed = true,
+                        _ => {}
+                    }
                 }
+            });
+            for line in batch.drain(..) {
                 let kept = match line.stream {
                     Stream::Stdout => &mut output.stdout,
                     Stream::Stderr => &mut output.stderr,
@@ -111,25 +150,26 @@ pub(super) async fn run_tool(c: &StepCtx<'_>, args: &[&str], finished: &str) -> 
         c.stop.clone(),
     );
     let timeout = c.inner.settings.tool_timeout;
-    let lingered = async {
-        finished_seen.notified().await;
-        tokio::time::sleep(LINGER).await;
-    };
     let ended = tokio::time::timeout(timeout, async {
         tokio::select! {
-            r = exec => Some(r),
-            () = lingered => None,
+            r = exec => Ok(r),
+            said = silent_after_last_word(said_rx) => Err(said),
         }
     })
     .await;
     let outcome = match ended {
-        Ok(Some(r)) => r,
-        Ok(None) => {
+        Ok(Ok(r)) => r,
+        Ok(Err(said)) => {
             // done, but not gone: the dropped exec's process is stopped, and gone, before
             // anything else runs
+            let what = if said.finished {
+                format!("printed {finished:?}")
+            } else {
+                "failed (its stack trace is above)".to_string()
+            };
             c.info(&format!(
-                "linstor-database printed {finished:?} and has not exited {} s later (LINSTOR 1.25.1's HTTP \
-                 client keeps its process alive for about 60 s on the k8s backend); its work is done: stopping it",
+                "linstor-database {what} and has not exited {} s later (LINSTOR 1.25.1's HTTP client keeps its \
+                 process alive for about 60 s on the k8s backend); it has ended its work: stopping it",
                 LINGER.as_secs()
             ))
             .await?;
