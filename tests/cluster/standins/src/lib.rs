@@ -11,12 +11,15 @@
 //! `linstor-database` binary), [`rest`] (the `linstor-rest` binary), [`dataset`] (the etcd data
 //! the tests start from), [`operator`] (the `piraeus-operator` binary: Piraeus Operator v1's
 //! LinstorController reconciler), [`podfs`] (pod volumes on this machine, which KWOK does not
-//! materialise), [`pace`] (the tool's recorded durations, for the downtime benchmark).
+//! materialise), [`pace`] (the tool's recorded durations, for the downtime benchmark),
+//! [`faultproxy`] (the `kube-fault-proxy` binary: an API server that answers 500, resets or hangs
+//! when a test says so).
 
 pub mod backend;
 pub mod dataset;
 pub mod dbtool;
 pub mod fault;
+pub mod faultproxy;
 pub mod operator;
 pub mod pace;
 pub mod podfs;
