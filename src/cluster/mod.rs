@@ -403,6 +403,13 @@ pub trait Cluster: Send + Sync + 'static {
     async fn acquire_lease(&self, ns: &str, name: &str, holder: &str, ttl: Duration) -> ClusterResult<bool>;
     /// Give up the Lease when `holder` has it.
     async fn release_lease(&self, ns: &str, name: &str, holder: &str) -> ClusterResult<()>;
+    /// Since when (this process's clock) `acquire_lease` has seen another holder's Lease
+    /// unchanged: its expiry counts from then. `None` when the last look found it free or
+    /// `holder`'s, or when this cluster does not judge expiry that way (then a Lease that is not
+    /// free is simply someone else's).
+    fn lease_unchanged_since(&self, _ns: &str, _name: &str, _holder: &str) -> Option<std::time::Instant> {
+        None
+    }
 
     // --- LINSTOR -----------------------------------------------------------------------------
     /// A client for the LINSTOR REST API of a controller (`service` in `ns`, `https` with the

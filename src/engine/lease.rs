@@ -148,8 +148,11 @@ impl Leases {
         }
     }
 
-    /// For a run about to be created: the Lease when this process has it or gets it at once;
-    /// otherwise what stands in the way (another process holds it, or the cluster's error).
+    /// For a run about to be created: the Lease when this process has it or gets it; otherwise
+    /// what stands in the way (another process holds it, or the cluster's error). Another
+    /// holder's Lease is looked at until it changes (a live holder renews it: refused) or has
+    /// stayed the same for its duration (an abandoned one, taken), as a fresh process cannot tell
+    /// the two apart at first sight: at most about a Lease duration.
     pub async fn take(&self, inner: &Inner, controller: &ControllerRef) -> Result<LeaseUse, Holding> {
         if !inner.settings.leases {
             return Ok(LeaseUse {
@@ -158,21 +161,41 @@ impl Leases {
             });
         }
         let (use_, mut state) = self.use_of(inner, controller);
-        let answered = state
-            .wait_for(|h| !matches!(h, Holding::Trying) && !matches!(h, Holding::Held(t) if t.is_cancelled()))
-            .await
-            .map(|h| h.clone());
-        match answered {
-            Ok(Holding::Held(_)) => Ok(use_),
-            Ok(other) => {
-                use_.done(inner).await;
-                Err(other)
+        let (ns, name) = (&controller.namespace, lease_name(controller));
+        let holder = &inner.settings.instance_id;
+        let (_, _, retry) = timing(inner.settings.lease_ttl);
+        // the first sight of someone else's Lease, and when our watch of it ends
+        let mut watching: Option<(std::time::Instant, Instant)> = None;
+        let refusal = loop {
+            let now = state.borrow_and_update().clone();
+            match now {
+                Holding::Held(token) if !token.is_cancelled() => return Ok(use_),
+                Holding::Theirs => {
+                    let since = inner.cluster.lease_unchanged_since(ns, &name, holder);
+                    match (since, watching) {
+                        // the cluster cannot tell an abandoned Lease from a live one
+                        (None, _) => break Holding::Theirs,
+                        (Some(since), None) => {
+                            let until = Instant::now() + inner.settings.lease_ttl + retry * 2;
+                            watching = Some((since, until));
+                        }
+                        (Some(since), Some((first, _))) if since != first => break Holding::Theirs,
+                        (Some(_), Some(_)) => {}
+                    }
+                }
+                Holding::Failing(e) => break Holding::Failing(e),
+                Holding::Trying | Holding::Held(_) => {}
             }
-            Err(_) => {
-                use_.done(inner).await;
-                Err(Holding::Failing("the Lease keeper stopped".into()))
+            let until = watching.map_or_else(|| Instant::now() + inner.settings.lease_ttl, |(_, u)| u);
+            tokio::select! {
+                changed = state.changed() => if changed.is_err() {
+                    break Holding::Failing("the Lease keeper stopped".into());
+                },
+                () = tokio::time::sleep_until(until) => break Holding::Theirs,
             }
-        }
+        };
+        use_.done(inner).await;
+        Err(refusal)
     }
 
     /// For a task about to drive a run: waits until the Lease is this process's (saying once in

@@ -13,7 +13,9 @@
 # Results in DIR:
 #   kubeconfig   admin (system:masters) client-cert kubeconfig
 #   env          shell exports: KUBECONFIG, CLUSTER_API_SERVER, CLUSTER_BIN, CLUSTER_DIR,
-#                CLUSTER_CA_CERT, CLUSTER_ETCD_URL, CLUSTER_*_PID, ...
+#                CLUSTER_CA_CERT, CLUSTER_ETCD_URL, CLUSTER_*_PID, ..., and with the
+#                kube-fault-proxy (when built: target/debug/kube-fault-proxy) CLUSTER_FAULT_PROXY
+#                (plain HTTP in front of the API server) and CLUSTER_FAULT_PROXY_CONTROL
 #   pki/         CA, serving and client certificates, ServiceAccount signing key pair
 #
 # Environment: CLUSTER_BIN (bin dir; default: output of build.sh), KWOK_NODES (default 3),
@@ -390,6 +392,23 @@ done
 wait_for "$KWOK_NODES nodes Ready" "$KUBECTL" wait --for=condition=Ready --timeout=5s node --all
 wait_for "serviceaccount default/default" "$KUBECTL" -n default get serviceaccount default
 
+# --- the fault-injecting proxy (the cluster suite's service reaches the API server through it) ---
+# Started when its binary is there (tests/cluster/e2e builds it first; KUBE_FAULT_PROXY_BIN
+# overrides where it is, empty: none); plain HTTP on loopback in front of the API server's TLS.
+FAULT_PROXY_BIN=${KUBE_FAULT_PROXY_BIN-$HERE/../../target/debug/kube-fault-proxy}
+FAULT_PROXY_ENV=""
+if [[ -x $FAULT_PROXY_BIN ]]; then
+  PROXY_PORT=$(free_port)
+  PROXY_CONTROL_PORT=$(free_port)
+  launch kube-fault-proxy "$FAULT_PROXY_BIN" --listen "127.0.0.1:$PROXY_PORT" \
+    --control "127.0.0.1:$PROXY_CONTROL_PORT" --upstream "$API_URL" --ca "$PKI/ca.crt"
+  ready kube-fault-proxy curl -fsS "http://127.0.0.1:$PROXY_CONTROL_PORT/stats"
+  FAULT_PROXY_ENV="export CLUSTER_FAULT_PROXY=http://127.0.0.1:$PROXY_PORT
+export CLUSTER_FAULT_PROXY_CONTROL=http://127.0.0.1:$PROXY_CONTROL_PORT"
+else
+  log "no $FAULT_PROXY_BIN: no fault-injecting proxy (cargo build -p linstor-standins --bins)"
+fi
+
 # --- env -----------------------------------------------------------------------------------------
 cat >"$DIR/env" <<EOF
 # Written by tests/cluster/start.sh; source it.
@@ -406,6 +425,7 @@ export CLUSTER_KUBE_APISERVER_PID=$(cat "$RUN/kube-apiserver.pid")
 export CLUSTER_KUBE_CONTROLLER_MANAGER_PID=$(cat "$RUN/kube-controller-manager.pid")
 export CLUSTER_KUBE_SCHEDULER_PID=$(cat "$RUN/kube-scheduler.pid")
 export CLUSTER_KWOK_PID=$(cat "$RUN/kwok.pid")
+$FAULT_PROXY_ENV
 EOF
 trap - ERR
 log "control plane up in $((SECONDS - start_all))s: $API_URL (source $DIR/env)"

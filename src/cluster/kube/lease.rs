@@ -66,6 +66,17 @@ impl Observations {
         }
         entry.clone()
     }
+
+    /// Since when the Lease was last seen unchanged, when another holder than `holder` had it.
+    pub(super) fn unchanged_since(&self, ns: &str, name: &str, holder: &str) -> Option<Instant> {
+        let seen = self.0.lock().expect("lease observations");
+        let o = seen.get(&(ns.to_string(), name.to_string()))?;
+        match o.spec.holder_identity.as_deref() {
+            None | Some("") => None,
+            Some(h) if h == holder => None,
+            Some(_) => Some(o.since),
+        }
+    }
 }
 
 /// Who holds the Lease `seen`, from the asking `holder`'s view at `now`: another holder's Lease
@@ -264,6 +275,10 @@ mod tests {
             obs.note("ns", "other-lease", &renewed, t0 + secs(62)).since,
             t0 + secs(62)
         );
+        // what a taker asks while it watches: since when another holder's Lease stood still
+        assert_eq!(obs.unchanged_since("ns", "l", "me"), Some(t0 + secs(31)));
+        assert_eq!(obs.unchanged_since("ns", "l", "other"), None, "one's own");
+        assert_eq!(obs.unchanged_since("ns", "never-seen", "me"), None);
     }
 
     #[test]

@@ -342,6 +342,10 @@ impl Cluster for KubeCluster {
         lease::release(&self.client, ns, name, holder).await
     }
 
+    fn lease_unchanged_since(&self, ns: &str, name: &str, holder: &str) -> Option<std::time::Instant> {
+        self.leases.unchanged_since(ns, name, holder)
+    }
+
     async fn linstor_api(
         &self,
         ns: &str,

@@ -11,7 +11,9 @@
 //! `linstor-database` binary), [`rest`] (the `linstor-rest` binary), [`dataset`] (the etcd data
 //! the tests start from), [`operator`] (the `piraeus-operator` binary: Piraeus Operator v1's
 //! LinstorController reconciler), [`podfs`] (pod volumes on this machine, which KWOK does not
-//! materialise), [`pace`] (the tool's recorded durations, for the downtime benchmark).
+//! materialise), [`pace`] (the tool's recorded durations, for the downtime benchmark),
+//! [`faultproxy`] (the `kube-fault-proxy` binary: an API server that answers 500, resets or hangs
+//! when a test says so).
 //!
 //! Each stand-in is the LINSTOR release of the controller image it runs as ([`image_version`]):
 //! the tool the migration pod's image (which [`podfs`] writes where the tool finds it), the REST
@@ -21,6 +23,7 @@ pub mod backend;
 pub mod dataset;
 pub mod dbtool;
 pub mod fault;
+pub mod faultproxy;
 pub mod operator;
 pub mod pace;
 pub mod podfs;

@@ -262,6 +262,8 @@ impl Installation {
             std::fs::create_dir_all(d).unwrap();
         }
         fresh_namespace(&client, ns).await;
+        // no fault of an earlier test (one that failed half way) is left in force
+        s.clear_faults().await;
         // the tool runs in the controller's image: its LINSTOR version is the image's
         let (controller, deployment, config_map, etcd_url, etcd_sts, preset, version) = match shape {
             Shape::Piraeus => (

@@ -275,7 +275,8 @@ impl CopyTimes {
 /// machine) out three times each way, with the service's credentials; returns the best times.
 pub async fn copy_times(inst: &Installation, pod: &str, file: &std::path::Path) -> CopyTimes {
     let s = suite();
-    let kc = kube::config::Kubeconfig::read_from(&s.service_kubeconfig).unwrap();
+    // straight to the API server, as `kubectl cp` goes
+    let kc = kube::config::Kubeconfig::read_from(&s.direct_kubeconfig).unwrap();
     let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
         .await
         .unwrap();
@@ -306,7 +307,7 @@ pub async fn copy_times(inst: &Installation, pod: &str, file: &std::path::Path) 
         let dest = inst.dir.join(format!("kubectl-cp-{i}"));
         let t = std::time::Instant::now();
         let status = tokio::process::Command::new(&s.kubectl)
-            .env("KUBECONFIG", &s.service_kubeconfig)
+            .env("KUBECONFIG", &s.direct_kubeconfig)
             .args(["cp", "-c", "migration", &format!("{}/{pod}:{path}", inst.ns)])
             .arg(&dest)
             .output()

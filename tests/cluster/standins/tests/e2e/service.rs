@@ -35,6 +35,11 @@ impl Drop for Service {
 impl Service {
     /// Starts the service for `inst`; returns once `/livez` answers.
     pub async fn start(inst: &Installation) -> Service {
+        Self::start_with(inst, &[]).await
+    }
+
+    /// [`Service::start`] with more environment (e.g. `LINSTOR_MIGRATOR_KUBE_TIMEOUT`).
+    pub async fn start_with(inst: &Installation, more_env: &[(&str, &str)]) -> Service {
         let s = suite();
         let port = free_port();
         let path = |p: &PathBuf| p.display().to_string();
@@ -57,7 +62,7 @@ impl Service {
             "--backup-dir".into(),
             path(&inst.backup_dir),
         ];
-        let env = vec![
+        let mut env = vec![
             ("KUBECONFIG".to_string(), path(&s.service_kubeconfig)),
             ("LINSTOR_MIGRATOR_TOKEN".into(), TOKEN.into()),
             // the same identity after a restart, as a restarted container of one pod has
@@ -67,6 +72,7 @@ impl Service {
                 std::env::var("E2E_SERVICE_LOG").unwrap_or_else(|_| "info,kube=warn,hyper=warn".into()),
             ),
         ];
+        env.extend(more_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(30))

@@ -13,7 +13,7 @@ pub const RELEASE_NS: &str = "linstor-migrator";
 /// The ClusterRoleBinding that gives the controllers' ServiceAccounts the k8s-backend rights.
 pub const K8S_BACKEND_BINDING: &str = "linstor-migrator-k8s-backend";
 /// One namespace per test; the chart binds the k8s-backend rights to `linstor-controller` in each.
-pub const NAMESPACES: [&str; 21] = [
+pub const NAMESPACES: [&str; 23] = [
     "piraeus-datastore",
     "e2e-rollback",
     "e2e-resume",
@@ -35,6 +35,8 @@ pub const NAMESPACES: [&str; 21] = [
     "e2e-v1-33-3-tool",
     "e2e-v1-25-1-rollback",
     "e2e-v1-25-1-delta-equal",
+    "e2e-faults",
+    "e2e-processes",
 ];
 
 /// The binaries under test.
@@ -54,8 +56,13 @@ pub struct Suite {
     pub repo: PathBuf,
     /// Where tests keep their files (pod "filesystems", logs, data dirs).
     pub work: PathBuf,
-    /// Kubeconfig with the service ServiceAccount's token.
+    /// Kubeconfig with the service ServiceAccount's token, through the fault-injecting proxy
+    /// when start.sh started one (`CLUSTER_FAULT_PROXY`).
     pub service_kubeconfig: PathBuf,
+    /// The same ServiceAccount, straight to the API server (a CLI beside the service).
+    pub direct_kubeconfig: PathBuf,
+    /// The control API of the fault-injecting proxy, when there is one.
+    pub fault_proxy_control: Option<String>,
     pub bins: Bins,
 }
 
@@ -108,10 +115,14 @@ impl Suite {
 
     /// A kubeconfig for a bearer token (the CA by path: every client here runs on this machine).
     pub fn write_token_kubeconfig(&self, path: &Path, token: &str, namespace: &str) {
+        let cluster = serde_json::json!({"server": self.api_server, "certificate-authority": self.ca_cert});
+        Self::write_kubeconfig(path, cluster, token, namespace);
+    }
+
+    fn write_kubeconfig(path: &Path, cluster: serde_json::Value, token: &str, namespace: &str) {
         let config = serde_json::json!({
             "apiVersion": "v1", "kind": "Config",
-            "clusters": [{"name": "e2e", "cluster": {"server": self.api_server,
-                                                     "certificate-authority": self.ca_cert}}],
+            "clusters": [{"name": "e2e", "cluster": cluster}],
             "users": [{"name": "token", "user": {"token": token}}],
             "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "token", "namespace": namespace}}],
             "current-context": "e2e",
@@ -193,6 +204,8 @@ impl Suite {
             kubectl: PathBuf::from(std::env::var("KUBECTL").unwrap_or_else(|_| "/usr/bin/kubectl".into())),
             repo,
             service_kubeconfig: work.join("service.kubeconfig"),
+            direct_kubeconfig: work.join("direct.kubeconfig"),
+            fault_proxy_control: std::env::var("CLUSTER_FAULT_PROXY_CONTROL").ok(),
             work,
             bins: Bins {
                 migrator,
@@ -229,11 +242,36 @@ impl Suite {
         std::fs::write(suite.work.join("chart-rbac.yaml"), &rbac).unwrap();
         run(suite.kubectl().args(["apply", "-f", "-"]), Some(&rbac));
         let token = suite.token(RELEASE_NS, RELEASE);
-        suite.write_token_kubeconfig(&suite.service_kubeconfig, &token, RELEASE_NS);
+        suite.write_token_kubeconfig(&suite.direct_kubeconfig, &token, RELEASE_NS);
+        match std::env::var("CLUSTER_FAULT_PROXY") {
+            // plain HTTP on loopback to the proxy, which speaks TLS to the API server
+            Ok(proxy) => Self::write_kubeconfig(
+                &suite.service_kubeconfig,
+                serde_json::json!({"server": proxy}),
+                &token,
+                RELEASE_NS,
+            ),
+            Err(_) => suite.write_token_kubeconfig(&suite.service_kubeconfig, &token, RELEASE_NS),
+        }
         suite
     }
 
     /// Appends a line to the measurement report (`E2E_REPORT`) and prints it.
+    /// Lifts every rule of the fault-injecting proxy, when there is one.
+    pub async fn clear_faults(&self) {
+        let Some(control) = &self.fault_proxy_control else {
+            return;
+        };
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let r = http
+            .put(format!("{control}/rules"))
+            .json(&serde_json::json!([]))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "PUT /rules: {}", r.status());
+    }
+
     pub fn report(&self, line: &str) {
         use std::io::Write;
         eprintln!("REPORT {line}");
