@@ -70,7 +70,7 @@ pub(super) async fn run(c: &mut StepCtx<'_>) -> StepResult {
         &info,
         &c.run.options,
         &c.run.id,
-        c.ctx.k8s_backend_before.as_ref(),
+        c.ctx.backend_to_replace,
     );
     c.ctx.plan = planned
         .steps

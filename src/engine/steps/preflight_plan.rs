@@ -2,7 +2,6 @@
 //! will do, step by step from the kind's own list of steps, which of them stop the controller,
 //! and what it changes in the cluster.
 
-use crate::cluster::K8sBackendInventory;
 use crate::cluster::controller::{ControllerInfo, ControllerKind};
 use crate::cluster::pod::MigrationObjects;
 use crate::engine::{PlannedStep, RunPlan};
@@ -15,7 +14,7 @@ pub(super) fn plan(
     c: &ControllerInfo,
     options: &RunOptions,
     run_id: &str,
-    backend: Option<&K8sBackendInventory>,
+    replaced: Option<u64>,
 ) -> RunPlan {
     let migrate = kind == RunKind::Migrate;
     let objects = MigrationObjects::for_run(&c.name, run_id);
@@ -30,8 +29,12 @@ pub(super) fn plan(
         .connection_url
         .as_deref()
         .map_or_else(|| "its database".into(), crate::linstor::toml::redact_url);
-    let replaced = backend.map_or(0, K8sBackendInventory::total_objects);
-    let delta = options.import == ImportMode::Delta;
+    // only what an earlier run of this service provably left is deleted (a foreign backend fails
+    // the preflight instead)
+    let replaced = replaced.unwrap_or(0);
+    // the mode step 4 will choose (it decides again from the export's own LINSTOR version)
+    let (import, _) = super::prepare_target::choose_import(options.import, c.linstor_version.as_deref());
+    let delta = import == ImportMode::Delta;
     let what = |step: StepName| -> String {
         match step {
             StepName::Preflight => "these checks; nothing is changed".into(),
@@ -122,7 +125,7 @@ pub(super) fn plan(
         .collect();
     RunPlan {
         kind,
-        import: migrate.then_some(options.import),
+        import: migrate.then_some(import),
         verify: migrate.then_some(options.verify),
         approval_gate: options.approve_before_downtime && !kind.is_read_only(),
         steps,
@@ -242,6 +245,34 @@ mod tests {
             "{:?}",
             p.changes
         );
+        // the default (auto) plans what step 4 will choose: the delta for a recorded LINSTOR,
+        // the tool's import for another
+        let auto = plan(
+            RunKind::Migrate,
+            &info(),
+            &RunOptions::default(),
+            "run-1",
+            Some(12),
+        );
+        assert_eq!(auto.import, Some(ImportMode::Delta));
+        assert!(
+            auto.steps[3].what.contains("delete the 12 objects"),
+            "{:?}",
+            auto.steps[3]
+        );
+        let unrecorded = ControllerInfo {
+            linstor_version: Some("1.28.0".into()),
+            ..info()
+        };
+        let tool = plan(
+            RunKind::Migrate,
+            &unrecorded,
+            &RunOptions::default(),
+            "run-1",
+            None,
+        );
+        assert_eq!(tool.import, Some(ImportMode::Tool));
+        assert!(tool.steps[7].what.contains("import-db"), "{:?}", tool.steps[7]);
         let backup = plan(RunKind::Backup, &info(), &RunOptions::default(), "run-1", None);
         assert_eq!(backup.import, None);
         assert!(backup.changes.iter().all(|c| !c.contains("k8s backend")));
