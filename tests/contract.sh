@@ -73,7 +73,7 @@ wait_for() {
 api() { curl -fsS -H "Authorization: Bearer $TOKEN" "$@"; }
 wait_for 60 "/livez answer" curl -fsS -o /dev/null "$base/livez"
 
-log "runs to fuzz: a migration waiting for approval, one that succeeded (with backups), one that failed, an upgrade plan"
+log "runs to fuzz: a backup waiting for approval, one that succeeded (with backups), one that failed, an upgrade plan"
 python3 - "$base" "$TOKEN" >"$WORK/seeded.toml" <<'PY' || fail "the runs to fuzz did not come about"
 """Starts runs on the demo and prints a schemathesis config section with their ids.
 
@@ -107,9 +107,10 @@ def start(controller, want, kind="migrate", **options):
     return run["id"]
 
 
-# The order matters: the waiting run passes preflight while the k8s backend is empty; the second
-# migration of the same controller fails at preflight, as its backend is k8s now.
-waiting = start("storage/linstor-controller", "waiting", approve_before_downtime=True)
+# The waiting run is a backup: a migration waiting at the gate has written the cluster's one k8s
+# backend already (schema, pre-copy), which keeps every other migration off it until it ends. The
+# second migration of the same controller fails at preflight, as its backend is k8s now.
+waiting = start("storage/linstor-controller", "waiting", kind="backup", approve_before_downtime=True)
 succeeded = start("piraeus-datastore/piraeus-op-cs", "succeeded")
 failed = start("piraeus-datastore/piraeus-op-cs", "failed")
 # a plan of the rest of the v1 -> v2 upgrade: the only kind of run that has one
