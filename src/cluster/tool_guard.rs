@@ -58,9 +58,18 @@ mod tests {
 
     use super::*;
 
+    /// Alive by the kernel's state of the process: neither zombie nor dead (a zombie is gone as
+    /// far as the guard is concerned). Not by a non-empty `/proc/<pid>/cmdline`: a process inside
+    /// its `execve` (the guard's `exec` of the tool) has none for a moment, which under load is
+    /// long enough to be seen.
     fn alive(pid: u32) -> bool {
-        // a zombie has no command line: it is gone as far as the guard is concerned
-        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty())
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            // `pid (comm) state ...`: comm may hold spaces and parentheses, the state follows the
+            // last ')'
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_some_and(|state| state != "Z" && state != "X")
+        })
     }
 
     fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
