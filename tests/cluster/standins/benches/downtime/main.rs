@@ -1,15 +1,18 @@
 //! Downtime benchmark: whole migrations on the loopback control plane (tests/cluster/start.sh)
-//! at three dataset sizes, each with `options.import = "tool"` and with `"delta"`, side by side.
-//! Per migration: the controller's downtime (stop begun -> ready again) split per step, the
-//! `linstor-database` runs inside it, the controller's own start, the service's overhead, the
-//! rows written during the downtime, and the peak memory of the service's process; per size the
-//! copy-out of the backup against `kubectl cp`. The stand-in tool takes the real tool's recorded
-//! time (`LINSTOR_STANDIN_PACE=recorded`, `linstor_standins::pace`).
+//! per LINSTOR release and dataset size, each with the default options (`import: auto`, the
+//! delta for a recorded release) and with `options.import = "tool"`, side by side. Per migration:
+//! the controller's downtime (stop begun -> ready again) split per step, the `linstor-database`
+//! runs inside it, the controller's own start, the service's overhead, the rows written during
+//! the downtime, and the peak memory of the service's process; per size the copy-out of the backup against `kubectl cp`. The stand-in tool takes the real tool's recorded
+//! time of its release (`LINSTOR_STANDIN_PACE=recorded`, `linstor_standins::pace`), and the
+//! controller's pod the recorded start of its release at the dataset's size
+//! (`pace::controller_start`).
 //!
 //! `tests/cluster/bench` starts the control plane and runs it; under `cargo test`, or without a
 //! control plane (`CLUSTER_DIR` unset), it explains itself and does nothing.
-//! Env: `BENCH_SIZES` (default `1k,20k,100k`), `BENCH_IMPORTS` (default `tool,delta`; the
-//! copy-out is measured after the last), `BENCH_REPORT` (a file for the markdown).
+//! Env: `BENCH_RELEASES` (default `1.25.1,1.33.3`), `BENCH_SIZES` (default `20k`),
+//! `BENCH_IMPORTS` (default `default,tool`; also `delta`; the copy-out is measured after the
+//! last), `BENCH_REPORT` (a file for the markdown).
 //! It reuses the cluster tests' modules (tests/e2e): installation, service, measurements.
 
 #[allow(dead_code)]
@@ -48,8 +51,9 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
+use linstor_fake::Release;
 use linstor_migrator::linstor::export::ExportDocument;
-use linstor_standins::pace::Pace;
+use linstor_standins::pace::{self, Pace};
 use serde_json::{Value, json};
 
 use install::{Contents, ControllerPace, Installation, Shape};
@@ -79,13 +83,27 @@ fn main() -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let sizes = sizes(&std::env::var("BENCH_SIZES").unwrap_or_else(|_| "1k,20k,100k".into()))?;
-    let modes = modes(&std::env::var("BENCH_IMPORTS").unwrap_or_else(|_| "tool,delta".into()))?;
+    let releases = releases(&std::env::var("BENCH_RELEASES").unwrap_or_else(|_| "1.25.1,1.33.3".into()))?;
+    let sizes = sizes(&std::env::var("BENCH_SIZES").unwrap_or_else(|_| "20k".into()))?;
+    let modes = modes(&std::env::var("BENCH_IMPORTS").unwrap_or_else(|_| "default,tool".into()))?;
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?
-        .block_on(bench(sizes, modes))
+        .block_on(bench(releases, sizes, modes))
+}
+
+/// `1.25.1,1.33.3` -> the releases the model plays.
+fn releases(list: &str) -> anyhow::Result<Vec<Release>> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|v| {
+            Release::of(v).with_context(|| {
+                format!("BENCH_RELEASES: {v:?} is not a recorded LINSTOR release (1.25.1, 1.33.3)")
+            })
+        })
+        .collect()
 }
 
 /// `1k,20k,100k` -> labels and row counts.
@@ -104,52 +122,63 @@ fn sizes(list: &str) -> anyhow::Result<Vec<(String, usize)>> {
         .collect()
 }
 
-/// `tool,delta` -> the import modes, in that order.
+/// `default,tool` -> the import options, in that order (`default`: none given).
 fn modes(list: &str) -> anyhow::Result<Vec<&'static str>> {
     list.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|m| match m {
+            "default" => Ok("default"),
             "tool" => Ok("tool"),
             "delta" => Ok("delta"),
-            other => bail!("BENCH_IMPORTS: {other:?} is not an import mode (tool, delta)"),
+            other => bail!("BENCH_IMPORTS: {other:?} is not an import option (default, tool, delta)"),
         })
         .collect()
 }
 
-async fn bench(sizes: Vec<(String, usize)>, modes: Vec<&'static str>) -> anyhow::Result<()> {
+async fn bench(
+    releases: Vec<Release>,
+    sizes: Vec<(String, usize)>,
+    modes: Vec<&'static str>,
+) -> anyhow::Result<()> {
     let started = chrono::Utc::now();
     let load_before = machine::load();
     let mut results = Vec::new();
-    for (label, target) in sizes {
-        let doc = linstor_fake::dataset::sized(linstor_fake::Release::LATEST, target);
-        let count = |t: &str| doc.table(t).map_or(0, |t| t.data.len());
-        let mut result = SizeResult {
-            label: label.clone(),
-            rows: doc.total_rows(),
-            resource_definitions: count("RESOURCE_DEFINITIONS"),
-            volumes: count("VOLUMES"),
-            runs: Vec::new(),
-            copy: None,
-        };
-        for (i, mode) in modes.iter().copied().enumerate() {
-            eprintln!(
-                "[bench {}] {label} ({} rows): migration with import = {mode}",
-                chrono::Utc::now().format("%H:%M:%S"),
-                result.rows
-            );
-            let copy = i + 1 == modes.len();
-            let (measured, copy_out) = migrate(&doc, mode, copy).await?;
-            eprintln!(
-                "[bench] {label} {mode}: downtime {:.2} s",
-                measured.downtime.total()
-            );
-            result.runs.push(measured);
-            result.copy = result.copy.or(copy_out);
+    for release in releases {
+        for (label, target) in &sizes {
+            let doc = linstor_fake::dataset::sized(release, *target);
+            let count = |t: &str| doc.table(t).map_or(0, |t| t.data.len());
+            let mut result = SizeResult {
+                release,
+                label: label.clone(),
+                rows: doc.total_rows(),
+                resource_definitions: count("RESOURCE_DEFINITIONS"),
+                volumes: count("VOLUMES"),
+                runs: Vec::new(),
+                copy: None,
+            };
+            for (i, mode) in modes.iter().copied().enumerate() {
+                eprintln!(
+                    "[bench {}] LINSTOR {} {label} ({} rows): migration with import = {mode}",
+                    chrono::Utc::now().format("%H:%M:%S"),
+                    release.version(),
+                    result.rows
+                );
+                let copy = i + 1 == modes.len();
+                let (measured, copy_out) = migrate(release, &doc, mode, copy).await?;
+                eprintln!(
+                    "[bench] {} {label} {mode}: downtime {:.2} s, service overhead {:.2} s",
+                    release.version(),
+                    measured.downtime.total(),
+                    measured.downtime.overhead()
+                );
+                result.runs.push(measured);
+                result.copy = result.copy.or(copy_out);
+            }
+            results.push(result);
+            // after every size, so that an interrupted run keeps what it measured
+            write_report(&results, started, &load_before, false)?;
         }
-        results.push(result);
-        // after every size, so that an interrupted run keeps what it measured
-        write_report(&results, started, &load_before, false)?;
     }
     write_report(&results, started, &load_before, true)?;
     Ok(())
@@ -169,19 +198,32 @@ fn write_report(
             machine::describe(),
             machine::load()
         ),
-        format!(
-            "Stand-in `linstor-database` paced `{PACE}`: {}.",
-            Pace::RECORDED.describe()
-        ),
+        format!("Stand-in `linstor-database` paced `{PACE}` (timing.txt of each release):"),
+    ];
+    let mut seen = Vec::new();
+    for r in results {
+        if seen.contains(&r.release) {
+            continue;
+        }
+        seen.push(r.release);
+        lines.push(format!(
+            "- {}: tool: {}; controller start: {}.",
+            r.release.version(),
+            Pace::recorded(r.release).describe(),
+            pace::describe_controller_start(r.release)
+        ));
+    }
+    lines.extend([
         format!(
             "Service: {}.",
             std::env::var("BENCH_BINARY_LABEL").unwrap_or_else(|_| "the host's release build".into())
         ),
-        "Controller: the REST stand-in (loads the database when its KWOK pod is Ready; no JVM). \
-         Times in seconds; the step columns are the downtime's steps."
+        "Controller: the REST stand-in; its KWOK pod becomes Ready after the release's recorded start \
+         at the dataset's size, then the stand-in loads the database (its own load time adds to the \
+         recorded start). Times in seconds; the step columns are the downtime's steps."
             .into(),
         String::new(),
-    ];
+    ]);
     lines.extend(report::markdown(results));
     let text = lines.join("\n") + "\n";
     if print {
@@ -193,9 +235,10 @@ fn write_report(
     Ok(())
 }
 
-/// One whole migration of `doc` with `options.import = mode`, in a fresh installation; with
-/// `copy`, also the backup's copy-out against `kubectl cp`.
+/// One whole migration of `doc` with `options.import = mode` (none for `default`), in a fresh
+/// installation of `release`; with `copy`, also the backup's copy-out against `kubectl cp`.
 async fn migrate(
+    release: Release,
     doc: &ExportDocument,
     mode: &'static str,
     copy: bool,
@@ -203,19 +246,23 @@ async fn migrate(
     let contents = Contents {
         etcd_data: Some(doc.clone()),
         tool_pace: Some(PACE.into()),
-        // the controller image of the dataset's LINSTOR
-        linstor: linstor_fake::Release::of(&doc.linstor_version),
+        linstor: Some(release),
     };
-    let inst =
-        Installation::with_contents(NAMESPACE, Shape::Piraeus, 1, ControllerPace::default(), contents).await;
+    let controller = ControllerPace {
+        start: pace::controller_start(release, doc.total_rows()),
+        stop: Duration::ZERO,
+    };
+    let inst = Installation::with_contents(NAMESPACE, Shape::Piraeus, 1, controller, contents).await;
     let (clock, watch) =
         PodClock::start(&inst.client, &inst.ns, "app.kubernetes.io/instance=piraeus-op-cs").await;
     let rest_up_at = measure::rest_up_recorder(inst.rest_url.clone());
     let svc = Service::start(&inst).await;
 
-    let (status, body) = svc
-        .start_run("migrate", &inst.reference(), json!({"import": mode}))
-        .await;
+    let options = match mode {
+        "default" => json!({}),
+        mode => json!({"import": mode}),
+    };
+    let (status, body) = svc.start_run("migrate", &inst.reference(), options).await;
     if status != 201 {
         bail!("POST /api/v1/runs: {status} {body}");
     }
@@ -235,7 +282,9 @@ async fn migrate(
     let downtime = measure::downtime(&inst, &run, &clock, &rest_up_at);
     let import = &run["report"]["import_report"];
     let fallback = import["fallback"].as_str().map(str::to_string);
-    let rows_written = match (mode, &fallback) {
+    // what `auto` chose, for `default`
+    let chosen = import["mode"].as_str().unwrap_or(mode).to_string();
+    let rows_written = match (chosen.as_str(), &fallback) {
         ("delta", None) => ["created", "changed", "removed"]
             .iter()
             .map(|k| import["delta"][k].as_u64().unwrap_or(0))
@@ -249,6 +298,7 @@ async fn migrate(
     };
     let measured = Measured {
         mode,
+        chosen,
         downtime,
         rows_written,
         fallback,

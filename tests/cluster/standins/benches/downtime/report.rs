@@ -1,13 +1,21 @@
-//! The benchmark's results as markdown: one table of every migration (size x import mode), the
-//! tool/delta ratio per size, copy-out against `kubectl cp`, and the project's goals checked
-//! against what was measured.
+//! The benchmark's results as markdown: one table of every migration (release x size x import
+//! option), the tool / default ratio per release and size, copy-out against `kubectl cp`, and the
+//! project's goals checked against what was measured.
+
+use linstor_fake::Release;
 
 use crate::measure::{CopyTimes, Downtime};
 
+/// The most the service's own part of a downtime may take (everything but the `linstor-database`
+/// runs and the controller's own start), seconds.
+const OVERHEAD_GOAL: f64 = 3.0;
+
 /// One migration measured.
 pub struct Measured {
-    /// `tool` or `delta`.
+    /// The import option given: `default` (none), `tool` or `delta`.
     pub mode: &'static str,
+    /// The import that ran (`auto` chooses for `default`).
+    pub chosen: String,
     pub downtime: Downtime,
     /// Rows written into the `k8s` backend during the downtime.
     pub rows_written: u64,
@@ -44,8 +52,9 @@ pub struct CopyOut {
     pub step_ms: i64,
 }
 
-/// Everything measured for one dataset size.
+/// Everything measured for one release at one dataset size.
 pub struct SizeResult {
+    pub release: Release,
     pub label: String,
     pub rows: usize,
     pub resource_definitions: usize,
@@ -57,6 +66,29 @@ pub struct SizeResult {
 impl SizeResult {
     fn run(&self, mode: &str) -> Option<&Measured> {
         self.runs.iter().find(|m| m.mode == mode)
+    }
+
+    /// The run of the delta import: the default options' (when `auto` chose it), else `delta`'s.
+    fn delta(&self) -> Option<&Measured> {
+        self.runs
+            .iter()
+            .find(|m| m.mode == "default" && m.chosen == "delta" && m.fallback.is_none())
+            .or_else(|| self.run("delta"))
+    }
+
+    /// `1.25.1 20k`.
+    fn name(&self) -> String {
+        format!("{} {}", self.release.version(), self.label)
+    }
+}
+
+impl Measured {
+    /// `default (delta)`, `tool`.
+    fn option(&self) -> String {
+        match self.mode {
+            "default" => format!("default ({})", self.chosen),
+            mode => mode.to_string(),
+        }
     }
 }
 
@@ -88,11 +120,11 @@ const STEPS: [(&str, &str); 7] = [
 pub fn markdown(results: &[SizeResult]) -> Vec<String> {
     let mut out = vec![
         format!(
-            "| dataset | import | **downtime** | {} | tool runs | controller start | service overhead | rows written in the downtime | peak RSS |",
+            "| LINSTOR | dataset | import | **downtime** | {} | tool runs | controller start | service overhead | rows written in the downtime | peak RSS |",
             STEPS.map(|(_, short)| short).join(" | ")
         ),
         format!(
-            "|---|---|---:|{}---:|---:|---:|---:|---:|",
+            "|---|---|---|---:|{}---:|---:|---:|---:|---:|",
             "---:|".repeat(STEPS.len())
         ),
     ];
@@ -104,12 +136,13 @@ pub fn markdown(results: &[SizeResult]) -> Vec<String> {
                 .map(|(name, _)| format!("{:.2}", m.step(name)))
                 .collect();
             out.push(format!(
-                "| {} ({} rows, {} RDs, {} volumes) | {}{} | **{:.2} s** | {} | {:.2} s | {:.2} s | {:.2} s | {} | {:.1} MiB |",
+                "| {} | {} ({} rows, {} RDs, {} volumes) | {}{} | **{:.2} s** | {} | {:.2} s | {:.2} s | {:.2} s | {} | {:.1} MiB |",
+                r.release.version(),
                 r.label,
                 thousands(r.rows as u64),
                 thousands(r.resource_definitions as u64),
                 thousands(r.volumes as u64),
-                m.mode,
+                m.option(),
                 m.fallback.as_ref().map_or(String::new(), |f| format!(" (fell back to the tool: {f})")),
                 d.total(),
                 steps.join(" | "),
@@ -122,17 +155,17 @@ pub fn markdown(results: &[SizeResult]) -> Vec<String> {
         }
     }
     out.push(String::new());
-    out.push("| dataset | tool downtime | delta downtime | tool / delta |".into());
+    out.push("| LINSTOR, dataset | tool downtime | delta downtime | tool / delta |".into());
     out.push("|---|---:|---:|---:|".into());
     for r in results {
-        if let (Some(t), Some(d)) = (r.run("tool"), r.run("delta")) {
+        if let (Some(t), Some(d)) = (r.run("tool"), r.delta()) {
             let (t, d) = (t.downtime.total(), d.downtime.total());
-            out.push(format!("| {} | {t:.2} s | {d:.2} s | {:.1}x |", r.label, t / d));
+            out.push(format!("| {} | {t:.2} s | {d:.2} s | {:.1}x |", r.name(), t / d));
         }
     }
     out.push(String::new());
     out.push(
-        "| dataset | backup | copy_backup step | service copy code, best of 3 | `kubectl cp`, best of 3 | service / kubectl cp |"
+        "| LINSTOR, dataset | backup | copy_backup step | service copy code, best of 3 | `kubectl cp`, best of 3 | service / kubectl cp |"
             .into(),
     );
     out.push("|---|---:|---:|---:|---:|---:|".into());
@@ -141,7 +174,7 @@ pub fn markdown(results: &[SizeResult]) -> Vec<String> {
             let t = &c.times;
             out.push(format!(
                 "| {} | {} bytes | {} ms = {:.1} MiB/s | {:.3} s = {:.1} MiB/s | {:.3} s = {:.1} MiB/s | {:.2}x |",
-                r.label,
+                r.name(),
                 thousands(t.bytes),
                 c.step_ms,
                 t.mib_per_s(c.step_ms as f64 / 1000.0),
@@ -165,30 +198,43 @@ fn verdict(met: bool) -> &'static str {
 /// The project's goals, each with what was measured (only for the sizes that ran).
 fn goals(results: &[SizeResult]) -> Vec<String> {
     let mut out = Vec::new();
-    let at = |label: &str| results.iter().find(|r| r.label == label);
-    if let Some(d) = at("20k").and_then(|r| r.run("delta")) {
-        let limit = d.consistent_export() + d.downtime.controller_start + 3.0;
-        out.push(format!(
-            "- delta at 20k <= consistent export + controller start + 3 s: {:.2} s against {:.2} s + {:.2} s + 3 s = {limit:.2} s: {}",
-            d.downtime.total(),
-            d.consistent_export(),
-            d.downtime.controller_start,
-            verdict(d.downtime.total() <= limit)
-        ));
+    for r in results.iter().filter(|r| r.label == "20k") {
+        if let Some(d) = r.delta() {
+            let limit = d.consistent_export() + d.downtime.controller_start + 3.0;
+            out.push(format!(
+                "- {}: delta <= consistent export + controller start + 3 s: {:.2} s against {:.2} s + {:.2} s + 3 s = {limit:.2} s: {}",
+                r.name(),
+                d.downtime.total(),
+                d.consistent_export(),
+                d.downtime.controller_start,
+                verdict(d.downtime.total() <= limit)
+            ));
+        }
+        if let (Some(t), Some(d)) = (r.run("tool"), r.delta()) {
+            let ratio = t.downtime.total() / d.downtime.total();
+            out.push(format!(
+                "- {}: at least 5x less downtime than the tool: {ratio:.1}x: {}",
+                r.name(),
+                verdict(ratio >= 5.0)
+            ));
+        }
     }
-    if let Some(r) = at("20k")
-        && let (Some(t), Some(d)) = (r.run("tool"), r.run("delta"))
-    {
-        let ratio = t.downtime.total() / d.downtime.total();
-        out.push(format!(
-            "- at least 5x less downtime than the tool at 20k: {ratio:.1}x: {}",
-            verdict(ratio >= 5.0)
-        ));
+    for r in results.iter().filter(|r| r.label == "20k" || r.label == "100k") {
+        for m in r.runs.iter().filter(|m| m.mode != "tool") {
+            let overhead = m.downtime.overhead();
+            out.push(format!(
+                "- {}, {}: the service's own part <= {OVERHEAD_GOAL} s: {overhead:.2} s: {}",
+                r.name(),
+                m.option(),
+                verdict(overhead <= OVERHEAD_GOAL)
+            ));
+        }
     }
-    if let Some(r) = at("100k") {
+    for r in results.iter().filter(|r| r.label == "100k") {
         let peak = r.runs.iter().map(|m| m.peak_rss_kib).max().unwrap_or(0) as f64 / 1024.0;
         out.push(format!(
-            "- peak RSS < 64 MiB at 100k: {peak:.1} MiB: {}",
+            "- {}: peak RSS < 64 MiB: {peak:.1} MiB: {}",
+            r.name(),
             verdict(peak < 64.0)
         ));
     }
@@ -196,8 +242,8 @@ fn goals(results: &[SizeResult]) -> Vec<String> {
         if let Some(c) = &r.copy {
             let ratio = c.times.kubectl / c.times.service;
             out.push(format!(
-                "- copy-out >= 0.9x `kubectl cp` ({}): {ratio:.2}x: {}",
-                r.label,
+                "- {}: copy-out >= 0.9x `kubectl cp`: {ratio:.2}x: {}",
+                r.name(),
                 verdict(ratio >= 0.9)
             ));
         }

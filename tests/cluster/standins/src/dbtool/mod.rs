@@ -132,7 +132,8 @@ async fn run_registered(args: &[String], env: &ToolEnv) -> i32 {
             return EXIT_BAD_FAULT;
         }
     };
-    let pace = match Pace::parse(env.pace.as_deref()) {
+    let release = linstor_fake::Release::modelling(&env.version);
+    let pace = match Pace::parse(env.pace.as_deref(), release) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("linstor-database stand-in: {e}");
