@@ -27,6 +27,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
+use crate::linstor::export::row_digest;
+use crate::linstor::row_index::key_text;
+use crate::linstor::schema::Table;
+
 pub use crd::{LinstorController, LinstorCsiDriver, LinstorSatelliteSet};
 
 use crate::linstor::rest::LinstorApi;
@@ -212,6 +216,38 @@ pub struct K8sBackendObject {
     pub spec: serde_json::Map<String, serde_json::Value>,
 }
 
+/// One object of the `k8s` backend as the data verification needs it: what names it and what
+/// digests its row, not the row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct K8sBackendRow {
+    /// The object's name.
+    pub name: String,
+    /// The primary-key text of its row ([`crate::linstor::row_index::key_text`]); `None` for a
+    /// table without a primary key.
+    pub key_text: Option<String>,
+    /// [`crate::linstor::export::row_digest`] of its `spec`.
+    pub digest: [u8; 32],
+}
+
+impl K8sBackendRow {
+    /// The row of `object`, an object of `table`.
+    pub fn of(table: &Table, object: &K8sBackendObject) -> Self {
+        Self {
+            name: object.name.clone(),
+            key_text: key_text(table, &object.spec),
+            digest: row_digest(&object.spec),
+        }
+    }
+}
+
+/// A page of a `k8s`-backend table's rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct K8sBackendRowPage {
+    pub rows: Vec<K8sBackendRow>,
+    /// Where the next page starts; `None` after the last one.
+    pub continue_token: Option<String>,
+}
+
 /// A page of a `k8s`-backend table's objects.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct K8sBackendPage {
@@ -286,6 +322,24 @@ pub trait Cluster: Send + Sync + 'static {
         limit: u32,
         continue_token: Option<&str>,
     ) -> ClusterResult<K8sBackendPage>;
+    /// A page of `table`'s objects in CRD `version` as rows (name, key text, digest), as
+    /// [`Cluster::list_k8s_backend_page`] would give them. The API server's implementation parses
+    /// a LIST answer without building the objects (the direct read of a large backend).
+    async fn list_k8s_backend_rows(
+        &self,
+        table: &Table,
+        version: &str,
+        limit: u32,
+        continue_token: Option<&str>,
+    ) -> ClusterResult<K8sBackendRowPage> {
+        let page = self
+            .list_k8s_backend_page(table.plural(), version, limit, continue_token)
+            .await?;
+        Ok(K8sBackendRowPage {
+            rows: page.objects.iter().map(|o| K8sBackendRow::of(table, o)).collect(),
+            continue_token: page.continue_token,
+        })
+    }
     /// Creates a backend object (a row): `AlreadyExists` when one of that name exists.
     async fn create_k8s_backend_object(
         &self,

@@ -104,7 +104,7 @@ pub fn row_digest(row: &Row) -> [u8; 32] {
 }
 
 /// Feeds what is written into a SHA-256.
-struct Hashing(Sha256);
+pub(crate) struct Hashing(pub(crate) Sha256);
 
 impl std::io::Write for Hashing {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

@@ -8,21 +8,36 @@
 use sha2::{Digest, Sha256};
 
 use crate::export::{Row, scalar_text};
+use crate::row_ref::RowRef;
 use crate::schema::Table;
 
+/// What the naming rule reads of a row: a column's value as text (a string as it is, anything
+/// else as JSON), `None` when the row lacks the column or it is null. An owned [`Row`] and a
+/// borrowed [`RowRef`] answer alike.
+pub trait Columns {
+    fn column_text(&self, column: &str) -> Option<String>;
+}
+
+impl Columns for Row {
+    fn column_text(&self, column: &str) -> Option<String> {
+        self.get(column).filter(|v| !v.is_null()).map(scalar_text)
+    }
+}
+
+impl Columns for RowRef<'_> {
+    fn column_text(&self, column: &str) -> Option<String> {
+        self.get(column).filter(|v| !v.is_null()).map(|v| v.text())
+    }
+}
+
 /// The primary-key text of `row`; `None` for a table without a primary key.
-pub fn key_text(table: &Table, row: &Row) -> Option<String> {
+pub fn key_text<R: Columns + ?Sized>(table: &Table, row: &R) -> Option<String> {
     if !table.is_keyed() {
         return None;
     }
     let parts: Vec<String> = table
         .primary_key()
-        .map(|c| {
-            row.get(&c.row_key())
-                .filter(|v| !v.is_null())
-                .map(scalar_text)
-                .unwrap_or_default()
-        })
+        .map(|c| row.column_text(&c.row_key()).unwrap_or_default())
         .collect();
     Some(parts.join(":"))
 }

@@ -7,7 +7,13 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch
 
 use super::FIELD_MANAGER;
 use super::errors::{is_not_found, map_kube_error};
-use crate::cluster::{ClusterResult, K8sBackendObject, K8sBackendPage};
+use std::borrow::Cow;
+
+use linstor_model::row_ref::RowRef;
+
+use crate::cluster::{ClusterResult, K8sBackendObject, K8sBackendPage, K8sBackendRow, K8sBackendRowPage};
+use crate::linstor::row_index::key_text;
+use crate::linstor::schema::Table;
 
 use crate::linstor::schema::K8S_GROUP as GROUP;
 
@@ -182,4 +188,136 @@ pub(super) async fn list_page(
             .collect(),
         continue_token: list.metadata.continue_.filter(|c| !c.is_empty()),
     })
+}
+
+/// A LIST answer as [`list_rows`] reads it: names and `spec`s borrowed from the answer's text.
+#[derive(serde::Deserialize)]
+struct RowRefList<'a> {
+    #[serde(default)]
+    metadata: RowListMeta,
+    #[serde(default, borrow)]
+    items: Vec<RowRefObject<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct RowRefObject<'a> {
+    #[serde(borrow)]
+    metadata: RowRefMeta<'a>,
+    #[serde(default, borrow)]
+    spec: RowRef<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct RowRefMeta<'a> {
+    #[serde(default, borrow)]
+    name: Cow<'a, str>,
+}
+
+/// The rows of one LIST answer's text.
+fn rows_of(table: &Table, text: &str) -> serde_json::Result<K8sBackendRowPage> {
+    let list: RowRefList = serde_json::from_str(text)?;
+    Ok(K8sBackendRowPage {
+        rows: list
+            .items
+            .iter()
+            .map(|o| K8sBackendRow {
+                name: o.metadata.name.to_string(),
+                key_text: key_text(table, &o.spec),
+                digest: o.spec.digest(),
+            })
+            .collect(),
+        continue_token: list.metadata.continue_.filter(|c| !c.is_empty()),
+    })
+}
+
+/// One page of `table`'s objects as rows (name, key text, digest), parsed without building them:
+/// [`list_page`]'s answer, as the direct read of the whole backend needs it. `NotFound` as there.
+pub(super) async fn list_rows(
+    client: &kube::Client,
+    table: &Table,
+    version: &str,
+    limit: u32,
+    continue_token: Option<&str>,
+) -> ClusterResult<K8sBackendRowPage> {
+    let plural = table.plural();
+    let mut lp = ListParams::default().limit(limit);
+    if let Some(token) = continue_token {
+        lp = lp.continue_token(token);
+    }
+    let failed = |e: kube::Error| {
+        map_kube_error(
+            "list",
+            "CustomResource",
+            "",
+            &format!("{}/{version}", what(plural)),
+            e,
+        )
+    };
+    let request = kube::core::Request::new(format!("/apis/{GROUP}/{version}/{plural}"))
+        .list(&lp)
+        .map_err(|e| failed(kube::Error::BuildRequest(e)))?;
+    let text = client.request_text(request).await.map_err(failed)?;
+    rows_of(table, &text).map_err(|e| failed(kube::Error::SerdeError(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::linstor::export::row_digest;
+
+    /// A LIST answer as the API server writes it (Go's encoder: `<`, `>`, `&` escaped), with
+    /// everything the rows do not need.
+    fn answer(items: &[serde_json::Value], next: &str) -> String {
+        let text = json!({
+            "apiVersion": "internal.linstor.linbit.com/v1-31-1",
+            "items": items,
+            "kind": "ResourceDefinitionsList",
+            "metadata": {"continue": next, "resourceVersion": "100764"},
+        })
+        .to_string();
+        text.replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .replace('&', "\\u0026")
+    }
+
+    #[test]
+    fn a_list_answer_gives_the_rows_of_the_owned_objects() {
+        let table = linstor_fake::Release::LATEST
+            .table("RESOURCE_DEFINITIONS")
+            .unwrap();
+        let specs = [
+            json!({"resource_name": "PVC-1", "resource_dsp_name": "pvc-1", "uuid": "u-1", "resource_flags": 0}),
+            json!({"resource_name": "A<&>B", "resource_dsp_name": "a<&>b \"q\" é", "uuid": "u-2", "resource_flags": 18446744073709551615u64, "snapshot_name": null}),
+        ];
+        let items: Vec<_> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                json!({
+                    "apiVersion": "internal.linstor.linbit.com/v1-31-1",
+                    "kind": "ResourceDefinitions",
+                    "metadata": {"name": format!("n{i}"), "managedFields": [{"manager": "x", "fieldsV1": {"f:spec": {}}}], "resourceVersion": "7"},
+                    "spec": spec,
+                })
+            })
+            .collect();
+        let text = answer(&items, "next-page");
+        let page = rows_of(table, &text).unwrap();
+        assert_eq!(page.continue_token.as_deref(), Some("next-page"));
+        assert_eq!(page.rows.len(), 2);
+        for (i, (row, spec)) in page.rows.iter().zip(&specs).enumerate() {
+            let owned = spec.as_object().unwrap().clone();
+            assert_eq!(row.name, format!("n{i}"));
+            assert_eq!(row.digest, row_digest(&owned));
+            assert_eq!(row.key_text, key_text(table, &owned));
+        }
+        // the key of a null snapshot name is empty
+        assert_eq!(page.rows[1].key_text.as_deref(), Some("A<&>B:"));
+        // the last page
+        assert_eq!(rows_of(table, &answer(&[], "")).unwrap().continue_token, None);
+        // not a LIST answer
+        assert!(rows_of(table, "{\"items\": [{\"spec\": 1}]}").is_err());
+    }
 }

@@ -35,9 +35,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     AccessDecision, AccessQuestion, Cluster, ClusterResult, ExecLine, ExecOutcome, K8sBackendInventory,
-    K8sBackendObject, K8sBackendPage, LinstorController, LinstorCsiDriver, LinstorSatelliteSet, UserInfo,
+    K8sBackendObject, K8sBackendPage, K8sBackendRowPage, LinstorController, LinstorCsiDriver,
+    LinstorSatelliteSet, UserInfo,
 };
 use crate::linstor::rest::LinstorApi;
+use crate::linstor::schema::Table;
 
 pub use calls::{CallFailed, CallPolicy};
 pub use status::{PodStartState, RolloutState, deployment_rollout, pod_start_state};
@@ -193,6 +195,16 @@ impl Cluster for KubeCluster {
         continue_token: Option<&str>,
     ) -> ClusterResult<K8sBackendPage> {
         backend_objects::list_page(&self.client, plural, version, limit, continue_token).await
+    }
+
+    async fn list_k8s_backend_rows(
+        &self,
+        table: &Table,
+        version: &str,
+        limit: u32,
+        continue_token: Option<&str>,
+    ) -> ClusterResult<K8sBackendRowPage> {
+        backend_objects::list_rows(&self.client, table, version, limit, continue_token).await
     }
 
     async fn create_k8s_backend_object(

@@ -14,8 +14,8 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::RunSchema;
 use crate::cluster::{Cluster, ClusterError};
-use crate::linstor::export::{ExportHeader, ExportSummary, TableSummary, row_digest};
-use crate::linstor::row_index::{RowEntry, RowIndex, RowKey, key_hash, key_text};
+use crate::linstor::export::{ExportHeader, ExportSummary, TableSummary};
+use crate::linstor::row_index::{RowEntry, RowIndex, RowKey, key_hash};
 use crate::linstor::schema::Table;
 
 /// Objects per LIST request.
@@ -66,17 +66,16 @@ async fn read_table(cluster: &dyn Cluster, table: &Table, version: &str) -> Resu
     let mut token: Option<String> = None;
     loop {
         let page = cluster
-            .list_k8s_backend_page(table.plural(), version, PAGE, token.as_deref())
+            .list_k8s_backend_rows(table, version, PAGE, token.as_deref())
             .await?;
-        for object in page.objects {
-            let digest = row_digest(&object.spec);
-            let key = match key_text(table, &object.spec) {
+        for object in page.rows {
+            let key = match &object.key_text {
                 Some(text) => {
                     let (key, hex_name) = key_of_name(&object.name);
                     if !hex_name {
                         out.odd_names.insert(key, object.name.clone());
                     }
-                    if key_hash(&text) != key {
+                    if key_hash(text) != key {
                         out.misnamed_count += 1;
                         if out.misnamed.len() < NAMED {
                             out.misnamed
@@ -85,9 +84,9 @@ async fn read_table(cluster: &dyn Cluster, table: &Table, version: &str) -> Resu
                     }
                     key
                 }
-                None => digest,
+                None => object.digest,
             };
-            entries.push(RowEntry::new(key, &digest));
+            entries.push(RowEntry::new(key, &object.digest));
         }
         match page.continue_token {
             Some(t) => token = Some(t),
