@@ -160,23 +160,9 @@ pub(super) async fn list_page(
     limit: u32,
     continue_token: Option<&str>,
 ) -> ClusterResult<K8sBackendPage> {
-    let mut lp = ListParams::default().limit(limit);
-    if let Some(token) = continue_token {
-        lp = lp.continue_token(token);
-    }
-    let failed = |e: kube::Error| {
-        map_kube_error(
-            "list",
-            "CustomResource",
-            "",
-            &format!("{}/{version}", what(plural)),
-            e,
-        )
-    };
-    let request = kube::core::Request::new(format!("/apis/{GROUP}/{version}/{plural}"))
-        .list(&lp)
-        .map_err(|e| failed(kube::Error::BuildRequest(e)))?;
-    let list: RowList = client.request(request).await.map_err(failed)?;
+    let text = list_text(client, plural, version, limit, continue_token).await?;
+    let list: RowList =
+        serde_json::from_str(&text).map_err(|e| list_failed(plural, version, kube::Error::SerdeError(e)))?;
     Ok(K8sBackendPage {
         objects: list
             .items
@@ -188,6 +174,38 @@ pub(super) async fn list_page(
             .collect(),
         continue_token: list.metadata.continue_.filter(|c| !c.is_empty()),
     })
+}
+
+/// A failed LIST of `plural` in `version`.
+fn list_failed(plural: &str, version: &str, e: kube::Error) -> crate::cluster::ClusterError {
+    map_kube_error(
+        "list",
+        "CustomResource",
+        "",
+        &format!("{}/{version}", what(plural)),
+        e,
+    )
+}
+
+/// The text of the LIST answer of one page of `plural`'s objects in `version`.
+async fn list_text(
+    client: &kube::Client,
+    plural: &str,
+    version: &str,
+    limit: u32,
+    continue_token: Option<&str>,
+) -> ClusterResult<String> {
+    let mut lp = ListParams::default().limit(limit);
+    if let Some(token) = continue_token {
+        lp = lp.continue_token(token);
+    }
+    let request = kube::core::Request::new(format!("/apis/{GROUP}/{version}/{plural}"))
+        .list(&lp)
+        .map_err(|e| list_failed(plural, version, kube::Error::BuildRequest(e)))?;
+    client
+        .request_text(request)
+        .await
+        .map_err(|e| list_failed(plural, version, e))
 }
 
 /// A LIST answer as [`list_rows`] reads it: names and `spec`s borrowed from the answer's text.
@@ -240,24 +258,8 @@ pub(super) async fn list_rows(
     continue_token: Option<&str>,
 ) -> ClusterResult<K8sBackendRowPage> {
     let plural = table.plural();
-    let mut lp = ListParams::default().limit(limit);
-    if let Some(token) = continue_token {
-        lp = lp.continue_token(token);
-    }
-    let failed = |e: kube::Error| {
-        map_kube_error(
-            "list",
-            "CustomResource",
-            "",
-            &format!("{}/{version}", what(plural)),
-            e,
-        )
-    };
-    let request = kube::core::Request::new(format!("/apis/{GROUP}/{version}/{plural}"))
-        .list(&lp)
-        .map_err(|e| failed(kube::Error::BuildRequest(e)))?;
-    let text = client.request_text(request).await.map_err(failed)?;
-    rows_of(table, &text).map_err(|e| failed(kube::Error::SerdeError(e)))
+    let text = list_text(client, plural, version, limit, continue_token).await?;
+    rows_of(table, &text).map_err(|e| list_failed(plural, version, kube::Error::SerdeError(e)))
 }
 
 #[cfg(test)]
